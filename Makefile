@@ -1,0 +1,38 @@
+# make run   — the main job end to end on the embedded defaults
+# make test  — lint, types and the whole test suite (starts its own PostgreSQL)
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export AWS_EC2_METADATA_DISABLED := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test lint typecheck pytest server bench clean
+
+setup:
+	@bash .ci/bootstrap.sh
+
+run: setup
+	$(BIN)/python -m thrifty.demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy src/thrifty
+
+pytest: setup
+	@url="$$(bash .ci/postgres.sh start)"; \
+	THRIFTY_TEST_POSTGRES_URL="$$url" THRIFTY_REQUIRE_POSTGRES=1 $(BIN)/pytest; \
+	rc=$$?; if [[ $$rc == 5 ]]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	bash .ci/postgres.sh stop
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

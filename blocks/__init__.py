@@ -1,0 +1,1 @@
+"""blocks of the thrifty Prefect project."""

@@ -1,0 +1,11 @@
+"""Content-addressed artifact store: every blob is named by its sha256.
+
+Backends: a local folder (default, under ``THRIFTY_HOME``) and S3 (``s3://bucket/prefix``), where
+each storage tier maps to an S3 storage class. Writes are atomic; the same bytes are stored once.
+"""
+
+from __future__ import annotations
+
+from thrifty.artifacts.base import TIERS, ArtifactStore, StoredBlob, open_store, sha256_file
+
+__all__ = ["TIERS", "ArtifactStore", "StoredBlob", "open_store", "sha256_file"]

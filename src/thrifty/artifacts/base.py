@@ -1,0 +1,118 @@
+"""The store interface, hashing helpers and the URL → backend factory."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from thrifty.errors import ConfigError
+
+#: storage tiers, hottest first, and the S3 storage class each maps to
+TIERS: dict[str, str] = {"hot": "STANDARD", "warm": "STANDARD_IA", "cold": "GLACIER_IR"}
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size_bytes: int
+    uri: str
+    created: bool
+
+
+class ArtifactStore(Protocol):
+    """What every backend does. Small enough that a test double is a few lines."""
+
+    url: str
+
+    def put_file(self, path: Path) -> StoredBlob: ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def fetch(self, sha256: str) -> Path:
+        """A local path holding the blob's bytes (the blob itself, or a verified cached copy)."""
+        ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def set_tier(self, sha256: str, tier: str) -> None: ...
+
+    def tier_of(self, sha256: str) -> str: ...
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def blob_key(sha256: str) -> str:
+    return f"sha256/{sha256[:2]}/{sha256}"
+
+
+def check_tier(tier: str) -> str:
+    if tier not in TIERS:
+        raise ConfigError(f"unknown storage tier {tier!r}", hint=f"use one of {', '.join(TIERS)}")
+    return TIERS[tier]
+
+
+def pack_tree(folder: Path, out: Path) -> None:
+    """A deterministic tar of ``folder`` (sorted names, zeroed times and owners) at ``out``.
+
+    Same files → same bytes → same sha256, so a folder model is content-addressed like a file.
+    """
+    with tarfile.open(out, "w") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_dir():
+                continue
+            info = tarfile.TarInfo(path.relative_to(folder).as_posix())
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            info.mtime = 0
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+
+
+def unpack_tree(tar_path: Path, dest: Path) -> Path:
+    """Extract a packed tree into ``dest`` atomically (temp folder + rename); returns ``dest``."""
+    if dest.exists():
+        return dest
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(tmp, filter="data")
+    try:
+        tmp.rename(dest)
+    except OSError:
+        if not dest.exists():
+            raise
+    return dest
+
+
+def open_store(url: str, *, s3_endpoint_url: str | None = None, cache_dir: Path | None = None) -> ArtifactStore:
+    """The backend for ``url``: ``s3://bucket/prefix`` or a local folder path."""
+    if url.startswith("s3://"):
+        from thrifty.artifacts.s3 import S3Store
+
+        return S3Store(url, endpoint_url=s3_endpoint_url, cache_dir=cache_dir)
+    if "://" in url and not url.startswith("file://"):
+        raise ConfigError(
+            f"artifact store URL {url!r} has an unsupported scheme",
+            hint="use a local folder path or s3://bucket/prefix",
+        )
+    from thrifty.artifacts.local import LocalStore
+
+    return LocalStore(Path(url.removeprefix("file://")))
+
+
+def bytes_io(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

@@ -1,0 +1,251 @@
+"""The registry's tables (SQLAlchemy 2 typed ORM).
+
+Only ``thrifty.registry`` touches these classes with a session; everything else gets them back
+from ``Registry`` methods as detached objects (``expire_on_commit=False``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, on SQLite (which drops tzinfo) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Artifact(Base):
+    """A blob in the content-addressed store."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    uri: Mapped[str] = mapped_column(Text)
+    storage_tier: Mapped[str] = mapped_column(String(32), default="hot")
+    kind: Mapped[str] = mapped_column(String(32), default="model")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", order_by="ModelVersion.version", lazy="selectin"
+    )
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        UniqueConstraint("model_id", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    parameter_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    opset: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signature: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_path: Mapped[str] = mapped_column(Text)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    model: Mapped[Model] = relationship(back_populates="versions", lazy="joined")
+    artifact: Mapped[Artifact] = relationship(lazy="joined")
+
+
+class Variant(Base):
+    """An optimized form of a model version (ONNX export, int8, pruned, ...)."""
+
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("model_version_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    parent_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", ondelete="SET NULL"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    technique: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    rejection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fidelity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    artifact: Mapped[Artifact] = relationship(lazy="joined")
+
+
+class BenchmarkResult(Base):
+    __tablename__ = "benchmark_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    threads: Mapped[int] = mapped_column(Integer)
+    seq_len: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms_p50: Mapped[float] = mapped_column(Float)
+    latency_ms_p95: Mapped[float] = mapped_column(Float)
+    latency_ms_p99: Mapped[float] = mapped_column(Float)
+    throughput_rps: Mapped[float] = mapped_column(Float)
+    peak_memory_mib: Mapped[float | None] = mapped_column(Float, nullable=True)
+    load_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PriceQuote(Base):
+    """One observed price row; appended, never overwritten (history)."""
+
+    __tablename__ = "price_quotes"
+    __table_args__ = (
+        Index(
+            "ix_price_quotes_key_time",
+            "provider",
+            "region",
+            "instance_type",
+            "price_model",
+            "observed_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(64), default="")
+    instance_type: Mapped[str] = mapped_column(String(128))
+    vcpus: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accelerator_name: Mapped[str] = mapped_column(String(64), default="")
+    accelerator_count: Mapped[float] = mapped_column(Float, default=0.0)
+    arch: Mapped[str] = mapped_column(String(16), default="amd64")
+    price_model: Mapped[str] = mapped_column(String(16))
+    usd_per_hour: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usd_per_gb_second: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usd_per_million_requests: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interruption_bucket: Mapped[str] = mapped_column(String(16), default="")
+    derived: Mapped[bool] = mapped_column(Boolean, default=False)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Plan(Base):
+    """A decision record: prices used, every candidate and why it lost, assumptions."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    slo: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    chosen: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    usd_per_million_requests: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(64), default="")
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", ondelete="SET NULL"), nullable=True
+    )
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="SET NULL"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(32), default="pending")
+    replicas: Mapped[int] = mapped_column(Integer, default=0)
+    endpoint_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DeploymentEvent(Base):
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    usd_saved_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RequestLog(Base):
+    """One request seen by the gateway (the hibernation policy learns from these)."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_model_at", "model_name", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    cold: Mapped[bool] = mapped_column(Boolean, default=False)
+    status_code: Mapped[int] = mapped_column(Integer, default=200)

@@ -1,0 +1,345 @@
+"""The repository: the only code in thrifty that issues SQL.
+
+Every public method runs in one transaction and returns detached ORM objects
+(``expire_on_commit=False``), so callers can read attributes after the session closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from thrifty.errors import NotFoundError
+from thrifty.registry.db import make_engine, upgrade
+from thrifty.registry.models import (
+    Artifact,
+    BenchmarkResult,
+    Deployment,
+    DeploymentEvent,
+    Model,
+    ModelVersion,
+    Plan,
+    PriceQuote,
+    RequestLog,
+    Variant,
+    utcnow,
+)
+
+PRICE_KEY = ("provider", "region", "zone", "instance_type", "price_model")
+
+
+class Registry:
+    """Typed access to the registry database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        upgrade(engine)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Registry:
+        return cls(make_engine(url))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def upsert_artifact(self, sha256: str, size_bytes: int, uri: str, kind: str = "model") -> Artifact:
+        with self.session() as s:
+            found = s.scalar(select(Artifact).where(Artifact.sha256 == sha256))
+            if found is not None:
+                return found
+            artifact = Artifact(sha256=sha256, size_bytes=size_bytes, uri=uri, kind=kind)
+            s.add(artifact)
+            s.flush()
+            return artifact
+
+    def get_artifact(self, sha256: str) -> Artifact | None:
+        with self.session() as s:
+            return s.scalar(select(Artifact).where(Artifact.sha256 == sha256))
+
+    def list_artifacts(self) -> list[Artifact]:
+        with self.session() as s:
+            return list(s.scalars(select(Artifact).order_by(Artifact.id)))
+
+    def set_artifact_tier(self, sha256: str, tier: str, uri: str | None = None) -> None:
+        with self.session() as s:
+            artifact = s.scalar(select(Artifact).where(Artifact.sha256 == sha256))
+            if artifact is None:
+                raise NotFoundError(f"artifact {sha256[:12]} is not in the registry")
+            artifact.storage_tier = tier
+            if uri is not None:
+                artifact.uri = uri
+
+    def touch_artifact(self, sha256: str, at: datetime | None = None) -> None:
+        with self.session() as s:
+            artifact = s.scalar(select(Artifact).where(Artifact.sha256 == sha256))
+            if artifact is not None:
+                artifact.last_used_at = at or utcnow()
+
+    # -- models and versions -----------------------------------------------------------------
+    def add_model_version(self, name: str, *, sha256: str, artifact: Artifact, **fields: Any) -> tuple[ModelVersion, bool]:
+        """Register bytes under ``name``; same bytes → the existing version, ``created=False``."""
+        with self.session() as s:
+            model = s.scalar(select(Model).where(Model.name == name))
+            if model is None:
+                model = Model(name=name)
+                s.add(model)
+                s.flush()
+            existing = s.scalar(
+                select(ModelVersion).where(
+                    ModelVersion.model_id == model.id, ModelVersion.sha256 == sha256
+                )
+            )
+            if existing is not None:
+                return existing, False
+            latest = s.scalar(
+                select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+            )
+            version = ModelVersion(
+                model_id=model.id,
+                version=(latest or 0) + 1,
+                sha256=sha256,
+                artifact_id=artifact.id,
+                **fields,
+            )
+            s.add(version)
+            s.flush()
+            s.refresh(version)
+            return version, True
+
+    def list_models(self) -> list[Model]:
+        with self.session() as s:
+            return list(s.scalars(select(Model).order_by(Model.name)))
+
+    def get_model(self, name: str) -> Model:
+        with self.session() as s:
+            model = s.scalar(select(Model).where(Model.name == name))
+            if model is None:
+                known = ", ".join(s.scalars(select(Model.name).order_by(Model.name))) or "none"
+                raise NotFoundError(
+                    f"no model named {name!r}",
+                    hint=f"registered models: {known}; add one with `thrifty ingest PATH --name {name}`",
+                )
+            return model
+
+    def get_model_version(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version of ``name``; ``None`` means the newest."""
+        model = self.get_model(name)
+        with self.session() as s:
+            query = select(ModelVersion).where(ModelVersion.model_id == model.id)
+            if version is None:
+                query = query.order_by(ModelVersion.version.desc()).limit(1)
+            else:
+                query = query.where(ModelVersion.version == version)
+            found = s.scalar(query)
+            if found is None:
+                raise NotFoundError(
+                    f"model {name!r} has no version {version}",
+                    hint=f"see `thrifty models show {name}`",
+                )
+            return found
+
+    def get_model_version_by_id(self, version_id: int) -> ModelVersion:
+        with self.session() as s:
+            found = s.get(ModelVersion, version_id)
+            if found is None:
+                raise NotFoundError(f"no model version with id {version_id}")
+            return found
+
+    # -- variants ----------------------------------------------------------------------------
+    def add_variant(self, model_version_id: int, name: str, *, technique: str, artifact: Artifact, **fields: Any) -> tuple[Variant, bool]:
+        """Register a variant; the same (model version, name) returns the existing one."""
+        with self.session() as s:
+            existing = s.scalar(
+                select(Variant).where(
+                    Variant.model_version_id == model_version_id, Variant.name == name
+                )
+            )
+            if existing is not None:
+                return existing, False
+            variant = Variant(
+                model_version_id=model_version_id,
+                name=name,
+                technique=technique,
+                artifact_id=artifact.id,
+                **fields,
+            )
+            s.add(variant)
+            s.flush()
+            s.refresh(variant)
+            return variant, True
+
+    def list_variants(self, model_version_id: int) -> list[Variant]:
+        with self.session() as s:
+            query = select(Variant).where(Variant.model_version_id == model_version_id)
+            return list(s.scalars(query.order_by(Variant.id)))
+
+    def get_variant(self, variant_id: int) -> Variant:
+        with self.session() as s:
+            found = s.get(Variant, variant_id)
+            if found is None:
+                raise NotFoundError(f"no variant with id {variant_id}", hint="see `thrifty variants NAME`")
+            return found
+
+    def update_variant(self, variant_id: int, **fields: Any) -> Variant:
+        with self.session() as s:
+            variant = s.get(Variant, variant_id)
+            if variant is None:
+                raise NotFoundError(f"no variant with id {variant_id}")
+            for key, value in fields.items():
+                setattr(variant, key, value)
+            return variant
+
+    # -- benchmarks --------------------------------------------------------------------------
+    def add_benchmark_results(self, results: Iterable[BenchmarkResult]) -> list[BenchmarkResult]:
+        with self.session() as s:
+            rows = list(results)
+            s.add_all(rows)
+            s.flush()
+            return rows
+
+    def list_benchmark_results(self, variant_ids: Sequence[int]) -> list[BenchmarkResult]:
+        with self.session() as s:
+            query = select(BenchmarkResult).where(BenchmarkResult.variant_id.in_(list(variant_ids)))
+            return list(s.scalars(query.order_by(BenchmarkResult.id)))
+
+    # -- prices ------------------------------------------------------------------------------
+    def append_price_quotes(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Append price rows (history is never overwritten); returns how many were written."""
+        quotes = [PriceQuote(**row) for row in rows]
+        with self.session() as s:
+            s.add_all(quotes)
+        return len(quotes)
+
+    def latest_price_quotes(self, as_of: datetime | None = None) -> list[PriceQuote]:
+        """The newest row per (provider, region, zone, instance_type, price_model) at ``as_of``."""
+        as_of = as_of or utcnow()
+        key = [getattr(PriceQuote, column) for column in PRICE_KEY]
+        newest = (
+            select(*key, func.max(PriceQuote.observed_at).label("observed_at"))
+            .where(PriceQuote.observed_at <= as_of)
+            .group_by(*key)
+            .subquery()
+        )
+        join_on = [getattr(PriceQuote, c) == newest.c[c] for c in (*PRICE_KEY, "observed_at")]
+        with self.session() as s:
+            query = select(PriceQuote).join(newest, and_(*join_on))
+            # several rows can share the newest timestamp (same fetch); keep the last recorded
+            best: dict[tuple[Any, ...], PriceQuote] = {}
+            for quote in s.scalars(query.order_by(PriceQuote.id)):
+                best[tuple(getattr(quote, c) for c in PRICE_KEY)] = quote
+            return list(best.values())
+
+    def price_history(self, provider: str, region: str, instance_type: str, price_model: str) -> list[PriceQuote]:
+        with self.session() as s:
+            query = select(PriceQuote).where(
+                PriceQuote.provider == provider,
+                PriceQuote.region == region,
+                PriceQuote.instance_type == instance_type,
+                PriceQuote.price_model == price_model,
+            )
+            return list(s.scalars(query.order_by(PriceQuote.observed_at, PriceQuote.id)))
+
+    def count_price_quotes(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(PriceQuote.id))) or 0)
+
+    # -- plans -------------------------------------------------------------------------------
+    def add_plan(self, **fields: Any) -> Plan:
+        with self.session() as s:
+            plan = Plan(**fields)
+            s.add(plan)
+            s.flush()
+            return plan
+
+    def get_plan(self, plan_id: int) -> Plan:
+        with self.session() as s:
+            plan = s.get(Plan, plan_id)
+            if plan is None:
+                raise NotFoundError(f"no plan with id {plan_id}", hint="plans are listed by `thrifty plan list`")
+            return plan
+
+    def list_plans(self, limit: int = 50) -> list[Plan]:
+        with self.session() as s:
+            return list(s.scalars(select(Plan).order_by(Plan.id.desc()).limit(limit)))
+
+    # -- deployments -------------------------------------------------------------------------
+    def upsert_deployment(self, name: str, **fields: Any) -> tuple[Deployment, bool]:
+        """Create the deployment ``name`` or update it in place (never a second row)."""
+        with self.session() as s:
+            found = s.scalar(select(Deployment).where(Deployment.name == name))
+            created = found is None
+            if found is None:
+                found = Deployment(name=name, **fields)
+                s.add(found)
+            else:
+                for key, value in fields.items():
+                    setattr(found, key, value)
+                found.updated_at = utcnow()
+            s.flush()
+            return found, created
+
+    def get_deployment(self, name: str) -> Deployment:
+        with self.session() as s:
+            found = s.scalar(select(Deployment).where(Deployment.name == name))
+            if found is None:
+                raise NotFoundError(f"no deployment named {name!r}", hint="see `thrifty status`")
+            return found
+
+    def find_deployment(self, name: str) -> Deployment | None:
+        with self.session() as s:
+            return s.scalar(select(Deployment).where(Deployment.name == name))
+
+    def list_deployments(self, provider: str | None = None) -> list[Deployment]:
+        with self.session() as s:
+            query = select(Deployment)
+            if provider is not None:
+                query = query.where(Deployment.provider == provider)
+            return list(s.scalars(query.order_by(Deployment.name)))
+
+    def delete_deployment(self, name: str) -> bool:
+        with self.session() as s:
+            result = s.execute(delete(Deployment).where(Deployment.name == name))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def add_event(self, deployment_name: str, kind: str, reason: str = "", **fields: Any) -> DeploymentEvent:
+        with self.session() as s:
+            deployment = s.scalar(select(Deployment).where(Deployment.name == deployment_name))
+            if deployment is None:
+                raise NotFoundError(f"no deployment named {deployment_name!r}")
+            event = DeploymentEvent(deployment_id=deployment.id, kind=kind, reason=reason, **fields)
+            s.add(event)
+            s.flush()
+            return event
+
+    def list_events(self, deployment_name: str) -> list[DeploymentEvent]:
+        with self.session() as s:
+            query = (
+                select(DeploymentEvent)
+                .join(Deployment, Deployment.id == DeploymentEvent.deployment_id)
+                .where(Deployment.name == deployment_name)
+                .order_by(DeploymentEvent.at, DeploymentEvent.id)
+            )
+            return list(s.scalars(query))
+
+    # -- request log -------------------------------------------------------------------------
+    def log_requests(self, rows: Iterable[dict[str, Any]]) -> int:
+        entries = [RequestLog(**row) for row in rows]
+        with self.session() as s:
+            s.add_all(entries)
+        return len(entries)
+
+    def requests_since(self, model_name: str, since: datetime) -> list[RequestLog]:
+        with self.session() as s:
+            query = select(RequestLog).where(
+                RequestLog.model_name == model_name, RequestLog.at >= since
+            )
+            return list(s.scalars(query.order_by(RequestLog.at)))

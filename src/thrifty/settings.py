@@ -1,0 +1,64 @@
+"""Settings from the environment (prefix ``THRIFTY_``) with embedded defaults.
+
+Everything lives under ``THRIFTY_HOME`` (default ``~/.thrifty``) unless told otherwise:
+the SQLite registry, the artifact folder, logs and pid files.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THRIFTY_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".thrifty",
+        description="Folder for the registry, artifacts, logs and pid files.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry; default: SQLite file under the home.",
+    )
+    artifact_store_url: str | None = Field(
+        default=None,
+        description="Local folder or s3://bucket/prefix; default: <home>/artifacts.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint override (moto, MinIO, a VPC endpoint)."
+    )
+    max_model_bytes: int = Field(
+        default=4 * 1024**3, description="Ingest refuses model files above this size."
+    )
+    price_snapshot: Path | None = Field(
+        default=None, description="Folder of price CSVs (snapshot) used instead of the reference table."
+    )
+    api_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by the inference server and gateway; none = loopback only.",
+    )
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8470
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def resolved_artifact_store_url(self) -> str:
+        return self.artifact_store_url or str(self.home / "artifacts")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after env changes)."""
+    return Settings()
