@@ -98,7 +98,9 @@ def unpack_tree(tar_path: Path, dest: Path) -> Path:
     return dest
 
 
-def open_store(url: str, *, s3_endpoint_url: str | None = None, cache_dir: Path | None = None) -> ArtifactStore:
+def open_store(
+    url: str, *, s3_endpoint_url: str | None = None, cache_dir: Path | None = None
+) -> ArtifactStore:
     """The backend for ``url``: ``s3://bucket/prefix`` or a local folder path."""
     if url.startswith("s3://"):
         from thrifty.artifacts.s3 import S3Store

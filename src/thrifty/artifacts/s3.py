@@ -40,10 +40,14 @@ class S3Store:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
-                raise NotFoundError(f"{what}: s3://{self.bucket}/{kwargs.get('Key', '')} does not exist") from exc
+                raise NotFoundError(
+                    f"{what}: s3://{self.bucket}/{kwargs.get('Key', '')} does not exist"
+                ) from exc
             raise StoreError(f"{what} on s3://{self.bucket} failed: {code}", hint=_hint(code)) from exc
         except BotoCoreError as exc:
-            raise StoreError(f"{what} on s3://{self.bucket} failed: {exc}", hint="check the endpoint and network") from exc
+            raise StoreError(
+                f"{what} on s3://{self.bucket} failed: {exc}", hint="check the endpoint and network"
+            ) from exc
 
     def exists(self, sha256: str) -> bool:
         try:
@@ -82,7 +86,9 @@ class S3Store:
                 for chunk in response["Body"].iter_chunks(1024 * 1024):
                     out.write(chunk)
             if sha256_file(Path(tmp_name))[0] != sha256:
-                raise IntegrityError(f"s3 object {self._key(sha256)} does not match its sha256", hint="delete and re-upload it")
+                raise IntegrityError(
+                    f"s3 object {self._key(sha256)} does not match its sha256", hint="delete and re-upload it"
+                )
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

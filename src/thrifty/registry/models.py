@@ -7,7 +7,7 @@ from ``Registry`` methods as detached objects (``expire_on_commit=False``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -52,7 +52,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Artifact(Base):
@@ -113,9 +113,7 @@ class Variant(Base):
     __table_args__ = (UniqueConstraint("model_version_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    model_version_id: Mapped[int] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="CASCADE")
-    )
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
     parent_variant_id: Mapped[int | None] = mapped_column(
         ForeignKey("variants.id", ondelete="SET NULL"), nullable=True
     )
@@ -213,9 +211,7 @@ class Deployment(Base):
     variant_id: Mapped[int | None] = mapped_column(
         ForeignKey("variants.id", ondelete="SET NULL"), nullable=True
     )
-    plan_id: Mapped[int | None] = mapped_column(
-        ForeignKey("plans.id", ondelete="SET NULL"), nullable=True
-    )
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"), nullable=True)
     state: Mapped[str] = mapped_column(String(32), default="pending")
     replicas: Mapped[int] = mapped_column(Integer, default=0)
     endpoint_url: Mapped[str | None] = mapped_column(Text, nullable=True)

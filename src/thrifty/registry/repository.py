@@ -85,7 +85,9 @@ class Registry:
                 artifact.last_used_at = at or utcnow()
 
     # -- models and versions -----------------------------------------------------------------
-    def add_model_version(self, name: str, *, sha256: str, artifact: Artifact, **fields: Any) -> tuple[ModelVersion, bool]:
+    def add_model_version(
+        self, name: str, *, sha256: str, artifact: Artifact, **fields: Any
+    ) -> tuple[ModelVersion, bool]:
         """Register bytes under ``name``; same bytes → the existing version, ``created=False``."""
         with self.session() as s:
             model = s.scalar(select(Model).where(Model.name == name))
@@ -94,15 +96,11 @@ class Registry:
                 s.add(model)
                 s.flush()
             existing = s.scalar(
-                select(ModelVersion).where(
-                    ModelVersion.model_id == model.id, ModelVersion.sha256 == sha256
-                )
+                select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.sha256 == sha256)
             )
             if existing is not None:
                 return existing, False
-            latest = s.scalar(
-                select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
-            )
+            latest = s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
             version = ModelVersion(
                 model_id=model.id,
                 version=(latest or 0) + 1,
@@ -155,13 +153,13 @@ class Registry:
             return found
 
     # -- variants ----------------------------------------------------------------------------
-    def add_variant(self, model_version_id: int, name: str, *, technique: str, artifact: Artifact, **fields: Any) -> tuple[Variant, bool]:
+    def add_variant(
+        self, model_version_id: int, name: str, *, technique: str, artifact: Artifact, **fields: Any
+    ) -> tuple[Variant, bool]:
         """Register a variant; the same (model version, name) returns the existing one."""
         with self.session() as s:
             existing = s.scalar(
-                select(Variant).where(
-                    Variant.model_version_id == model_version_id, Variant.name == name
-                )
+                select(Variant).where(Variant.model_version_id == model_version_id, Variant.name == name)
             )
             if existing is not None:
                 return existing, False
@@ -238,7 +236,9 @@ class Registry:
                 best[tuple(getattr(quote, c) for c in PRICE_KEY)] = quote
             return list(best.values())
 
-    def price_history(self, provider: str, region: str, instance_type: str, price_model: str) -> list[PriceQuote]:
+    def price_history(
+        self, provider: str, region: str, instance_type: str, price_model: str
+    ) -> list[PriceQuote]:
         with self.session() as s:
             query = select(PriceQuote).where(
                 PriceQuote.provider == provider,
@@ -264,7 +264,9 @@ class Registry:
         with self.session() as s:
             plan = s.get(Plan, plan_id)
             if plan is None:
-                raise NotFoundError(f"no plan with id {plan_id}", hint="plans are listed by `thrifty plan list`")
+                raise NotFoundError(
+                    f"no plan with id {plan_id}", hint="plans are listed by `thrifty plan list`"
+                )
             return plan
 
     def list_plans(self, limit: int = 50) -> list[Plan]:
@@ -339,7 +341,5 @@ class Registry:
 
     def requests_since(self, model_name: str, since: datetime) -> list[RequestLog]:
         with self.session() as s:
-            query = select(RequestLog).where(
-                RequestLog.model_name == model_name, RequestLog.at >= since
-            )
+            query = select(RequestLog).where(RequestLog.model_name == model_name, RequestLog.at >= since)
             return list(s.scalars(query.order_by(RequestLog.at)))

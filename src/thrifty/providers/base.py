@@ -1,0 +1,125 @@
+"""One interface for every deploy target, and the registry of targets by name.
+
+Each target (local, kubernetes, aws, gcp, azure) is one class implementing ``Provider``. What a
+target cannot do is data — ``unsupported = {Feature.SPOT: "local machine has no spot market"}`` —
+checked in one place (``require``). No ``if provider == "aws"`` outside the provider modules.
+
+Every call is idempotent: ``deploy`` twice with the same spec leaves one deployment; ``delete`` of
+something already gone succeeds. The state of each deployment lives in the registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from thrifty.errors import ConfigError, UnsupportedFeatureError
+
+
+class Feature(StrEnum):
+    SPOT = "spot"
+    GPU = "gpu"
+    SCALE_TO_ZERO = "scale_to_zero"
+    AUTOSCALE = "autoscale"
+    REGIONS = "regions"
+
+
+class PriceModel(StrEnum):
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+    SERVERLESS = "serverless"
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """What to deploy where; built from a plan's chosen candidate (or by hand for local serving)."""
+
+    name: str
+    model_name: str
+    variant_id: int
+    artifact_sha256: str
+    region: str = "local"
+    instance_type: str = "local"
+    price_model: PriceModel = PriceModel.ON_DEMAND
+    replicas: int = 1
+    on_demand_floor: int = 0
+    plan_id: int | None = None
+    serving: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManagedResource:
+    """Something a provider created, found again through its ownership tags/labels."""
+
+    provider: str
+    kind: str
+    id: str
+    region: str
+    deployment_name: str
+    created_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    name: str
+    provider: str
+    state: str  # pending | running | hibernated | degraded | deleted | failed
+    replicas_desired: int
+    replicas_ready: int
+    endpoint_url: str | None = None
+    resources: tuple[ManagedResource, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: ClassVar[str]
+    unsupported: ClassVar[Mapping[Feature, str]]
+
+    def deploy(self, spec: DeploySpec) -> DeploymentStatus: ...
+
+    def scale(self, name: str, replicas: int) -> DeploymentStatus: ...
+
+    def hibernate(self, name: str) -> DeploymentStatus: ...
+
+    def wake(self, name: str) -> DeploymentStatus: ...
+
+    def status(self, name: str) -> DeploymentStatus: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def list_managed(self) -> list[ManagedResource]: ...
+
+
+#: provider name → "module:Class"; the one place that knows every target
+PROVIDERS: dict[str, str] = {
+    "local": "thrifty.providers.local:LocalProvider",
+}
+
+
+def provider_class(name: str) -> type[Provider]:
+    """The class registered as ``name``; a wrong name fails with the list of valid names."""
+    try:
+        target = PROVIDERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown provider {name!r}", hint=f"use one of: {', '.join(sorted(PROVIDERS))}"
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def require(provider: type[Provider] | Provider, feature: Feature) -> None:
+    """Raise ``UnsupportedFeatureError`` with the provider's own reason when it lacks ``feature``."""
+    reason = provider.unsupported.get(feature)
+    if reason is not None:
+        raise UnsupportedFeatureError(
+            f"provider {provider.name!r} does not support {feature.value}: {reason}",
+            hint="choose another target or drop the option",
+        )
