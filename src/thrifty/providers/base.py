@@ -99,6 +99,10 @@ class Provider(Protocol):
 #: provider name → "module:Class"; the one place that knows every target
 PROVIDERS: dict[str, str] = {
     "local": "thrifty.providers.local:LocalProvider",
+    "aws": "thrifty.providers.aws:AwsProvider",
+    "gcp": "thrifty.providers.gcp:GcpProvider",
+    "azure": "thrifty.providers.azure:AzureProvider",
+    "kubernetes": "thrifty.providers.kubernetes:KubernetesProvider",
 }
 
 
