@@ -1,0 +1,190 @@
+"""AWS provider against moto's real HTTP server (no replayed responses here).
+
+Faults moto cannot produce (no spot capacity, a refused IAM action, a quota hit) are raised by a
+botocore hook with the exact error AWS sends, before the request would leave the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.unit.providers.conftest import CapacityFault
+from thrifty.errors import CapacityError, CredentialsError, NotFoundError, QuotaExceededError
+from thrifty.providers.aws import AwsProvider
+from thrifty.providers.aws_cloudinit import main as cloudinit_main
+from thrifty.providers.aws_cloudinit import runcmd_lines
+from thrifty.providers.base import PriceModel, Provider, provider_class
+
+
+def _live(aws: AwsProvider, name: str) -> list[Any]:
+    return [r for r in aws.replicas(name) if r.state in ("pending", "running") and not r.retired]
+
+
+def _raw_instances(aws: AwsProvider) -> list[dict[str, Any]]:
+    reservations = aws.ec2.describe_instances()["Reservations"]
+    return [i for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+
+
+def test_registered_by_name_and_satisfies_the_protocol(aws: AwsProvider) -> None:
+    assert provider_class("aws") is AwsProvider
+    assert isinstance(aws, Provider)
+
+
+def test_deploy_on_spot_launches_tagged_instances_from_a_launch_template(
+    aws: AwsProvider, make_spec: Any
+) -> None:
+    status = aws.deploy(make_spec())
+    assert (status.state, status.replicas_desired, status.replicas_ready) == ("running", 2, 2)
+    instances = _raw_instances(aws)
+    assert len(instances) == 2
+    assert {i["InstanceLifecycle"] for i in instances} == {"spot"}
+    assert {i["InstanceType"] for i in instances} == {"c7g.large"}
+    for instance in instances:
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags["thrifty:managed"] == "true"
+        assert tags["thrifty:deployment"] == "minilm"
+    templates = aws.ec2.describe_launch_templates()["LaunchTemplates"]
+    assert [t["LaunchTemplateName"] for t in templates] == ["thrifty-minilm"]
+    assert status.endpoint_url is not None and status.endpoint_url.endswith(":8080")
+
+
+def test_deploy_twice_leaves_one_deployment(aws: AwsProvider, make_spec: Any) -> None:
+    aws.deploy(make_spec())
+    first = {i["InstanceId"] for i in _raw_instances(aws)}
+    aws.deploy(make_spec())
+    assert {i["InstanceId"] for i in _raw_instances(aws)} == first
+    assert len(aws.ec2.describe_launch_templates()["LaunchTemplates"]) == 1
+
+
+def test_on_demand_floor_keeps_the_first_slots_on_demand(aws: AwsProvider, make_spec: Any) -> None:
+    aws.deploy(make_spec(replicas=3, on_demand_floor=1))
+    markets = sorted(r.market.value for r in _live(aws, "minilm"))
+    assert markets == ["on_demand", "spot", "spot"]
+
+
+def test_scale_hibernate_wake_delete(aws: AwsProvider, make_spec: Any) -> None:
+    aws.deploy(make_spec())
+    assert aws.scale("minilm", 3).replicas_ready == 3
+    assert aws.scale("minilm", 1).replicas_ready == 1
+    hibernated = aws.hibernate("minilm")
+    assert (hibernated.state, hibernated.replicas_ready) == ("hibernated", 0)
+    woken = aws.wake("minilm")
+    assert (woken.state, woken.replicas_ready) == ("running", 1)
+    aws.delete("minilm")
+    aws.delete("minilm")  # already gone: still fine
+    assert aws.status("minilm").state == "deleted"
+    assert _raw_instances(aws) == []
+    assert aws.list_managed() == []
+
+
+def test_scale_of_an_unknown_deployment_names_it(aws: AwsProvider) -> None:
+    with pytest.raises(NotFoundError, match="'ghost'"):
+        aws.scale("ghost", 2)
+
+
+def test_user_data_pulls_the_variant_from_the_s3_store(
+    aws: AwsProvider, make_spec: Any, s3_artifact: tuple[str, str], tmp_path: Path
+) -> None:
+    aws.deploy(make_spec(replicas=1))
+    data = aws.ec2.describe_launch_template_versions(LaunchTemplateName="thrifty-minilm")
+    user_data = base64.b64decode(data["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
+    assert user_data.startswith("#cloud-config")
+    fetch = next(line for line in runcmd_lines(user_data) if " fetch " in line)
+    argv = shlex.split(fetch)[3:]  # drop "python3 -m thrifty.providers.aws_cloudinit"
+    assert argv[:3] == ["fetch", s3_artifact[0], s3_artifact[1]]
+    dest = tmp_path / "vm" / s3_artifact[1]
+    argv[3] = str(dest)  # the VM writes under /var/lib/thrifty; the test under tmp
+    assert cloudinit_main(argv) == 0
+    assert dest.read_bytes() == b"not really onnx but bytes with a sha256" * 100
+    assert any("spot-watch" in line for line in runcmd_lines(user_data))
+
+
+def test_spot_without_capacity_falls_back_to_on_demand_tagged(aws: AwsProvider, make_spec: Any) -> None:
+    fault = CapacityFault(aws.ec2)
+    status = aws.deploy(make_spec())
+    assert fault.refused == 2
+    assert status.state == "running"
+    live = _live(aws, "minilm")
+    assert {(r.market, r.fallback) for r in live} == {(PriceModel.ON_DEMAND, True)}
+    assert sorted(status.details["fallbacks"]) == sorted(r.id for r in live)
+
+
+def test_spot_without_capacity_and_no_fallback_is_a_capacity_error(
+    aws_target: Any, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    aws = AwsProvider(replace(aws_target, spot_fallback_on_demand=False))
+    CapacityFault(aws.ec2)
+    with pytest.raises(CapacityError, match="InsufficientInstanceCapacity") as info:
+        aws.deploy(make_spec())
+    assert info.value.hint and "next candidate" in info.value.hint
+    assert aws.list_managed() == [], "the failed deploy left resources behind"
+
+
+def _fail_nth_run(aws: AwsProvider, n: int, code: str) -> None:
+    calls = {"count": 0}
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        calls["count"] += 1
+        if calls["count"] >= n:
+            raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "RunInstances")  # type: ignore[arg-type]
+
+    aws.ec2.meta.events.register("before-parameter-build.ec2.RunInstances", hook)
+
+
+def test_a_deploy_failing_half_way_deletes_what_it_created(aws: AwsProvider, make_spec: Any) -> None:
+    _fail_nth_run(aws, 3, "VcpuLimitExceeded")
+    with pytest.raises(QuotaExceededError, match="VcpuLimitExceeded") as info:
+        aws.deploy(make_spec(replicas=3))
+    assert info.value.hint and "quota" in info.value.hint
+    assert _raw_instances(aws) == []
+    assert aws.ec2.describe_launch_templates()["LaunchTemplates"] == []
+
+
+def test_unauthorized_operation_names_the_missing_iam_action(aws: AwsProvider, make_spec: Any) -> None:
+    _fail_nth_run(aws, 1, "UnauthorizedOperation")
+    with pytest.raises(CredentialsError) as info:
+        aws.deploy(make_spec())
+    assert info.value.hint == "grant the IAM action ec2:RunInstances to thrifty's role or user"
+
+
+def test_list_managed_finds_instances_and_templates(aws: AwsProvider, make_spec: Any) -> None:
+    aws.deploy(make_spec("a", replicas=1))
+    aws.deploy(make_spec("b", replicas=2))
+    found = aws.list_managed()
+    assert sorted((r.deployment_name, r.kind) for r in found) == [
+        ("a", "instance"),
+        ("a", "launch-template"),
+        ("b", "instance"),
+        ("b", "instance"),
+        ("b", "launch-template"),
+    ]
+    assert all(r.created_at is not None and r.created_at.tzinfo is not None for r in found)
+
+
+def test_unmanaged_instances_are_never_listed(aws: AwsProvider, make_spec: Any, moto: str) -> None:
+    ec2 = boto3.client("ec2", endpoint_url=moto, region_name="us-east-1")
+    image = aws.launch_template_data(make_spec(), "ami-x")["ImageId"]
+    assert image == "ami-x"
+    ec2.run_instances(ImageId=aws._image_id(), MinCount=1, MaxCount=1)
+    assert aws.list_managed() == []
+
+
+def test_instances_terminated_behind_thrifty_s_back_are_replaced_by_reconcile(
+    aws: AwsProvider, make_spec: Any
+) -> None:
+    aws.deploy(make_spec())
+    victim = _live(aws, "minilm")[0]
+    aws.ec2.terminate_instances(InstanceIds=[victim.id])
+    assert aws.status("minilm").state == "degraded"
+    launched = aws.reconcile("minilm")
+    assert [r.slot for r in launched] == [victim.slot]
+    assert aws.status("minilm").replicas_ready == 2
