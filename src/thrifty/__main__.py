@@ -1,0 +1,7 @@
+"""``python -m thrifty`` runs the CLI."""
+
+from __future__ import annotations
+
+from thrifty.cli import main
+
+main()
