@@ -1,0 +1,1 @@
+"""Work-pool templates and the local Prefect server helper (``make server``)."""
