@@ -41,8 +41,29 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Bearer tokens accepted by the inference server and gateway; none = loopback only.",
     )
+    # -- catalog (issue 3: price catalog and planner) ----------------------------------------
+    gcp_api_key: SecretStr | None = Field(
+        default=None, description="API key for the GCP Cloud Billing Catalog (`thrifty prices refresh`)."
+    )
+    price_fetch_timeout_s: float = Field(
+        default=30.0, description="Timeout of one HTTP call of the live price fetchers."
+    )
+    # -- end catalog ---------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8470
+
+    # -- serving (issue 8: src/thrifty/serving, providers/local.py) ---------------------------
+    serving_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, description="Inference requests above this size get 413."
+    )
+    serving_max_batch_size: int = Field(default=32, description="Most rows run in one onnxruntime call.")
+    serving_max_queue_delay_ms: float = Field(
+        default=0.0, description="How long a short batch waits for more requests (0 = never waits)."
+    )
+    gateway_wake_timeout_s: float = Field(
+        default=30.0, description="A request for a hibernated model gets 504 if no replica is ready by then."
+    )
+    gateway_warm_pool_size: int = Field(default=1, description="Pre-started replica workers kept ready.")
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,0 +1,125 @@
+"""Rank every (variant × offer): capacity → cost → SLO filter → ranking, as one DataFrame.
+
+Pure functions of DataFrames; nothing here reads the registry or the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from thrifty.errors import PlanningError
+from thrifty.planner.capacity import (
+    FIELDS,
+    OK,
+    OfferArrays,
+    best_per_offer,
+    offer_codes,
+    prepare_offers,
+)
+from thrifty.planner.types import Assumptions, Slo, Traffic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Ranking:
+    """Every evaluated pair (``pairs``), the offers and configs they point into, and the inputs."""
+
+    pairs: pd.DataFrame
+    offers: pd.DataFrame
+    configs: pd.DataFrame
+    slo: Slo
+    traffic: Traffic
+    assumptions: Assumptions
+
+    @property
+    def feasible(self) -> pd.DataFrame:
+        return self.pairs[self.pairs["code"] == OK]
+
+    @property
+    def requests_per_month(self) -> float:
+        return requests_per_month(self.traffic, self.assumptions)
+
+
+def requests_per_month(traffic: Traffic, assumptions: Assumptions) -> float:
+    return float(traffic.rps * 3600.0 * assumptions.hours_per_month * traffic.active_fraction)
+
+
+def rank(
+    perf: pd.DataFrame,
+    catalog: pd.DataFrame,
+    slo: Slo,
+    traffic: Traffic,
+    assumptions: Assumptions | None = None,
+) -> Ranking:
+    """Evaluate every variant on every offer; feasible pairs first, cheapest first."""
+    import pandas as pd
+
+    a = assumptions or Assumptions()
+    if perf.empty or catalog.empty:
+        raise PlanningError(
+            "nothing to rank: " + ("no benchmark results" if perf.empty else "the price table is empty"),
+            hint="benchmark the model's variants / run `thrifty prices refresh`",
+        )
+    offers = prepare_offers(catalog, a)
+    arrays = OfferArrays.of(offers)
+    configs = perf.reset_index(drop=True)
+    accelerators = {str(name) for name in configs["bench_accelerator"] if name}
+    base = offer_codes(offers, slo, accelerators)
+    frames = []
+    for variant, group in configs.groupby("variant_name", sort=True):
+        best = best_per_offer(group, arrays, base, traffic, slo, a)
+        config_index = np.where(
+            best["config"] >= 0, group.index.to_numpy()[np.maximum(best["config"], 0)], -1
+        )
+        frame = pd.DataFrame({name: best[name] for name in FIELDS})
+        frames.append(
+            frame.assign(
+                variant_name=variant,
+                offer_index=np.arange(len(offers)),
+                config_index=config_index,
+                code=best["code"],
+            )
+        )
+    pairs = pd.concat(frames, ignore_index=True)
+    pairs["option"] = offers["price_model"].to_numpy()[pairs["offer_index"].to_numpy()]
+    pairs["floor_machines"] = 0.0
+    pairs = pd.concat([pairs, _floor_options(pairs, offers, traffic, a)], ignore_index=True)
+    pairs["usd_per_million_requests"] = pairs["usd_per_month"] / requests_per_month(traffic, a) * 1e6
+    fidelity = configs.groupby("variant_name")["fidelity_score"].max()
+    pairs["fidelity_score"] = pairs["variant_name"].map(fidelity).fillna(0.0).astype("float64")
+    # cheapest first; at equal cost the more faithful variant, then the faster one
+    pairs = pairs.sort_values(
+        ["code", "usd_per_month", "fidelity_score", "latency_ms_p95_est"],
+        ascending=[False, True, False, True],
+        kind="stable",
+    )
+    return Ranking(pairs.reset_index(drop=True), offers, configs, slo, traffic, a)
+
+
+def _floor_options(
+    pairs: pd.DataFrame, offers: pd.DataFrame, traffic: Traffic, a: Assumptions
+) -> pd.DataFrame:
+    """Spot pairs with ≥ 2 machines, re-priced with an on-demand floor of the same type."""
+    od = offers["od_usd_per_hour"].to_numpy()[pairs["offer_index"].to_numpy()]
+    spot_price = offers["usd_per_hour"].to_numpy()[pairs["offer_index"].to_numpy()]
+    mask = (pairs["option"] == "spot").to_numpy() & (pairs["code"] == OK).to_numpy()
+    mask &= (pairs["machines"] >= 2).to_numpy() & ~np.isnan(od)
+    floor = pairs[mask].copy()
+    if floor.empty:
+        return floor
+    machines = floor["machines"].to_numpy()
+    floor_machines = np.clip(np.ceil(machines * a.on_demand_floor_fraction), 1, machines - 1)
+    spot_share = (machines - floor_machines) / machines
+    hours = a.hours_per_month * (traffic.active_fraction if traffic.scale_to_zero else 1.0)
+    compute = floor_machines * od[mask] * hours + (machines - floor_machines) * spot_price[mask] * hours
+    floor["spot_risk_usd_per_month"] *= spot_share
+    floor["requests_at_risk_per_month"] *= spot_share
+    floor["usd_per_month"] = compute + floor["spot_risk_usd_per_month"]
+    floor["floor_machines"] = floor_machines
+    floor["option"] = "spot+on_demand_floor"
+    return floor
