@@ -40,6 +40,7 @@ from thrifty.errors import (
 from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
 from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
+from thrifty.providers.rebalance import LIVE_STATES, Replica
 
 REPLICAS_KEY = "thrifty:replicas"
 PRICE_MODEL_KEY = "thrifty:price-model"
@@ -49,7 +50,6 @@ SLOT_KEY = "thrifty:slot"
 MARKET_KEY = "thrifty:market"
 FALLBACK_KEY = "thrifty:fallback"
 RETIRED_KEY = "thrifty:retired"
-LIVE_STATES = ("pending", "running")
 
 _CREDENTIAL_CODES = {
     "AuthFailure",
@@ -87,20 +87,6 @@ class AwsTarget:
     instance_profile_arn: str | None = None
     spot_fallback_on_demand: bool = True
     boot: BootConfig = field(default_factory=lambda: BootConfig(artifact_store_url="s3://thrifty-artifacts"))
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One running (or lost) copy of a deployment on a VM provider."""
-
-    id: str
-    slot: int
-    market: PriceModel
-    state: str
-    fallback: bool = False
-    retired: bool = False
-    endpoint_url: str | None = None
-    launched_at: datetime | None = None
 
 
 def _tags(mapping: Mapping[str, str]) -> list[dict[str, str]]:
@@ -277,7 +263,9 @@ class AwsProvider:
 
     def _template_tags(self, template_id: str) -> dict[str, str]:
         """The template's current tags (DescribeTags: always fresh, also where a listing caches)."""
-        found = self._pages("describe_tags", "Tags", Filters=[{"Name": "resource-id", "Values": [template_id]}])
+        found = self._pages(
+            "describe_tags", "Tags", Filters=[{"Name": "resource-id", "Values": [template_id]}]
+        )
         return {t["Key"]: t["Value"] for t in found}
 
     def _intent(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -382,6 +370,9 @@ class AwsProvider:
         floor = min(int(tags.get(FLOOR_KEY, "0")), replicas)
         wanted = PriceModel(tags.get(PRICE_MODEL_KEY, PriceModel.ON_DEMAND.value))
         return [PriceModel.ON_DEMAND] * floor + [wanted] * (replicas - floor)
+
+    def desired_markets_of(self, name: str) -> list[PriceModel]:
+        return self.desired_markets(self._intent(name)[1])
 
     def reconcile(self, name: str) -> list[Replica]:
         """Launch what is missing and retire what is extra; returns the replicas launched."""

@@ -116,9 +116,7 @@ def test_spot_without_capacity_falls_back_to_on_demand_tagged(aws: AwsProvider, 
     assert sorted(status.details["fallbacks"]) == sorted(r.id for r in live)
 
 
-def test_spot_without_capacity_and_no_fallback_is_a_capacity_error(
-    aws_target: Any, make_spec: Any
-) -> None:
+def test_spot_without_capacity_and_no_fallback_is_a_capacity_error(aws_target: Any, make_spec: Any) -> None:
     from dataclasses import replace
 
     aws = AwsProvider(replace(aws_target, spot_fallback_on_demand=False))
