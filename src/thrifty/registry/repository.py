@@ -343,3 +343,16 @@ class Registry:
         with self.session() as s:
             query = select(RequestLog).where(RequestLog.model_name == model_name, RequestLog.at >= since)
             return list(s.scalars(query.order_by(RequestLog.at)))
+
+    # -- serving (issue 8) -----------------------------------------------------------------
+    def request_stats(self, model_names: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
+        """(request count, last request time) per name in the request log; absent names are omitted."""
+        if not model_names:
+            return {}
+        with self.session() as s:
+            query = (
+                select(RequestLog.model_name, func.count(RequestLog.id), func.max(RequestLog.at))
+                .where(RequestLog.model_name.in_(list(model_names)))
+                .group_by(RequestLog.model_name)
+            )
+            return {name: (int(count), last) for name, count, last in s.execute(query)}

@@ -1,0 +1,105 @@
+"""Run a server or gateway handler on a socket until SIGTERM/SIGINT, then drain and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+from thrifty.serving.http import Handler, start_server
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0 = any free port); bound early so the port is known at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_until_stopped(
+    handler: Handler,
+    sock: socket.socket,
+    *,
+    max_body_bytes: int,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[], Awaitable[None] | None] | None = None,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+) -> None:
+    """Serve until ``stop`` is set (or a signal arrives); then refuse new connections and drain."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    server, tracker = await start_server(handler, "", 0, max_body_bytes=max_body_bytes, sock=sock)
+    if on_started is not None:
+        result = on_started()
+        if result is not None:
+            await result
+    await stop.wait()
+    server.close()
+    await tracker.drain(drain_timeout_s)
+
+
+class BackgroundServer:
+    """A handler served from a thread with its own event loop (tests, benchmarks, notebooks).
+
+    ``with BackgroundServer(make_handler) as url:`` — ``make_handler`` runs inside the loop's thread
+    (so futures and tasks belong to that loop); leaving the block drains and stops the server.
+    """
+
+    def __init__(
+        self, make_handler: Callable[[], Handler], *, host: str = "127.0.0.1", max_body_bytes: int = 16 << 20
+    ) -> None:
+        self._make_handler = make_handler
+        self._sock = bind_socket(host, 0)
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://{host}:{self.port}"
+        self._max_body = max_body_bytes
+        self._started = __import__("threading").Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = __import__("threading").Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from thrifty.serving.http import run
+
+        async def body() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                handler = self._make_handler()
+            except BaseException as exc:
+                self._error = exc
+                self._started.set()
+                return
+            await serve_until_stopped(
+                handler,
+                self._sock,
+                max_body_bytes=self._max_body,
+                stop=self._stop,
+                on_started=self._started.set,
+            )
+
+        run(body())
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        self._started.wait(60)
+        if self._error is not None:
+            raise self._error
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)

@@ -1,0 +1,43 @@
+"""Bearer-token check shared by the server and the gateway.
+
+With tokens configured, every request except health checks needs ``Authorization: Bearer <token>``.
+With none configured, only loopback clients are served (a server bound to a public address by
+mistake still answers nobody else).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from thrifty.serving.http import Request, Response, error_response
+
+LOOPBACK_HINT = "set THRIFTY_API_TOKENS to accept remote clients with a bearer token"
+
+
+def is_loopback(peer: str) -> bool:
+    if peer == "unix":
+        return True
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
+def check(request: Request, tokens: tuple[bytes, ...]) -> Response | None:
+    """None when the request may proceed, else the 401/403 response to send."""
+    if not tokens:
+        if is_loopback(request.peer):
+            return None
+        return error_response(
+            403, f"client {request.peer} refused: no API tokens are configured ({LOOPBACK_HINT})"
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = [("www-authenticate", 'Bearer realm="thrifty"')]
+    if scheme.lower() != "bearer" or not token:
+        return error_response(401, "missing bearer token: send 'Authorization: Bearer <token>'", challenge)
+    given = token.strip().encode()
+    if any(hmac.compare_digest(given, known) for known in tokens):
+        return None
+    return error_response(401, "invalid bearer token", challenge)

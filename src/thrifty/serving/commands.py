@@ -1,0 +1,194 @@
+"""CLI: ``thrifty serve``, ``deploy-local``, ``hibernate``, ``wake``, ``up``, ``down``, ``status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def spec_for(ref: str, name: str | None, replicas: int, tokenizer: Path | None) -> Any:
+    """A DeploySpec from a variant id or an ONNX path (stored in the artifact store first)."""
+    from thrifty import runtime
+    from thrifty.providers.base import DeploySpec
+    from thrifty.providers.local import spec_for_path
+
+    serving = {"tokenizer_path": str(tokenizer.resolve())} if tokenizer else {}
+    if ref.isdigit():
+        registry = runtime.registry()
+        variant = registry.get_variant(int(ref))
+        version = registry.get_model_version_by_id(variant.model_version_id)
+        default = f"{version.model.name}-{variant.name}".replace("/", "-")
+        return DeploySpec(
+            name=name or default,
+            model_name=version.model.name,
+            variant_id=variant.id,
+            artifact_sha256=variant.artifact.sha256,
+            replicas=replicas,
+            serving=serving,
+        )
+    path = Path(ref)
+    return spec_for_path(path, name or path.stem, runtime.store(), replicas=replicas, serving=serving)
+
+
+def serve(
+    ref: Annotated[str, typer.Argument(help="An .onnx file (or folder) or a variant id.")],
+    name: Annotated[
+        str | None, typer.Option(help="Model name in URLs (default: file stem / model-variant).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="tokenizer.json (or its folder) for text models.")
+    ] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Most rows per onnxruntime call.")] = None,
+    max_queue_delay_ms: Annotated[float | None, typer.Option(help="Wait this long to fill a batch.")] = None,
+) -> None:
+    """Serve one model in the foreground (Open Inference Protocol v2) until Ctrl-C."""
+    from thrifty import runtime
+    from thrifty.cli import console
+    from thrifty.serving.app import bind_socket, serve_until_stopped
+    from thrifty.serving.http import run
+    from thrifty.serving.resolve import resolve_files
+    from thrifty.serving.runner import RunnerConfig
+    from thrifty.serving.server import InferenceServer, ServerConfig
+    from thrifty.settings import get_settings
+
+    settings = get_settings()
+    spec = spec_for(ref, name, 1, tokenizer)
+    files = resolve_files(spec, runtime.registry(), runtime.store(), settings.home / "cache")
+    runner = RunnerConfig(
+        max_batch_size=max_batch_size or settings.serving_max_batch_size,
+        max_queue_delay_ms=settings.serving_max_queue_delay_ms
+        if max_queue_delay_ms is None
+        else max_queue_delay_ms,
+        optimized_graph_path=files.optimized_graph_path,
+    )
+    config = ServerConfig(
+        host=host,
+        port=port,
+        max_body_bytes=settings.serving_max_body_bytes,
+        api_tokens=tuple(t.get_secret_value() for t in settings.api_tokens),
+        runner=runner,
+    )
+    server = InferenceServer(config)
+    loaded = server.load(spec.name, files.model_path, tokenizer_path=files.tokenizer_path)
+    sock = bind_socket(host, port)
+    console.print(
+        f"[green]serving[/] [bold]{spec.name}[/] on http://{host}:{port}/v2/models/{spec.name} (loaded in {loaded.load_ms:.0f} ms; Ctrl-C stops)"
+    )
+    run(serve_until_stopped(server.handle, sock, max_body_bytes=config.max_body_bytes))
+
+
+def _print_status(status: Any, as_json: bool) -> None:
+    from thrifty.cli import console, print_json
+
+    row = {
+        "name": status.name,
+        "state": status.state,
+        "replicas_desired": status.replicas_desired,
+        "replicas_ready": status.replicas_ready,
+        "endpoint_url": status.endpoint_url,
+    }
+    if as_json:
+        print_json(row)
+        return
+    console.print(
+        f"[bold]{status.name}[/]: {status.state}, {status.replicas_ready}/{status.replicas_desired} replicas, {status.endpoint_url}"
+    )
+
+
+def deploy_local(
+    ref: Annotated[str, typer.Argument(help="A variant id, or an .onnx file (or folder).")],
+    name: Annotated[str | None, typer.Option(help="Deployment name (the model name in URLs).")] = None,
+    replicas: Annotated[
+        int, typer.Option(min=0, help="Replicas to run (0 = hibernated until a request).")
+    ] = 1,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="tokenizer.json (or its folder) for text models.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy on this machine behind the gateway (starts the gateway daemon if needed)."""
+    from thrifty.providers.local import LocalProvider
+
+    _print_status(LocalProvider().deploy(spec_for(ref, name, replicas, tokenizer)), as_json)
+
+
+def hibernate(
+    name: Annotated[str, typer.Argument(help="Deployment name.")], as_json: JsonOpt = False
+) -> None:
+    """Scale a deployment to zero; the gateway wakes it on the next request."""
+    from thrifty.providers.local import LocalProvider
+
+    _print_status(LocalProvider(start_gateway=False).hibernate(name), as_json)
+
+
+def wake(name: Annotated[str, typer.Argument(help="Deployment name.")], as_json: JsonOpt = False) -> None:
+    """Start a hibernated deployment's replicas now (without waiting for a request)."""
+    from thrifty.providers.local import LocalProvider
+
+    _print_status(LocalProvider().wake(name), as_json)
+
+
+def up() -> None:
+    """Start the gateway as a background daemon (pid file and log under THRIFTY_HOME)."""
+    from thrifty.cli import console
+    from thrifty.serving import daemon
+    from thrifty.settings import get_settings
+
+    settings = get_settings()
+    pid = daemon.start_daemon(settings)
+    console.print(
+        f"[green]gateway up[/] on {daemon.gateway_url(settings)} (pid {pid}, log {daemon.log_file(settings)})"
+    )
+
+
+def down() -> None:
+    """Stop the gateway daemon cleanly: in-flight requests are answered first."""
+    from thrifty.cli import console
+    from thrifty.serving import daemon
+    from thrifty.settings import get_settings
+
+    stopped = daemon.stop_daemon(get_settings())
+    console.print("[green]gateway stopped[/]" if stopped else "gateway was not running")
+
+
+def status(as_json: JsonOpt = False) -> None:
+    """Deployments on this machine: state, replicas, ports, requests, last request."""
+    from thrifty.cli import console, print_json
+    from thrifty.serving.status import local_status
+
+    report = local_status()
+    if as_json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    console.print(
+        f"gateway: {report['gateway']['url']} ({'up, pid ' + str(report['gateway']['pid']) if report['gateway']['pid'] else 'down'})"
+    )
+    table = Table("name", "state", "replicas", "ports", "requests", "last request")
+    for row in report["deployments"]:
+        table.add_row(
+            row["name"],
+            row["state"],
+            f"{row['replicas_ready']}/{row['replicas_desired']}",
+            ",".join(map(str, row["ports"])) or "-",
+            str(row["requests"]),
+            row["last_request_at"] or "-",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("deploy-local")(deploy_local)
+    app.command("hibernate")(hibernate)
+    app.command("wake")(wake)
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)

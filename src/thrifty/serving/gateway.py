@@ -1,0 +1,391 @@
+"""The gateway (activator): one port for every model, replicas behind it, wake on demand.
+
+    client ──▶ gateway :8470 ──▶ replica of model A (least outstanding requests)
+                    │        └─▶ replica of model A
+                    └──────────▶ (model B hibernated: hold the request, wake a replica, forward)
+
+* Routing: ``/v2/models/{name}/...`` goes to the replica of deployment ``name`` with the fewest
+  requests in flight. The gateway never answers 503: a model with zero replicas is woken (one
+  wake per model, however many requests are waiting) and the requests are answered once it is
+  ready; if it is not ready within ``wake_timeout_s`` the answer is a 504 that says so.
+* Failures: a request whose replica dies is retried on another replica, or after a re-wake.
+* Desired state lives in the registry (the local provider writes it); ``reconcile`` reads it every
+  ``reconcile_interval_s`` and on ``POST /admin/reconcile``, so a restarted gateway rebuilds its
+  replicas from the registry.
+* Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
+  log in batches from a background task — never on the request's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import ServingError
+from thrifty.serving import auth
+from thrifty.serving.http import Request, Response, error_response, json_response
+from thrifty.serving.metrics import Metrics
+from thrifty.serving.pool import WarmPool, Worker
+from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
+
+log = logging.getLogger("thrifty.serving.gateway")
+MAX_ATTEMPTS = 4
+ACTIVE_STATES = ("running", "pending", "degraded")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    api_tokens: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    wake_timeout_s: float = 30.0
+    request_timeout_s: float = 60.0
+    warm_pool_size: int = 1
+    reconcile_interval_s: float = 1.0
+    log_flush_interval_s: float = 1.0
+
+
+@dataclass
+class ModelState:
+    """What the gateway knows of one deployment."""
+
+    name: str
+    order: dict[str, Any]
+    desired: int = 0
+    replicas: list[Worker] = field(default_factory=list)
+    starting: int = 0
+    waking: asyncio.Task[Worker] | None = None
+    changed_at: float = 0.0
+
+    def pick(self) -> Worker | None:
+        live = [r for r in self.replicas if r.alive]
+        return min(live, key=lambda r: r.upstream.outstanding) if live else None
+
+
+def replica_order(name: str, spec: dict[str, Any], max_body_bytes: int) -> dict[str, Any]:
+    """The worker's load order from a deployment's stored spec (see providers/local.py)."""
+    runtime = spec.get("runtime") or {}
+    if not runtime.get("model_path"):
+        raise ServingError(
+            f"deployment {name!r} has no model path", hint=f"run `thrifty deploy-local` for {name!r} again"
+        )
+    return {
+        "name": name,
+        "model_path": runtime["model_path"],
+        "tokenizer_path": runtime.get("tokenizer_path"),
+        "optimized_graph_path": runtime.get("optimized_graph_path"),
+        "runner": dict(spec.get("serving") or {}),
+        "max_body_bytes": max_body_bytes,
+    }
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, registry: Any, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.registry = registry
+        self.metrics = metrics or Metrics("thrifty_gateway")
+        self.models: dict[str, ModelState] = {}
+        self.pool = WarmPool(config.warm_pool_size)
+        self._tokens = tuple(t.encode() for t in config.api_tokens)
+        self._log_rows: list[dict[str, Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._reconcile_lock = asyncio.Lock()
+        self.url = f"http://{config.host}:{config.port}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.pool.fill()
+        await self.reconcile()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.config.reconcile_interval_s, self.reconcile)),
+            loop.create_task(self._every(self.config.log_flush_interval_s, self.flush_log)),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*(r.stop() for s in self.models.values() for r in s.replicas))
+        await self.pool.close()
+        await self.flush_log()
+
+    async def _every(self, interval_s: float, action: Any) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await action()
+            except Exception:  # the gateway outlives a registry hiccup
+                log.exception("background %s failed", getattr(action, "__name__", action))
+
+    # -- requests ------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response | Any:
+        path = request.path
+        if path == "/v2/health/live":
+            return json_response({"live": True})
+        if path == "/v2/health/ready":
+            return json_response({"ready": True})
+        denied = auth.check(request, self._tokens)
+        if denied is not None:
+            return denied
+        if path == "/metrics":
+            return Response(200, self.metrics.render(), "text/plain; version=0.0.4")
+        if path in ("/v2", "/v2/"):
+            return json_response(
+                {"name": "thrifty-gateway", "version": "1", "extensions": ["binary_tensor_data"]}
+            )
+        if path.startswith("/admin/"):
+            return self._admin(request)
+        route = parse_model_path(path)
+        if route is None:
+            return error_response(
+                404, f"no route for {request.method} {path}; see the Open Inference Protocol v2"
+            )
+        return self._proxy(request, route.name)
+
+    async def _admin(self, request: Request) -> Response:
+        if request.path == "/admin/reconcile" and request.method == "POST":
+            await self.reconcile()
+            return json_response(self.describe())
+        if request.path == "/admin/status":
+            return json_response(self.describe())
+        return error_response(404, f"no admin route {request.path}")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "models": {
+                s.name: {
+                    "desired": s.desired,
+                    "replicas": [
+                        {"pid": r.pid, "port": r.port, "outstanding": r.upstream.outstanding}
+                        for r in s.replicas
+                        if r.alive
+                    ],
+                }
+                for s in self.models.values()
+            },
+            "warm_pool": {
+                "size": self.pool.size,
+                "taken_warm": self.pool.taken_warm,
+                "taken_cold": self.pool.taken_cold,
+            },
+        }
+
+    async def _proxy(self, request: Request, name: str) -> Response:
+        started = time.perf_counter()
+        state = self.models.get(name) or await self._find(name)
+        if state is None:
+            return error_response(404, f"no deployment named {name!r}; deploy it with `thrifty deploy-local`")
+        response, cold = await self._forward(request, state, started)
+        self._record(name, started, cold, response.status)
+        return response
+
+    async def _forward(self, request: Request, state: ModelState, started: float) -> tuple[Response, bool]:
+        data = request.raw_head + b"\r\n\r\n" + request.body
+        cold = False
+        last_error = ""
+        for _ in range(MAX_ATTEMPTS):
+            replica = state.pick()
+            if replica is None:
+                cold = True
+                replica_or_error = await self._await_wake(state, started)
+                if isinstance(replica_or_error, Response):
+                    return replica_or_error, cold
+                replica = replica_or_error
+            try:
+                status, headers, body = await replica.upstream.request(data, self.config.request_timeout_s)
+            except (ConnectionError, OSError) as exc:
+                last_error = str(exc)
+                self._lost(state, replica)
+                continue
+            extra = (
+                [("inference-header-content-length", headers["inference-header-content-length"])]
+                if "inference-header-content-length" in headers
+                else []
+            )
+            return Response(status, body, headers.get("content-type", "application/json"), extra), cold
+        return error_response(
+            502, f"model {state.name!r}: every replica failed ({last_error}); retried {MAX_ATTEMPTS} times"
+        ), cold
+
+    async def _await_wake(self, state: ModelState, started: float) -> Worker | Response:
+        remaining = self.config.wake_timeout_s - (time.perf_counter() - started)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.wake(state)), max(remaining, 0.001))
+        except TimeoutError:
+            return error_response(
+                504,
+                f"model {state.name!r} did not wake within {self.config.wake_timeout_s:g} s; see the gateway log",
+            )
+        except ServingError as exc:
+            return error_response(504, f"model {state.name!r} could not be woken: {exc.message}")
+
+    def wake(self, state: ModelState) -> asyncio.Task[Worker]:
+        """The one wake in progress for ``state`` (started if none): many waiters, one replica."""
+        if state.waking is None or state.waking.done():
+            state.waking = asyncio.get_running_loop().create_task(self._wake(state))
+        return state.waking
+
+    async def _wake(self, state: ModelState) -> Worker:
+        was_zero = state.desired == 0
+        state.desired = max(state.desired, 1)
+        state.changed_at = time.monotonic()
+        kind, reason = (
+            ("wake", "request while hibernated") if was_zero else ("replica_started", "no live replica")
+        )
+        worker = await self._start_replica(state, kind, reason)
+        self.metrics.cold_starts.labels(state.name).inc()
+        return worker
+
+    async def _start_replica(
+        self, state: ModelState, kind: str = "replica_started", reason: str = ""
+    ) -> Worker:
+        started = time.perf_counter()
+        state.starting += 1
+        try:
+            worker = await self.pool.take()
+            await worker.load(state.order, self.config.wake_timeout_s)
+        finally:
+            state.starting -= 1
+        state.replicas.append(worker)
+        self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
+        self._background_async(self._watch(state, worker))
+        log.info(
+            "replica of %s ready on port %s (pid %s, load %.1f ms)",
+            state.name,
+            worker.port,
+            worker.pid,
+            worker.load_ms,
+        )
+        self._background(self._save_state, state, kind, reason or f"replica on port {worker.port}")
+        return worker
+
+    async def _watch(self, state: ModelState, worker: Worker) -> None:
+        code = await worker.process.wait()
+        if not worker.stopping:
+            log.warning("replica of %s (pid %s) exited with %s", state.name, worker.pid, code)
+            self._lost(state, worker)
+
+    def _lost(self, state: ModelState, worker: Worker) -> None:
+        if worker in state.replicas:
+            state.replicas.remove(worker)
+            worker.stopping = True
+            worker.kill()
+            self._background(self._save_state, state, "replica_lost", f"replica pid {worker.pid} died")
+
+    # -- desired state -------------------------------------------------------------------------
+    async def _find(self, name: str) -> ModelState | None:
+        await self.reconcile()
+        return self.models.get(name)
+
+    async def reconcile(self) -> None:
+        """Bring replicas in line with the registry's deployments (provider 'local')."""
+        async with self._reconcile_lock:
+            read_at = time.monotonic()
+            rows = await asyncio.get_running_loop().run_in_executor(
+                None, self.registry.list_deployments, "local"
+            )
+            seen = set()
+            for row in rows:
+                seen.add(row.name)
+                self._apply(row, read_at)
+            for name in [n for n in self.models if n not in seen]:
+                state = self.models.pop(name)
+                await asyncio.gather(*(r.stop() for r in state.replicas))
+            for state in self.models.values():
+                await self._converge(state)
+
+    def _apply(self, row: Any, read_at: float) -> None:
+        state = self.models.get(row.name)
+        try:
+            order = replica_order(row.name, row.spec or {}, self.config.max_body_bytes)
+        except ServingError as exc:
+            log.error("%s", exc)
+            return
+        desired = row.replicas if row.state in ACTIVE_STATES else 0
+        if state is None:
+            self.models[row.name] = ModelState(row.name, order, desired)
+        elif state.changed_at < read_at:  # a wake newer than this read wins until it is saved
+            state.order, state.desired = order, desired
+
+    async def _converge(self, state: ModelState) -> None:
+        live = [r for r in state.replicas if r.alive]
+        missing = state.desired - len(live) - state.starting
+        for _ in range(max(missing, 0)):
+            self._background_async(self._start_replica(state, "replica_started", "reconcile"))
+        for worker in sorted(live, key=lambda r: r.upstream.outstanding)[: max(-missing, 0)]:
+            state.replicas.remove(worker)
+            self._background_async(worker.stop())
+        if missing < 0 and not state.replicas:
+            log.info("%s hibernated (0 replicas)", state.name)
+
+    def _background_async(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background: %s", task.exception())
+
+    def _background(self, fn: Any, *args: Any) -> None:
+        self._background_async(asyncio.get_running_loop().run_in_executor(None, fn, *args))
+
+    def _save_state(self, state: ModelState, kind: str, reason: str) -> None:
+        live = [r for r in state.replicas if r.alive]
+        resources = {"replicas": [{"pid": r.pid, "port": r.port} for r in live], "gateway": self.url}
+        fields: dict[str, Any] = {
+            "resources": resources,
+            "endpoint_url": f"{self.url}/v2/models/{state.name}",
+        }
+        if kind == "wake":
+            fields.update(state="running", replicas=max(state.desired, 1))
+        self.registry.upsert_deployment(state.name, **fields)
+        self.registry.add_event(state.name, kind, reason)
+        state.changed_at = 0.0
+
+    # -- request log ---------------------------------------------------------------------------
+    def _record(self, name: str, started: float, cold: bool, status: int) -> None:
+        latency_s = time.perf_counter() - started
+        self.metrics.requests.labels(name, str(status)).inc()
+        self.metrics.latency.labels(name).observe(latency_s)
+        self._log_rows.append(
+            {
+                "model_name": name,
+                "at": datetime.now(UTC),
+                "latency_ms": latency_s * 1000,
+                "cold": cold,
+                "status_code": status,
+            }
+        )
+
+    async def flush_log(self) -> None:
+        rows, self._log_rows = self._log_rows, []
+        if rows:
+            await asyncio.get_running_loop().run_in_executor(None, self.registry.log_requests, rows)
+
+
+async def run_gateway(
+    config: GatewayConfig, registry: Any, *, stop: asyncio.Event | None = None, pid_file: Path | None = None
+) -> None:
+    """Serve the gateway until SIGTERM/SIGINT (or ``stop``), then drain and stop every replica."""
+    from thrifty.serving.app import bind_socket, serve_until_stopped
+
+    sock = bind_socket(config.host, config.port)
+    gateway = Gateway(config, registry)
+    await gateway.start()
+    log.info("gateway listening on %s", gateway.url)
+    try:
+        await serve_until_stopped(gateway.handle, sock, max_body_bytes=config.max_body_bytes, stop=stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await gateway.close()

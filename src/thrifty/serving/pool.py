@@ -1,0 +1,142 @@
+"""Replica processes and the warm pool that makes waking fast.
+
+A ``Worker`` is a ``thrifty.serving.worker`` process started ahead of time: Python, onnxruntime,
+tokenizers and the server are imported and its port is bound before any model is asked for. Waking
+a model then costs only the session creation (plus a pipe round trip), not a process start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.errors import ServingError
+from thrifty.serving.http import UpstreamPool
+
+log = logging.getLogger("thrifty.serving.pool")
+WORKER_START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Worker:
+    process: asyncio.subprocess.Process
+    port: int
+    pid: int
+    name: str = ""
+    load_ms: float = 0.0
+    upstream: UpstreamPool = field(init=False)
+    stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.upstream = UpstreamPool("127.0.0.1", self.port)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None and not self.stopping
+
+    async def load(self, order: dict[str, Any], timeout_s: float) -> float:
+        """Hand the worker its model; the load time in ms once it serves. ServingError if it fails."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.name = str(order["name"])
+        self.process.stdin.write(json.dumps(order).encode() + b"\n")
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+        event = json.loads(line) if line else {"event": "failed", "error": "worker exited while loading"}
+        if event.get("event") != "ready":
+            self.kill()
+            raise ServingError(f"replica of {self.name!r} failed to load: {event.get('error')}")
+        self.load_ms = float(event.get("load_ms", 0.0))
+        return self.load_ms
+
+    async def stop(self, drain_timeout_s: float = 30.0) -> None:
+        """Drain in-flight requests, then exit (killed after the timeout)."""
+        self.stopping = True
+        self.upstream.close()
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, AttributeError):
+            assert self.process.stdin is not None
+            self.process.stdin.write(b'{"command": "stop"}\n')
+            await self.process.stdin.drain()
+        try:
+            await asyncio.wait_for(self.process.wait(), drain_timeout_s)
+        except TimeoutError:
+            self.kill()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+async def spawn_worker() -> Worker:
+    """Start one warm worker and wait until it has imported everything and bound its port."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "thrifty.serving.worker",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
+        event = json.loads(line)
+    except (TimeoutError, ValueError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        raise ServingError(
+            "a replica worker did not start", hint="see the gateway log for its error"
+        ) from exc
+    return Worker(process, int(event["port"]), int(event["pid"]))
+
+
+class WarmPool:
+    """Keeps ``size`` started workers ready; ``take`` hands one out and starts its replacement."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = size
+        self._spares: list[asyncio.Task[Worker]] = []
+        self.taken_warm = 0
+        self.taken_cold = 0
+
+    def fill(self) -> None:
+        while len(self._spares) < self.size:
+            self._spares.append(asyncio.get_running_loop().create_task(spawn_worker()))
+
+    async def take(self) -> Worker:
+        started = time.perf_counter()
+        ready = [t for t in self._spares if t.done() and not t.cancelled() and t.exception() is None]
+        task = ready[0] if ready else (self._spares[0] if self._spares else None)
+        if task is not None:
+            self._spares.remove(task)
+        self.fill()
+        if task is None:
+            task = asyncio.get_running_loop().create_task(spawn_worker())
+        warm = task.done()
+        worker = await task
+        if worker.process.returncode is not None:  # a spare that died while waiting
+            worker = await spawn_worker()
+            warm = False
+        self.taken_warm += warm
+        self.taken_cold += not warm
+        log.debug(
+            "worker %s taken (%s) in %.1f ms",
+            worker.pid,
+            "warm" if warm else "cold",
+            (time.perf_counter() - started) * 1000,
+        )
+        return worker
+
+    async def close(self) -> None:
+        for task in self._spares:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().stop(1.0)
+            else:
+                task.cancel()
+        self._spares.clear()

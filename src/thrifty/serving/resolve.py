@@ -1,0 +1,109 @@
+"""Where a deployment's files come from: the ONNX graph, the tokenizer, the saved optimized graph.
+
+Convention (documented in the issue's closing note):
+* the variant's artifact (``DeploySpec.artifact_sha256``) is an ONNX file, or a packed folder
+  (``pack_tree``) holding one ``*.onnx`` (``model.onnx`` preferred) — and then maybe ``tokenizer.json``;
+* the tokenizer is, first found wins: ``DeploySpec.serving["tokenizer_path"]``; ``tokenizer.json``
+  beside the ONNX file in the variant's folder; the model version's Hugging Face folder (format
+  ``huggingface``), unpacked from the store;
+* the optimized graph (onnxruntime's extended optimizations, saved once) lives in the cache as
+  ``<cache>/serving/<sha256>.opt.onnx``; ``serving["optimized_graph"] = False`` turns it off.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thrifty.artifacts.base import unpack_tree
+from thrifty.errors import NotFoundError, ServingError
+
+
+@dataclass(frozen=True)
+class ServedFiles:
+    model_path: Path
+    tokenizer_path: Path | None = None
+    optimized_graph_path: Path | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "model_path": str(self.model_path),
+            "tokenizer_path": str(self.tokenizer_path) if self.tokenizer_path else None,
+            "optimized_graph_path": str(self.optimized_graph_path) if self.optimized_graph_path else None,
+        }
+
+
+def _is_onnx_file(path: Path) -> bool:
+    return path.is_file() and not tarfile.is_tarfile(path)
+
+
+def onnx_in(blob: Path, unpack_dir: Path) -> Path:
+    """The ONNX file of a stored blob: the blob itself, or the one inside a packed folder."""
+    if _is_onnx_file(blob):
+        return blob
+    folder = blob if blob.is_dir() else unpack_tree(blob, unpack_dir)
+    preferred = folder / "model.onnx"
+    if preferred.is_file():
+        return preferred
+    found = sorted(folder.rglob("*.onnx"))
+    if not found:
+        raise ServingError(
+            f"no .onnx file in {blob}", hint="deploy an ONNX variant (run the optimize step first)"
+        )
+    return found[0]
+
+
+def tokenizer_near(model_path: Path) -> Path | None:
+    candidate = model_path.parent / "tokenizer.json"
+    return candidate if candidate.is_file() else None
+
+
+def resolve_files(spec: Any, registry: Any, store: Any, cache_dir: Path) -> ServedFiles:
+    """Local paths for a DeploySpec (fetching and unpacking from the artifact store as needed)."""
+    serving = dict(spec.serving or {})
+    sha = spec.artifact_sha256
+    try:
+        blob = store.fetch(sha)
+    except Exception as exc:
+        raise NotFoundError(
+            f"artifact {sha[:12]} of deployment {spec.name!r} is not in the store",
+            hint="re-run the optimize step",
+        ) from exc
+    model_path = onnx_in(Path(blob), cache_dir / "serving" / sha)
+    tokenizer = _tokenizer_for(spec, serving, model_path, registry, store, cache_dir)
+    optimized = None
+    if serving.get("optimized_graph", True) is not False:
+        from thrifty.serving.runner import save_optimized_graph
+
+        optimized = save_optimized_graph(model_path, cache_dir / "serving" / f"{sha}.opt.onnx")
+    return ServedFiles(model_path, tokenizer, optimized)
+
+
+def _tokenizer_for(
+    spec: Any, serving: dict[str, Any], model_path: Path, registry: Any, store: Any, cache_dir: Path
+) -> Path | None:
+    if serving.get("tokenizer_path"):
+        path = Path(serving["tokenizer_path"])
+        if not path.exists():
+            raise ServingError(
+                f"tokenizer_path {path} does not exist",
+                hint="point serving.tokenizer_path at tokenizer.json or its folder",
+            )
+        return path
+    near = tokenizer_near(model_path)
+    if near is not None or not spec.variant_id:
+        return near
+    return _version_tokenizer(spec.variant_id, registry, store, cache_dir)
+
+
+def _version_tokenizer(variant_id: int, registry: Any, store: Any, cache_dir: Path) -> Path | None:
+    variant = registry.get_variant(variant_id)
+    version = registry.get_model_version_by_id(variant.model_version_id)
+    if version.format != "huggingface":
+        return None
+    blob = Path(store.fetch(version.sha256))
+    folder = blob if blob.is_dir() else unpack_tree(blob, cache_dir / "serving" / version.sha256)
+    found = sorted(folder.rglob("tokenizer.json"))
+    return found[0] if found else None

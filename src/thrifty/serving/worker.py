@@ -1,0 +1,105 @@
+"""A replica process: starts warm (onnxruntime and the server imported, port bound), then waits
+for one model on stdin, loads it and serves it.
+
+Protocol on the pipes (one JSON object per line):
+
+    worker → parent   {"event": "warm", "port": 43121, "pid": 123}
+    parent → worker   {"name": ..., "model_path": ..., "tokenizer_path": ..., "optimized_graph_path": ...,
+                       "runner": {...RunnerConfig...}, "max_body_bytes": ...}
+    worker → parent   {"event": "ready", "load_ms": 31.2}   or   {"event": "failed", "error": "..."}
+    parent → worker   {"command": "stop"}   (drain in-flight requests, then exit)
+
+End-of-file on stdin means the parent (the gateway) is gone: the worker drains and exits, so no
+replica outlives its gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# imported up front on purpose: this is what "warm" means
+import numpy as np  # noqa: F401
+import onnxruntime  # noqa: F401
+import tokenizers  # noqa: F401
+
+from thrifty.serving.app import bind_socket, serve_until_stopped
+from thrifty.serving.http import run
+from thrifty.serving.runner import RunnerConfig
+from thrifty.serving.server import InferenceServer, ServerConfig
+
+
+def _say(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def runner_config(raw: dict[str, Any]) -> RunnerConfig:
+    opt = raw.get("optimized_graph_path")
+    return RunnerConfig(
+        max_batch_size=int(raw.get("max_batch_size", 32)),
+        max_queue_delay_ms=float(raw.get("max_queue_delay_ms", 0.0)),
+        intra_op_threads=int(raw.get("intra_op_threads", 0)),
+        max_seq_len=int(raw.get("max_seq_len", 128)),
+        optimized_graph_path=Path(opt) if opt else None,
+    )
+
+
+def load_server(order: dict[str, Any]) -> InferenceServer:
+    runner = dict(order.get("runner") or {})
+    runner.setdefault("optimized_graph_path", order.get("optimized_graph_path"))
+    config = ServerConfig(
+        max_body_bytes=int(order.get("max_body_bytes", 16 << 20)), runner=runner_config(runner)
+    )
+    server = InferenceServer(config)
+    tokenizer = order.get("tokenizer_path")
+    server.load(
+        order["name"], Path(order["model_path"]), tokenizer_path=Path(tokenizer) if tokenizer else None
+    )
+    return server
+
+
+async def _watch_stdin(stop: asyncio.Event) -> None:
+    """Stop on {"command": "stop"} or end-of-file (the parent died)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or json.loads(line).get("command") == "stop":
+            stop.set()
+            return
+
+
+async def main(host: str = "127.0.0.1") -> None:
+    sock = bind_socket(host, 0)
+    _say({"event": "warm", "port": sock.getsockname()[1], "pid": os.getpid()})
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if not line:
+        return
+    started = time.perf_counter()
+    try:
+        server = load_server(json.loads(line))
+    except Exception as exc:
+        _say({"event": "failed", "error": str(exc)})
+        return
+    stop = asyncio.Event()
+    watcher = asyncio.get_running_loop().create_task(_watch_stdin(stop))
+    load_ms = (time.perf_counter() - started) * 1000
+
+    def started_cb() -> None:
+        _say({"event": "ready", "load_ms": round(load_ms, 2)})
+
+    await serve_until_stopped(
+        server.handle, sock, max_body_bytes=server.config.max_body_bytes, stop=stop, on_started=started_cb
+    )
+    watcher.cancel()
+    server.close()
+
+
+if __name__ == "__main__":
+    run(main())
+    os._exit(0)  # the stdin reader thread may still block on readline
