@@ -31,7 +31,10 @@ err_console = Console(stderr=True)
 #: modules that define ``register(app)``; one line per area
 COMMAND_MODULES = [
     "thrifty.ingest.commands",
+    "thrifty.report_cli",
     "thrifty.serving.commands",
+    "thrifty.catalog.commands",
+    "thrifty.planner.commands",
 ]
 
 

@@ -1,0 +1,320 @@
+"""What a person reads after a run: the summary, the variants and offers tables, an HTML report.
+
+Pure functions of the registry's rows and the plan's decision record; the deploy-model flow turns
+them into Prefect artifacts, the CLI prints them with rich, ``thrifty report`` writes the HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import NotFoundError
+from thrifty.registry import Registry
+
+HOURS_PER_MONTH = 730.0
+
+
+@dataclass
+class RunReport:
+    """Everything the summary, tables and HTML need, gathered from the registry."""
+
+    model: str
+    decision: dict[str, Any]
+    variants: list[dict[str, Any]]
+    deployment: dict[str, Any] = field(default_factory=dict)
+    plan_id: int | None = None
+
+    @property
+    def chosen(self) -> dict[str, Any]:
+        return dict(self.decision.get("chosen") or {})
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        return dict(self.decision.get("baseline") or {})
+
+
+def _bench_row(results: list[Any]) -> dict[str, Any]:
+    """The batch-1 result with the most threads (what a single request sees), else the first."""
+    if not results:
+        return {}
+    batch1 = [r for r in results if r.batch_size == 1] or results
+    best = max(batch1, key=lambda r: (r.threads, -r.latency_ms_p50))
+    return {
+        "latency_ms_p50": best.latency_ms_p50,
+        "latency_ms_p95": best.latency_ms_p95,
+        "throughput_rps": best.throughput_rps,
+        "load_ms": best.load_ms,
+        "peak_memory_mib": best.peak_memory_mib,
+        "threads": best.threads,
+        "seq_len": best.seq_len,
+    }
+
+
+def variant_rows(registry: Registry, model_version_id: int) -> list[dict[str, Any]]:
+    variants = registry.list_variants(model_version_id)
+    results = registry.list_benchmark_results([v.id for v in variants])
+    rows = []
+    for v in variants:
+        bench = _bench_row([r for r in results if r.variant_id == v.id])
+        rows.append(
+            {
+                "variant": v.name,
+                "technique": v.technique,
+                "size_mb": round(v.artifact.size_bytes / 1e6, 2),
+                **bench,
+                "fidelity": _fidelity_text(v.fidelity),
+                "status": v.status,
+                "rejection_reason": v.rejection_reason,
+            }
+        )
+    return rows
+
+
+def _fidelity_text(fidelity: dict[str, Any]) -> str:
+    shown = []
+    for key in ("cosine_mean", "cosine_min", "nn_agreement", "top1_agreement", "accuracy", "max_abs_error"):
+        if key in fidelity and fidelity[key] is not None:
+            shown.append(f"{key}={float(fidelity[key]):.3f}")
+    return ", ".join(shown) or "-"
+
+
+def collect(registry: Registry, ref: str) -> RunReport:
+    """A report for a deployment name, or a plan id (``plan:7`` or ``7``)."""
+    deployment = registry.find_deployment(ref)
+    if deployment is not None:
+        if deployment.plan_id is None:
+            raise NotFoundError(f"deployment {ref!r} has no plan", hint="re-run the deploy-model flow")
+        plan = registry.get_plan(deployment.plan_id)
+        info = {
+            "name": deployment.name,
+            "provider": deployment.provider,
+            "state": deployment.state,
+            "endpoint_url": deployment.endpoint_url,
+            "replicas": deployment.replicas,
+        }
+    else:
+        plan_id = ref.removeprefix("plan:")
+        if not plan_id.isdigit():
+            raise NotFoundError(
+                f"{ref!r} is neither a deployment nor a plan id",
+                hint="see `thrifty status` and `thrifty plan list`",
+            )
+        plan = registry.get_plan(int(plan_id))
+        info = {}
+    record = dict(plan.record)
+    rows = variant_rows(registry, plan.model_version_id) if plan.model_version_id else []
+    return RunReport(
+        model=str(record.get("model", "")), decision=record, variants=rows, deployment=info, plan_id=plan.id
+    )
+
+
+# -- text --------------------------------------------------------------------------------------
+
+
+def _money(value: Any) -> str:
+    return "-" if value is None else f"${float(value):,.2f}"
+
+
+def offer_label(row: dict[str, Any]) -> str:
+    return f"{row.get('provider')} {row.get('instance_type')} {row.get('region')} ({row.get('option') or row.get('price_model')})"
+
+
+def savings_line(report: RunReport) -> str:
+    chosen, base = report.chosen, report.baseline
+    if not base or not chosen.get("usd_per_month") or not base.get("usd_per_month"):
+        return "no baseline to compare with"
+    ratio = float(base["usd_per_month"]) / float(chosen["usd_per_month"])
+    saved = float(base["usd_per_month"]) - float(chosen["usd_per_month"])
+    return f"{ratio:.1f}× cheaper than the naive baseline ({_money(saved)}/month saved)"
+
+
+def curl_example(endpoint_url: str, model: str, sample: str = "thrifty keeps models cheap") -> str:
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [sample]}]}
+    return (
+        f"curl -s -X POST {endpoint_url.rstrip('/')}/v2/models/{model}/infer "
+        f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+    )
+
+
+def summary_markdown(report: RunReport, *, local_endpoint: str | None = None, curl: str | None = None) -> str:
+    c, b = report.chosen, report.baseline
+    lines = [
+        f"# thrifty: {report.model}",
+        "",
+        f"**Chosen plan:** variant `{c.get('variant')}` on {offer_label(c)}",
+        "",
+        "| | cost / 1M requests | cost / month | p95 (est.) |",
+        "|---|---:|---:|---:|",
+        f"| chosen | {_money(c.get('usd_per_million_requests'))} | {_money(c.get('usd_per_month'))} | "
+        f"{_ms(c.get('latency_ms_p95_est'))} |",
+    ]
+    if b:
+        lines.append(
+            f"| naive baseline (fp32, on-demand m5.xlarge us-east-1) | {_money(b.get('usd_per_million_requests'))} | "
+            f"{_money(b.get('usd_per_month'))} | {_ms(b.get('latency_ms_p95_est'))} |"
+        )
+    lines += ["", savings_line(report), ""]
+    variant = next((v for v in report.variants if v["variant"] == c.get("variant")), None)
+    if variant:
+        lines.append(f"**Fidelity vs the original:** {variant['fidelity']}")
+    slo = report.decision.get("slo", {})
+    traffic = report.decision.get("traffic", {})
+    lines.append(f"**SLO:** p95 ≤ {slo.get('latency_ms_p95')} ms at {traffic.get('rps')} req/s")
+    if report.deployment:
+        d = report.deployment
+        lines.append(
+            f"**Deployed:** {d['name']} on `{d['provider']}`, state {d['state']}, endpoint {d['endpoint_url']}"
+        )
+    if local_endpoint:
+        lines.append(f"**Endpoint:** {local_endpoint}")
+    if curl:
+        lines += ["", "```bash", curl, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f} ms"
+
+
+def offers_rows(report: RunReport, top: int = 10) -> list[dict[str, Any]]:
+    rows = []
+    for cand in report.decision.get("candidates", [])[:top]:
+        rows.append(
+            {
+                "rank": cand.get("rank"),
+                "variant": cand.get("variant"),
+                "offer": offer_label(cand),
+                "usd_per_million_requests": cand.get("usd_per_million_requests"),
+                "usd_per_month": cand.get("usd_per_month"),
+                "machines": cand.get("machines"),
+                "p95_ms_est": cand.get("latency_ms_p95_est"),
+                "estimated": cand.get("estimated"),
+                "why_lost": cand.get("why_lost") or "chosen",
+            }
+        )
+    return rows
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def cost_chart(report: RunReport, top: int = 15) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cands = [
+        c for c in report.decision.get("candidates", []) if c.get("usd_per_million_requests") is not None
+    ]
+    cands = sorted(cands, key=lambda c: c["usd_per_million_requests"])[:top]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(cands) + 1.5))
+    labels = [f"{c['variant']} · {offer_label(c)}" for c in cands]
+    ax.barh(labels[::-1], [c["usd_per_million_requests"] for c in cands][::-1], color="#3b82f6")
+    if report.baseline.get("usd_per_million_requests"):
+        ax.axvline(
+            report.baseline["usd_per_million_requests"],
+            color="#ef4444",
+            linestyle="--",
+            label="naive baseline",
+        )
+        ax.legend()
+    ax.set_xlabel("USD per million requests")
+    ax.set_title("Cost per offer (cheapest feasible candidates)")
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def latency_chart(report: RunReport) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in report.variants:
+        if row.get("latency_ms_p50") is None:
+            continue
+        color = (
+            "#16a34a"
+            if row["status"] == "accepted"
+            else "#dc2626"
+            if row["status"] == "rejected"
+            else "#6b7280"
+        )
+        ax.scatter(row["size_mb"], row["latency_ms_p50"], color=color, s=60)
+        ax.annotate(
+            row["variant"],
+            (row["size_mb"], row["latency_ms_p50"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("size (MB)")
+    ax.set_ylabel("latency p50 at batch 1 (ms)")
+    ax.set_title("Latency vs size per variant (green accepted, red rejected)")
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return "" if value is None else str(value)
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#111}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}td,th{border:1px solid #ddd;padding:.3rem .5rem}
+th{background:#f3f4f6}img{max-width:100%}pre{background:#f3f4f6;padding:1rem;overflow:auto}
+"""
+
+
+def write_html(report: RunReport, path: Path) -> Path:
+    """A standalone HTML file (plots embedded as PNG data URIs), written atomically."""
+    summary = summary_markdown(report)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>thrifty report: {html.escape(report.model)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>thrifty report: {html.escape(report.model)}</h1>",
+        f"<pre>{html.escape(summary)}</pre>",
+        "<h2>Cost per offer</h2>",
+        f"<img alt='cost per offer' src='data:image/png;base64,{cost_chart(report)}'>",
+        "<h2>Variants</h2>",
+        f"<img alt='latency vs size' src='data:image/png;base64,{latency_chart(report)}'>",
+        _table(report.variants),
+        "<h2>Top offers</h2>",
+        _table(offers_rows(report, top=20)),
+        "<h2>Assumptions</h2>",
+        f"<pre>{html.escape(json.dumps(report.decision.get('assumptions', {}), indent=2, default=str))}</pre>",
+        "</body></html>",
+    ]
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(parts))
+    tmp.replace(path)
+    return path
