@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint typecheck pytest server bench clean
+.PHONY: setup run test lint typecheck pytest server server-stop bench clean
 
 setup:
 	@bash .ci/bootstrap.sh
@@ -29,6 +29,12 @@ pytest: setup
 	rc=$$?; if [[ $$rc == 5 ]]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
+
+server: setup
+	$(BIN)/python -m deployments.server start
+
+server-stop: setup
+	$(BIN)/python -m deployments.server stop
 
 bench: setup
 	$(BIN)/python bench/run_all.py
