@@ -1,0 +1,146 @@
+"""``thrifty plan explain``: a decision record as text a person can check with a calculator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
+    """The chosen offer with its arithmetic, the baseline, the runners-up, the exclusions, assumptions."""
+    lines = [_title(record, plan_id), ""]
+    lines += _inputs(record)
+    lines += ["", "CHOSEN", *_arithmetic(record["chosen"], record["traffic"])]
+    baseline = record.get("baseline")
+    if baseline:
+        lines += ["", "BASELINE (" + str(baseline.get("label", "naive")) + ")"]
+        lines += _arithmetic(baseline, record["traffic"])
+        saved = baseline["usd_per_month"] - record["chosen"]["usd_per_month"]
+        ratio = baseline["usd_per_month"] / record["chosen"]["usd_per_month"]
+        lines.append(f"  plan vs baseline: ${saved:,.2f}/month less ({ratio:.1f}x cheaper)")
+    lines += ["", "RUNNERS-UP (why they lost)", *_runners_up(record["candidates"])]
+    lines += [
+        "",
+        f"EXCLUDED ({record['candidates_evaluated']:,} pairs evaluated)",
+        *_excluded(record["excluded"]),
+    ]
+    lines += ["", "ASSUMPTIONS", *(f"  - {note}" for note in record["assumptions"].get("notes", []))]
+    return "\n".join(lines)
+
+
+def _title(record: dict[str, Any], plan_id: int | None) -> str:
+    name = f"plan {plan_id}" if plan_id is not None else "plan"
+    return f"{name} for {record.get('model') or '(unnamed model)'} — decided {record.get('created_at', '?')}"
+
+
+def _inputs(record: dict[str, Any]) -> list[str]:
+    slo, traffic, catalog = record["slo"], record["traffic"], record["catalog"]
+    filters = [f"p95 ≤ {slo['latency_ms_p95']:g} ms", "spot ok" if slo.get("spot_ok") else "no spot"]
+    if slo.get("min_fidelity") is not None:
+        filters.append(f"fidelity ≥ {slo['min_fidelity']:g}")
+    if slo.get("providers"):
+        filters.append("providers " + ",".join(slo["providers"]))
+    if slo.get("max_interruption_bucket"):
+        filters.append(f"interruptions ≤ {slo['max_interruption_bucket']}")
+    return [
+        "SLO: " + "; ".join(filters),
+        f"traffic: {traffic['rps']:g} req/s, active {traffic['active_fraction']:.0%} of the month"
+        f"{', scale to zero' if traffic.get('scale_to_zero') else ''} → {traffic['requests_per_month']:,.0f} "
+        "requests/month",
+        f"prices: {catalog['origin'] or '?'} ({catalog['rows']:,} rows, observed "
+        f"{catalog['observed_at_oldest']} … {catalog['observed_at_newest']})",
+    ]
+
+
+def _arithmetic(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  {c['variant']} on {c['provider']} {c['instance_type']} {c['region']}{_zone(c)} ({c['option']})",
+        f"  price row: {_price(c)} — {c['source']}, observed {c['observed_at']}"
+        + (" [derived]" if c.get("derived") else ""),
+        f"  benchmark: batch {c['batch_size']}, {c['threads']} threads: {c['bench_throughput_rps']:.1f} req/s, "
+        f"p95 {c['bench_latency_ms_p95']:.1f} ms on {c['bench_cpu'] or '?'}"
+        + (" (recorded numbers)" if c.get("bench_recorded") else ""),
+    ]
+    if c["option"] == "serverless":
+        return lines + _serverless_lines(c, traffic)
+    return lines + _dedicated_lines(c, traffic)
+
+
+def _zone(c: dict[str, Any]) -> str:
+    return f"/{c['zone']}" if c.get("zone") else ""
+
+
+def _price(c: dict[str, Any]) -> str:
+    if c["option"] == "serverless":
+        return (
+            f"${c['usd_per_gb_second']:.10f}/GiB-s + ${c['usd_per_million_requests_unit']:g}/million requests"
+        )
+    return f"${c['usd_per_hour']:.5f}/h"
+
+
+def _dedicated_lines(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
+    factor, copies, machines = c["family_factor"], c["copies_per_machine"], c["machines"]
+    per_machine = copies * c["bench_throughput_rps"] * factor * c["max_utilization"]
+    estimate = " (estimate: not measured on this type)" if c.get("estimated") else ""
+    lines = [
+        f"  copies per machine = min(floor({c['vcpus']:g} vCPUs / {c['threads']} threads), memory) = {copies:g}",
+        f"  req/s per machine = {copies:g} x {c['bench_throughput_rps']:.1f} x factor {factor:g} x "
+        f"{c['max_utilization']:g} = {per_machine:.1f}; machines = max(1, ceil({traffic['rps']:g} / "
+        f"{per_machine:.1f})) = {machines:g}",
+        f"  p95 here ≈ {c['bench_latency_ms_p95']:.1f} / {factor:g} = {c['latency_ms_p95_est']:.1f} ms{estimate}",
+    ]
+    if c["option"] == "spot+on_demand_floor":
+        lines.append(
+            f"  {c['floor_machines']:g} on-demand at ${c['on_demand_usd_per_hour']:.5f}/h + "
+            f"{machines - c['floor_machines']:g} spot x {c['billed_hours_per_month']:g} h"
+        )
+    else:
+        lines.append(
+            f"  compute = {machines:g} x ${c['usd_per_hour']:.5f} x {c['billed_hours_per_month']:g} h"
+        )
+    if c["price_model"] == "spot":
+        lines.append(
+            f"  spot risk (bucket {c['interruption_bucket'] or 'unknown'}): {c['requests_at_risk_per_month']:,.0f} "
+            f"requests at risk → ${c['spot_risk_usd_per_month']:.2f}/month"
+        )
+    return [*lines, _totals(c, traffic)]
+
+
+def _serverless_lines(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
+    duration_s = c["bench_latency_ms_p50"] / c["family_factor"] / 1000.0
+    per_request = duration_s * c["memory_gib"] * c["usd_per_gb_second"]
+    return [
+        f"  per request = {duration_s:.4f} s x {c['memory_gib']:.3f} GiB x ${c['usd_per_gb_second']:.10f} = "
+        f"${per_request:.10f}; + ${c['usd_per_million_requests_unit']:g} per million requests",
+        f"  p95 ≈ {c['latency_ms_p95_est']:.1f} ms warm (cold starts not included)",
+        _totals(c, traffic),
+    ]
+
+
+def _totals(c: dict[str, Any], traffic: dict[str, Any]) -> str:
+    return (
+        f"  = ${c['usd_per_month']:,.2f}/month; / {traffic['requests_per_month'] / 1e6:,.2f} M requests = "
+        f"${c['usd_per_million_requests']:.4f} per million"
+    )
+
+
+def _runners_up(candidates: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for c in candidates[1:16]:
+        lines.append(
+            f"  #{c['rank']:<5} {c['variant']:<22} {c['provider']:<5} {c['instance_type']:<24} "
+            f"{c['region']:<22} {c['option']:<20} ${c['usd_per_month']:>10,.2f}/mo  {c['why_lost']}"
+        )
+    return lines or ["  (none)"]
+
+
+def _excluded(excluded: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for entry in excluded:
+        ex = entry["closest"]
+        p95 = ex.get("latency_ms_p95_est")
+        detail = f"p95 {p95:.1f} ms" if isinstance(p95, float) else ""
+        lines.append(
+            f"  {entry['reason']}: {entry['count']:,} — e.g. {ex['variant']} on {ex['provider']} "
+            f"{ex['instance_type']} {ex['region']} ({ex['option']}) {detail}"
+        )
+    return lines or ["  (none)"]

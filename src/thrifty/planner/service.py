@@ -1,0 +1,49 @@
+"""Planning a registered model end to end: benchmark results + price catalog → stored decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from thrifty.catalog.store import load_catalog
+from thrifty.planner.decision import Decision, plan, save_plan
+from thrifty.planner.types import Assumptions, Slo, Traffic, perf_from_registry, recorded_minilm
+
+if TYPE_CHECKING:
+    from thrifty.registry import Registry
+    from thrifty.settings import Settings
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan_id: int
+    decision: Decision
+
+
+def plan_model(
+    registry: Registry,
+    settings: Settings,
+    model: str,
+    slo: Slo,
+    traffic: Traffic,
+    *,
+    version: int | None = None,
+    recorded: bool = False,
+    assumptions: Assumptions | None = None,
+) -> PlanResult:
+    """Plan ``model`` (its newest version unless ``version``) and store the decision record.
+
+    ``recorded=True`` plans with the recorded MiniLM numbers instead of the registry's benchmark
+    results (a demo for a registry without benchmarks); the record says so.
+    """
+    model_version_id: int | None = None
+    if recorded:
+        perf = recorded_minilm()
+    else:
+        model_version_id = registry.get_model_version(model, version).id
+        perf = perf_from_registry(registry, model, version)
+    catalog = load_catalog(settings, registry)
+    decision = plan(
+        perf, catalog.table, slo, traffic, assumptions=assumptions, model=model, catalog_origin=catalog.origin
+    )
+    return PlanResult(save_plan(registry, decision, model_version_id), decision)
