@@ -41,6 +41,7 @@ class Decision:
     price_rows: list[dict[str, Any]]
     candidates_evaluated: int
     baseline: dict[str, Any] | None = None
+    break_even: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def plan(
     if ranking.feasible.empty:
         raise _unreachable(ranking)
     candidates = _kept_candidates(ranking)
-    baseline = naive_baseline(perf, catalog, traffic, assumptions) if with_baseline else None
+    baseline = _optional_baseline(perf, catalog, traffic, assumptions) if with_baseline else None
     return Decision(
         model=model,
         slo=asdict(slo),
@@ -84,6 +85,7 @@ def plan(
         price_rows=_price_rows(candidates),
         candidates_evaluated=len(ranking.pairs),
         baseline=baseline,
+        break_even=serverless_break_even(ranking),
     )
 
 
@@ -179,6 +181,33 @@ def _f(value: Any) -> float | None:
     """A Python float (None for NaN/inf): money and sizes never leak numpy types."""
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def serverless_break_even(ranking: Ranking) -> dict[str, Any] | None:
+    """Traffic at which the cheapest feasible serverless offer costs what the cheapest dedicated one does.
+
+    Serverless cost grows linearly with requests; the dedicated cost is taken at its current machine
+    count, so the answer holds while that count does not change (stated in the record).
+    """
+    feasible = ranking.feasible
+    serverless = feasible[feasible["option"] == "serverless"]
+    dedicated = feasible[feasible["option"] != "serverless"]
+    if serverless.empty or dedicated.empty:
+        return None
+    s_row, d_row = serverless.iloc[0], dedicated.iloc[0]
+    usd_per_request = float(s_row["usd_per_month"]) / ranking.requests_per_month
+    seconds = 3600.0 * ranking.assumptions.hours_per_month * ranking.traffic.active_fraction
+    rps = float(d_row["usd_per_month"]) / (usd_per_request * seconds)
+    return {
+        "serverless": _short(candidate_dict(s_row, ranking)),
+        "dedicated": _short(candidate_dict(d_row, ranking)),
+        "usd_per_request_serverless": usd_per_request,
+        "break_even_rps": rps,
+        "cheaper_now": "serverless"
+        if float(s_row["usd_per_month"]) < float(d_row["usd_per_month"])
+        else "dedicated",
+        "note": "serverless is cheaper below break_even_rps, dedicated above (at the dedicated plan's machine count)",
+    }
 
 
 # -- summaries -------------------------------------------------------------------------------
@@ -291,6 +320,16 @@ def naive_baseline(
     relaxed = Slo(latency_ms_p95=1e9, spot_ok=False)
     ranking = rank(first, pd.DataFrame(offer), relaxed, traffic, assumptions)
     return candidate_dict(ranking.pairs.iloc[0], ranking) | {"label": "naive baseline: fp32 on m5.xlarge"}
+
+
+def _optional_baseline(
+    perf: pd.DataFrame, catalog: pd.DataFrame, traffic: Traffic, assumptions: Assumptions | None
+) -> dict[str, Any] | None:
+    """The naive baseline, or None when no fp32 original was benchmarked (the record then has none)."""
+    try:
+        return naive_baseline(perf, catalog, traffic, assumptions)
+    except PlanningError:
+        return None
 
 
 def _baseline_offer(table: pd.DataFrame, provider: str, region: str, instance_type: str, model: str) -> Any:

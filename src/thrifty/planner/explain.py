@@ -17,6 +17,7 @@ def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
         saved = baseline["usd_per_month"] - record["chosen"]["usd_per_month"]
         ratio = baseline["usd_per_month"] / record["chosen"]["usd_per_month"]
         lines.append(f"  plan vs baseline: ${saved:,.2f}/month less ({ratio:.1f}x cheaper)")
+    lines += _break_even(record.get("break_even"))
     lines += ["", "RUNNERS-UP (why they lost)", *_runners_up(record["candidates"])]
     lines += [
         "",
@@ -121,6 +122,20 @@ def _totals(c: dict[str, Any], traffic: dict[str, Any]) -> str:
         f"  = ${c['usd_per_month']:,.2f}/month; / {traffic['requests_per_month'] / 1e6:,.2f} M requests = "
         f"${c['usd_per_million_requests']:.4f} per million"
     )
+
+
+def _break_even(entry: dict[str, Any] | None) -> list[str]:
+    if not entry:
+        return []
+    s, d = entry["serverless"], entry["dedicated"]
+    return [
+        "",
+        "SERVERLESS BREAK-EVEN",
+        f"  {s['provider']} {s['instance_type']}: ${entry['usd_per_request_serverless']:.9f} per request vs "
+        f"{d['provider']} {d['instance_type']} ({d['option']}) ${d['usd_per_month']:,.2f}/month",
+        f"  break-even ≈ {entry['break_even_rps']:.2f} req/s: serverless cheaper below, dedicated above "
+        f"(now: {entry['cheaper_now']} is cheaper)",
+    ]
 
 
 def _runners_up(candidates: list[dict[str, Any]]) -> list[str]:
