@@ -122,7 +122,7 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: Any  # an email.message.Message: case-insensitive lookups
     body: Any
 
 
@@ -155,7 +155,7 @@ def _handler_class(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode()
-            request = Request(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
+            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
             status, payload, *extra = server.answer(request)
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
