@@ -185,8 +185,8 @@ class KubernetesProvider:
                 applied.append(obj)
         except ThriftyError:
             if not existed:  # a first deploy failing half-way leaves nothing behind
-                for obj in applied:
-                    self._delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+                for done in applied:
+                    self._delete(done["apiVersion"], done["kind"], done["metadata"]["name"])
             raise
 
     def _spec(self, name: str) -> tuple[DeploySpec, dict[str, Any]]:
