@@ -1,0 +1,93 @@
+"""The benchmark harness: each model is timed in a fresh child process.
+
+Per (batch size, thread count, sequence length) case: warm-up, then latency p50/p95/p99 and
+throughput; per model: load time (session creation), peak resident memory, file size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thrifty.bench.hardware import describe_cpu
+from thrifty.errors import BenchmarkError
+
+
+@dataclass
+class BenchSpec:
+    """What to measure. ``seq_lens`` ``None`` means natural lengths (text inputs only)."""
+
+    batch_sizes: tuple[int, ...] = (1, 8)
+    threads: tuple[int, ...] = (1,)
+    seq_lens: tuple[int | None, ...] = (128,)
+    warmup: int = 3
+    runs: int = 30
+    max_seconds_per_case: float = 10.0
+    timeout_s: float = 600.0
+    inputs: dict[str, Any] = field(default_factory=lambda: {"kind": "random"})
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise BenchmarkError(f"batch_sizes={self.batch_sizes}", hint="give batch sizes ≥ 1")
+        if not self.threads or min(self.threads) < 1:
+            raise BenchmarkError(f"threads={self.threads}", hint="give thread counts ≥ 1")
+        if self.runs < 1:
+            raise BenchmarkError(f"runs={self.runs}", hint="time at least one run")
+
+    def cases(self) -> list[dict[str, Any]]:
+        return [
+            {"batch_size": b, "threads": t, "seq_len": s}
+            for t in self.threads
+            for b in self.batch_sizes
+            for s in self.seq_lens
+        ]
+
+
+def _model_size_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    extra = path.with_name(path.name + ".data")
+    return path.stat().st_size + (extra.stat().st_size if extra.exists() else 0)
+
+
+def run_benchmark(model_path: Path, spec: BenchSpec, *, runtime: str = "onnxruntime") -> dict[str, Any]:
+    """Time ``model_path`` in a fresh process; returns cases, load_ms, peak memory, size, hardware."""
+    if not model_path.exists():
+        raise BenchmarkError(f"model {model_path} does not exist", hint="materialize the variant first")
+    job = {
+        "runtime": runtime,
+        "model_path": str(model_path),
+        "cases": spec.cases(),
+        "inputs": spec.inputs,
+        "warmup": spec.warmup,
+        "runs": spec.runs,
+        "max_seconds_per_case": spec.max_seconds_per_case,
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(spec.threads))}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "thrifty.bench._worker"],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            timeout=spec.timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchmarkError(
+            f"benchmark of {model_path} ran over {spec.timeout_s:.0f} s", hint="lower runs or batch sizes"
+        ) from exc
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-5:]
+        raise BenchmarkError(f"benchmark of {model_path} failed: {' | '.join(tail)}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["file_size_bytes"] = _model_size_bytes(model_path)
+    result["hardware"] = describe_cpu()
+    result["runtime"] = runtime
+    return result

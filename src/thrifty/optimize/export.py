@@ -1,0 +1,176 @@
+"""ONNX export: PyTorch modules (torch 2.13's exporter with onnxscript) and Hugging Face folders.
+
+A sentence-transformers folder is exported as the *sentence* embedding model it serves: the
+transformer, its pooling (mean over the attention mask by default) and L2 normalization, so the
+ONNX output ``sentence_embedding`` is what the user's ``model.encode`` returns. Other Hugging Face
+folders go through Optimum's exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import OptimizeError
+from thrifty.optimize._io import prepare_out, save_config, tmp_path_for
+from thrifty.optimize.config import ExportConfig
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_torch_module(
+    module: Any,
+    example_inputs: tuple[Any, ...],
+    out_dir: Path,
+    config: ExportConfig | None = None,
+    *,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] = ("output",),
+) -> Path:
+    """Export an ``nn.Module`` to ``out_dir/model.onnx`` (one file unless it is over 2 GB)."""
+    import torch
+
+    config = config or ExportConfig()
+    names = list(input_names or [f"input_{i}" for i in range(len(example_inputs))])
+    dims = _dynamic_shapes(names, example_inputs, config)
+    target = prepare_out(out_dir)
+    param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    external = param_bytes > config.external_data_above_bytes
+    module = module.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # exporter deprecation chatter, not about this model
+            program = torch.onnx.export(
+                module,
+                example_inputs,
+                dynamo=True,
+                dynamic_shapes=dims,
+                input_names=names,
+                output_names=list(output_names),
+                opset_version=config.opset,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as exc:
+        raise OptimizeError(
+            f"torch.onnx.export failed on {type(module).__name__}: {exc}",
+            hint="check the example inputs match forward(); unsupported ops are named above",
+        ) from exc
+    if program is None:
+        raise OptimizeError(f"torch.onnx.export returned nothing for {type(module).__name__}")
+    _save_program(program, target, external)
+    save_config(target, "export", config, parameter_bytes=param_bytes, external_data=external)
+    return target
+
+
+def _dynamic_shapes(names: list[str], inputs: tuple[Any, ...], config: ExportConfig) -> dict[str, Any]:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    seq = torch.export.Dim("sequence", min=1, max=4096)
+    shapes: dict[str, Any] = {}
+    for name, value in zip(names, inputs, strict=True):
+        axes: dict[int, Any] = {}
+        if config.dynamic_batch:
+            axes[0] = batch
+        if config.dynamic_sequence and name in TEXT_INPUTS and value.dim() > 1:
+            axes[1] = seq
+        shapes[name] = axes
+    return shapes
+
+
+def _save_program(program: Any, target: Path, external: bool) -> None:
+    tmp = tmp_path_for(target)
+    program.save(str(tmp), external_data=external)
+    tmp.replace(target)
+    if external:
+        data_file = tmp.with_name(tmp.name + ".data")
+        if data_file.exists():
+            data_file.replace(target.with_name(target.name + ".data"))
+
+
+def is_sentence_transformers(folder: Path) -> bool:
+    return (folder / "modules.json").exists() or (folder / "config_sentence_transformers.json").exists()
+
+
+def _pooling_mode(folder: Path, config: ExportConfig) -> tuple[str, bool]:
+    """(pooling, normalize) from the folder's sentence-transformers modules, else the config."""
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        return config.pooling, config.normalize
+    modules = json.loads(modules_file.read_text())
+    types = [m.get("type", "") for m in modules]
+    normalize = any(t.endswith("Normalize") for t in types)
+    pooling = config.pooling
+    for m in modules:
+        if m.get("type", "").endswith("Pooling"):
+            pool_cfg = json.loads((folder / m["path"] / "config.json").read_text())
+            pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
+    return pooling, normalize
+
+
+def sentence_embedding_module(folder: Path, config: ExportConfig | None = None) -> Any:
+    """The folder's transformer + pooling + normalization as one ``nn.Module``."""
+    import torch
+    from transformers import AutoModel
+
+    pooling, normalize = _pooling_mode(folder, config or ExportConfig())
+    encoder = AutoModel.from_pretrained(str(folder)).eval()
+
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1) if normalize else pooled
+
+    return SentenceEmbedding().eval()
+
+
+def export_sentence_transformer(folder: Path, out_dir: Path, config: ExportConfig | None = None) -> Path:
+    """Export a sentence-transformers folder to ONNX with output ``sentence_embedding``."""
+    from transformers import AutoTokenizer
+
+    config = config or ExportConfig()
+    module = sentence_embedding_module(folder, config)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))  # type: ignore[no-untyped-call]
+    enc = tokenizer(["an example", "a second, longer example sentence"], padding=True, return_tensors="pt")
+    inputs = tuple(enc[name] for name in TEXT_INPUTS)
+    target = export_torch_module(
+        module, inputs, out_dir, config, input_names=TEXT_INPUTS, output_names=("sentence_embedding",)
+    )
+    save_config(target, "export", config, source="sentence-transformers", tokenizer_dir=str(folder))
+    return target
+
+
+def export_hf_folder(folder: Path, out_dir: Path, config: ExportConfig | None = None) -> Path:
+    """Any Hugging Face folder: sentence-transformers directly, others with Optimum's exporter."""
+    config = config or ExportConfig()
+    if is_sentence_transformers(folder):
+        return export_sentence_transformer(folder, out_dir, config)
+    from optimum.exporters.onnx import main_export
+
+    try:
+        main_export(str(folder), output=str(out_dir), opset=config.opset, device="cpu", no_post_process=False)
+    except Exception as exc:
+        raise OptimizeError(
+            f"optimum could not export {folder}: {exc}",
+            hint="pass the task explicitly or export the model yourself and ingest the ONNX file",
+        ) from exc
+    target = out_dir / "model.onnx"
+    if not target.exists():
+        raise OptimizeError(f"optimum wrote no model.onnx in {out_dir}", hint="check the export log above")
+    save_config(target, "export", config, source="optimum", tokenizer_dir=str(folder))
+    return target
