@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "thrifty.serving.commands",
     "thrifty.catalog.commands",
     "thrifty.planner.commands",
+    "thrifty.policies.commands",
 ]
 
 
