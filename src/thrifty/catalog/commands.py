@@ -15,7 +15,14 @@ prices_app = typer.Typer(
 )
 
 _SHOW_COLUMNS: tuple[str, ...] = ("provider", "region", "zone", "instance_type", "vcpus", "memory_gib")
-_SHOW_COLUMNS += ("accelerator_name", "price_model", "usd_per_hour", "interruption_bucket", "derived", "observed_at")
+_SHOW_COLUMNS += (
+    "accelerator_name",
+    "price_model",
+    "usd_per_hour",
+    "interruption_bucket",
+    "derived",
+    "observed_at",
+)
 
 
 def register(app: typer.Typer) -> None:

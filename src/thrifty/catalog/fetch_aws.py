@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from thrifty.catalog.schema import INTERRUPTION_BUCKETS, validate
+from thrifty.catalog.schema import INTERRUPTION_BUCKETS, empty_table, validate
 from thrifty.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -71,14 +71,20 @@ def fetch_aws_on_demand(
     filters.append({"Type": "TERM_MATCH", "Field": "regionCode", "Value": region})
     wanted = set(instance_types or [])
     observed_at = datetime.now(UTC)
+    items = _call(lambda: _price_list(client, filters), "pricing.get_products")
+    if not items:
+        raise CatalogError(
+            f"AWS pricing.get_products returned no price items for region {region!r}",
+            hint="check the region code and the endpoint; the previous prices stay in force",
+        )
     rows = []
-    for item in _call(lambda: _price_list(client, filters), "pricing.get_products"):
+    for item in items:
         row = parse_price_list_item(item, region)
         if row is not None and (not wanted or row["instance_type"] in wanted):
             rows.append(row | {"observed_at": observed_at, "source": "AWS Price List API get_products"})
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return validate(frame.reindex(columns=["provider", "region", "instance_type", "price_model"]))
+        return empty_table()
     return validate(frame.sort_values("usd_per_hour").drop_duplicates(["region", "instance_type"]))
 
 
@@ -181,7 +187,7 @@ def parse_spot_history(
 
     frame = pd.DataFrame(entries)
     if frame.empty:
-        return validate(frame.reindex(columns=["provider", "region", "instance_type", "price_model"]))
+        return empty_table()
     frame = frame[frame["ProductDescription"].astype(str).str.startswith("Linux/UNIX")]
     frame = frame.assign(
         observed_at=pd.to_datetime(frame["Timestamp"], utc=True, format="ISO8601"),

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from thrifty.catalog._http import get_json
-from thrifty.catalog.schema import validate
+from thrifty.catalog.schema import empty_table, validate
+from thrifty.errors import CatalogError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,14 +59,19 @@ def fetch_azure(
     try:
         rows: list[dict[str, Any]] = []
         for region in regions:
-            items = iter_items(http, base_url, azure_filter(region), backoff_s=backoff_s)
+            items = list(iter_items(http, base_url, azure_filter(region), backoff_s=backoff_s))
+            if not items:
+                raise CatalogError(
+                    f"Azure Retail Prices API returned no items for region {region!r}",
+                    hint="check the region name (armRegionName, e.g. eastus); the previous prices stay in force",
+                )
             rows.extend(parse_items(items, observed_at, f"Azure Retail Prices API {base_url}"))
     finally:
         if owned:
             http.close()
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return validate(frame.reindex(columns=["provider", "region", "instance_type", "price_model"]))
+        return empty_table()
     frame = _fill_shapes(frame, shapes)
     frame = frame.sort_values("usd_per_hour").drop_duplicates(["region", "instance_type", "price_model"])
     return validate(frame)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from thrifty.catalog._http import get_json
-from thrifty.catalog.schema import validate
+from thrifty.catalog.schema import empty_table, validate
 from thrifty.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def compose_prices(
     accels = _accelerator_rows(wide)
     raw = pd.concat([machines, accels], ignore_index=True)
     if raw.empty:
-        return validate(raw.reindex(columns=["provider", "region", "instance_type", "price_model"]))
+        return empty_table()
     raw["zone"] = ""
     return validate(wide_to_long(attach_gcp_accelerators(raw), "gcp", observed_at, source))
 
@@ -176,9 +176,9 @@ def compose_prices(
 def _machine_rows(wide: pd.DataFrame, shapes: tuple[tuple[str, float, float], ...]) -> pd.DataFrame:
     import pandas as pd
 
-    core = wide[wide["kind"] == "core"].set_index(["name", "region"])
-    ram = wide[wide["kind"] == "ram"].set_index(["name", "region"])
-    joined = core.join(ram, lsuffix="_core", rsuffix="_ram", how="inner").reset_index()
+    core = wide[wide["kind"] == "core"].drop(columns=["kind"])
+    ram = wide[wide["kind"] == "ram"].drop(columns=["kind"])
+    joined = core.merge(ram, on=["name", "region"], suffixes=("_core", "_ram"), how="inner")
     shape_frame = pd.DataFrame(shapes, columns=["instance_type", "vcpus", "memory_gib"])
     shape_frame["name"] = shape_frame["instance_type"].str.split("-").str[0]
     rows = shape_frame.merge(joined, on="name", how="inner")
