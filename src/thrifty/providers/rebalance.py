@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol
 
-from thrifty.errors import CapacityError, ProviderError
-from thrifty.providers.base import PriceModel
+from thrifty.errors import CapacityError, ProviderError, QuotaExceededError
+from thrifty.providers.base import DeploymentStatus, DeploySpec, PriceModel, Provider
 
 HOURS_PER_MONTH = 730.0
 LIVE_STATES = ("pending", "running")
@@ -382,3 +382,23 @@ def view_of(
         noticed_ids=frozenset(noticed_ids),
     )
     return replace(view, **prices_and_history)  # type: ignore[arg-type]
+
+
+def deploy_first_available(
+    candidates: Sequence[DeploySpec], provider_for: Callable[[DeploySpec], Provider]
+) -> tuple[DeploySpec, DeploymentStatus, list[str]]:
+    """Deploy the first candidate (in plan order) that has capacity and quota.
+
+    Returns (the spec deployed, its status, why each earlier candidate was skipped). A provider's
+    failed deploy cleans up after itself, so skipping a candidate leaves nothing behind.
+    """
+    skipped: list[str] = []
+    for spec in candidates:
+        try:
+            return spec, provider_for(spec).deploy(spec), skipped
+        except (CapacityError, QuotaExceededError) as exc:
+            skipped.append(f"{spec.region}/{spec.instance_type}/{spec.price_model.value}: {exc.message}")
+    raise CapacityError(
+        f"no candidate of the plan could be deployed ({len(candidates)} tried)",
+        hint="; ".join(skipped) or "the plan has no candidates",
+    )

@@ -71,7 +71,13 @@ def aws(aws_target: Any) -> Any:
 
 
 @pytest.fixture
-def make_spec(s3_artifact: tuple[str, str]) -> Callable[..., Any]:
+def artifact_sha() -> str:
+    """The variant's sha256 in specs; modules that pull it from moto's S3 override this fixture."""
+    return "ab" * 32
+
+
+@pytest.fixture
+def make_spec(artifact_sha: str) -> Callable[..., Any]:
     from thrifty.providers.base import DeploySpec, PriceModel
 
     def make(name: str = "minilm", **overrides: Any) -> DeploySpec:
@@ -79,7 +85,7 @@ def make_spec(s3_artifact: tuple[str, str]) -> Callable[..., Any]:
             "name": name,
             "model_name": "all-MiniLM-L6-v2",
             "variant_id": 7,
-            "artifact_sha256": s3_artifact[1],
+            "artifact_sha256": artifact_sha,
             "region": "us-east-1",
             "instance_type": "c7g.large",
             "price_model": PriceModel.SPOT,
@@ -179,7 +185,7 @@ def replay_server() -> Iterator[ReplayServer]:
     server = ReplayServer(url="")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(server))
     server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     httpd.shutdown()

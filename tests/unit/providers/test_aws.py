@@ -23,6 +23,11 @@ from thrifty.providers.aws_cloudinit import runcmd_lines
 from thrifty.providers.base import PriceModel, Provider, provider_class
 
 
+@pytest.fixture
+def artifact_sha(s3_artifact: tuple[str, str]) -> str:
+    return s3_artifact[1]
+
+
 def _live(aws: AwsProvider, name: str) -> list[Any]:
     return [r for r in aws.replicas(name) if r.state in ("pending", "running") and not r.retired]
 

@@ -24,6 +24,11 @@ NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 SPOT, OD = PriceModel.SPOT, PriceModel.ON_DEMAND
 
 
+@pytest.fixture
+def artifact_sha(s3_artifact: tuple[str, str]) -> str:
+    return s3_artifact[1]
+
+
 def _view(
     replicas: list[Replica], markets: tuple[PriceModel, ...] = (SPOT, SPOT), **kw: Any
 ) -> DeploymentView:

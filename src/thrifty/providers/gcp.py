@@ -1,0 +1,394 @@
+"""GCP Compute Engine target: one VM per replica, spot through ``provisioning_model=SPOT``.
+
+- Instance ``thrifty-<name>-<slot>`` in the zone of the spec (a region gets the target's zone
+  suffix). Slots below the on-demand floor are STANDARD; the rest follow the price model; spot VMs
+  have an ``instance_termination_action`` (DELETE by default, or STOP) and no automatic restart.
+- The cloud-init user data of ``aws_cloudinit`` rides in the ``user-data`` metadata item; the
+  deployment's spec rides in ``thrifty-spec`` so ``scale`` needs nothing but the cloud.
+- Ownership: labels ``thrifty-managed=true`` and ``thrifty-deployment=<name>``.
+- Each insert carries a fresh ``requestId``, so the client's own retries of that call are no-ops on
+  GCP; a second deploy finds the instances by name and inserts nothing. Every mutation returns a zonal operation that is polled until DONE; an operation that
+  ends with an error is translated like an HTTP error (``ZONE_RESOURCE_POOL_EXHAUSTED`` →
+  ``CapacityError``, ``QUOTA_EXCEEDED`` → ``QuotaExceededError``).
+- A deploy that fails half-way deletes the instances it created.
+
+The client is ``google-cloud-compute`` (REST transport); tests point ``api_endpoint`` at a local
+server with ``AnonymousCredentials``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from thrifty.errors import (
+    CapacityError,
+    ConfigError,
+    CredentialsError,
+    NotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    ThriftyError,
+)
+from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
+from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
+from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
+
+SPEC_METADATA_KEY = "thrifty-spec"
+REPLICAS_LABEL = "thrifty-replicas"
+_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_ZONE = re.compile(r".+-[a-z]$")
+_CAPACITY_CODES = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "STOCKOUT"}
+_QUOTA_CODES = {"QUOTA_EXCEEDED", "quotaExceeded", "rateLimitExceeded"}
+LIVE_STATUSES = ("PROVISIONING", "STAGING", "RUNNING")
+
+
+@dataclass(frozen=True)
+class GcpTarget:
+    """Where and how to launch on GCP (plain config; the block builds it)."""
+
+    project: str
+    zone_suffix: str = "a"
+    network: str = "global/networks/default"
+    image: str = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+    service_account_email: str | None = None
+    termination_action: str = "DELETE"
+    api_endpoint: str | None = None
+    poll_s: float = 2.0
+    operation_timeout_s: float = 600.0
+    boot: BootConfig = field(default_factory=lambda: BootConfig(artifact_store_url="s3://thrifty-artifacts"))
+
+    def __post_init__(self) -> None:
+        if self.termination_action not in ("DELETE", "STOP"):
+            raise ConfigError(f"termination_action={self.termination_action!r}", hint="use DELETE or STOP")
+
+
+def _translate_codes(codes: list[str], message: str, what: str) -> ThriftyError:
+    text = f"GCP {what} failed: {', '.join(codes) or 'error'}: {message}"
+    if any(code in _CAPACITY_CODES for code in codes):
+        return CapacityError(text, hint="the zone is out of this machine type; try the plan's next candidate")
+    if any(code in _QUOTA_CODES for code in codes):
+        return QuotaExceededError(text, hint="raise the Compute Engine quota (IAM & Admin → Quotas)")
+    return ProviderError(text, hint="see the GCP error code in the message")
+
+
+def _translate(exc: Exception, what: str) -> ThriftyError:
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import GoogleAuthError
+
+    if isinstance(exc, GoogleAuthError):
+        return CredentialsError(f"GCP {what}: no usable credentials", hint="configure a GcpCredentials block")
+    if not isinstance(exc, gexc.GoogleAPICallError):
+        return ProviderError(
+            f"GCP {what} failed: {type(exc).__name__}", hint="check the endpoint and network"
+        )
+    reasons = [str(getattr(exc, "reason", "") or "")] + [
+        str(err.get("reason", "")) for err in (exc.errors or []) if isinstance(err, dict)
+    ]
+    codes = [r for r in reasons if r]
+    if isinstance(exc, gexc.Unauthenticated):
+        return CredentialsError(f"GCP {what} refused: {exc.message}", hint="refresh the service account key")
+    if any(code in _QUOTA_CODES for code in codes) or "Quota" in str(exc.message):
+        return QuotaExceededError(
+            f"GCP {what} refused: {exc.message}", hint="raise the Compute Engine quota (IAM & Admin → Quotas)"
+        )
+    if isinstance(exc, gexc.Forbidden | gexc.PermissionDenied):
+        return CredentialsError(
+            f"GCP {what} refused: {exc.message}",
+            hint="grant the service account roles/compute.instanceAdmin.v1 on the project",
+        )
+    if isinstance(exc, gexc.NotFound):
+        return NotFoundError(f"GCP {what}: {exc.message}", hint="it may have been deleted outside thrifty")
+    return _translate_codes(codes, str(exc.message), what)
+
+
+class GcpProvider:
+    name: ClassVar[str] = "gcp"
+    unsupported: ClassVar[Mapping[Feature, str]] = {
+        Feature.SCALE_TO_ZERO: "Compute Engine VMs do not scale to zero on requests; use hibernate",
+    }
+    interruption_notice_s: ClassVar[int] = 30
+
+    def __init__(self, target: GcpTarget, *, credentials: Any = None) -> None:
+        from google.cloud import compute_v1
+
+        options = {"api_endpoint": target.api_endpoint} if target.api_endpoint else None
+        kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest", "client_options": options}
+        self.target = target
+        self.instances = compute_v1.InstancesClient(**kwargs)
+        self.operations = compute_v1.ZoneOperationsClient(**kwargs)
+
+    # -- vendor boundary ------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        from google.api_core.exceptions import GoogleAPICallError
+        from google.auth.exceptions import GoogleAuthError
+
+        try:
+            return fn(**kwargs)
+        except (GoogleAPICallError, GoogleAuthError) as exc:
+            raise _translate(exc, what) from exc
+
+    def _wait(self, operation: Any, zone: str, what: str) -> None:
+        """Poll a zonal operation until DONE; its error (if any) becomes a thrifty error."""
+        from google.cloud import compute_v1
+
+        deadline = time.monotonic() + self.target.operation_timeout_s
+        while operation.status != compute_v1.Operation.Status.DONE:
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"GCP {what}: operation {operation.name} still running", hint="look in the console"
+                )
+            time.sleep(self.target.poll_s)
+            operation = self._call(
+                what, self.operations.get, project=self.target.project, zone=zone, operation=operation.name
+            )
+        if operation.error and operation.error.errors:
+            errors = operation.error.errors
+            raise _translate_codes([e.code for e in errors], "; ".join(e.message for e in errors), what)
+
+    # -- instance bodies ---------------------------------------------------------------------
+    def zone_of(self, spec: DeploySpec) -> str:
+        return spec.region if _ZONE.fullmatch(spec.region) else f"{spec.region}-{self.target.zone_suffix}"
+
+    def instance_name(self, name: str, slot: int) -> str:
+        return f"thrifty-{name}-{slot}"
+
+    def instance_body(self, spec: DeploySpec, slot: int) -> Any:
+        """The Instance resource for one slot (also what ``--dry-run`` prints)."""
+        from google.cloud import compute_v1
+
+        zone = self.zone_of(spec)
+        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        scheduling = compute_v1.Scheduling(
+            provisioning_model="SPOT" if spot else "STANDARD",
+            automatic_restart=not spot,
+            on_host_maintenance="TERMINATE" if spot else "MIGRATE",
+        )
+        if spot:
+            scheduling.instance_termination_action = self.target.termination_action
+        metadata = compute_v1.Metadata(
+            items=[
+                compute_v1.Items(
+                    key="user-data", value=render_user_data(spec, self.target.boot, cloud="gcp")
+                ),
+                compute_v1.Items(key=SPEC_METADATA_KEY, value=_spec_json(spec)),
+            ]
+        )
+        body = compute_v1.Instance(
+            name=self.instance_name(spec.name, slot),
+            machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}",
+            scheduling=scheduling,
+            labels=self._labels(spec.name, slot, "spot" if spot else "on-demand", spec.replicas),
+            metadata=metadata,
+            disks=[
+                compute_v1.AttachedDisk(
+                    boot=True,
+                    auto_delete=True,
+                    initialize_params=compute_v1.AttachedDiskInitializeParams(source_image=self.target.image),
+                )
+            ],
+            network_interfaces=[compute_v1.NetworkInterface(network=self.target.network)],
+        )
+        if self.target.service_account_email:
+            body.service_accounts = [
+                compute_v1.ServiceAccount(
+                    email=self.target.service_account_email,
+                    scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                )
+            ]
+        return body
+
+    def _labels(self, name: str, slot: int, market: str, replicas: int) -> dict[str, str]:
+        return {
+            MANAGED_LABEL: "true",
+            DEPLOYMENT_LABEL: label_value(name),
+            "thrifty-slot": str(slot),
+            "thrifty-market": market,
+            REPLICAS_LABEL: str(replicas),
+        }
+
+    # -- instances ---------------------------------------------------------------------------
+    def _list(self, name: str | None = None) -> list[tuple[str, Any]]:
+        """(zone, instance) of every managed instance, or of one deployment, in the project."""
+        flt = f'labels.{MANAGED_LABEL} = "true"'
+        if name is not None:
+            flt += f' AND labels.{DEPLOYMENT_LABEL} = "{label_value(name)}"'
+        from google.cloud import compute_v1
+
+        request = compute_v1.AggregatedListInstancesRequest(project=self.target.project, filter=flt)
+        pages = self._call("aggregated_list instances", self.instances.aggregated_list, request=request)
+        found = []
+        for scope, scoped in self._call("aggregated_list instances", lambda: list(pages)):
+            found += [(scope.removeprefix("zones/"), inst) for inst in scoped.instances]
+        return found
+
+    def _insert(self, spec: DeploySpec, slot: int) -> None:
+        zone = self.zone_of(spec)
+        what = f"insert {self.instance_name(spec.name, slot)} in {zone}"
+        from google.cloud import compute_v1
+
+        request = compute_v1.InsertInstanceRequest(
+            project=self.target.project,
+            zone=zone,
+            instance_resource=self.instance_body(spec, slot),
+            request_id=str(uuid.uuid4()),
+        )
+        operation = self._call(what, self.instances.insert_unary, request=request)
+        self._wait(operation, zone, what)
+
+    def _delete_instance(self, zone: str, instance: str) -> None:
+        what = f"delete {instance} in {zone}"
+        try:
+            operation = self._call(
+                what, self.instances.delete_unary, project=self.target.project, zone=zone, instance=instance
+            )
+            self._wait(operation, zone, what)
+        except NotFoundError:
+            return
+
+    def _spec_of(self, name: str) -> tuple[DeploySpec, list[tuple[str, Any]]]:
+        found = self._list(name)
+        for _, inst in found:
+            for item in inst.metadata.items:
+                if item.key == SPEC_METADATA_KEY:
+                    return _spec_from_json(item.value), found
+        raise NotFoundError(
+            f"no GCP deployment named {name!r} in project {self.target.project}",
+            hint="deploy it first (`thrifty deploy … --target gcp`)",
+        )
+
+    # -- Provider protocol -------------------------------------------------------------------
+    def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        if not _NAME.fullmatch(self.instance_name(spec.name, 0)) or len(spec.name) > 50:
+            raise ConfigError(
+                f"deployment name {spec.name!r} is not a valid GCE instance name",
+                hint="use lowercase letters, digits and '-', at most 50 characters",
+            )
+        existing = {inst.name for _, inst in self._list(spec.name)}
+        created: list[str] = []
+        try:
+            for slot in range(spec.replicas):
+                if self.instance_name(spec.name, slot) not in existing:
+                    self._insert(spec, slot)
+                    created.append(self.instance_name(spec.name, slot))
+        except ThriftyError:
+            for instance in created:
+                self._delete_instance(self.zone_of(spec), instance)
+            raise
+        for zone, inst in self._list(spec.name):
+            if int(inst.labels.get("thrifty-slot", "0")) >= spec.replicas:
+                self._delete_instance(zone, inst.name)
+        return self.status(spec.name)
+
+    def scale(self, name: str, replicas: int) -> DeploymentStatus:
+        if replicas < 0:
+            raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
+        spec, _ = self._spec_of(name)
+        self.deploy(replace(spec, replicas=replicas))
+        for zone, inst in self._list(name):
+            if inst.labels.get(REPLICAS_LABEL) != str(replicas):
+                self._set_labels(zone, inst, {**inst.labels, REPLICAS_LABEL: str(replicas)})
+        return self.status(name)
+
+    def _set_labels(self, zone: str, inst: Any, labels: Mapping[str, str]) -> None:
+        from google.cloud import compute_v1
+
+        what = f"set_labels {inst.name} in {zone}"
+        request = compute_v1.SetLabelsInstanceRequest(
+            project=self.target.project,
+            zone=zone,
+            instance=inst.name,
+            instances_set_labels_request_resource=compute_v1.InstancesSetLabelsRequest(
+                labels=dict(labels), label_fingerprint=inst.label_fingerprint
+            ),
+        )
+        self._wait(self._call(what, self.instances.set_labels_unary, request=request), zone, what)
+
+    def _each(self, name: str, verb: str) -> DeploymentStatus:
+        _, found = self._spec_of(name)
+        method = getattr(self.instances, f"{verb}_unary")
+        for zone, inst in found:
+            what = f"{verb} {inst.name} in {zone}"
+            operation = self._call(what, method, project=self.target.project, zone=zone, instance=inst.name)
+            self._wait(operation, zone, what)
+        return self.status(name)
+
+    def hibernate(self, name: str) -> DeploymentStatus:
+        return self._each(name, "stop")
+
+    def wake(self, name: str) -> DeploymentStatus:
+        return self._each(name, "start")
+
+    def status(self, name: str) -> DeploymentStatus:
+        found = self._list(name)
+        if not found:
+            return DeploymentStatus(name, self.name, "deleted", 0, 0)
+        spec, _ = self._spec_of(name)
+        running = [inst for _, inst in found if inst.status == "RUNNING"]
+        stopped = all(inst.status in ("STOPPING", "TERMINATED", "SUSPENDED") for _, inst in found)
+        wanted = max(int(inst.labels.get(REPLICAS_LABEL, spec.replicas)) for _, inst in found)
+        desired = 0 if stopped else wanted
+        state = "hibernated" if stopped else "running" if len(running) >= desired else "pending"
+        endpoints = [_endpoint(inst, self.target.boot.port) for inst in running]
+        return DeploymentStatus(
+            name=name,
+            provider=self.name,
+            state=state,
+            replicas_desired=desired,
+            replicas_ready=len(running),
+            endpoint_url=next((e for e in endpoints if e), None),
+            resources=tuple(self._resource(zone, inst) for zone, inst in found),
+            details={"endpoints": [e for e in endpoints if e]},
+        )
+
+    def delete(self, name: str) -> None:
+        for zone, inst in self._list(name):
+            self._delete_instance(zone, inst.name)
+
+    def list_managed(self) -> list[ManagedResource]:
+        return [self._resource(zone, inst) for zone, inst in self._list()]
+
+    def _resource(self, zone: str, inst: Any) -> ManagedResource:
+        from datetime import datetime
+
+        created = inst.creation_timestamp
+        return ManagedResource(
+            provider=self.name,
+            kind="instance",
+            id=inst.name,
+            region=zone,
+            deployment_name=inst.labels.get(DEPLOYMENT_LABEL, ""),
+            created_at=datetime.fromisoformat(created) if created else None,
+            details={"status": inst.status, "market": inst.labels.get("thrifty-market", "")},
+        )
+
+    def delete_resource(self, resource: ManagedResource) -> None:
+        self._delete_instance(resource.region, resource.id)
+
+
+def _endpoint(inst: Any, port: int) -> str | None:
+    for nic in inst.network_interfaces:
+        for access in nic.access_configs:
+            if access.nat_i_p:
+                return f"http://{access.nat_i_p}:{port}"
+        if nic.network_i_p:
+            return f"http://{nic.network_i_p}:{port}"
+    return None
+
+
+def _spec_json(spec: DeploySpec) -> str:
+    from thrifty.providers.k8s_manifests import spec_annotation
+
+    return spec_annotation(spec)
+
+
+def _spec_from_json(text: str) -> DeploySpec:
+    from thrifty.providers.k8s_manifests import spec_from_annotation
+
+    json.loads(text)  # a clear JSON error before the dataclass one
+    return spec_from_annotation(text)
