@@ -1,0 +1,372 @@
+"""Azure target: one VM per replica (azure-mgmt-compute), spot through ``priority=Spot``.
+
+- VM ``thrifty-<name>-<slot>`` in the resource group of the target and the region of the spec.
+  Spot VMs get ``eviction_policy`` (Delete by default, or Deallocate) and ``max_price=-1`` (pay up
+  to the on-demand price, never evicted for price); slots below the on-demand floor are Regular.
+- The NIC is created with the VM (``network_interface_configurations``, deleted with it), so no
+  network SDK is needed; the cloud-init user data of ``aws_cloudinit`` is the VM's ``custom_data``.
+- Ownership: tags ``thrifty:managed=true`` and ``thrifty:deployment=<name>``; the spec rides in the
+  ``thrifty:spec`` tag so ``scale`` needs nothing but the cloud.
+- Every change is a long-running operation awaited through its poller (``begin_*`` → ``result()``):
+  ARM answers 201/202 with ``Azure-AsyncOperation``/``Location`` and azure-core polls it.
+- Errors: QuotaExceeded/OperationNotAllowed → ``QuotaExceededError``; SkuNotAvailable,
+  AllocationFailed, ZonalAllocationFailed, OverconstrainedAllocationRequest → ``CapacityError``;
+  AuthorizationFailed names the Azure RBAC action to grant.
+
+Plain-http endpoints are accepted only on loopback (tests): azure-core's bearer policy refuses to
+send a token over http unless the call passes ``enforce_https=False``, which this module does for
+``http://127.0.0.1`` / ``http://localhost`` base URLs and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC
+from typing import Any, ClassVar
+
+from thrifty.errors import (
+    CapacityError,
+    ConfigError,
+    CredentialsError,
+    NotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    ThriftyError,
+)
+from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
+from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
+from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
+
+SPEC_TAG = "thrifty:spec"
+SLOT_TAG = "thrifty:slot"
+REPLICAS_TAG = "thrifty:replicas"
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LOOPBACK_HTTP = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)")
+_CAPACITY_CODES = {
+    "SkuNotAvailable",
+    "AllocationFailed",
+    "ZonalAllocationFailed",
+    "OverconstrainedAllocationRequest",
+    "OverconstrainedZonalAllocationRequest",
+    "SpotMaxPriceTooLow",
+}
+_QUOTA_CODES = {"QuotaExceeded", "OperationNotAllowed", "SkuQuotaExceeded"}
+
+
+@dataclass(frozen=True)
+class AzureTarget:
+    """Where and how to launch on Azure (plain config; the block builds it)."""
+
+    subscription_id: str
+    resource_group: str
+    subnet_id: str
+    ssh_public_key: str
+    admin_username: str = "thrifty"
+    image: tuple[str, str, str, str] = ("Canonical", "ubuntu-24_04-lts", "server", "latest")
+    eviction_policy: str = "Delete"
+    base_url: str | None = None
+    polling_interval_s: float = 5.0
+    boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
+
+    def __post_init__(self) -> None:
+        if self.eviction_policy not in ("Delete", "Deallocate"):
+            raise ConfigError(f"eviction_policy={self.eviction_policy!r}", hint="use Delete or Deallocate")
+
+
+def _translate(exc: Exception, what: str) -> ThriftyError:
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+    if isinstance(exc, ClientAuthenticationError):
+        return CredentialsError(
+            f"Azure {what}: authentication failed",
+            hint="check the AzureComputeCredentials block (tenant, client)",
+        )
+    if isinstance(exc, ResourceNotFoundError):
+        return NotFoundError(f"Azure {what}: not found", hint="it may have been deleted outside thrifty")
+    if not isinstance(exc, HttpResponseError):
+        return ProviderError(
+            f"Azure {what} failed: {type(exc).__name__}", hint="check the endpoint and network"
+        )
+    code = str(getattr(exc.error, "code", "") or "")
+    message = str(getattr(exc.error, "message", "") or exc.reason or "")
+    text = f"Azure {what} refused: {code}: {message}"
+    if code in _CAPACITY_CODES:
+        return CapacityError(text, hint="try another VM size, region or the plan's next candidate")
+    if code in _QUOTA_CODES:
+        return QuotaExceededError(text, hint="request a vCPU quota increase (Subscriptions → Usage + quotas)")
+    if code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+        return CredentialsError(
+            text,
+            hint="grant the RBAC action Microsoft.Compute/virtualMachines/write (e.g. role Virtual Machine Contributor)",
+        )
+    return ProviderError(text, hint="see the Azure error code in the message")
+
+
+class AzureProvider:
+    name: ClassVar[str] = "azure"
+    unsupported: ClassVar[Mapping[Feature, str]] = {
+        Feature.SCALE_TO_ZERO: "Azure VMs do not scale to zero on requests; use hibernate",
+    }
+    interruption_notice_s: ClassVar[int] = 30
+
+    def __init__(self, target: AzureTarget, *, credential: Any) -> None:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        self.target = target
+        kwargs: dict[str, Any] = {"base_url": target.base_url} if target.base_url else {}
+        self.client = ComputeManagementClient(credential, target.subscription_id, **kwargs)
+        self._options: dict[str, Any] = {}
+        if target.base_url and _LOOPBACK_HTTP.match(target.base_url):
+            self._options["enforce_https"] = False
+
+    # -- vendor boundary ------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from azure.core.exceptions import AzureError
+
+        try:
+            return fn(*args, **kwargs, **self._options)
+        except AzureError as exc:
+            raise _translate(exc, what) from exc
+
+    def _await(self, what: str, begin: Callable[..., Any], *args: Any) -> Any:
+        """Start a long-running operation and wait for its end (``poller.result()``)."""
+        from azure.core.exceptions import AzureError
+
+        poller = self._call(what, begin, *args, polling_interval=self.target.polling_interval_s)
+        try:
+            return poller.result()
+        except AzureError as exc:
+            raise _translate(exc, what) from exc
+
+    # -- VM bodies ---------------------------------------------------------------------------
+    def vm_name(self, name: str, slot: int) -> str:
+        return f"thrifty-{name}-{slot}"
+
+    def vm_body(self, spec: DeploySpec, slot: int) -> Any:
+        """The VirtualMachine for one slot (also what ``--dry-run`` prints)."""
+        from azure.mgmt.compute import models as m
+
+        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        user_data = render_user_data(spec, self.target.boot, cloud="azure")
+        publisher, offer, sku, version = self.target.image
+        vm = m.VirtualMachine(
+            location=spec.region,
+            tags=self._tags(spec, slot),
+            hardware_profile=m.HardwareProfile(vm_size=spec.instance_type),
+            storage_profile=m.StorageProfile(
+                image_reference=m.ImageReference(publisher=publisher, offer=offer, sku=sku, version=version),
+                os_disk=m.OSDisk(create_option="FromImage", delete_option="Delete"),
+            ),
+            os_profile=self._os_profile(spec, slot, user_data),
+            network_profile=self._network_profile(spec, slot),
+            priority="Spot" if spot else "Regular",
+        )
+        if spot:
+            vm.eviction_policy = self.target.eviction_policy
+            vm.billing_profile = m.BillingProfile(max_price=-1)
+        return vm
+
+    def _os_profile(self, spec: DeploySpec, slot: int, user_data: str) -> Any:
+        from azure.mgmt.compute import models as m
+
+        key_path = f"/home/{self.target.admin_username}/.ssh/authorized_keys"
+        return m.OSProfile(
+            computer_name=self.vm_name(spec.name, slot),
+            admin_username=self.target.admin_username,
+            custom_data=base64.b64encode(user_data.encode()).decode(),
+            linux_configuration=m.LinuxConfiguration(
+                disable_password_authentication=True,
+                ssh=m.SshConfiguration(
+                    public_keys=[m.SshPublicKey(path=key_path, key_data=self.target.ssh_public_key)]
+                ),
+            ),
+        )
+
+    def _network_profile(self, spec: DeploySpec, slot: int) -> Any:
+        from azure.mgmt.compute import models as m
+
+        return m.NetworkProfile(
+            network_api_version="2020-11-01",
+            network_interface_configurations=[
+                m.VirtualMachineNetworkInterfaceConfiguration(
+                    name=f"{self.vm_name(spec.name, slot)}-nic",
+                    primary=True,
+                    delete_option="Delete",
+                    ip_configurations=[
+                        m.VirtualMachineNetworkInterfaceIPConfiguration(
+                            name="ipconfig1", subnet=m.SubResource(id=self.target.subnet_id)
+                        )
+                    ],
+                )
+            ],
+        )
+
+    def _tags(self, spec: DeploySpec, slot: int) -> dict[str, str]:
+        from thrifty.providers.k8s_manifests import spec_annotation
+
+        return {
+            MANAGED_KEY: "true",
+            DEPLOYMENT_KEY: spec.name,
+            SLOT_TAG: str(slot),
+            REPLICAS_TAG: str(spec.replicas),
+            SPEC_TAG: spec_annotation(spec),
+        }
+
+    # -- VMs ---------------------------------------------------------------------------------
+    def _list(self, name: str | None = None) -> list[Any]:
+        rg = self.target.resource_group
+        vms = self._call("list VMs", lambda **kw: list(self.client.virtual_machines.list(rg, **kw)))
+        return [
+            vm
+            for vm in vms
+            if (vm.tags or {}).get(MANAGED_KEY) == "true"
+            and (name is None or (vm.tags or {}).get(DEPLOYMENT_KEY) == name)
+        ]
+
+    def _power_state(self, vm_name: str) -> str:
+        vm = self._call(
+            f"get {vm_name}",
+            self.client.virtual_machines.get,
+            self.target.resource_group,
+            vm_name,
+            expand="instanceView",
+        )
+        statuses = vm.instance_view.statuses if vm.instance_view else []
+        codes = [s.code for s in statuses or [] if s.code and s.code.startswith("PowerState/")]
+        return codes[0].removeprefix("PowerState/") if codes else "unknown"
+
+    def _create(self, spec: DeploySpec, slot: int) -> None:
+        vm_name = self.vm_name(spec.name, slot)
+        self._await(
+            f"create {vm_name} in {spec.region}",
+            self.client.virtual_machines.begin_create_or_update,
+            self.target.resource_group,
+            vm_name,
+            self.vm_body(spec, slot),
+        )
+
+    def _delete_vm(self, vm_name: str) -> None:
+        try:
+            self._await(
+                f"delete {vm_name}",
+                self.client.virtual_machines.begin_delete,
+                self.target.resource_group,
+                vm_name,
+            )
+        except NotFoundError:
+            return
+
+    def _spec_of(self, name: str) -> tuple[DeploySpec, list[Any]]:
+        from thrifty.providers.k8s_manifests import spec_from_annotation
+
+        found = self._list(name)
+        for vm in found:
+            if SPEC_TAG in (vm.tags or {}):
+                return spec_from_annotation(vm.tags[SPEC_TAG]), found
+        raise NotFoundError(
+            f"no Azure deployment named {name!r} in resource group {self.target.resource_group}",
+            hint="deploy it first (`thrifty deploy … --target azure`)",
+        )
+
+    # -- Provider protocol -------------------------------------------------------------------
+    def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        if not _NAME.fullmatch(spec.name) or len(spec.name) > 50:
+            raise ConfigError(
+                f"deployment name {spec.name!r} is not a valid Azure VM name here",
+                hint="use lowercase letters, digits and '-', at most 50 characters",
+            )
+        existing = {vm.name for vm in self._list(spec.name)}
+        created: list[str] = []
+        try:
+            for slot in range(spec.replicas):
+                if self.vm_name(spec.name, slot) not in existing:
+                    created.append(self.vm_name(spec.name, slot))
+                    self._create(spec, slot)
+        except ThriftyError:
+            for vm_name in created:
+                self._delete_vm(vm_name)
+            raise
+        for vm in self._list(spec.name):
+            if int((vm.tags or {}).get(SLOT_TAG, "0")) >= spec.replicas:
+                self._delete_vm(vm.name)
+        return self.status(spec.name)
+
+    def scale(self, name: str, replicas: int) -> DeploymentStatus:
+        if replicas < 0:
+            raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
+        spec, _ = self._spec_of(name)
+        self.deploy(replace(spec, replicas=replicas))
+        for vm in self._list(name):
+            if (vm.tags or {}).get(REPLICAS_TAG) != str(replicas):
+                self._retag(vm, {**(vm.tags or {}), REPLICAS_TAG: str(replicas)})
+        return self.status(name)
+
+    def _retag(self, vm: Any, tags: dict[str, str]) -> None:
+        from azure.mgmt.compute import models as m
+
+        self._await(
+            f"update tags of {vm.name}",
+            self.client.virtual_machines.begin_update,
+            self.target.resource_group,
+            vm.name,
+            m.VirtualMachineUpdate(tags=tags),
+        )
+
+    def _each(self, name: str, verb: str) -> DeploymentStatus:
+        _, found = self._spec_of(name)
+        begin = getattr(self.client.virtual_machines, f"begin_{verb}")
+        for vm in found:
+            self._await(f"{verb} {vm.name}", begin, self.target.resource_group, vm.name)
+        return self.status(name)
+
+    def hibernate(self, name: str) -> DeploymentStatus:
+        return self._each(name, "deallocate")
+
+    def wake(self, name: str) -> DeploymentStatus:
+        return self._each(name, "start")
+
+    def status(self, name: str) -> DeploymentStatus:
+        found = self._list(name)
+        if not found:
+            return DeploymentStatus(name, self.name, "deleted", 0, 0)
+        spec, _ = self._spec_of(name)
+        power = {vm.name: self._power_state(vm.name) for vm in found}
+        running = [n for n, state in power.items() if state == "running"]
+        stopped = all(state in ("deallocated", "deallocating", "stopped") for state in power.values())
+        wanted = max(int((vm.tags or {}).get(REPLICAS_TAG, spec.replicas)) for vm in found)
+        desired = 0 if stopped else wanted
+        state = "hibernated" if stopped else "running" if len(running) >= desired else "pending"
+        return DeploymentStatus(
+            name=name,
+            provider=self.name,
+            state=state,
+            replicas_desired=desired,
+            replicas_ready=len(running),
+            resources=tuple(self._resource(vm) for vm in found),
+            details={"power_states": power},
+        )
+
+    def delete(self, name: str) -> None:
+        for vm in self._list(name):
+            self._delete_vm(vm.name)
+
+    def list_managed(self) -> list[ManagedResource]:
+        return [self._resource(vm) for vm in self._list()]
+
+    def _resource(self, vm: Any) -> ManagedResource:
+        created = getattr(vm, "time_created", None)
+        return ManagedResource(
+            provider=self.name,
+            kind="virtual-machine",
+            id=vm.name,
+            region=vm.location,
+            deployment_name=(vm.tags or {}).get(DEPLOYMENT_KEY, ""),
+            created_at=created.astimezone(UTC) if created else None,
+            details={"priority": vm.priority or "Regular", "resource_group": self.target.resource_group},
+        )
+
+    def delete_resource(self, resource: ManagedResource) -> None:
+        self._delete_vm(resource.id)
