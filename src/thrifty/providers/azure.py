@@ -152,9 +152,7 @@ class AzureProvider:
         spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
         user_data = render_user_data(spec, self.target.boot, cloud="azure")
         publisher, offer, sku, version = self.target.image
-        vm = m.VirtualMachine(
-            location=spec.region,
-            tags=self._tags(spec, slot),
+        props = m.VirtualMachineProperties(
             hardware_profile=m.HardwareProfile(vm_size=spec.instance_type),
             storage_profile=m.StorageProfile(
                 image_reference=m.ImageReference(publisher=publisher, offer=offer, sku=sku, version=version),
@@ -165,9 +163,9 @@ class AzureProvider:
             priority="Spot" if spot else "Regular",
         )
         if spot:
-            vm.eviction_policy = self.target.eviction_policy
-            vm.billing_profile = m.BillingProfile(max_price=-1)
-        return vm
+            props.eviction_policy = self.target.eviction_policy
+            props.billing_profile = m.BillingProfile(max_price=-1)
+        return m.VirtualMachine(location=spec.region, tags=self._tags(spec, slot), properties=props)
 
     def _os_profile(self, spec: DeploySpec, slot: int, user_data: str) -> Any:
         from azure.mgmt.compute import models as m
@@ -193,13 +191,18 @@ class AzureProvider:
             network_interface_configurations=[
                 m.VirtualMachineNetworkInterfaceConfiguration(
                     name=f"{self.vm_name(spec.name, slot)}-nic",
-                    primary=True,
-                    delete_option="Delete",
-                    ip_configurations=[
-                        m.VirtualMachineNetworkInterfaceIPConfiguration(
-                            name="ipconfig1", subnet=m.SubResource(id=self.target.subnet_id)
-                        )
-                    ],
+                    properties=m.VirtualMachineNetworkInterfaceConfigurationProperties(
+                        primary=True,
+                        delete_option="Delete",
+                        ip_configurations=[
+                            m.VirtualMachineNetworkInterfaceIPConfiguration(
+                                name="ipconfig1",
+                                properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
+                                    subnet=m.SubResource(id=self.target.subnet_id)
+                                ),
+                            )
+                        ],
+                    ),
                 )
             ],
         )
