@@ -50,11 +50,13 @@ _BURSTABLE = r"^(t\d[a-z]*\.|e2-(micro|small|medium)$|f1-micro$|g1-small$|Standa
 def prepare_offers(catalog: pd.DataFrame, assumptions: Assumptions) -> pd.DataFrame:
     """The catalog plus the columns the capacity model needs (family, factor, burstable, …).
 
-    String work runs once per distinct (provider, instance_type), not once per row.
+    Zones of one region at one price collapse into one offer; string work runs once per distinct
+    (provider, instance_type), not once per row.
     """
-    import pandas as pd
 
-    offers = catalog.reset_index(drop=True)
+    # zones of one region that quote the same price are one offer (the first zone stands for them)
+    same = catalog.duplicated(subset=["provider", "region", "instance_type", "price_model", "usd_per_hour"])
+    offers = catalog[~same.to_numpy()].reset_index(drop=True)
     types = offers[["provider", "instance_type"]].drop_duplicates()
     types = types.assign(family=_family(types), burstable=types["instance_type"].str.match(_BURSTABLE))
     types["family_factor"] = types["family"].map(lambda f: float(assumptions.family_factors.get(f, 1.0)))
@@ -62,12 +64,21 @@ def prepare_offers(catalog: pd.DataFrame, assumptions: Assumptions) -> pd.DataFr
     od = on_demand.groupby(["provider", "region", "instance_type"], as_index=False)["usd_per_hour"].min()
     od = od.rename(columns={"usd_per_hour": "od_usd_per_hour"})
     rates = assumptions.interruptions_per_instance_month
-    buckets = pd.Series(offers["interruption_bucket"].unique())
-    rate_of = dict(zip(buckets, buckets.map(lambda b: float(rates.get(b, rates.get("", 0.2)))), strict=True))
     out = offers.merge(types, on=["provider", "instance_type"], how="left")
     out = out.merge(od, on=["provider", "region", "instance_type"], how="left")
-    out["interruptions_per_month"] = out["interruption_bucket"].map(rate_of).astype("float64")
+    out["interruptions_per_month"] = _per_label(
+        out["interruption_bucket"], lambda b: float(rates.get(b, rates.get("", 0.2)))
+    )
     return out
+
+
+def _per_label(labels: pd.Series, value_of: Any) -> np.ndarray:
+    """``value_of(label)`` for each row, computed once per distinct label (fast on long string columns)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(labels)
+    values = np.array([value_of(label) for label in uniques], dtype="float64")
+    return np.asarray(values[codes])
 
 
 def _family(types: pd.DataFrame) -> pd.Series:
@@ -93,7 +104,7 @@ def offer_codes(offers: pd.DataFrame, slo: Slo, bench_accelerators: set[str]) ->
         checks.append((R_SPOT, spot))
     if slo.max_interruption_bucket is not None:
         limit = ranks[slo.max_interruption_bucket]
-        bucket = offers["interruption_bucket"].map(lambda b: ranks.get(b, worst))
+        bucket = _per_label(offers["interruption_bucket"], lambda b: ranks.get(b, worst))
         checks.append((R_BUCKET, spot & (bucket > limit)))
     if not slo.serverless_ok:
         checks.append((R_SERVERLESS, offers["price_model"] == "serverless"))

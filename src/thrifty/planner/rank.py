@@ -6,13 +6,12 @@ Pure functions of DataFrames; nothing here reads the registry or the network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from thrifty.errors import PlanningError
 from thrifty.planner.capacity import (
-    FIELDS,
     OK,
     OfferArrays,
     best_per_offer,
@@ -27,18 +26,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class Ranking:
-    """Every evaluated pair (``pairs``), the offers and configs they point into, and the inputs."""
+    """Every evaluated pair (``pairs``, unordered), the feasible ones ranked (``feasible``: cheapest
+    first), the offers and configs they point into, and the inputs."""
 
     pairs: pd.DataFrame
+    feasible: pd.DataFrame
     offers: pd.DataFrame
     configs: pd.DataFrame
     slo: Slo
     traffic: Traffic
     assumptions: Assumptions
-
-    @property
-    def feasible(self) -> pd.DataFrame:
-        return self.pairs[self.pairs["code"] == OK]
 
     @property
     def requests_per_month(self) -> float:
@@ -66,39 +63,50 @@ def rank(
             hint="benchmark the model's variants / run `thrifty prices refresh`",
         )
     offers = prepare_offers(catalog, a)
-    arrays = OfferArrays.of(offers)
     configs = perf.reset_index(drop=True)
-    accelerators = {str(name) for name in configs["bench_accelerator"] if name}
-    base = offer_codes(offers, slo, accelerators)
-    frames = []
-    for variant, group in configs.groupby("variant_name", sort=True):
-        best = best_per_offer(group, arrays, base, traffic, slo, a)
-        config_index = np.where(
-            best["config"] >= 0, group.index.to_numpy()[np.maximum(best["config"], 0)], -1
-        )
-        frame = pd.DataFrame({name: best[name] for name in FIELDS})
-        frames.append(
-            frame.assign(
-                variant_name=variant,
-                offer_index=np.arange(len(offers)),
-                config_index=config_index,
-                code=best["code"],
-            )
-        )
-    pairs = pd.concat(frames, ignore_index=True)
-    pairs["option"] = offers["price_model"].to_numpy()[pairs["offer_index"].to_numpy()]
-    pairs["floor_machines"] = 0.0
+    pairs = _evaluate_all(offers, configs, slo, traffic, a)
     pairs = pd.concat([pairs, _floor_options(pairs, offers, traffic, a)], ignore_index=True)
     pairs["usd_per_million_requests"] = pairs["usd_per_month"] / requests_per_month(traffic, a) * 1e6
-    fidelity = configs.groupby("variant_name")["fidelity_score"].max()
-    pairs["fidelity_score"] = pairs["variant_name"].map(fidelity).fillna(0.0).astype("float64")
-    # cheapest first; at equal cost the more faithful variant, then the faster one
-    pairs = pairs.sort_values(
-        ["code", "usd_per_month", "fidelity_score", "latency_ms_p95_est"],
-        ascending=[False, True, False, True],
-        kind="stable",
-    )
-    return Ranking(pairs.reset_index(drop=True), offers, configs, slo, traffic, a)
+    feasible = _sorted(pairs[pairs["code"].to_numpy() == OK])
+    return Ranking(pairs, feasible, offers, configs, slo, traffic, a)
+
+
+def _evaluate_all(
+    offers: pd.DataFrame, configs: pd.DataFrame, slo: Slo, traffic: Traffic, a: Assumptions
+) -> Any:
+    """One block of rows per variant (all offers), built from numpy arrays."""
+    import pandas as pd
+
+    arrays = OfferArrays.of(offers)
+    accelerators = {str(name) for name in configs["bench_accelerator"] if name}
+    base = offer_codes(offers, slo, accelerators)
+    names, blocks = [], []
+    for code, (variant, group) in enumerate(configs.groupby("variant_name", sort=True)):
+        best = best_per_offer(group, arrays, base, traffic, slo, a)
+        best["config_index"] = np.where(
+            best["config"] >= 0, group.index.to_numpy()[np.maximum(best["config"], 0)], -1
+        )
+        fidelity = pd.to_numeric(group["fidelity_score"], errors="coerce").max()
+        best["fidelity_score"] = np.full(len(offers), 0.0 if pd.isna(fidelity) else float(fidelity))
+        best["variant_code"] = np.full(len(offers), code)
+        best["offer_index"] = np.arange(len(offers))
+        del best["config"]
+        names.append(str(variant))
+        blocks.append(best)
+    columns = {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
+    pairs = pd.DataFrame(columns)
+    pairs["variant_name"] = pd.Categorical.from_codes(pairs.pop("variant_code"), categories=names)
+    pairs["option"] = offers["price_model"].to_numpy(dtype=object)[columns["offer_index"]]
+    pairs["floor_machines"] = 0.0
+    return pairs
+
+
+def _sorted(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Cheapest first; at equal cost the more faithful variant, then the faster one."""
+    usd = np.nan_to_num(pairs["usd_per_month"].to_numpy(dtype="float64"), nan=np.inf)
+    latency = np.nan_to_num(pairs["latency_ms_p95_est"].to_numpy(dtype="float64"), nan=np.inf)
+    order = np.lexsort((latency, -pairs["fidelity_score"].to_numpy(), usd))
+    return pairs.take(order).reset_index(drop=True)
 
 
 def _floor_options(

@@ -126,6 +126,11 @@ class Traffic:
             )
 
 
+#: per-family speed of one vCPU relative to the benchmark machine's (1.0 when not listed); an
+#: assumption until a benchmark on that family replaces it
+DEFAULT_FAMILY_FACTORS = {"a1": 0.5}  # AWS Graviton1 (Cortex-A72): about half a current vCPU
+
+
 def _default_interruptions() -> dict[str, float]:
     return {"<5%": 0.025, "5-10%": 0.075, "10-15%": 0.125, "15-20%": 0.175, ">20%": 0.30, "": 0.20}
 
@@ -139,7 +144,7 @@ class Assumptions:
     serverless_overhead_mib: float = 256.0
     default_peak_memory_mib: float = 1024.0
     arm64_factor: float = 0.8
-    family_factors: Mapping[str, float] = field(default_factory=dict)
+    family_factors: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FAMILY_FACTORS))
     hours_per_month: float = 730.0
     min_replicas: int = 1
     rewarm_s: float = 180.0
@@ -166,6 +171,7 @@ class Assumptions:
             f"traffic is at risk at ${self.usd_per_lost_request:g} per request, plus the replacement's hours",
             f"on-demand floor option: {self.on_demand_floor_fraction:.0%} of the machines on-demand, rest spot",
             f"a month is {self.hours_per_month:g} hours",
+            "zones of one region quoting the same price are evaluated once (the first zone stands for them)",
         ]
 
 
