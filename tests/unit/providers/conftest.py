@@ -163,9 +163,10 @@ def _handler_class(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode()
             request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
             status, payload, *extra = server.answer(request)
-            data = b"" if payload is None else json.dumps(payload).encode()
+            text = isinstance(payload, str)  # metadata endpoints answer plain text
+            data = b"" if payload is None else payload.encode() if text else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for key, value in (extra[0] if extra else {}).items():
                 self.send_header(key, value)
