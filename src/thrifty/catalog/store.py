@@ -47,11 +47,10 @@ def read_prices(registry: Registry, as_of: datetime | None = None) -> pd.DataFra
     """The newest price row per key at ``as_of`` (default: now), as a price table."""
     import pandas as pd
 
-    quotes = registry.latest_price_quotes(as_of)
-    if not quotes:
+    rows = registry.latest_price_rows(COLUMNS, as_of)
+    if not rows:
         return empty_table()
-    frame = pd.DataFrame([{column: getattr(quote, column) for column in COLUMNS} for quote in quotes])
-    return validate(frame)
+    return validate(pd.DataFrame(rows, columns=list(COLUMNS)))
 
 
 def load_catalog(

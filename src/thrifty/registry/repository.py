@@ -252,6 +252,29 @@ class Registry:
         with self.session() as s:
             return int(s.scalar(select(func.count(PriceQuote.id))) or 0)
 
+    # -- catalog (issue 3: price table reads) ---------------------------------------------
+    def latest_price_rows(self, columns: Sequence[str], as_of: datetime | None = None) -> list[tuple[Any, ...]]:
+        """Like ``latest_price_quotes`` but plain tuples of ``columns`` (fast for tens of thousands of rows).
+
+        Newest ``observed_at`` per (provider, region, zone, instance_type, price_model) at ``as_of``; rows
+        sharing that timestamp keep the last recorded one.
+        """
+        as_of = as_of or utcnow()
+        key = [getattr(PriceQuote, column) for column in PRICE_KEY]
+        position = (
+            func.row_number()
+            .over(partition_by=key, order_by=(PriceQuote.observed_at.desc(), PriceQuote.id.desc()))
+            .label("position")
+        )
+        ranked = (
+            select(*[getattr(PriceQuote, c) for c in columns], position)
+            .where(PriceQuote.observed_at <= as_of)
+            .subquery()
+        )
+        query = select(*[ranked.c[c] for c in columns]).where(ranked.c.position == 1)
+        with self.session() as s:
+            return [tuple(row) for row in s.execute(query)]
+
     # -- plans -------------------------------------------------------------------------------
     def add_plan(self, **fields: Any) -> Plan:
         with self.session() as s:
