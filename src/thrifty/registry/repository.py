@@ -253,7 +253,9 @@ class Registry:
             return int(s.scalar(select(func.count(PriceQuote.id))) or 0)
 
     # -- catalog (issue 3: price table reads) ---------------------------------------------
-    def latest_price_rows(self, columns: Sequence[str], as_of: datetime | None = None) -> list[tuple[Any, ...]]:
+    def latest_price_rows(
+        self, columns: Sequence[str], as_of: datetime | None = None
+    ) -> list[tuple[Any, ...]]:
         """Like ``latest_price_quotes`` but plain tuples of ``columns`` (fast for tens of thousands of rows).
 
         Newest ``observed_at`` per (provider, region, zone, instance_type, price_model) at ``as_of``; rows
