@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/policies.py` finds bench._report
 
 from rich.console import Console
@@ -45,13 +47,32 @@ def derived_traces(sample: Trace) -> list[Trace]:
     ]
     if LLM_CONV.is_file():
         traces.append(dilate_llm_requests(LLM_CONV, 200))
+    traces.append(poisson_trace())
     return traces
+
+
+def poisson_trace(functions: int = 200, minutes: int = 3500) -> Trace:
+    """Memoryless arrivals at rates spread like the dilated LLM copies: where no policy beats fixed."""
+    rng = np.random.default_rng(0)
+    rates = np.logspace(np.log10(5.5 / 2000), np.log10(5.5 / 5), functions)[:, None]
+    counts = rng.poisson(rates, size=(functions, minutes)).astype(np.int64)
+    return Trace(counts, tuple(map(str, range(functions))), source="synthetic Poisson")
+
+
+METRICS = ("cold_pct_p75", "cold_pct_mean")
+
+
+def fixed_curve_at(summaries: list[PolicySummary], memory_pct: float, metric: str) -> float:
+    fixed = sorted((s for s in summaries if s.policy.startswith("fixed-")), key=lambda s: s.wasted_memory_pct)
+    xs = [s.wasted_memory_pct for s in fixed]
+    return float(np.interp(memory_pct, xs, [getattr(s, metric) for s in fixed]))
 
 
 def robustness_rows(traces: list[Trace]) -> list[str]:
     rows = [
-        "| trace | policy | cold % p75 | cold % mean | wasted memory % | within budget | below fixed curve (p75 / mean) |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| trace | policy | cold % p75 | cold % mean | wasted memory % | within budget "
+        "| fixed curve at that memory (p75 / mean) | below fixed curve (p75 / mean) |",
+        "|---|---|---:|---:|---:|---|---:|---|",
     ]
     for trace in traces:
         summaries = compare(trace, [HybridHistogram(), CostAware()])
@@ -59,9 +80,10 @@ def robustness_rows(traces: list[Trace]) -> list[str]:
             budget = "yes" if s.wasted_memory_pct <= 100.0 else "**no**"
             p75 = below_fixed_curve(s, summaries, "cold_pct_p75")
             mean = below_fixed_curve(s, summaries, "cold_pct_mean")
+            curve_p75, curve_mean = (fixed_curve_at(summaries, s.wasted_memory_pct, m) for m in METRICS)
             rows.append(
                 f"| {trace.source} ({trace.n_functions} × {trace.minutes} min) | {s.policy} | {s.cold_pct_p75:.1f} | "
-                f"{s.cold_pct_mean:.1f} | {s.wasted_memory_pct:.1f} | {budget} | "
+                f"{s.cold_pct_mean:.1f} | {s.wasted_memory_pct:.1f} | {budget} | {curve_p75:.1f} / {curve_mean:.1f} | "
                 f"{'yes' if p75 else '**no**'} / {'yes' if mean else '**no**'} |"
             )
     return rows
@@ -96,9 +118,12 @@ def section(summaries: list[PolicySummary], elapsed_s: float, robustness: list[s
             "",
             *robustness,
             "",
-            "The dilated LLM trace is close to memoryless (thinned Poisson-like arrivals): there the "
-            "per-function cold-start share is the same whatever way a fixed budget is split between "
-            "functions, so no policy can beat the fixed curve in expectation; learning only adds noise.",
+            "Where thrifty's policy does not beat the fixed curve: memoryless traffic. The dilated LLM "
+            "trace (each copy a random thinning of the real arrivals) is close to Poisson, and on a "
+            "synthetic Poisson trace every function has the same benefit/cost ratio at every window "
+            "length, so how a memory budget is split does not change the expected mean cold-start share; "
+            "a fixed keep-alive is already optimal there and learning only adds noise (here 1–2 points of "
+            "mean cold-start %). It still holds the budget on every trace.",
         ]
     )
 

@@ -16,14 +16,25 @@ per day``, so each function's cold-start *share* counts equally (the metric of S
 The decision API can price it in dollars instead (the wait's $ over the idle $ per minute, at a
 fixed price of 1) when the user says what a second of cold start costs.
 
+A pre-warm window (``a > 0``) bets that an idle time repeats, so it is only offered to functions
+whose idle times have repeated (``prewarm_repeat_share`` of them within ±10 % of another); the
+others may only keep warm from the last request on. Memoryless traffic scatters its idle times,
+and an empirical histogram of scattered samples would otherwise "see" spikes to pre-warm for.
+
 ``price`` is not a setting tuned to a trace: it is a shadow price held by feedback on the memory
 budget. The policy keeps, from the same observations, the memory that a fixed
 ``budget_keepalive_min`` keep-alive would have wasted (the budget) and what its own windows
-wasted. Every ``refresh_min`` it re-decides every function and moves log(price) by ``price_step`` ×
-log(predicted waste / target), both predicted from the same fitted distributions (so estimation
-bias cancels); the target is ``budget_ratio`` × budget times a correction that an integral term
-moves by the realized overshoot each minute (``correction_gain_per_min``). Waste therefore tracks
-the budget on any trace without a per-trace setting.
+wasted. Every ``refresh_min`` it re-decides every function and steps log(price) toward where the
+predicted waste meets the target; both are predicted from the same fitted distributions, so
+estimation bias cancels. The step grows while the error keeps its sign and halves when it flips,
+since predicted waste can jump steeply with the price. The target is ``budget_ratio`` × budget
+times a correction that an integral term moves by the realized overshoot each minute
+(``correction_gain_per_min``). Waste therefore tracks the budget on any trace without a per-trace
+setting.
+
+Where it cannot win: on memoryless (Poisson) traffic every function has the same benefit/cost
+ratio at every window length, so how a budget is split does not change the expected mean
+cold-start share; a fixed keep-alive is already optimal there and learning only adds noise.
 """
 
 from __future__ import annotations
@@ -48,12 +59,13 @@ class CostAware:
     range_min: int = 240
     budget_keepalive_min: float = 10.0
     budget_ratio: float = 0.95
-    price_step: float = 1.5
+    price_tolerance: float = 0.05
     correction_gain_per_min: float = 0.05
     initial_price: float = 1e-3
     prior_weight: float = 1.0
     prior_never_share: float = 0.5
     refresh_min: int = 10
+    prewarm_repeat_share: float = 0.5
     name: str = "thrifty-cost-aware"
 
     def __post_init__(self) -> None:
@@ -103,10 +115,34 @@ class Choice:
     waste_min: FloatArray  # expected loaded idle minutes per idle period
 
 
-def best_windows(model: IdleModel, value: FloatArray, price: float) -> Choice:
-    """The window maximizing value·cover − price·waste per row: max over b of G(b) − min_{a≤b} G(a)."""
+def repeated(counts: FloatArray, relative_width: float = 0.1) -> FloatArray:
+    """Share of each row's idle times that have another within ±``relative_width`` (≥ 1 minute).
+
+    Timers and daily jobs repeat their idle times; memoryless traffic scatters them. A pre-warm
+    window bets on a repeat, so it is only offered where repeats have been seen.
+    """
+    bins = counts.shape[1]
+    j = np.arange(bins)
+    half = np.maximum(1, np.round(relative_width * j)).astype(np.int64)
+    lo, hi = np.maximum(j - half, 0), np.minimum(j + half + 1, bins)
+    cumulative = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)], axis=1)
+    near = cumulative[:, hi] - cumulative[:, lo]
+    total = counts.sum(axis=1)
+    share: FloatArray = (counts * (near >= 2)).sum(axis=1) / np.maximum(total, 1)
+    return share
+
+
+def best_windows(
+    model: IdleModel, value: FloatArray, price: float, prewarm_ok: BoolArray | None = None
+) -> Choice:
+    """The window maximizing value·cover − price·waste per row: max over b of G(b) − min_{a≤b} G(a).
+
+    Rows where ``prewarm_ok`` is False may only keep warm from the last request on (a = 0).
+    """
     gain = value[:, None] * model.below - price * model.expected_min
     running_min = np.minimum.accumulate(gain, axis=1)
+    if prewarm_ok is not None:
+        running_min = np.where(prewarm_ok[:, None], running_min, gain[:, :1])
     rows = np.arange(len(gain))
     b = np.argmax(gain - running_min, axis=1)
     worth = (gain[rows, b] - running_min[rows, b]) > 0
@@ -127,6 +163,8 @@ class CostAwareStepper:
         self.log_price = float(np.log(policy.initial_price))
         self.log_correction = 0.0
         self.value_override: FloatArray | None = None
+        self.step_log = 0.5
+        self.last_sign = 0.0
         self.frozen_price = False  # the decision API prices in dollars instead of holding a budget
         self.budget_min = 0.0
         self.wasted_min = 0.0
@@ -179,8 +217,21 @@ class CostAwareStepper:
         budget = float((periods_per_min * model.expected_min[:, budget_at]).sum())
         target = self.policy.budget_ratio * np.exp(self.log_correction) * budget
         if budget > 0 and not self.frozen_price:
-            step = self.policy.price_step * np.log(max(predicted, 1e-9) / target)
-            self.log_price += float(np.clip(step, -1.0, 1.0))
+            self._step_price(np.log(max(predicted, 1e-9) / target))
+
+    def _step_price(self, log_error: float) -> None:
+        """Sign-adaptive step on log(price): grow while the error keeps its sign, halve when it flips.
+
+        Predicted waste can jump steeply with the price (when many functions sit at the same
+        benefit/cost ratio), so a proportional step overshoots; this one settles in a narrow band.
+        """
+        if abs(log_error) < self.policy.price_tolerance:
+            return
+        sign = 1.0 if log_error > 0 else -1.0
+        grow = sign == self.last_sign
+        self.step_log = float(np.clip(self.step_log * (1.3 if grow else 0.5), 0.02, 1.0))
+        self.last_sign = sign
+        self.log_price += sign * self.step_log
 
     def settle_price(self, minute: int) -> None:
         """Set the lowest price whose predicted waste meets the budget, by bisection (one-model use).
@@ -217,7 +268,8 @@ class CostAwareStepper:
             self.prior,
             self.policy.prior_weight,
         )
-        choice = best_windows(model, self._value(minute, rows), self.price)
+        prewarm_ok = repeated(self.histogram.counts[rows]) >= self.policy.prewarm_repeat_share
+        choice = best_windows(model, self._value(minute, rows), self.price, prewarm_ok)
         self.prewarm_min[rows] = choice.prewarm_min
         self.keepalive_min[rows] = choice.keepalive_min
         return model, choice
