@@ -21,13 +21,17 @@ Every action carries its reason and ``usd_saved_per_month`` (negative when it co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from thrifty.errors import CapacityError, ProviderError, QuotaExceededError
 from thrifty.providers.base import DeploymentStatus, DeploySpec, PriceModel, Provider
+
+if TYPE_CHECKING:
+    from thrifty.registry import Registry
 
 HOURS_PER_MONTH = 730.0
 LIVE_STATES = ("pending", "running")
@@ -402,3 +406,152 @@ def deploy_first_available(
         f"no candidate of the plan could be deployed ({len(candidates)} tried)",
         hint="; ".join(skipped) or "the plan has no candidates",
     )
+
+
+# -- plans → specs and offers ------------------------------------------------------------------
+def spec_from_candidate(
+    candidate: Mapping[str, Any],
+    *,
+    name: str,
+    model_name: str,
+    variant_id: int,
+    artifact_sha256: str,
+    plan_id: int | None = None,
+) -> DeploySpec:
+    """A DeploySpec for one candidate of a planner decision record (``chosen`` or ``candidates[i]``)."""
+    machines = float(candidate.get("machines") or 1.0)
+    floor = float(candidate.get("floor_machines") or 0.0)
+    replicas = max(1, math.ceil(machines - 1e-9))
+    return DeploySpec(
+        name=name,
+        model_name=model_name,
+        variant_id=variant_id,
+        artifact_sha256=artifact_sha256,
+        region=str(candidate.get("zone") or candidate["region"]),
+        instance_type=str(candidate["instance_type"]),
+        price_model=PriceModel(str(candidate["price_model"])),
+        replicas=replicas,
+        on_demand_floor=min(replicas, math.ceil(floor - 1e-9)),
+        plan_id=plan_id,
+    )
+
+
+def candidates_in_order(record: Mapping[str, Any], provider: str | None = None) -> list[dict[str, Any]]:
+    """The chosen candidate, then the other feasible ones of the same variant (plan order, no repeats)."""
+    chosen = dict(record["chosen"])
+    out, seen = [], set()
+    for candidate in [chosen, *record.get("candidates", [])]:
+        key = (candidate["provider"], candidate.get("zone") or candidate["region"], candidate["instance_type"],
+               candidate["price_model"])  # fmt: skip
+        if (
+            key in seen
+            or candidate.get("feasible") is False
+            or candidate.get("variant") != chosen.get("variant")
+        ):
+            continue
+        if provider is not None and candidate["provider"] != provider:
+            continue
+        seen.add(key)
+        out.append(dict(candidate))
+    return out
+
+
+def offer_from_candidate(candidate: Mapping[str, Any]) -> Offer:
+    return Offer(
+        provider=str(candidate["provider"]),
+        region=str(candidate["region"]),
+        instance_type=str(candidate["instance_type"]),
+        price_model=PriceModel(str(candidate["price_model"])),
+        usd_per_hour=float(candidate["usd_per_hour"]),
+    )
+
+
+# -- one pass over one deployment, recorded in the registry ----------------------------------
+@dataclass(frozen=True)
+class RebalanceContext:
+    """What the registry knows about a deployment: its plan's prices, history and a better offer."""
+
+    on_demand_usd_per_hour: float | None = None
+    spot_usd_per_hour: float | None = None
+    last_migration_at: datetime | None = None
+    previous_location: tuple[str, str] | None = None
+    alternative: Offer | None = None
+
+
+def context_from_registry(registry: Registry, name: str) -> RebalanceContext:
+    """Prices from the deployment's plan; the newest plan for the same model as the alternative."""
+    deployment = registry.get_deployment(name)
+    od = spot = None
+    alternative = None
+    if deployment.plan_id is not None:
+        plan = registry.get_plan(deployment.plan_id)
+        chosen = plan.chosen or {}
+        od = _float(chosen.get("on_demand_usd_per_hour"))
+        spot = _float(chosen.get("usd_per_hour")) if chosen.get("price_model") == "spot" else None
+        newest = next((p for p in registry.list_plans() if p.model_version_id == plan.model_version_id), None)
+        if newest is not None and newest.id != plan.id and newest.chosen:
+            where = (newest.chosen.get("provider"), newest.chosen.get("region"))
+            if where != (deployment.provider, deployment.region):
+                alternative = offer_from_candidate(newest.chosen)
+    migrations = [
+        e for e in registry.list_events(name) if e.kind == "rebalance.migrate" and e.details.get("done")
+    ]
+    last = migrations[-1] if migrations else None
+    previous = tuple(last.details["from"]) if last and last.details.get("from") else None
+    return RebalanceContext(
+        on_demand_usd_per_hour=od,
+        spot_usd_per_hour=spot,
+        last_migration_at=last.at if last else None,
+        previous_location=(str(previous[0]), str(previous[1])) if previous else None,
+        alternative=alternative,
+    )
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def record_outcomes(registry: Registry, outcomes: Iterable[Outcome], provider: str, region: str) -> None:
+    """Each outcome becomes a deployment event with its reason and the dollars it saves."""
+    for outcome in outcomes:
+        action = outcome.action
+        done = outcome.status == "done"
+        details: dict[str, Any] = {
+            "status": outcome.status,
+            "done": done,
+            "detail": outcome.detail,
+            "slot": action.slot,
+            "old_replica_id": action.old_replica_id,
+            "new_replica_id": outcome.new_replica_id,
+            "market": action.market.value if action.market else None,
+            "drain_budget_s": action.drain_budget_s,
+            "drained_s": outcome.drained_s,
+            "from": [provider, region],
+        }
+        if action.target is not None:
+            details["to"] = [action.target.provider, action.target.region, action.target.instance_type]
+        registry.add_event(
+            action.deployment,
+            f"rebalance.{action.kind}",
+            reason=f"{action.reason} → {outcome.status}: {outcome.detail}",
+            usd_saved_per_month=float(action.usd_saved_per_month) if done else 0.0,
+            details=details,
+        )
+
+
+def rebalance_deployment(
+    executor: Executor,
+    registry: Registry,
+    name: str,
+    *,
+    region: str,
+    noticed_ids: Iterable[str] = (),
+    policy: RebalancePolicy | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Decide, execute and record one pass over deployment ``name`` on the executor's provider."""
+    context = context_from_registry(registry, name)
+    view = view_of(executor.provider, name, region=region, noticed_ids=noticed_ids, **vars(context))
+    outcomes = executor.run(decide(view, policy, now))
+    record_outcomes(registry, outcomes, executor.provider.name, region)
+    return outcomes

@@ -1,0 +1,197 @@
+"""Deploy-target blocks: where a plan runs, and with which credentials.
+
+Each block holds plain configuration plus a credentials block and turns into a provider with
+``build_provider()`` (the library never sees a block). Save one per account/cluster, e.g.
+
+    AwsDeployTarget(credentials=AwsCredentials(...), region="us-east-1").save("prod")
+
+and pass ``"thrifty-aws-target/prod"`` to the flows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+from blocks.credentials import (
+    AwsCredentials,
+    AzureComputeCredentials,
+    GcpCredentials,
+    KubernetesClusterConfig,
+)
+
+
+class _Boot(Block):
+    """Fields every VM target shares: the artifact store the VM pulls from."""
+
+    artifact_store_url: str = Field(
+        default="s3://thrifty-artifacts", description="Where VMs pull variants from (s3://bucket/prefix)."
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the VMs.")
+    port: int = Field(default=8080, description="Port of the inference server on the VM.")
+
+    def _boot(self) -> Any:
+        from thrifty.providers.aws_cloudinit import BootConfig
+
+        return BootConfig(
+            artifact_store_url=self.artifact_store_url, s3_endpoint_url=self.s3_endpoint_url, port=self.port
+        )
+
+
+class AwsDeployTarget(_Boot):
+    _block_type_name = "Thrifty AWS Target"
+    _block_type_slug = "thrifty-aws-target"
+    _description = "EC2 launch settings for thrifty deployments (spot and on-demand)."
+
+    credentials: AwsCredentials = Field(default_factory=AwsCredentials, description="AWS credentials.")
+    region: str = Field(default="us-east-1", description="Region to launch in.")
+    image_id: str | None = Field(default=None, description="AMI id; empty: the latest Amazon Linux 2023.")
+    subnet_id: str | None = Field(default=None, description="Subnet for the instances.")
+    security_group_ids: list[str] = Field(default_factory=list, description="Security groups.")
+    instance_profile_arn: str | None = Field(default=None, description="Instance profile (S3 read).")
+    spot_fallback_on_demand: bool = Field(default=True, description="Launch on-demand when spot is out.")
+
+    def build_provider(self) -> Any:
+        from thrifty.providers.aws import AwsProvider, AwsTarget
+
+        target = AwsTarget(
+            region=self.region,
+            endpoint_url=self.credentials.endpoint_url,
+            image_id=self.image_id,
+            subnet_id=self.subnet_id,
+            security_group_ids=tuple(self.security_group_ids),
+            instance_profile_arn=self.instance_profile_arn,
+            spot_fallback_on_demand=self.spot_fallback_on_demand,
+            boot=self._boot(),
+        )
+        return AwsProvider(target, session=self.credentials.get_boto3_session())
+
+
+class GcpDeployTarget(_Boot):
+    _block_type_name = "Thrifty GCP Target"
+    _block_type_slug = "thrifty-gcp-target"
+    _description = "Compute Engine settings for thrifty deployments (SPOT and STANDARD VMs)."
+
+    credentials: GcpCredentials = Field(default_factory=GcpCredentials, description="GCP credentials.")
+    zone_suffix: str = Field(default="a", description="Zone used when a plan names only a region.")
+    network: str = Field(default="global/networks/default", description="VPC network.")
+    image: str = Field(
+        default="projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
+        description="Boot image.",
+    )
+    service_account_email: str | None = Field(default=None, description="VM service account.")
+    termination_action: Literal["DELETE", "STOP"] = Field(default="DELETE", description="On preemption.")
+    api_endpoint: str | None = Field(default=None, description="Compute API endpoint override.")
+
+    def build_provider(self) -> Any:
+        from thrifty.providers.gcp import GcpProvider, GcpTarget
+
+        project = self.credentials.project
+        if not project:
+            from thrifty.errors import ConfigError
+
+            raise ConfigError("the GcpCredentials block names no project", hint="set its project field")
+        target = GcpTarget(
+            project=project,
+            zone_suffix=self.zone_suffix,
+            network=self.network,
+            image=self.image,
+            service_account_email=self.service_account_email,
+            termination_action=self.termination_action,
+            api_endpoint=self.api_endpoint,
+            boot=self._boot(),
+        )
+        return GcpProvider(target, credentials=self.credentials.get_credentials_from_service_account())
+
+
+class AzureDeployTarget(_Boot):
+    _block_type_name = "Thrifty Azure Target"
+    _block_type_slug = "thrifty-azure-target"
+    _description = "Azure VM settings for thrifty deployments (Spot and Regular)."
+
+    credentials: AzureComputeCredentials = Field(
+        default_factory=AzureComputeCredentials, description="Azure credentials."
+    )
+    subscription_id: str = Field(..., description="Subscription id.")
+    resource_group: str = Field(..., description="Resource group for the VMs.")
+    subnet_id: str = Field(..., description="Subnet resource id for the VMs' NICs.")
+    ssh_public_key: str = Field(..., description="Public key for the admin user (not secret).")
+    eviction_policy: Literal["Delete", "Deallocate"] = Field(default="Delete", description="On eviction.")
+    base_url: str | None = Field(default=None, description="ARM endpoint override.")
+
+    def build_provider(self) -> Any:
+        from thrifty.providers.azure import AzureProvider, AzureTarget
+
+        target = AzureTarget(
+            subscription_id=self.subscription_id,
+            resource_group=self.resource_group,
+            subnet_id=self.subnet_id,
+            ssh_public_key=self.ssh_public_key,
+            eviction_policy=self.eviction_policy,
+            base_url=self.base_url,
+            boot=self._boot(),
+        )
+        return AzureProvider(target, credential=self.credentials.get_credential())
+
+
+class KubernetesDeployTarget(Block):
+    _block_type_name = "Thrifty Kubernetes Target"
+    _block_type_slug = "thrifty-kubernetes-target"
+    _description = "A cluster and namespace for thrifty deployments, spot placement and scale to zero."
+
+    cluster_config: KubernetesClusterConfig | None = Field(
+        default=None, description="Kubeconfig block; empty: the in-cluster service account."
+    )
+    namespace: str = Field(default="default", description="Namespace for the objects.")
+    image: str = Field(default="ghcr.io/thrifty-ml/thrifty:0.1.0", description="Server image.")
+    artifact_store_url: str = Field(default="s3://thrifty-artifacts", description="Where pods pull variants.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the pods.")
+    scale_to_zero: Literal["none", "keda", "knative"] = Field(
+        default="none", description="Scale-to-zero engine."
+    )
+    spot_platform: Literal["karpenter", "gke", "aks"] = Field(
+        default="karpenter", description="Spot node labels."
+    )
+    cpu: str = Field(default="1", description="CPU request per pod.")
+    memory: str = Field(default="2Gi", description="Memory request and limit per pod.")
+    max_replicas: int = Field(default=10, description="Autoscaler ceiling.")
+
+    def target(self) -> Any:
+        from thrifty.providers.k8s_manifests import KubernetesTarget
+
+        return KubernetesTarget(
+            namespace=self.namespace,
+            image=self.image,
+            artifact_store_url=self.artifact_store_url,
+            s3_endpoint_url=self.s3_endpoint_url,
+            scale_to_zero=self.scale_to_zero,
+            spot_platform=self.spot_platform,
+            cpu=self.cpu,
+            memory=self.memory,
+            max_replicas=self.max_replicas,
+        )
+
+    def build_provider(self) -> Any:
+        from kubernetes import client, config
+
+        from thrifty.providers.kubernetes import KubernetesProvider
+
+        if self.cluster_config is None:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            api = client.ApiClient(configuration)
+        else:
+            api = config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                self.cluster_config.config, context=self.cluster_config.context_name
+            )
+        return KubernetesProvider(api, self.target())
+
+
+TARGET_BLOCKS: dict[str, type[Block]] = {
+    "aws": AwsDeployTarget,
+    "gcp": GcpDeployTarget,
+    "azure": AzureDeployTarget,
+    "kubernetes": KubernetesDeployTarget,
+}

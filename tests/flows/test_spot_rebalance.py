@@ -1,0 +1,153 @@
+"""The spot-rebalance flow end to end on moto's HTTP server, with blocks saved to the Prefect test API.
+
+A deployment is made through the ``deploy-to-provider`` task, then: the spot interruption is
+simulated (the instance is terminated, the flow runs with the event's parameters) and replaced;
+an instance of a deployment the registry no longer knows is swept. No response is replayed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def moto(moto_server: str) -> str:
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_server
+
+
+@pytest.fixture
+def aws_target_ref(moto: str) -> str:
+    from blocks.credentials import AwsCredentials
+    from blocks.targets import AwsDeployTarget
+
+    credentials = AwsCredentials(
+        aws_access_key_id="testing", aws_secret_access_key="flow-test-secret", endpoint_url=moto
+    )
+    AwsDeployTarget(credentials=credentials, region="us-east-1").save("flow-test", overwrite=True)
+    return "thrifty-aws-target/flow-test"
+
+
+@pytest.fixture
+def variant(thrifty_home: Path) -> Iterator[tuple[int, str]]:
+    from thrifty import runtime
+
+    registry = runtime.registry()
+    sha = "cd" * 32
+    artifact = registry.upsert_artifact(sha, 123, f"s3://thrifty-artifacts/{sha}")
+    version, _ = registry.add_model_version(
+        "minilm", sha256=sha, artifact=artifact, format="onnx", size_bytes=123, source_path="/m.onnx"
+    )
+    variant, _ = registry.add_variant(version.id, "int8", technique="int8_dynamic", artifact=artifact)
+    yield variant.id, sha
+
+
+def _spec(variant: tuple[int, str], name: str = "minilm") -> dict[str, Any]:
+    return {
+        "name": name,
+        "model_name": "minilm",
+        "variant_id": variant[0],
+        "artifact_sha256": variant[1],
+        "region": "us-east-1",
+        "instance_type": "c7g.large",
+        "price_model": "spot",
+        "replicas": 2,
+    }
+
+
+@pytest.mark.slow
+def test_interruption_event_replaces_the_instance_and_records_the_action(
+    aws_target_ref: str, variant: tuple[int, str]
+) -> None:
+    from flows.spot_rebalance import SpotRebalanceParams, spot_rebalance
+    from tasks.providers import build_provider, deploy_to_provider
+    from thrifty import runtime
+
+    deployed = deploy_to_provider.fn(aws_target_ref, _spec(variant))
+    assert (deployed["state"], deployed["replicas_ready"]) == ("running", 2)
+    aws = build_provider(aws_target_ref)
+    victim = next(r for r in aws.replicas("minilm") if r.live)
+    aws.ec2.terminate_instances(InstanceIds=[victim.id])  # the spot reclaim
+
+    params = SpotRebalanceParams(
+        targets={"aws": aws_target_ref}, deployment="minilm", instance_ids=[victim.id], health_check="state"
+    )
+    result = spot_rebalance(params)
+
+    assert [(a["kind"], a["status"]) for a in result["actions"]["minilm"]] == [("replace", "done")]
+    live = [r for r in aws.replicas("minilm") if r.live]
+    assert len(live) == 2 and victim.id not in {r.id for r in live}
+    registry = runtime.registry()
+    record = registry.get_deployment("minilm")
+    assert sorted(record.resources["ids"]) == sorted(r.id for r in live), "traffic switched to the new set"
+    (event,) = [e for e in registry.list_events("minilm") if e.kind == "rebalance.replace"]
+    assert victim.id in event.reason and event.usd_saved_per_month == 0.0
+    assert event.details["drain_budget_s"] == 120
+    assert result["orphans"] == []
+
+
+@pytest.mark.slow
+def test_orphans_of_a_deployment_the_registry_forgot_are_swept(
+    aws_target_ref: str, variant: tuple[int, str]
+) -> None:
+    from flows.spot_rebalance import SpotRebalanceParams, spot_rebalance
+    from tasks.providers import build_provider, deploy_to_provider, gc_orphans
+    from thrifty import runtime
+
+    deploy_to_provider.fn(aws_target_ref, _spec(variant, "kept"))
+    deploy_to_provider.fn(aws_target_ref, _spec(variant, "forgotten"))
+    runtime.registry().delete_deployment("forgotten")  # e.g. a crash between the cloud and the registry
+
+    listed = gc_orphans.fn([aws_target_ref], grace_s=0.0, dry_run=True)
+    assert sorted((o["deployment"], o["kind"]) for o in listed) == [
+        ("forgotten", "instance"),
+        ("forgotten", "instance"),
+        ("forgotten", "launch-template"),
+    ]
+    aws = build_provider(aws_target_ref)
+    assert len([r for r in aws.replicas("forgotten") if r.live]) == 2, "dry run deleted something"
+
+    params = SpotRebalanceParams(targets={"aws": aws_target_ref}, health_check="state", gc_grace_s=0.0)
+    result = spot_rebalance(params)
+    assert len(result["orphans"]) == 3
+    assert {r.deployment_name for r in aws.list_managed()} == {"kept"}
+    assert aws.status("kept").replicas_ready == 2
+
+
+def test_a_failed_transaction_rolls_the_deploy_back(aws_target_ref: str, variant: tuple[int, str]) -> None:
+    from prefect import flow, task
+    from prefect.transactions import transaction
+
+    from tasks.providers import build_provider, deploy_to_provider
+
+    @task
+    def smoke_test() -> None:
+        raise RuntimeError("smoke test failed")
+
+    @flow
+    def deploy_then_smoke() -> None:
+        with transaction():
+            deploy_to_provider(aws_target_ref, _spec(variant, "rolled"))
+            smoke_test()
+
+    with pytest.raises(RuntimeError, match="smoke test failed"):
+        deploy_then_smoke()
+    assert build_provider(aws_target_ref).list_managed() == []
+
+
+def test_secrets_stay_out_of_blocks_repr_and_errors(aws_target_ref: str) -> None:
+    from prefect.blocks.core import Block
+
+    from blocks.credentials import AzureComputeCredentials
+
+    loaded: Any = Block.load(aws_target_ref)
+    assert "flow-test-secret" not in repr(loaded)
+    assert loaded.credentials.aws_secret_access_key.get_secret_value() == "flow-test-secret"
+    with pytest.raises(ValueError, match="together") as info:
+        AzureComputeCredentials(client_id="cid-secret-value", client_secret="the-client-secret")
+    assert "the-client-secret" not in str(info.value) and "cid-secret-value" not in str(info.value)
