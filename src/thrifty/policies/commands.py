@@ -65,6 +65,7 @@ def _table(summaries: list[PolicySummary], title: str) -> Table:
         "per-invocation p75/mean",
         "wasted mem %",
         "by memory %",
+        "pre-warms/day",
         "wasted $",
         "time s",
     )
@@ -78,6 +79,7 @@ def _table(summaries: list[PolicySummary], title: str) -> Table:
             f"{s.cold_pct_per_invocation_p75:.1f} / {s.cold_pct_per_invocation_mean:.1f}",
             f"{s.wasted_memory_pct:.1f}",
             f"{s.wasted_memory_weighted_pct:.1f}",
+            f"{s.prewarms_per_function_day:.1f}",
             "—" if s.wasted_usd is None else f"{s.wasted_usd:.2f}",
             f"{s.elapsed_s:.2f}",
         )

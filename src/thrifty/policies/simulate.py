@@ -40,6 +40,7 @@ class SimulationResult:
     invocations: IntArray
     cold_minutes: IntArray
     wasted_minutes: IntArray
+    prewarms: IntArray
     elapsed_s: float
     windows: list[tuple[FloatArray, FloatArray]] = field(default_factory=list)
 
@@ -55,6 +56,7 @@ class PolicySummary:
     wasted_memory_weighted_pct: float
     wasted_gib_hours: float
     wasted_usd: float | None
+    prewarms_per_function_day: float
     functions: int
     elapsed_s: float
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -72,6 +74,8 @@ def simulate(trace: Trace, policy: Policy, *, record_windows: bool = False) -> S
     last = np.full(n, NEVER, dtype=np.int64)
     cold = np.zeros(n, dtype=np.int64)
     wasted = np.zeros(n, dtype=np.int64)
+    prewarms = np.zeros(n, dtype=np.int64)
+    was_up = np.zeros(n, dtype=bool)
     recorded: list[tuple[FloatArray, FloatArray]] = []
     for minute in range(trace.minutes):
         prewarm_min, keepalive_min = stepper.windows()
@@ -81,6 +85,8 @@ def simulate(trace: Trace, policy: Policy, *, record_windows: bool = False) -> S
         invoked = counts[minute] > 0
         cold += invoked & ~loaded
         wasted += loaded & ~invoked
+        prewarms += loaded & ~was_up  # loaded without a request bringing it up: a pre-warm
+        was_up = loaded | invoked
         stepper.observe(minute, counts[minute])
         last[invoked] = minute
     return SimulationResult(
@@ -90,6 +96,7 @@ def simulate(trace: Trace, policy: Policy, *, record_windows: bool = False) -> S
         invocations=trace.counts.sum(axis=1).astype(np.int64),
         cold_minutes=cold,
         wasted_minutes=wasted,
+        prewarms=prewarms,
         elapsed_s=time.perf_counter() - started,
         windows=recorded,
     )
@@ -100,6 +107,7 @@ def summarize(
     baseline: SimulationResult,
     memory_mb: FloatArray | None = None,
     usd_per_gib_hour: float | None = None,
+    minutes: int = 1440,
 ) -> PolicySummary:
     """Cold-start percentiles over invoked functions; memory relative to ``baseline`` (fixed 10 min)."""
     active = result.invoked_minutes > 0
@@ -118,10 +126,15 @@ def summarize(
         wasted_memory_weighted_pct=_pct(gib_hours, base_gib_hours),
         wasted_gib_hours=gib_hours,
         wasted_usd=None if usd_per_gib_hour is None else float(gib_hours * usd_per_gib_hour),
+        prewarms_per_function_day=_per_function_day(result.prewarms[active].sum(), active.sum(), minutes),
         functions=int(active.sum()),
         elapsed_s=float(result.elapsed_s),
         settings=dict(result.settings),
     )
+
+
+def _per_function_day(total: float, functions: int, minutes: int) -> float:
+    return float(total / max(functions, 1) / max(minutes, 1) * 1440.0)
 
 
 def _pct(value: float, base: float) -> float:
@@ -145,6 +158,7 @@ def compare(
             baseline,
             trace.memory_mb,
             usd_per_gib_hour,
+            trace.minutes,
         )
         for p in chosen
     ]
@@ -214,13 +228,15 @@ def _draw_panel(
 
 def table_markdown(summaries: Sequence[PolicySummary]) -> str:
     lines = [
-        "| policy | cold % p75 | cold % mean | per-invocation cold % p75 / mean | wasted memory % | weighted by memory % | time s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| policy | cold % p75 | cold % mean | per-invocation cold % p75 / mean | wasted memory % "
+        "| weighted by memory % | pre-warms per function-day | time s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
         lines.append(
             f"| {s.policy} | {s.cold_pct_p75:.1f} | {s.cold_pct_mean:.1f} | "
             f"{s.cold_pct_per_invocation_p75:.1f} / {s.cold_pct_per_invocation_mean:.1f} | "
-            f"{s.wasted_memory_pct:.1f} | {s.wasted_memory_weighted_pct:.1f} | {s.elapsed_s:.2f} |"
+            f"{s.wasted_memory_pct:.1f} | {s.wasted_memory_weighted_pct:.1f} | {s.prewarms_per_function_day:.1f} | "
+            f"{s.elapsed_s:.2f} |"
         )
     return "\n".join(lines)

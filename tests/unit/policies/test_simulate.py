@@ -63,6 +63,8 @@ def test_hybrid_histogram_by_hand() -> None:
     assert result.windows[11][0][0] == 8 and result.windows[11][1][0] == 3
     assert result.cold_minutes.tolist() == [1]
     assert result.wasted_minutes.tolist() == [9 + 1 + 1 + 1 + 1]
+    assert result.prewarms.tolist() == [4]  # loaded at 19, 29, 39 and 49 with nothing running before
+    assert simulate(periodic, FixedKeepAlive(10)).prewarms.tolist() == [0]
 
 
 def test_hybrid_flat_histogram_falls_back_to_standard_keepalive() -> None:
