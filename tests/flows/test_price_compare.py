@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prefect.artifacts import Artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.price_compare import PriceCompareParams, price_compare
 from thrifty import runtime
@@ -37,9 +39,34 @@ def test_price_compare_plans_and_publishes(thrifty_home: Path, tmp_path: Path) -
     assert chosen["usd_per_month"] == pytest.approx(0.0846 * 730)
     stored = runtime.registry().get_plan(summary["plan_id"])
     assert stored.record["catalog"]["origin"] == "registry"
-    table = Artifact.get("price-compare-top-offers")
-    assert table is not None and table.type == "table"
+    table, markdown = _latest_artifact("price-compare-top-offers"), _latest_artifact("price-compare-decision")
+    assert table.type == "table"
     rows = json.loads(str(table.data))
     assert rows[0]["instance_type"] == "Standard_F2s_v2" and len(rows) <= 5
-    markdown = Artifact.get("price-compare-decision")
-    assert markdown is not None and "CHOSEN" in str(markdown.data)
+    assert markdown.type == "markdown" and "CHOSEN" in str(markdown.data)
+
+
+def _latest_artifact(key: str) -> Any:
+    with get_client(sync_client=True) as client:  # closed here: no sockets left for the GC
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
+        )
+    assert found, f"no artifact {key!r}"
+    return found[0]
+
+
+def test_fetch_prices_raises_when_every_source_fails(
+    thrifty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a simulated outage of every provider: the task must raise so Prefect's retries kick in
+    from tasks.prices import fetch_prices
+    from thrifty.catalog import refresh
+    from thrifty.errors import CatalogError
+
+    def outage() -> None:
+        raise CatalogError("simulated outage")
+
+    monkeypatch.setattr(refresh, "default_fetchers", lambda settings: {"aws": outage, "azure": outage})
+    with pytest.raises(CatalogError, match="every price source failed"):
+        fetch_prices.fn(["aws", "azure"])
+    assert fetch_prices.retries == 3

@@ -192,3 +192,11 @@ def test_load_catalog_prefers_registry_then_snapshot_then_reference(registry: An
     from_registry = load_catalog(Settings(home=tmp_path, price_snapshot=tmp_path / "snap"), registry)
     assert from_registry.origin == "registry"
     assert set(from_registry.table["instance_type"]) >= {"m5.large"}
+
+
+def test_same_timestamp_keeps_the_last_recorded_row(registry: Any) -> None:
+    save_prices(registry, pd.DataFrame([_row(usd_per_hour=0.10)]))
+    save_prices(registry, pd.DataFrame([_row(usd_per_hour=0.11)]))  # same key, same observed_at
+    rows = read_prices(registry)
+    assert list(rows["usd_per_hour"]) == [pytest.approx(0.11)]
+    assert len(registry.latest_price_quotes()) == 1
