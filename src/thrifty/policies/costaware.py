@@ -61,7 +61,7 @@ class CostAware:
     budget_ratio: float = 0.95
     price_tolerance: float = 0.05
     correction_gain_per_min: float = 0.05
-    initial_price: float = 1e-3
+    initial_price: float = 1.0 / DAY_MIN  # break-even of memoryless traffic: value 1/N, hazard N/day
     prior_weight: float = 1.0
     prior_never_share: float = 0.5
     refresh_min: int = 10
