@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "thrifty.catalog.commands",
     "thrifty.planner.commands",
     "thrifty.policies.commands",
+    "thrifty.providers.commands",
 ]
 
 

@@ -1,0 +1,399 @@
+"""CLI: ``thrifty deploy``, ``thrifty gc`` and ``thrifty spot-watch`` (cloud targets).
+
+``thrifty deploy VARIANT_ID|plan:PLAN_ID --target aws|gcp|azure|kubernetes [--dry-run]`` deploys a
+variant (or a plan's chosen offer, falling back to its next candidates on the same target when one
+has no capacity). ``--dry-run`` needs no credentials: it prints the Kubernetes manifests as YAML,
+or the EC2 launch template / GCE instance / Azure VM body as JSON. Without it, credentials come
+from each SDK's usual chain (boto3, Application Default Credentials, DefaultAzureCredential,
+kubeconfig); flows use the credential blocks instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from thrifty.providers.base import DeploySpec
+
+TARGETS = ("aws", "gcp", "azure", "kubernetes")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+TargetOpt = Annotated[str, typer.Option("--target", help="aws, gcp, azure or kubernetes.")]
+
+
+class TargetOptions:
+    """Per-cloud options, read from the command line or THRIFTY_* variables."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+
+    def __getattr__(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def _check_target(target: str) -> None:
+    from thrifty.errors import ConfigError
+
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}", hint=f"use one of: {', '.join(TARGETS)}")
+
+
+def _boot(require_s3: bool) -> Any:
+    from thrifty.errors import ConfigError
+    from thrifty.providers.aws_cloudinit import BootConfig
+    from thrifty.settings import get_settings
+
+    settings = get_settings()
+    store_url = settings.resolved_artifact_store_url
+    if require_s3 and not store_url.startswith("s3://"):
+        raise ConfigError(
+            f"artifact store {store_url!r} is a local folder a cloud VM cannot read",
+            hint="set THRIFTY_ARTIFACT_STORE_URL=s3://bucket/prefix and push the variant there",
+        )
+    return BootConfig(artifact_store_url=store_url, s3_endpoint_url=settings.s3_endpoint_url)
+
+
+def build_provider(
+    target: str, opts: TargetOptions, *, dry_run: bool = False, require_s3: bool = True
+) -> Any:
+    """A provider from the environment (no Prefect); ``dry_run`` builds no client that needs a key."""
+    _check_target(target)
+    boot = _boot(require_s3 and not dry_run)
+    if target == "aws":
+        from thrifty.providers.aws import AwsProvider, AwsTarget
+
+        return AwsProvider(
+            AwsTarget(region=opts.region or "us-east-1", endpoint_url=opts.endpoint_url, boot=boot)
+        )
+    if target == "gcp":
+        return _gcp(opts, boot, dry_run)
+    if target == "azure":
+        return _azure(opts, boot, dry_run)
+    return _kubernetes(opts, dry_run)
+
+
+def _gcp(opts: TargetOptions, boot: Any, dry_run: bool) -> Any:
+    from thrifty.errors import ConfigError
+    from thrifty.providers.gcp import GcpProvider, GcpTarget
+
+    if not opts.project:
+        raise ConfigError("no GCP project", hint="pass --project or set THRIFTY_GCP_PROJECT")
+    credentials = None
+    if dry_run:
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return GcpProvider(GcpTarget(project=opts.project, boot=boot), credentials=credentials)
+
+
+def _azure(opts: TargetOptions, boot: Any, dry_run: bool) -> Any:
+    from thrifty.errors import ConfigError
+    from thrifty.providers.azure import AzureProvider, AzureTarget
+
+    missing = [
+        k
+        for k in ("subscription_id", "resource_group", "subnet_id", "ssh_public_key")
+        if not opts.values.get(k)
+    ]
+    if missing and not dry_run:
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise ConfigError(f"Azure target needs {flags}", hint="pass them or set THRIFTY_AZURE_* variables")
+    target = AzureTarget(
+        subscription_id=opts.subscription_id or "00000000-0000-0000-0000-000000000000",
+        resource_group=opts.resource_group or "RESOURCE_GROUP",
+        subnet_id=opts.subnet_id or "SUBNET_ID",
+        ssh_public_key=opts.ssh_public_key or "SSH_PUBLIC_KEY",
+        boot=boot,
+    )
+    if dry_run:
+        return AzureProvider(target, credential=_NoCredential())
+    from azure.identity import DefaultAzureCredential
+
+    return AzureProvider(target, credential=DefaultAzureCredential())
+
+
+class _NoCredential:
+    """Stands in for a credential on --dry-run, where no request is sent."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from thrifty.errors import CredentialsError
+
+        raise CredentialsError("--dry-run sends no request", hint="drop --dry-run to deploy")
+
+
+def _k8s_target(opts: TargetOptions) -> Any:
+    from thrifty.providers.k8s_manifests import KubernetesTarget
+    from thrifty.settings import get_settings
+
+    settings = get_settings()
+    return KubernetesTarget(
+        namespace=opts.namespace or "default",
+        artifact_store_url=settings.resolved_artifact_store_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        scale_to_zero=opts.scale_to_zero or "none",
+        spot_platform=opts.spot_platform or "karpenter",
+    )
+
+
+def _kubernetes(opts: TargetOptions, dry_run: bool) -> Any:
+    from thrifty.providers.kubernetes import KubernetesProvider
+
+    if dry_run:
+        return KubernetesProvider(None, _k8s_target(opts))
+    from kubernetes import config
+
+    return KubernetesProvider(config.new_client_from_config(context=opts.context), _k8s_target(opts))  # type: ignore[no-untyped-call]
+
+
+# -- specs from a variant or a plan --------------------------------------------------------------
+def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]) -> list[DeploySpec]:
+    """The spec(s) to try, in order: one for a variant, the plan's candidates on ``target`` for a plan."""
+    from dataclasses import replace
+
+    from thrifty import runtime
+    from thrifty.errors import ConfigError
+    from thrifty.providers.base import DeploySpec, PriceModel
+    from thrifty.providers.rebalance import candidates_in_order, spec_from_candidate
+
+    registry = runtime.registry()
+    if ref.startswith("plan:"):
+        plan = registry.get_plan(int(ref.removeprefix("plan:")))
+        record = plan.record or {"chosen": plan.chosen, "candidates": []}
+        candidates = candidates_in_order(record, provider=target)
+        if not candidates:
+            raise ConfigError(
+                f"plan {plan.id} has no candidate on {target}", hint="plan with that provider allowed"
+            )
+        variant = _variant_of_plan(registry, plan, str(candidates[0]["variant"]))
+        version = registry.get_model_version_by_id(variant.model_version_id)
+        default = _default_name(version.model.name, variant.name)
+        return [
+            spec_from_candidate(
+                c,
+                name=name or default,
+                model_name=version.model.name,
+                variant_id=variant.id,
+                artifact_sha256=variant.artifact.sha256,
+                plan_id=plan.id,
+            )
+            for c in candidates
+        ]
+    if not ref.isdigit():
+        raise ConfigError(
+            f"{ref!r} is neither a variant id nor plan:ID", hint="e.g. `thrifty deploy 12` or `plan:3`"
+        )
+    variant = registry.get_variant(int(ref))
+    version = registry.get_model_version_by_id(variant.model_version_id)
+    spec = DeploySpec(
+        name=name or _default_name(version.model.name, variant.name),
+        model_name=version.model.name,
+        variant_id=variant.id,
+        artifact_sha256=variant.artifact.sha256,
+        region=overrides.get("region") or "us-east-1",
+        instance_type=overrides.get("instance_type") or "c7g.large",
+        price_model=PriceModel.SPOT if overrides.get("spot") else PriceModel.ON_DEMAND,
+        replicas=overrides.get("replicas") or 1,
+        on_demand_floor=overrides.get("on_demand_floor") or 0,
+    )
+    return [replace(spec)]
+
+
+def _variant_of_plan(registry: Any, plan: Any, variant_name: str) -> Any:
+    from thrifty.errors import NotFoundError
+
+    if plan.model_version_id is None:
+        raise NotFoundError(
+            f"plan {plan.id} was made from recorded numbers, not a registered model",
+            hint="deploy a variant id instead: `thrifty deploy VARIANT_ID --target …`",
+        )
+    for variant in registry.list_variants(plan.model_version_id):
+        if variant.name == variant_name:
+            return variant
+    raise NotFoundError(f"plan {plan.id} chose variant {variant_name!r}, which is not registered")
+
+
+def _default_name(model: str, variant: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", f"{model}-{variant}".lower()).strip("-")[:50]
+
+
+# -- dry run -------------------------------------------------------------------------------------
+def dry_run_document(provider: Any, spec: DeploySpec) -> str:
+    """What ``--dry-run`` prints: YAML manifests for Kubernetes, the request body for a cloud."""
+    import yaml
+
+    from thrifty.providers.k8s_manifests import manifests
+
+    if provider.name == "kubernetes":
+        return str(yaml.safe_dump_all(manifests(spec, provider.target), sort_keys=False))
+    if provider.name == "aws":
+        body: Any = provider.launch_template_data(spec, provider.target.image_id or "RESOLVED_AT_DEPLOY")
+    elif provider.name == "gcp":
+        body = [type(b).to_dict(b) for b in (provider.instance_body(spec, s) for s in range(spec.replicas))]
+    else:
+        body = [provider.vm_body(spec, s).as_dict() for s in range(spec.replicas)]
+    return json.dumps(body, indent=2, default=str)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def deploy(
+    ref: Annotated[str, typer.Argument(help="A variant id, or plan:ID for a plan's chosen offer.")],
+    target: TargetOpt = "aws",
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: model-variant).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be created; send nothing.")
+    ] = False,
+    region: Annotated[str | None, typer.Option(help="Region or zone (variant deploys).")] = None,
+    instance_type: Annotated[str | None, typer.Option(help="Instance/VM type (variant deploys).")] = None,
+    spot: Annotated[bool, typer.Option("--spot/--on-demand", help="Price model (variant deploys).")] = False,
+    replicas: Annotated[int, typer.Option(min=0, help="Replicas (variant deploys).")] = 1,
+    on_demand_floor: Annotated[int, typer.Option(min=0, help="Replicas kept on-demand.")] = 0,
+    endpoint_url: Annotated[
+        str | None, typer.Option(envvar="THRIFTY_AWS_ENDPOINT_URL", help="AWS endpoint.")
+    ] = None,
+    project: Annotated[str | None, typer.Option(envvar="THRIFTY_GCP_PROJECT", help="GCP project.")] = None,
+    subscription_id: Annotated[str | None, typer.Option(envvar="THRIFTY_AZURE_SUBSCRIPTION_ID")] = None,
+    resource_group: Annotated[str | None, typer.Option(envvar="THRIFTY_AZURE_RESOURCE_GROUP")] = None,
+    subnet_id: Annotated[str | None, typer.Option(envvar="THRIFTY_AZURE_SUBNET_ID")] = None,
+    ssh_public_key: Annotated[str | None, typer.Option(envvar="THRIFTY_SSH_PUBLIC_KEY")] = None,
+    namespace: Annotated[str | None, typer.Option(envvar="THRIFTY_K8S_NAMESPACE")] = None,
+    context: Annotated[
+        str | None, typer.Option(envvar="THRIFTY_K8S_CONTEXT", help="kubeconfig context.")
+    ] = None,
+    scale_to_zero: Annotated[
+        str | None, typer.Option(envvar="THRIFTY_K8S_SCALE_TO_ZERO", help="none|keda|knative")
+    ] = None,
+    spot_platform: Annotated[
+        str | None, typer.Option(envvar="THRIFTY_K8S_SPOT_PLATFORM", help="karpenter|gke|aks")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy a variant or a plan to a cloud or a cluster (spot where the plan says so)."""
+    from thrifty.cli import console, print_json
+    from thrifty.providers.rebalance import deploy_first_available
+
+    opts = TargetOptions(**{k: v for k, v in locals().items() if k not in ("ref", "target", "name")})
+    overrides = {
+        "region": region,
+        "instance_type": instance_type,
+        "spot": spot,
+        "replicas": replicas,
+        "on_demand_floor": on_demand_floor,
+    }
+    _check_target(target)
+    specs = specs_for(ref, target, name, overrides)
+    provider = build_provider(target, opts, dry_run=dry_run)
+    if dry_run:
+        typer.echo(dry_run_document(provider, specs[0]), nl=False)
+        return
+    spec, status, skipped = deploy_first_available(specs, lambda _spec: provider)
+    _record(status, spec)
+    if as_json:
+        print_json(
+            {
+                "name": spec.name,
+                "state": status.state,
+                "endpoint_url": status.endpoint_url,
+                "skipped": skipped,
+            }
+        )
+        return
+    for why in skipped:
+        console.print(f"[yellow]skipped[/] {why}")
+    console.print(f"{spec.name}: {status.state} on {target} {spec.region} ({status.replicas_ready} ready)")
+
+
+def _record(status: Any, spec: DeploySpec) -> None:
+    from dataclasses import asdict
+
+    from thrifty import runtime
+
+    data = asdict(spec)
+    data["price_model"] = spec.price_model.value
+    data["serving"] = dict(spec.serving)
+    registry = runtime.registry()
+    registry.upsert_deployment(
+        spec.name,
+        provider=status.provider,
+        region=spec.region,
+        variant_id=spec.variant_id,
+        plan_id=spec.plan_id,
+        state=status.state,
+        replicas=status.replicas_ready,
+        endpoint_url=status.endpoint_url,
+        spec=data,
+        resources={"ids": [r.id for r in status.resources]},
+    )
+    registry.add_event(spec.name, "deployed", reason=f"thrifty deploy --target {status.provider}")
+
+
+def gc(
+    target: Annotated[list[str] | None, typer.Option("--target", help="Targets to sweep (repeat).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted.")] = False,
+    grace_s: Annotated[float, typer.Option(min=0.0, help="Leave resources younger than this.")] = 900.0,
+    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(envvar="THRIFTY_AWS_ENDPOINT_URL")] = None,
+    project: Annotated[str | None, typer.Option(envvar="THRIFTY_GCP_PROJECT")] = None,
+    namespace: Annotated[str | None, typer.Option(envvar="THRIFTY_K8S_NAMESPACE")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete cloud resources thrifty tagged whose deployment is gone (after a grace period)."""
+    from rich.table import Table
+
+    from thrifty import runtime
+    from thrifty.cli import console, print_json
+    from thrifty.providers.gc import sweep
+
+    opts = TargetOptions(region=region, endpoint_url=endpoint_url, project=project, namespace=namespace)
+    providers = [build_provider(t, opts, require_s3=False) for t in target or ["aws"]]
+    live = [(d.provider, d.name) for d in runtime.registry().list_deployments() if d.state != "deleted"]
+    orphans = sweep(providers, live, grace_s=grace_s, dry_run=dry_run)
+    rows = [
+        {
+            "provider": o.resource.provider,
+            "kind": o.resource.kind,
+            "id": o.resource.id,
+            "deployment": o.resource.deployment_name,
+            "reason": o.reason,
+        }
+        for o in orphans
+    ]
+    if as_json:
+        print_json({"dry_run": dry_run, "orphans": rows})
+        return
+    table = Table(title=f"orphans ({'would delete' if dry_run else 'deleted'})")
+    for column in ("provider", "kind", "id", "deployment", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("provider", "kind", "id", "deployment", "reason")))
+    console.print(table)
+
+
+def spot_watch(
+    deployment: Annotated[str, typer.Option(help="The deployment this VM serves.")],
+    cloud: Annotated[str, typer.Option(help="aws, gcp or azure.")] = "aws",
+    metadata_url: Annotated[
+        str | None, typer.Option(help="Metadata base URL (default: the cloud's).")
+    ] = None,
+    poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 5.0,
+) -> None:
+    """On a spot VM: wait for the interruption notice and emit thrifty.spot.interruption."""
+    import importlib
+
+    from thrifty.providers.aws_interruption import metadata_client, probe_for, watch
+
+    try:  # the Prefect emitter lives in the tasks package, installed with thrifty
+        emit = importlib.import_module("tasks.providers").emit_interruption_event
+    except ImportError:
+        emit = lambda notice: typer.echo(json.dumps(notice.payload()))  # noqa: E731
+    with metadata_client() as client:
+        watch(probe_for(cloud, client, metadata_url), deployment, emit, poll_s=poll_s)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+    app.command("gc")(gc)
+    app.command("spot-watch")(spot_watch)
