@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from thrifty.policies import CostAware, HybridHistogram
@@ -48,3 +49,12 @@ def test_same_defaults_hold_the_budget_on_a_sparser_trace(azure_sample: Trace) -
     assert thrifty.wasted_memory_pct <= 100.0
     assert below_fixed_curve(thrifty, rows, "cold_pct_mean")
     assert below_fixed_curve(thrifty, rows, "cold_pct_p75")
+
+
+def test_same_defaults_hold_the_budget_on_memoryless_traffic() -> None:
+    # Poisson arrivals from once a day to every minute: nothing to learn, the budget must still hold
+    rng = np.random.default_rng(7)
+    rates = np.logspace(np.log10(1 / 1440), 0, 150)[:, None]
+    trace = Trace(rng.poisson(rates, size=(150, 2000)).astype(np.int64), tuple(map(str, range(150))))
+    thrifty = compare(trace, [CostAware()], fixed_curve_min=(10,))[-1]
+    assert 80.0 <= thrifty.wasted_memory_pct <= 100.0
