@@ -31,6 +31,7 @@ err_console = Console(stderr=True)
 #: modules that define ``register(app)``; one line per area
 COMMAND_MODULES = [
     "thrifty.ingest.commands",
+    "thrifty.optimize.commands",
     "thrifty.report_cli",
     "thrifty.serving.commands",
     "thrifty.catalog.commands",

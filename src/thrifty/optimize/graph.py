@@ -63,15 +63,19 @@ def _optimum_optimize(onnx_path: Path, target: Path, config: GraphOptConfig, hf_
         fp16=config.fp16,
     )
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp_dir:
+        # the optimizer names its output after the input: give it a .onnx name (store blobs have none)
+        named = Path(tmp_dir) / "input" / "model.onnx"
+        named.parent.mkdir()
+        named.symlink_to(onnx_path.resolve())
         try:
-            optimizer = ORTOptimizer([onnx_path], AutoConfig.from_pretrained(str(hf_dir)))
+            optimizer = ORTOptimizer([named], AutoConfig.from_pretrained(str(hf_dir)))
             optimizer.optimize(opt_config, tmp_dir, file_suffix="optimized")
         except Exception as exc:
             raise OptimizeError(
                 f"ORTOptimizer failed on {onnx_path}: {exc}",
                 hint="retry with transformer_fusions=False (plain ONNX Runtime optimization)",
             ) from exc
-        written = sorted(Path(tmp_dir).glob("*optimized*.onnx"))
+        written = sorted(Path(tmp_dir).glob("model*optimized*.onnx"))
         if not written:
             raise OptimizeError(f"ORTOptimizer wrote no optimized file for {onnx_path}")
         shutil.move(str(written[0]), target)

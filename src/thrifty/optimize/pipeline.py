@@ -188,6 +188,55 @@ def register_variant(
 
 
 Progress = Callable[[str], None]
+_EVAL_CACHE: dict[tuple[int, str], EvalSet] = {}
+
+
+def work_dir_for(version: ModelVersion, home: Path) -> Path:
+    return home / "work" / f"{version.model.name}-v{version.version}"
+
+
+def source_and_evals(
+    version: ModelVersion, store: ArtifactStore, work_dir: Path, evals: EvalSet | None = None
+) -> tuple[Source, EvalSet]:
+    """The original model and its eval set (cached per process: the reference costs a model run)."""
+    source = open_source(version, store, work_dir)
+    if evals is None:
+        key = (version.id, str(work_dir))
+        if key not in _EVAL_CACHE:
+            _EVAL_CACHE[key] = eval_set_for(source)
+        evals = _EVAL_CACHE[key]
+    return source, evals
+
+
+def make_variant(
+    version: ModelVersion,
+    technique: str,
+    *,
+    registry: Registry,
+    store: ArtifactStore,
+    work_dir: Path,
+    parent: Variant | None = None,
+    preset: Preset | None = None,
+    tolerance: Tolerance | None = None,
+    evals: EvalSet | None = None,
+) -> Variant:
+    """One technique on one version → a registered variant (the existing one if already made)."""
+    name, parent_technique = VARIANT_NAMES[check_techniques([technique])[-1]]
+    found = {v.name: v for v in registry.list_variants(version.id)}.get(name)
+    if found is not None:
+        return found
+    if parent_technique is not None and parent is None:
+        raise OptimizeError(
+            f"{technique!r} starts from the {parent_technique!r} variant", hint="make it first"
+        )
+    source, evals = source_and_evals(version, store, work_dir, evals)
+    parent_path = store.fetch(parent.artifact.sha256) if parent is not None else None
+    path = run_technique(
+        technique, parent_path, source, work_dir / name, preset or for_cpu(), evals, tolerance or Tolerance()
+    )
+    return register_variant(
+        registry, store, version, name, technique, path, parent.id if parent is not None else None
+    )
 
 
 def optimize_version(
@@ -202,28 +251,24 @@ def optimize_version(
     evals: EvalSet | None = None,
     progress: Progress | None = None,
 ) -> list[Variant]:
-    """Run ``techniques`` on ``version``; existing variants of the same name are reused."""
-    preset, tolerance = preset or for_cpu(), tolerance or Tolerance()
-    source = open_source(version, store, work_dir)
-    evals = evals or eval_set_for(source)
-    existing = {v.name: v for v in registry.list_variants(version.id)}
-    made: dict[str, tuple[Variant, Path]] = {}
+    """Run ``techniques`` (plus the parents they need) on ``version``, in order."""
+    made: dict[str, Variant] = {}
     for technique in check_techniques(techniques):
-        name, parent_technique = VARIANT_NAMES[technique]
         if progress:
             progress(technique)
-        parent = made.get(parent_technique) if parent_technique else None
-        if name in existing:
-            made[technique] = (existing[name], store.fetch(existing[name].artifact.sha256))
-            continue
-        path = run_technique(
-            technique, parent[1] if parent else None, source, work_dir / name, preset, evals, tolerance
+        parent_technique = VARIANT_NAMES[technique][1]
+        made[technique] = make_variant(
+            version,
+            technique,
+            registry=registry,
+            store=store,
+            work_dir=work_dir,
+            parent=made.get(parent_technique) if parent_technique else None,
+            preset=preset,
+            tolerance=tolerance,
+            evals=evals,
         )
-        variant = register_variant(
-            registry, store, version, name, technique, path, parent[0].id if parent else None
-        )
-        made[technique] = (variant, path)
-    return [v for v, _ in made.values()]
+    return list(made.values())
 
 
 def benchmark_rows(variant_id: int, result: dict[str, Any]) -> list[BenchmarkResult]:
@@ -262,15 +307,46 @@ def judge_variant(
 
 
 def benchmark_variant(
-    registry: Registry,
-    store: ArtifactStore,
-    variant: Variant,
-    spec: BenchSpec,
-    evals: EvalSet,
-    tolerance: Tolerance,
-) -> tuple[Variant, list[BenchmarkResult]]:
-    """Time the variant in a fresh process, store the rows, then judge its fidelity."""
+    registry: Registry, store: ArtifactStore, variant: Variant, spec: BenchSpec, evals: EvalSet
+) -> list[BenchmarkResult]:
+    """Time the variant in a fresh process and store one row per case."""
     spec.inputs = evals.bench_inputs
     result = run_benchmark(store.fetch(variant.artifact.sha256), spec)
-    rows = registry.add_benchmark_results(benchmark_rows(variant.id, result))
-    return judge_variant(registry, store, variant, evals, tolerance), rows
+    return registry.add_benchmark_results(benchmark_rows(variant.id, result))
+
+
+def summarize(registry: Registry, version: ModelVersion) -> list[dict[str, Any]]:
+    """One row per variant: size, latency at the smallest batch, load time, fidelity, verdict."""
+    variants = registry.list_variants(version.id)
+    results = registry.list_benchmark_results([v.id for v in variants])
+    rows = []
+    for variant in variants:
+        mine = sorted(
+            (r for r in results if r.variant_id == variant.id),
+            key=lambda r: (r.batch_size, r.threads, r.seq_len or 0, -r.id),
+        )
+        first = mine[0] if mine else None
+        rows.append(_summary_row(variant, first))
+    return rows
+
+
+def _summary_row(variant: Variant, result: BenchmarkResult | None) -> dict[str, Any]:
+    fid = variant.fidelity or {}
+    headline = {k: fid[k] for k in ("cosine_mean", "nn_agreement", "top1_agreement", "accuracy") if k in fid}
+    return {
+        "variant": variant.name,
+        "id": variant.id,
+        "technique": variant.technique,
+        "parent_variant_id": variant.parent_variant_id,
+        "size_mb": variant.artifact.size_bytes / 1e6,
+        "batch_size": result.batch_size if result else None,
+        "seq_len": result.seq_len if result else None,
+        "latency_ms_p50": result.latency_ms_p50 if result else None,
+        "latency_ms_p95": result.latency_ms_p95 if result else None,
+        "throughput_rps": result.throughput_rps if result else None,
+        "load_ms": result.load_ms if result else None,
+        "peak_memory_mib": result.peak_memory_mib if result else None,
+        "fidelity": headline,
+        "status": variant.status,
+        "rejection_reason": variant.rejection_reason,
+    }

@@ -196,6 +196,15 @@ class Registry:
                 setattr(variant, key, value)
             return variant
 
+    # -- optimize (variants that may be deployed) -------------------------------------------
+    def list_accepted_variants(self, model_version_id: int) -> list[Variant]:
+        """Variants that passed the fidelity guardrail; rejected or unjudged ones never appear."""
+        with self.session() as s:
+            query = select(Variant).where(
+                Variant.model_version_id == model_version_id, Variant.status == "accepted"
+            )
+            return list(s.scalars(query.order_by(Variant.id)))
+
     # -- benchmarks --------------------------------------------------------------------------
     def add_benchmark_results(self, results: Iterable[BenchmarkResult]) -> list[BenchmarkResult]:
         with self.session() as s:

@@ -1,0 +1,218 @@
+"""CLI: `thrifty optimize NAME`, `thrifty bench NAME`, `thrifty variants NAME` (rich tables).
+
+Heavy imports live inside the command functions so `thrifty --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from thrifty.bench.harness import BenchSpec
+    from thrifty.optimize.config import Tolerance
+
+TECHNIQUES_HELP = "comma-separated: export,graph,dynamic_int8,blockwise_int8,static_int8,fp16,search"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _tolerance(min_cosine: float, min_agreement: float) -> Tolerance:
+    from thrifty.optimize.config import Tolerance
+
+    return Tolerance(min_cosine=min_cosine, min_agreement=min_agreement)
+
+
+def _spec(batch_sizes: str, threads: str, seq_lens: str, runs: int) -> BenchSpec:
+    from thrifty.bench.harness import BenchSpec
+    from thrifty.errors import ConfigError
+
+    try:
+        seqs = tuple(None if s == "natural" else int(s) for s in _split(seq_lens))
+        return BenchSpec(
+            batch_sizes=tuple(int(b) for b in _split(batch_sizes)),
+            threads=tuple(int(t) for t in _split(threads)),
+            seq_lens=seqs,
+            runs=runs,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"bad benchmark option ({exc})",
+            hint="e.g. --batch-sizes 1,32 --threads 1,2 --seq-lens 128,natural",
+        ) from exc
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _fidelity_text(fidelity: dict[str, float]) -> str:
+    short = {"cosine_mean": "cos", "nn_agreement": "NN", "top1_agreement": "top1", "accuracy": "acc"}
+    return " ".join(f"{short[k]} {v:.3f}" for k, v in fidelity.items())
+
+
+def print_summary(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
+    from thrifty.cli import console
+
+    table = Table(title=title)
+    for column in ("variant", "technique", "size MB", "p50 ms", "p95 ms", "req/s", "load ms", "fidelity"):
+        table.add_column(
+            column, justify="left" if column in {"variant", "technique", "fidelity"} else "right"
+        )
+    table.add_column("accepted?")
+    for row in rows:
+        verdict = {"accepted": "[green]yes[/]", "rejected": f"[red]no[/] {row['rejection_reason'] or ''}"}
+        table.add_row(
+            row["variant"],
+            row["technique"],
+            _fmt(row["size_mb"]),
+            _fmt(row["latency_ms_p50"], ".2f"),
+            _fmt(row["latency_ms_p95"], ".2f"),
+            _fmt(row["throughput_rps"]),
+            _fmt(row["load_ms"], ".0f"),
+            _fidelity_text(row["fidelity"]),
+            verdict.get(row["status"], row["status"]),
+        )
+    console.print(table)
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from thrifty.cli import err_console
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def bench_all(name: str, version: int | None, spec: BenchSpec, tolerance: Tolerance) -> list[dict[str, Any]]:
+    """Benchmark and judge every variant of a model version, with a progress bar."""
+    from thrifty import runtime
+    from thrifty.optimize import pipeline
+    from thrifty.settings import get_settings
+
+    registry, store = runtime.registry(), runtime.store()
+    mv = registry.get_model_version(name, version)
+    work = pipeline.work_dir_for(mv, get_settings().home)
+    _, evals = pipeline.source_and_evals(mv, store, work)
+    variants = registry.list_variants(mv.id)
+    with _progress() as bar:
+        job = bar.add_task("benchmark", total=len(variants))
+        for variant in variants:
+            bar.update(job, description=f"benchmark {variant.name}")
+            pipeline.benchmark_variant(registry, store, variant, spec, evals)
+            pipeline.judge_variant(registry, store, variant, evals, tolerance)
+            bar.advance(job)
+    return pipeline.summarize(registry, mv)
+
+
+def optimize_command(
+    name: str = typer.Argument(..., help="registered model name"),
+    version: int | None = typer.Option(None, help="model version (default: newest)"),
+    techniques: str = typer.Option(
+        ",".join(("export", "graph", "dynamic_int8", "blockwise_int8", "static_int8", "fp16", "search")),
+        help=TECHNIQUES_HELP,
+    ),
+    target: str = typer.Option("cpu", help="preset: cpu (from this CPU's flags) or gpu"),
+    min_cosine: float = typer.Option(0.99, help="tolerance: minimum mean cosine to the original"),
+    min_agreement: float = typer.Option(0.95, help="tolerance: minimum nearest-neighbour / top-1 agreement"),
+    bench: bool = typer.Option(True, help="benchmark and judge the variants afterwards"),
+    batch_sizes: str = typer.Option("1,8", help="benchmark batch sizes"),
+    threads: str = typer.Option("1", help="benchmark thread counts"),
+    seq_lens: str = typer.Option("128", help="sequence lengths for text models ('natural' = unpadded)"),
+    runs: int = typer.Option(30, help="timed runs per case"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Make variants of a model (ONNX, graph-optimized, int8, fp16, ...), then benchmark and judge them."""
+    from thrifty import runtime
+    from thrifty.cli import print_json
+    from thrifty.optimize import pipeline
+    from thrifty.optimize.config import for_cpu, for_gpu
+    from thrifty.settings import get_settings
+
+    tolerance = _tolerance(min_cosine, min_agreement)
+    spec = _spec(batch_sizes, threads, seq_lens, runs)
+    chosen = pipeline.check_techniques(_split(techniques))
+    preset = for_gpu() if target == "gpu" else for_cpu()
+    registry, store = runtime.registry(), runtime.store()
+    mv = registry.get_model_version(name, version)
+    work = pipeline.work_dir_for(mv, get_settings().home)
+    with _progress() as bar:
+        job = bar.add_task("optimize", total=len(chosen))
+
+        def step(technique: str) -> None:
+            bar.update(job, description=f"optimize: {technique}", completed=chosen.index(technique))
+
+        pipeline.optimize_version(
+            mv,
+            chosen,
+            registry=registry,
+            store=store,
+            work_dir=work,
+            preset=preset,
+            tolerance=tolerance,
+            progress=step,
+        )
+    rows = bench_all(name, version, spec, tolerance) if bench else pipeline.summarize(registry, mv)
+    if json_out:
+        print_json(rows)
+    else:
+        print_summary(rows, f"{name} v{mv.version}: variants ({preset.name})")
+
+
+def bench_command(
+    name: str = typer.Argument(..., help="registered model name"),
+    version: int | None = typer.Option(None, help="model version (default: newest)"),
+    batch_sizes: str = typer.Option("1,8", help="batch sizes"),
+    threads: str = typer.Option("1", help="thread counts"),
+    seq_lens: str = typer.Option("128", help="sequence lengths for text models ('natural' = unpadded)"),
+    runs: int = typer.Option(30, help="timed runs per case"),
+    min_cosine: float = typer.Option(0.99, help="tolerance: minimum mean cosine"),
+    min_agreement: float = typer.Option(0.95, help="tolerance: minimum NN / top-1 agreement"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Benchmark every variant of a model (fresh process each) and judge its fidelity."""
+    from thrifty.cli import print_json
+
+    rows = bench_all(
+        name, version, _spec(batch_sizes, threads, seq_lens, runs), _tolerance(min_cosine, min_agreement)
+    )
+    if json_out:
+        print_json(rows)
+    else:
+        print_summary(rows, f"{name}: benchmark")
+
+
+def variants_command(
+    name: str = typer.Argument(..., help="registered model name"),
+    version: int | None = typer.Option(None, help="model version (default: newest)"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """List a model's variants with size, latency, fidelity and verdict."""
+    from thrifty import runtime
+    from thrifty.cli import print_json
+    from thrifty.optimize import pipeline
+
+    registry = runtime.registry()
+    mv = registry.get_model_version(name, version)
+    rows = pipeline.summarize(registry, mv)
+    if json_out:
+        print_json(rows)
+    else:
+        print_summary(rows, f"{name} v{mv.version}: variants")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize")(optimize_command)
+    app.command("bench")(bench_command)
+    app.command("variants")(variants_command)
