@@ -21,7 +21,6 @@ AZURE_CSV = (
 )
 
 
-@pytest.mark.slow
 def test_price_compare_plans_and_publishes(thrifty_home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "snap"
     folder.mkdir()

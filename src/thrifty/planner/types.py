@@ -169,6 +169,7 @@ class Assumptions:
             f"spot: interruptions per instance-month by bucket {dict(self.interruptions_per_instance_month)} "
             f"('' = unknown); each costs {self.rewarm_s:g} s of re-warm during which the machine's share of "
             f"traffic is at risk at ${self.usd_per_lost_request:g} per request, plus the replacement's hours",
+            "an unknown interruption bucket (GCP/Azure spot) counts as the worst one for --max-interruption",
             f"on-demand floor option: {self.on_demand_floor_fraction:.0%} of the machines on-demand, rest spot",
             f"a month is {self.hours_per_month:g} hours",
             "zones of one region quoting the same price are evaluated once (the first zone stands for them)",
