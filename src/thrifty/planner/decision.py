@@ -124,16 +124,25 @@ def candidate_dict(pair: Any, ranking: Ranking) -> dict[str, Any]:
     """One (variant × offer) as plain JSON types, with what a person needs to redo the arithmetic."""
     offer = ranking.offers.iloc[int(pair["offer_index"])]
     config = ranking.configs.iloc[int(pair["config_index"])] if pair["config_index"] >= 0 else None
-    a, traffic = ranking.assumptions, ranking.traffic
-    code = int(pair["code"])
+    factor = offer["family_factor"] * (
+        ranking.assumptions.arm64_factor if _arch_differs(offer, config) else 1.0
+    )
+    return (
+        {"variant": str(pair["variant_name"])}
+        | _offer_fields(offer)
+        | {"family_factor": _f(factor)}
+        | _config_fields(config, offer)
+        | _pair_fields(pair, ranking)
+    )
+
+
+def _offer_fields(offer: Any) -> dict[str, Any]:
     return {
-        "variant": str(pair["variant_name"]),
         "provider": str(offer["provider"]),
         "region": str(offer["region"]),
         "zone": str(offer["zone"]),
         "instance_type": str(offer["instance_type"]),
         "price_model": str(offer["price_model"]),
-        "option": str(pair["option"]),
         "vcpus": _f(offer["vcpus"]),
         "memory_gib": _f(offer["memory_gib"]),
         "arch": str(offer["arch"]),
@@ -142,17 +151,38 @@ def candidate_dict(pair: Any, ranking: Ranking) -> dict[str, Any]:
         "usd_per_gb_second": _f(offer["usd_per_gb_second"]),
         "usd_per_million_requests_unit": _f(offer["usd_per_million_requests"]),
         "interruption_bucket": str(offer["interruption_bucket"]),
-        "family_factor": _f(
-            offer["family_factor"] * (a.arm64_factor if _arch_differs(offer, config) else 1.0)
-        ),
-        "batch_size": None if config is None else int(config["batch_size"]),
-        "threads": None if config is None else int(config["threads"]),
-        "bench_throughput_rps": None if config is None else _f(config["throughput_rps"]),
-        "bench_latency_ms_p50": None if config is None else _f(config["latency_ms_p50"]),
-        "bench_latency_ms_p95": None if config is None else _f(config["latency_ms_p95"]),
-        "bench_cpu": "" if config is None else str(config["cpu_model"]),
-        "bench_recorded": bool(config is not None and config["recorded"]),
-        "estimated": config is None or str(config["bench_instance_type"]) != str(offer["instance_type"]),
+        "observed_at": offer["observed_at"].isoformat(),
+        "source": str(offer["source"]),
+        "derived": bool(offer["derived"]),
+    }
+
+
+def _config_fields(config: Any, offer: Any) -> dict[str, Any]:
+    if config is None:
+        keys = (
+            "batch_size",
+            "threads",
+            "bench_throughput_rps",
+            "bench_latency_ms_p50",
+            "bench_latency_ms_p95",
+        )
+        return dict.fromkeys(keys) | {"bench_cpu": "", "bench_recorded": False, "estimated": True}
+    return {
+        "batch_size": int(config["batch_size"]),
+        "threads": int(config["threads"]),
+        "bench_throughput_rps": _f(config["throughput_rps"]),
+        "bench_latency_ms_p50": _f(config["latency_ms_p50"]),
+        "bench_latency_ms_p95": _f(config["latency_ms_p95"]),
+        "bench_cpu": str(config["cpu_model"]),
+        "bench_recorded": bool(config["recorded"]),
+        "estimated": str(config["bench_instance_type"]) != str(offer["instance_type"]),
+    }
+
+
+def _pair_fields(pair: Any, ranking: Ranking) -> dict[str, Any]:
+    a, traffic, code = ranking.assumptions, ranking.traffic, int(pair["code"])
+    return {
+        "option": str(pair["option"]),
         "latency_ms_p95_est": _f(pair["latency_ms_p95_est"]),
         "machines": _f(pair["machines"]),
         "copies_per_machine": _f(pair["copies_per_machine"]),
@@ -167,9 +197,6 @@ def candidate_dict(pair: Any, ranking: Ranking) -> dict[str, Any]:
         "requests_at_risk_per_month": _f(pair["requests_at_risk_per_month"]),
         "feasible": code == OK,
         "reason": None if code == OK else REASONS.get(code, "?"),
-        "observed_at": offer["observed_at"].isoformat(),
-        "source": str(offer["source"]),
-        "derived": bool(offer["derived"]),
     }
 
 
