@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 
 from thrifty.serving.http import Handler, start_server
@@ -53,44 +54,49 @@ class BackgroundServer:
     """A handler served from a thread with its own event loop (tests, benchmarks, notebooks).
 
     ``with BackgroundServer(make_handler) as url:`` — ``make_handler`` runs inside the loop's thread
-    (so futures and tasks belong to that loop); leaving the block drains and stops the server.
+    (so futures and tasks belong to that loop); leaving the block drains and stops the server, then
+    awaits ``on_stop`` (e.g. a gateway's close) in that loop.
     """
 
     def __init__(
-        self, make_handler: Callable[[], Handler], *, host: str = "127.0.0.1", max_body_bytes: int = 16 << 20
+        self,
+        make_handler: Callable[[], Handler],
+        *,
+        host: str = "127.0.0.1",
+        max_body_bytes: int = 16 << 20,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._make_handler = make_handler
+        self._on_stop = on_stop
         self._sock = bind_socket(host, 0)
         self.port = int(self._sock.getsockname()[1])
         self.url = f"http://{host}:{self.port}"
         self._max_body = max_body_bytes
-        self._started = __import__("threading").Event()
+        self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._thread = __import__("threading").Thread(target=self._main, daemon=True)
+        self._thread = threading.Thread(target=self._main, daemon=True)
 
     def _main(self) -> None:
         from thrifty.serving.http import run
 
-        async def body() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            try:
-                handler = self._make_handler()
-            except BaseException as exc:
-                self._error = exc
-                self._started.set()
-                return
-            await serve_until_stopped(
-                handler,
-                self._sock,
-                max_body_bytes=self._max_body,
-                stop=self._stop,
-                on_started=self._started.set,
-            )
+        run(self._body())
 
-        run(body())
+    async def _body(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            handler = self._make_handler()
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            return
+        await serve_until_stopped(
+            handler, self._sock, max_body_bytes=self._max_body, stop=self._stop, on_started=self._started.set
+        )
+        if self._on_stop is not None:
+            await self._on_stop()
 
     def __enter__(self) -> str:
         self._thread.start()

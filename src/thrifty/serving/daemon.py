@@ -77,29 +77,32 @@ def start_daemon(settings: Settings, wait: bool = True) -> int:
     pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, THRIFTY_HOME=str(settings.home))
     with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "thrifty.serving.daemon"],
+        # the launcher forks the supervisor off and exits at once: a true daemon, never our zombie
+        subprocess.run(
+            [sys.executable, "-m", "thrifty.serving.daemon", "--detach"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
+            check=True,
         )
     if wait:
-        _wait_until_live(settings, proc)
-    return proc.pid
+        _wait_until_live(settings)
+    return daemon_pid(settings) or 0
 
 
-def _wait_until_live(settings: Settings, proc: subprocess.Popen[bytes]) -> None:
+def _wait_until_live(settings: Settings) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
+    grace = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServingError(
-                f"the gateway daemon exited with code {proc.returncode}",
-                hint=f"see {log_file(settings)} (is port {settings.gateway_port} taken?)",
-            )
         if gateway_live(settings, 0.5):
             return
+        if time.monotonic() > grace and daemon_pid(settings) is None:
+            raise ServingError(
+                "the gateway daemon exited",
+                hint=f"see {log_file(settings)} (is port {settings.gateway_port} taken?)",
+            )
         time.sleep(0.1)
     raise ServingError(
         f"the gateway did not answer on {gateway_url(settings)} within {START_TIMEOUT_S:g} s",
@@ -192,5 +195,7 @@ def supervise(settings: Settings) -> int:
 if __name__ == "__main__":
     from thrifty.settings import get_settings
 
+    if "--detach" in sys.argv and os.fork() > 0:
+        os._exit(0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise SystemExit(supervise(get_settings()))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from thrifty.errors import ServingError
 from thrifty.serving import auth
 from thrifty.serving.http import Request, Response, error_response, json_response
 from thrifty.serving.metrics import Metrics
-from thrifty.serving.pool import WarmPool, Worker
+from thrifty.serving.pool import WarmPool, Worker, close_pipes
 from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
 
 log = logging.getLogger("thrifty.serving.gateway")
@@ -111,8 +112,11 @@ class Gateway:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        """Stop background work, every replica (each drains) and the warm pool."""
+        unfinished = [*self._tasks, *self._pending, *(s.waking for s in self.models.values() if s.waking)]
+        for task in unfinished:
             task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
         await asyncio.gather(*(r.stop() for s in self.models.values() for r in s.replicas))
         await self.pool.close()
         await self.flush_log()
@@ -161,6 +165,7 @@ class Gateway:
     def describe(self) -> dict[str, Any]:
         return {
             "url": self.url,
+            "pid": os.getpid(),
             "models": {
                 s.name: {
                     "desired": s.desired,
@@ -252,7 +257,13 @@ class Gateway:
         state.starting += 1
         try:
             worker = await self.pool.take()
-            await worker.load(state.order, self.config.wake_timeout_s)
+            try:
+                await worker.load(state.order, self.config.wake_timeout_s)
+            except BaseException:
+                worker.kill()
+                await worker.process.wait()
+                close_pipes(worker.process)
+                raise
         finally:
             state.starting -= 1
         state.replicas.append(worker)
@@ -270,6 +281,7 @@ class Gateway:
 
     async def _watch(self, state: ModelState, worker: Worker) -> None:
         code = await worker.process.wait()
+        close_pipes(worker.process)
         if not worker.stopping:
             log.warning("replica of %s (pid %s) exited with %s", state.name, worker.pid, code)
             self._lost(state, worker)

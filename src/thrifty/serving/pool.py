@@ -59,6 +59,7 @@ class Worker:
         self.stopping = True
         self.upstream.close()
         if self.process.returncode is not None:
+            close_pipes(self.process)
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, AttributeError):
             assert self.process.stdin is not None
@@ -68,32 +69,56 @@ class Worker:
             await asyncio.wait_for(self.process.wait(), drain_timeout_s)
         except TimeoutError:
             self.kill()
+            await self.process.wait()
+        close_pipes(self.process)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
 
 
+def close_pipes(process: asyncio.subprocess.Process) -> None:
+    """Close the pipe transports of an exited process (uvloop warns about them otherwise)."""
+    transport = getattr(process, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
 async def spawn_worker() -> Worker:
     """Start one warm worker and wait until it has imported everything and bound its port."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "thrifty.serving.worker",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
+    creating = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "thrifty.serving.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
     )
+    try:
+        process = await asyncio.shield(creating)
+    except asyncio.CancelledError:  # the process exists anyway: end it before giving up
+        await _discard(await creating)
+        raise
     assert process.stdout is not None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
         event = json.loads(line)
-    except (TimeoutError, ValueError) as exc:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        raise ServingError(
-            "a replica worker did not start", hint="see the gateway log for its error"
-        ) from exc
+    except BaseException as exc:  # timeout, garbage, or the wake was cancelled: no orphan left
+        await _discard(process)
+        if isinstance(exc, TimeoutError | ValueError):
+            raise ServingError(
+                "a replica worker did not start", hint="see the gateway log for its error"
+            ) from exc
+        raise
     return Worker(process, int(event["port"]), int(event["pid"]))
+
+
+async def _discard(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
+    close_pipes(process)
 
 
 class WarmPool:
@@ -134,9 +159,9 @@ class WarmPool:
         return worker
 
     async def close(self) -> None:
-        for task in self._spares:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                await task.result().stop(1.0)
-            else:
-                task.cancel()
-        self._spares.clear()
+        spares, self._spares = self._spares, []
+        for task in spares:
+            task.cancel()
+        for result in await asyncio.gather(*spares, return_exceptions=True):
+            if isinstance(result, Worker):
+                await result.stop(1.0)

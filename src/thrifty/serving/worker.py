@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,11 @@ from thrifty.serving.server import InferenceServer, ServerConfig
 
 
 def _say(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the parent is gone; so are we
+        os._exit(0)
 
 
 def runner_config(raw: dict[str, Any]) -> RunnerConfig:
@@ -64,11 +68,26 @@ def load_server(order: dict[str, Any]) -> InferenceServer:
     return server
 
 
-async def _watch_stdin(stop: asyncio.Event) -> None:
-    """Stop on {"command": "stop"} or end-of-file (the parent died)."""
+def _stdin_lines() -> asyncio.Queue[str]:
+    """Lines of stdin ('' at end-of-file), read by a daemon thread so exit never waits on it."""
     loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            line = sys.stdin.readline()
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+            if not line:
+                return
+
+    threading.Thread(target=read, daemon=True, name="stdin").start()
+    return queue
+
+
+async def _watch(lines: asyncio.Queue[str], stop: asyncio.Event) -> None:
+    """Stop on {"command": "stop"} or end-of-file (the parent died)."""
     while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
+        line = await lines.get()
         if not line or json.loads(line).get("command") == "stop":
             stop.set()
             return
@@ -77,17 +96,19 @@ async def _watch_stdin(stop: asyncio.Event) -> None:
 async def main(host: str = "127.0.0.1") -> None:
     sock = bind_socket(host, 0)
     _say({"event": "warm", "port": sock.getsockname()[1], "pid": os.getpid()})
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if not line:
+    lines = _stdin_lines()
+    line = await lines.get()
+    order = json.loads(line) if line else {}
+    if "name" not in order:  # end-of-file or a stop before any model: nothing to serve
         return
     started = time.perf_counter()
     try:
-        server = load_server(json.loads(line))
+        server = load_server(order)
     except Exception as exc:
         _say({"event": "failed", "error": str(exc)})
         return
     stop = asyncio.Event()
-    watcher = asyncio.get_running_loop().create_task(_watch_stdin(stop))
+    watcher = asyncio.get_running_loop().create_task(_watch(lines, stop))
     load_ms = (time.perf_counter() - started) * 1000
 
     def started_cb() -> None:
@@ -102,4 +123,3 @@ async def main(host: str = "127.0.0.1") -> None:
 
 if __name__ == "__main__":
     run(main())
-    os._exit(0)  # the stdin reader thread may still block on readline
