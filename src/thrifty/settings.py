@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     price_fetch_timeout_s: float = Field(
         default=30.0, description="Timeout of one HTTP call of the live price fetchers."
     )
+    price_api_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Endpoint overrides of the live price APIs (a proxy, a VPC endpoint, a local replay): keys "
+            "aws_pricing, aws_ec2, spot_advisor, azure_prices, gcp_billing."
+        ),
+    )
     # -- end catalog ---------------------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8470

@@ -250,6 +250,30 @@ def parse_spot_advisor(feed: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+SPOT_ADVISOR_URL = "https://spot-bid-advisor.s3.amazonaws.com/spot-advisor-data.json"
+
+
+def fetch_spot_advisor(
+    url: str = SPOT_ADVISOR_URL, *, client: Any = None, timeout_s: float = 30.0, backoff_s: float = 1.0
+) -> pd.DataFrame:
+    """AWS's public Spot Advisor feed (no credentials): interruption bucket + savings % per type/region."""
+    import httpx
+
+    from thrifty.catalog._http import get_json
+
+    owned = client is None
+    http = client or httpx.Client(timeout=timeout_s)
+    try:
+        feed = get_json(http, url, backoff_s=backoff_s)
+    finally:
+        if owned:
+            http.close()
+    advisor = parse_spot_advisor(feed)
+    if advisor.empty:
+        raise CatalogError(f"Spot Advisor feed {url} has no entries", hint="the feed layout may have changed")
+    return advisor
+
+
 def fetch_aws(
     region: str = "us-east-1",
     *,

@@ -84,20 +84,36 @@ def refresh_live(
 
 
 def default_fetchers(settings: Settings) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The live fetchers with settings applied (endpoints are the providers' public ones)."""
-    from thrifty.catalog import fetch_aws, fetch_azure, fetch_gcp
+    """The live fetchers with settings applied (public endpoints unless ``price_api_urls`` overrides)."""
+    from thrifty.catalog import fetch_azure, fetch_gcp
 
-    def aws() -> pd.DataFrame:
-        client = fetch_aws.make_client(
-            "pricing", fetch_aws.PRICING_REGION, timeout_s=settings.price_fetch_timeout_s
-        )
-        return fetch_aws.fetch_aws("us-east-1", pricing_client=client)
+    urls, timeout_s = settings.price_api_urls, settings.price_fetch_timeout_s
 
     def azure() -> pd.DataFrame:
-        return fetch_azure.fetch_azure(timeout_s=settings.price_fetch_timeout_s)
+        url = urls.get("azure_prices", fetch_azure.AZURE_PRICES_URL)
+        return fetch_azure.fetch_azure(base_url=url, timeout_s=timeout_s)
 
     def gcp() -> pd.DataFrame:
         key = settings.gcp_api_key.get_secret_value() if settings.gcp_api_key else ""
-        return fetch_gcp.fetch_gcp(key, timeout_s=settings.price_fetch_timeout_s)
+        return fetch_gcp.fetch_gcp(
+            key, base_url=urls.get("gcp_billing", fetch_gcp.GCP_BILLING_URL), timeout_s=timeout_s
+        )
 
-    return {"aws": aws, "azure": azure, "gcp": gcp}
+    return {"aws": lambda: _fetch_aws_live(urls, timeout_s), "azure": azure, "gcp": gcp}
+
+
+def _fetch_aws_live(urls: dict[str, str], timeout_s: float) -> pd.DataFrame:
+    from thrifty.catalog import fetch_aws
+
+    pricing = fetch_aws.make_client(
+        "pricing", fetch_aws.PRICING_REGION, endpoint_url=urls.get("aws_pricing"), timeout_s=timeout_s
+    )
+    ec2 = fetch_aws.make_client("ec2", "us-east-1", endpoint_url=urls.get("aws_ec2"), timeout_s=timeout_s)
+    try:
+        advisor = fetch_aws.fetch_spot_advisor(
+            urls.get("spot_advisor", fetch_aws.SPOT_ADVISOR_URL), timeout_s=timeout_s
+        )
+    except CatalogError as exc:  # buckets are optional: spot rows then carry an unknown bucket
+        log.warning("Spot Advisor feed unavailable, spot rows get no interruption bucket: %s", exc)
+        advisor = None
+    return fetch_aws.fetch_aws("us-east-1", pricing_client=pricing, ec2_client=ec2, advisor=advisor)

@@ -166,8 +166,14 @@ def _config_fields(config: Any, offer: Any) -> dict[str, Any]:
             "bench_latency_ms_p50",
             "bench_latency_ms_p95",
         )
-        return dict.fromkeys(keys) | {"bench_cpu": "", "bench_recorded": False, "estimated": True}
+        return dict.fromkeys(keys) | {
+            "bench_cpu": "",
+            "bench_recorded": False,
+            "estimated": True,
+            "fidelity_score": None,
+        }
     return {
+        "fidelity_score": _f(config["fidelity_score"]),
         "batch_size": int(config["batch_size"]),
         "threads": int(config["threads"]),
         "bench_throughput_rps": _f(config["throughput_rps"]),

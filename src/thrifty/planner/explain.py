@@ -54,7 +54,8 @@ def _inputs(record: dict[str, Any]) -> list[str]:
 
 def _arithmetic(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
     lines = [
-        f"  {c['variant']} on {c['provider']} {c['instance_type']} {c['region']}{_zone(c)} ({c['option']})",
+        f"  {c['variant']} (fidelity {_fidelity(c)}) on {c['provider']} {c['instance_type']} {c['region']}{_zone(c)} "
+        f"({c['option']})",
         f"  price row: {_price(c)} — {c['source']}, observed {c['observed_at']}"
         + (" [derived]" if c.get("derived") else ""),
         f"  benchmark: batch {c['batch_size']}, {c['threads']} threads: {c['bench_throughput_rps']:.1f} req/s, "
@@ -64,6 +65,11 @@ def _arithmetic(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
     if c["option"] == "serverless":
         return lines + _serverless_lines(c, traffic)
     return lines + _dedicated_lines(c, traffic)
+
+
+def _fidelity(c: dict[str, Any]) -> str:
+    score = c.get("fidelity_score")
+    return "unknown" if score is None else f"{score:.4f}"
 
 
 def _zone(c: dict[str, Any]) -> str:

@@ -333,3 +333,14 @@ def test_saved_live_rows_read_back(
     back = read_prices(registry)
     assert back.iloc[0]["source"] == "AWS Price List API get_products"
     assert type(back.iloc[0]["usd_per_hour"].item()) is float
+
+
+def test_spot_advisor_feed_over_http(price_server: PriceServer, samples: Path) -> None:
+    feed = json.loads((samples / "aws_spot_advisor_data_excerpt.json").read_text())
+    price_server.queue(
+        Reply({"error": "SlowDown"}, 503), Reply(feed), Reply({"ranges": [], "spot_advisor": {}})
+    )
+    advisor = fetch_aws.fetch_spot_advisor(f"{price_server.url}/spot-advisor-data.json", backoff_s=0.01)
+    assert set(advisor["region"]) == {"us-east-1"} and len(advisor) == 7  # after one retried 503
+    with pytest.raises(CatalogError, match="no entries"):
+        fetch_aws.fetch_spot_advisor(f"{price_server.url}/spot-advisor-data.json", backoff_s=0.01)
