@@ -264,6 +264,6 @@ def interruption_event(notice: InterruptionNotice) -> dict[str, Any]:
     }
 
 
-def emit_interruption_event(notice: InterruptionNotice) -> None:
+def emit_interruption_event(notice: InterruptionNotice) -> Any:
     """Send ``thrifty.spot.interruption`` (the trigger of the spot-rebalance deployment)."""
-    emit_event(**interruption_event(notice))
+    return emit_event(**interruption_event(notice))

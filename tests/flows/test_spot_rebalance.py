@@ -151,3 +151,19 @@ def test_secrets_stay_out_of_blocks_repr_and_errors(aws_target_ref: str) -> None
     with pytest.raises(ValueError, match="together") as info:
         AzureComputeCredentials(client_id="cid-secret-value", client_secret="the-client-secret")
     assert "the-client-secret" not in str(info.value) and "cid-secret-value" not in str(info.value)
+
+
+def test_the_interruption_notice_becomes_the_trigger_event() -> None:
+    from datetime import UTC, datetime
+
+    from tasks.providers import emit_interruption_event
+    from thrifty.providers.aws_interruption import EVENT_NAME, InterruptionNotice
+
+    notice = InterruptionNotice(
+        "aws", "minilm", "i-0abc", "terminate", datetime(2026, 11, 26, 10, 2, tzinfo=UTC)
+    )
+    event = emit_interruption_event(notice)
+    assert event.event == EVENT_NAME == "thrifty.spot.interruption"
+    assert event.resource.id == "thrifty.deployment.minilm"
+    assert event.resource["thrifty.instance-id"] == "i-0abc"
+    assert event.payload["at"] == "2026-11-26T10:02:00+00:00"

@@ -512,10 +512,18 @@ def _float(value: Any) -> float | None:
 
 
 def record_outcomes(registry: Registry, outcomes: Iterable[Outcome], provider: str, region: str) -> None:
-    """Each outcome becomes a deployment event with its reason and the dollars it saves."""
+    """Each outcome becomes a deployment event with its reason and the dollars it saves.
+
+    Two kinds repeat every pass while nothing changes and are not written again: a return to spot
+    skipped because spot is still out, and the same migration proposal as the last event.
+    """
     for outcome in outcomes:
         action = outcome.action
         done = outcome.status == "done"
+        if outcome.status == "skipped" and action.kind == "return_to_spot":
+            continue
+        if outcome.status == "proposed" and _same_as_last(registry, action):
+            continue
         details: dict[str, Any] = {
             "status": outcome.status,
             "done": done,
@@ -537,6 +545,15 @@ def record_outcomes(registry: Registry, outcomes: Iterable[Outcome], provider: s
             usd_saved_per_month=float(action.usd_saved_per_month) if done else 0.0,
             details=details,
         )
+
+
+def _same_as_last(registry: Registry, action: Action) -> bool:
+    events = registry.list_events(action.deployment)
+    return (
+        bool(events)
+        and events[-1].kind == f"rebalance.{action.kind}"
+        and events[-1].reason.startswith(action.reason)
+    )
 
 
 def rebalance_deployment(

@@ -206,3 +206,31 @@ def test_fallback_returns_to_spot_when_capacity_comes_back_on_moto(aws: AwsProvi
     assert sum(o.action.usd_saved_per_month for o in outcomes) == pytest.approx(2 * 0.07 * 730)
     live = [r for r in aws.replicas("minilm") if r.live]
     assert len(live) == 2 and {(r.market, r.fallback) for r in live} == {(SPOT, False)}
+
+
+def test_rebalance_passes_record_events_with_prices_from_the_plan(
+    aws: AwsProvider, make_spec: Any, thrifty_home: Any
+) -> None:
+    from thrifty import runtime
+    from thrifty.providers.rebalance import rebalance_deployment
+
+    registry = runtime.registry()
+    chosen = {"provider": "aws", "region": "us-east-1", "instance_type": "c7g.large", "price_model": "spot",
+              "usd_per_hour": 0.03, "on_demand_usd_per_hour": 0.10}  # fmt: skip
+    plan = registry.add_plan(chosen=chosen, record={"chosen": chosen, "candidates": [chosen]})
+    registry.upsert_deployment("minilm", provider="aws", region="us-east-1", plan_id=plan.id)
+    fault = CapacityFault(aws.ec2)
+    aws.deploy(make_spec())
+    executor = _executor(aws, [])
+
+    for _ in range(2):  # spot still out: passes change nothing and write no event
+        outcomes = rebalance_deployment(executor, registry, "minilm", region="us-east-1", now=NOW)
+        assert [o.status for o in outcomes] == ["skipped", "skipped"]
+    assert registry.list_events("minilm") == []
+
+    fault.on = False
+    rebalance_deployment(executor, registry, "minilm", region="us-east-1", now=NOW)
+    events = registry.list_events("minilm")
+    assert [e.kind for e in events] == ["rebalance.return_to_spot"] * 2
+    assert [e.usd_saved_per_month for e in events] == pytest.approx([0.07 * 730] * 2)
+    assert all("spot is cheaper by 51.10 USD/month" in e.reason and e.details["done"] for e in events)
