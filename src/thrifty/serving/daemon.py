@@ -42,7 +42,7 @@ def gateway_url(settings: Settings) -> str:
     return f"http://{settings.gateway_host}:{settings.gateway_port}"
 
 
-def _auth_headers(settings: Settings) -> dict[str, str]:
+def auth_headers(settings: Settings) -> dict[str, str]:
     tokens = settings.api_tokens
     return {"authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
 
@@ -136,7 +136,7 @@ def notify_gateway(settings: Settings) -> dict[str, object] | None:
     """Ask a running gateway to read the registry now; None when no gateway answers."""
     try:
         response = httpx.post(
-            f"{gateway_url(settings)}/admin/reconcile", headers=_auth_headers(settings), timeout=30
+            f"{gateway_url(settings)}/admin/reconcile", headers=auth_headers(settings), timeout=30
         )
     except httpx.HTTPError:
         return None
@@ -146,7 +146,7 @@ def notify_gateway(settings: Settings) -> dict[str, object] | None:
 def gateway_state(settings: Settings) -> dict[str, object] | None:
     try:
         response = httpx.get(
-            f"{gateway_url(settings)}/admin/status", headers=_auth_headers(settings), timeout=5
+            f"{gateway_url(settings)}/admin/status", headers=auth_headers(settings), timeout=5
         )
     except httpx.HTTPError:
         return None
