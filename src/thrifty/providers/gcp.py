@@ -1,8 +1,12 @@
 """GCP Compute Engine target: one VM per replica, spot through ``provisioning_model=SPOT``.
 
 - Instance ``thrifty-<name>-<slot>`` in the zone of the spec (a region gets the target's zone
-  suffix). Slots below the on-demand floor are STANDARD; the rest follow the price model; spot VMs
-  have an ``instance_termination_action`` (DELETE by default, or STOP) and no automatic restart.
+  suffix); a replacement made by ``spot-rebalance`` gets a random suffix, since the old VM still
+  drains under its name. Slots below the on-demand floor are STANDARD; the rest follow the price
+  model; spot VMs have an ``instance_termination_action`` (DELETE by default, or STOP) and no
+  automatic restart. A spot stockout falls back to STANDARD, labelled ``thrifty-fallback``, so the
+  rebalance moves it back (set ``spot_fallback_on_demand=False`` to fail over to the plan's next
+  candidate instead).
 - The cloud-init user data of ``aws_cloudinit`` rides in the ``user-data`` metadata item; the
   deployment's spec rides in ``thrifty-spec`` so ``scale`` needs nothing but the cloud.
 - Ownership: labels ``thrifty-managed=true`` and ``thrifty-deployment=<name>``.
@@ -38,14 +42,25 @@ from thrifty.errors import (
 from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
 from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
+from thrifty.providers.rebalance import Replica
 
 SPEC_METADATA_KEY = "thrifty-spec"
 REPLICAS_LABEL = "thrifty-replicas"
+SLOT_LABEL = "thrifty-slot"
+FALLBACK_LABEL = "thrifty-fallback"
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _ZONE = re.compile(r".+-[a-z]$")
 _CAPACITY_CODES = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "STOCKOUT"}
 _QUOTA_CODES = {"QUOTA_EXCEEDED", "quotaExceeded", "rateLimitExceeded"}
-LIVE_STATUSES = ("PROVISIONING", "STAGING", "RUNNING")
+_STATES = {
+    "PROVISIONING": "pending",
+    "STAGING": "pending",
+    "RUNNING": "running",
+    "STOPPING": "stopping",
+    "TERMINATED": "stopped",
+    "SUSPENDED": "stopped",
+    "REPAIRING": "pending",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class GcpTarget:
     service_account_email: str | None = None
     termination_action: str = "DELETE"
     api_endpoint: str | None = None
+    spot_fallback_on_demand: bool = True
     poll_s: float = 2.0
     operation_timeout_s: float = 600.0
     boot: BootConfig = field(default_factory=lambda: BootConfig(artifact_store_url="s3://thrifty-artifacts"))
@@ -155,15 +171,28 @@ class GcpProvider:
     def zone_of(self, spec: DeploySpec) -> str:
         return spec.region if _ZONE.fullmatch(spec.region) else f"{spec.region}-{self.target.zone_suffix}"
 
-    def instance_name(self, name: str, slot: int) -> str:
-        return f"thrifty-{name}-{slot}"
+    def instance_name(self, name: str, slot: int, suffix: str = "") -> str:
+        return f"thrifty-{name}-{slot}" + (f"-{suffix}" if suffix else "")
 
-    def instance_body(self, spec: DeploySpec, slot: int) -> Any:
+    def market_of(self, spec: DeploySpec, slot: int) -> PriceModel:
+        """Slots below the on-demand floor are on-demand; the rest follow the price model."""
+        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        return PriceModel.SPOT if spot else PriceModel.ON_DEMAND
+
+    def instance_body(
+        self,
+        spec: DeploySpec,
+        slot: int,
+        *,
+        market: PriceModel | None = None,
+        suffix: str = "",
+        fallback: bool = False,
+    ) -> Any:
         """The Instance resource for one slot (also what ``--dry-run`` prints)."""
         from google.cloud import compute_v1
 
         zone = self.zone_of(spec)
-        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        spot = (market or self.market_of(spec, slot)) is PriceModel.SPOT
         scheduling = compute_v1.Scheduling(
             provisioning_model="SPOT" if spot else "STANDARD",
             automatic_restart=not spot,
@@ -180,10 +209,10 @@ class GcpProvider:
             ]
         )
         body = compute_v1.Instance(
-            name=self.instance_name(spec.name, slot),
+            name=self.instance_name(spec.name, slot, suffix),
             machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}",
             scheduling=scheduling,
-            labels=self._labels(spec.name, slot, "spot" if spot else "on-demand", spec.replicas),
+            labels=self._labels(spec.name, slot, "spot" if spot else "on-demand", spec.replicas, fallback),
             metadata=metadata,
             disks=[
                 compute_v1.AttachedDisk(
@@ -203,14 +232,17 @@ class GcpProvider:
             ]
         return body
 
-    def _labels(self, name: str, slot: int, market: str, replicas: int) -> dict[str, str]:
-        return {
+    def _labels(self, name: str, slot: int, market: str, replicas: int, fallback: bool) -> dict[str, str]:
+        labels = {
             MANAGED_LABEL: "true",
             DEPLOYMENT_LABEL: label_value(name),
-            "thrifty-slot": str(slot),
+            SLOT_LABEL: str(slot),
             "thrifty-market": market,
             REPLICAS_LABEL: str(replicas),
         }
+        if fallback:
+            labels[FALLBACK_LABEL] = "on-demand"
+        return labels
 
     # -- instances ---------------------------------------------------------------------------
     def _list(self, name: str | None = None) -> list[tuple[str, Any]]:
@@ -227,19 +259,42 @@ class GcpProvider:
             found += [(scope.removeprefix("zones/"), inst) for inst in scoped.instances]
         return found
 
-    def _insert(self, spec: DeploySpec, slot: int) -> None:
-        zone = self.zone_of(spec)
-        what = f"insert {self.instance_name(spec.name, slot)} in {zone}"
+    def _insert(
+        self,
+        spec: DeploySpec,
+        slot: int,
+        *,
+        market: PriceModel | None = None,
+        suffix: str = "",
+        fallback: bool = False,
+    ) -> str:
         from google.cloud import compute_v1
 
+        zone = self.zone_of(spec)
+        body = self.instance_body(spec, slot, market=market, suffix=suffix, fallback=fallback)
+        what = f"insert {body.name} in {zone}"
         request = compute_v1.InsertInstanceRequest(
-            project=self.target.project,
-            zone=zone,
-            instance_resource=self.instance_body(spec, slot),
-            request_id=str(uuid.uuid4()),
+            project=self.target.project, zone=zone, instance_resource=body, request_id=str(uuid.uuid4())
         )
-        operation = self._call(what, self.instances.insert_unary, request=request)
-        self._wait(operation, zone, what)
+        self._wait(self._call(what, self.instances.insert_unary, request=request), zone, what)
+        return str(body.name)
+
+    def _insert_with_fallback(
+        self,
+        spec: DeploySpec,
+        slot: int,
+        market: PriceModel,
+        *,
+        suffix: str = "",
+        allow_fallback: bool = True,
+    ) -> str:
+        """Insert one slot; a spot stockout falls back to STANDARD (labelled) when allowed."""
+        try:
+            return self._insert(spec, slot, market=market, suffix=suffix)
+        except CapacityError:
+            if market is not PriceModel.SPOT or not (allow_fallback and self.target.spot_fallback_on_demand):
+                raise
+        return self._insert(spec, slot, market=PriceModel.ON_DEMAND, suffix=suffix + "od", fallback=True)
 
     def _delete_instance(self, zone: str, instance: str) -> None:
         what = f"delete {instance} in {zone}"
@@ -262,6 +317,45 @@ class GcpProvider:
             hint="deploy it first (`thrifty deploy … --target gcp`)",
         )
 
+    # -- replica API (spot-rebalance) -------------------------------------------------------
+    def replicas(self, name: str) -> list[Replica]:
+        return [self._replica(zone, inst) for zone, inst in self._list(name)]
+
+    def _replica(self, zone: str, inst: Any) -> Replica:
+        from datetime import datetime
+
+        created = inst.creation_timestamp
+        return Replica(
+            id=inst.name,
+            slot=int(inst.labels.get(SLOT_LABEL, "0")),
+            market=PriceModel.SPOT if inst.scheduling.provisioning_model == "SPOT" else PriceModel.ON_DEMAND,
+            state=_STATES.get(inst.status, "stopped"),
+            fallback=inst.labels.get(FALLBACK_LABEL) == "on-demand",
+            endpoint_url=_endpoint(inst, self.target.boot.port),
+            launched_at=datetime.fromisoformat(created) if created else None,
+        )
+
+    def desired_markets_of(self, name: str) -> list[PriceModel]:
+        spec, found = self._spec_of(name)
+        if all(inst.status in ("STOPPING", "TERMINATED", "SUSPENDED") for _, inst in found):
+            return []  # hibernated (or every VM stopped): nothing to replace until woken
+        replicas = max(int(inst.labels.get(REPLICAS_LABEL, spec.replicas)) for _, inst in found)
+        return [self.market_of(spec, slot) for slot in range(replicas)]
+
+    def launch_replica(
+        self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
+    ) -> Replica:
+        spec, _ = self._spec_of(name)
+        spec = replace(spec, replicas=len(self.desired_markets_of(name)) or spec.replicas)
+        suffix = uuid.uuid4().hex[:4]
+        created = self._insert_with_fallback(spec, slot, market, suffix=suffix, allow_fallback=allow_fallback)
+        return next(r for r in self.replicas(name) if r.id == created)
+
+    def retire_replica(self, name: str, replica_id: str) -> None:
+        for zone, inst in self._list(name):
+            if inst.name == replica_id:
+                self._delete_instance(zone, inst.name)
+
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
         if not _NAME.fullmatch(self.instance_name(spec.name, 0)) or len(spec.name) > 50:
@@ -269,19 +363,18 @@ class GcpProvider:
                 f"deployment name {spec.name!r} is not a valid GCE instance name",
                 hint="use lowercase letters, digits and '-', at most 50 characters",
             )
-        existing = {inst.name for _, inst in self._list(spec.name)}
+        covered = {int(inst.labels.get(SLOT_LABEL, "0")) for _, inst in self._list(spec.name)}
         created: list[str] = []
         try:
             for slot in range(spec.replicas):
-                if self.instance_name(spec.name, slot) not in existing:
-                    self._insert(spec, slot)
-                    created.append(self.instance_name(spec.name, slot))
+                if slot not in covered:
+                    created.append(self._insert_with_fallback(spec, slot, self.market_of(spec, slot)))
         except ThriftyError:
             for instance in created:
                 self._delete_instance(self.zone_of(spec), instance)
             raise
         for zone, inst in self._list(spec.name):
-            if int(inst.labels.get("thrifty-slot", "0")) >= spec.replicas:
+            if int(inst.labels.get(SLOT_LABEL, "0")) >= spec.replicas:
                 self._delete_instance(zone, inst.name)
         return self.status(spec.name)
 

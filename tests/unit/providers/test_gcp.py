@@ -34,6 +34,7 @@ class FakeGce:
         self.polls: dict[str, int] = {}
         self.ids = itertools.count(1000)
         self.stocked_out: set[str] = set()
+        self.spot_stocked_out: set[str] = set()
         self.quota_cpus: int | None = None
         server.route("GET", f"{BASE}/aggregated/instances", self.aggregated)
         server.route("GET", f"{BASE}/zones/", self.get)
@@ -84,7 +85,8 @@ class FakeGce:
         if self.quota_cpus is not None and sum(map(len, self.instances.values())) >= self.quota_cpus:
             message = "Quota 'CPUS' exceeded.  Limit: 24.0 in region us-central1."
             return 403, _error(403, message, "quotaExceeded", domain="usageLimits")
-        if zone in self.stocked_out:
+        spot = body.get("scheduling", {}).get("provisioningModel") == "SPOT"
+        if zone in self.stocked_out or (spot and zone in self.spot_stocked_out):
             message = (
                 f"The zone 'projects/{PROJECT}/zones/{zone}' does not have enough resources available to "
                 "fulfill the request.  Try a different zone, or try again later."
@@ -261,3 +263,48 @@ def test_list_managed_and_delete_resource_replayed(gcp: GcpProvider, gce: FakeGc
     assert resource.created_at is not None and resource.created_at.utcoffset() is not None
     gcp.delete_resource(resource)
     assert gcp.list_managed() == []
+
+
+# -- spot rebalance on GCE ----------------------------------------------------------------------------
+def _executor(gcp: GcpProvider) -> Any:
+    from thrifty.providers.rebalance import Executor
+
+    return Executor(provider=gcp, health_check=lambda replica: replica.state == "running")
+
+
+def test_preempted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    from thrifty.providers.rebalance import decide, view_of
+
+    gcp.deploy(_spec(make_spec))
+    del gce.instances["us-central1-a"]["thrifty-minilm-1"]  # preempted, termination action DELETE
+    (action,) = decide(view_of(gcp, "minilm", region="us-central1"))
+    assert (action.kind, action.slot, action.drain_budget_s) == ("replace", 1, 30)
+    (outcome,) = _executor(gcp).run([action])
+    assert outcome.status == "done"
+    slots = sorted(i["labels"]["thrifty-slot"] for i in gce.instances["us-central1-a"].values())
+    assert slots == ["0", "1"]
+
+
+def test_spot_stockout_falls_back_then_returns_to_spot_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    from thrifty.providers.rebalance import decide, view_of
+
+    gce.spot_stocked_out.add("us-central1-a")
+    gcp.deploy(_spec(make_spec))
+    models = {i["scheduling"]["provisioningModel"] for i in gce.instances["us-central1-a"].values()}
+    assert models == {"STANDARD"}
+    assert all(
+        i["labels"]["thrifty-fallback"] == "on-demand" for i in gce.instances["us-central1-a"].values()
+    )
+
+    view = view_of(gcp, "minilm", region="us-central1", on_demand_usd_per_hour=0.067, spot_usd_per_hour=0.02)
+    assert [o.status for o in _executor(gcp).run(decide(view))] == ["skipped", "skipped"]
+
+    gce.spot_stocked_out.clear()
+    outcomes = _executor(gcp).run(decide(view_of(gcp, "minilm", region="us-central1")))
+    assert [(o.action.kind, o.status) for o in outcomes] == [("return_to_spot", "done")] * 2
+    left = list(gce.instances["us-central1-a"].values())
+    assert len(left) == 2 and {i["scheduling"]["provisioningModel"] for i in left} == {"SPOT"}
