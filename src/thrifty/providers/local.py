@@ -71,7 +71,7 @@ class LocalProvider:
                 spec.name, "deploy", f"{spec.replicas} replica(s) of artifact {spec.artifact_sha256[:12]}"
             )
         row = self.registry.get_deployment(spec.name)
-        return self._converge(spec.name, row.replicas if row.state == "running" else 0)
+        return self._converge(spec.name, row.replicas if row.state == "running" else 0, ensure_gateway=True)
 
     def scale(self, name: str, replicas: int) -> DeploymentStatus:
         row = self.registry.get_deployment(name)
@@ -138,9 +138,9 @@ class LocalProvider:
     def _endpoint(self, name: str) -> str:
         return f"{daemon.gateway_url(self.settings)}/v2/models/{name}"
 
-    def _converge(self, name: str, wanted: int) -> DeploymentStatus:
+    def _converge(self, name: str, wanted: int, *, ensure_gateway: bool = False) -> DeploymentStatus:
         """Tell the gateway (starting it if allowed) and wait briefly for ``wanted`` live replicas."""
-        if self.start_gateway and wanted > 0:
+        if self.start_gateway and (wanted > 0 or ensure_gateway):
             daemon.start_daemon(self.settings)
         if daemon.notify_gateway(self.settings) is not None:
             deadline = time.monotonic() + self.wait_ready_s
