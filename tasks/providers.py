@@ -196,7 +196,7 @@ def rebalance_spot(
 ) -> list[dict[str, Any]]:
     """One rebalance pass over deployment ``name`` (replace, floor, return to spot, migrate)."""
     provider = build_provider(target)
-    if not hasattr(provider, "replicas"):  # no replica-level API: re-apply the spec to replace lost VMs
+    if not hasattr(provider, "replicas"):  # Kubernetes: the cluster replaces pods; re-apply the spec
         status = provider.deploy(spec_from_dict(runtime.registry().get_deployment(name).spec))
         return [{"kind": "reconcile", "status": status.state, "usd_saved_per_month": 0.0}]
     executor = Executor(

@@ -3,6 +3,8 @@
 - VM ``thrifty-<name>-<slot>`` in the resource group of the target and the region of the spec.
   Spot VMs get ``eviction_policy`` (Delete by default, or Deallocate) and ``max_price=-1`` (pay up
   to the on-demand price, never evicted for price); slots below the on-demand floor are Regular.
+  A spot refusal for capacity falls back to Regular, tagged ``thrifty:fallback``, so the rebalance
+  moves it back; replacements get a random name suffix while the old VM drains.
 - The NIC is created with the VM (``network_interface_configurations``, deleted with it), so no
   network SDK is needed; the cloud-init user data of ``aws_cloudinit`` is the VM's ``custom_data``.
 - Ownership: tags ``thrifty:managed=true`` and ``thrifty:deployment=<name>``; the spec rides in the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC
@@ -39,9 +42,20 @@ from thrifty.errors import (
 from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
 from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
+from thrifty.providers.rebalance import Replica
 
 SPEC_TAG = "thrifty:spec"
 SLOT_TAG = "thrifty:slot"
+FALLBACK_TAG = "thrifty:fallback"
+_STATES = {
+    "running": "running",
+    "starting": "pending",
+    "creating": "pending",
+    "stopping": "stopping",
+    "deallocating": "stopping",
+    "stopped": "stopped",
+    "deallocated": "stopped",
+}
 REPLICAS_TAG = "thrifty:replicas"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LOOPBACK_HTTP = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)")
@@ -67,6 +81,7 @@ class AzureTarget:
     admin_username: str = "thrifty"
     image: tuple[str, str, str, str] = ("Canonical", "ubuntu-24_04-lts", "server", "latest")
     eviction_policy: str = "Delete"
+    spot_fallback_on_demand: bool = True
     base_url: str | None = None
     polling_interval_s: float = 5.0
     boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
@@ -142,14 +157,28 @@ class AzureProvider:
             raise _translate(exc, what) from exc
 
     # -- VM bodies ---------------------------------------------------------------------------
-    def vm_name(self, name: str, slot: int) -> str:
-        return f"thrifty-{name}-{slot}"
+    def vm_name(self, name: str, slot: int, suffix: str = "") -> str:
+        return f"thrifty-{name}-{slot}" + (f"-{suffix}" if suffix else "")
 
-    def vm_body(self, spec: DeploySpec, slot: int) -> Any:
+    def market_of(self, spec: DeploySpec, slot: int) -> PriceModel:
+        """Slots below the on-demand floor are Regular; the rest follow the price model."""
+        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        return PriceModel.SPOT if spot else PriceModel.ON_DEMAND
+
+    def vm_body(
+        self,
+        spec: DeploySpec,
+        slot: int,
+        *,
+        market: PriceModel | None = None,
+        suffix: str = "",
+        fallback: bool = False,
+    ) -> Any:
         """The VirtualMachine for one slot (also what ``--dry-run`` prints)."""
         from azure.mgmt.compute import models as m
 
-        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+        spot = (market or self.market_of(spec, slot)) is PriceModel.SPOT
+        vm_name = self.vm_name(spec.name, slot, suffix)
         user_data = render_user_data(spec, self.target.boot, cloud="azure")
         publisher, offer, sku, version = self.target.image
         props = m.VirtualMachineProperties(
@@ -158,21 +187,21 @@ class AzureProvider:
                 image_reference=m.ImageReference(publisher=publisher, offer=offer, sku=sku, version=version),
                 os_disk=m.OSDisk(create_option="FromImage", delete_option="Delete"),
             ),
-            os_profile=self._os_profile(spec, slot, user_data),
-            network_profile=self._network_profile(spec, slot),
+            os_profile=self._os_profile(vm_name, user_data),
+            network_profile=self._network_profile(vm_name),
             priority="Spot" if spot else "Regular",
         )
         if spot:
             props.eviction_policy = self.target.eviction_policy
             props.billing_profile = m.BillingProfile(max_price=-1)
-        return m.VirtualMachine(location=spec.region, tags=self._tags(spec, slot), properties=props)
+        return m.VirtualMachine(location=spec.region, tags=self._tags(spec, slot, fallback), properties=props)
 
-    def _os_profile(self, spec: DeploySpec, slot: int, user_data: str) -> Any:
+    def _os_profile(self, vm_name: str, user_data: str) -> Any:
         from azure.mgmt.compute import models as m
 
         key_path = f"/home/{self.target.admin_username}/.ssh/authorized_keys"
         return m.OSProfile(
-            computer_name=self.vm_name(spec.name, slot),
+            computer_name=vm_name,
             admin_username=self.target.admin_username,
             custom_data=base64.b64encode(user_data.encode()).decode(),
             linux_configuration=m.LinuxConfiguration(
@@ -183,14 +212,14 @@ class AzureProvider:
             ),
         )
 
-    def _network_profile(self, spec: DeploySpec, slot: int) -> Any:
+    def _network_profile(self, vm_name: str) -> Any:
         from azure.mgmt.compute import models as m
 
         return m.NetworkProfile(
             network_api_version="2020-11-01",
             network_interface_configurations=[
                 m.VirtualMachineNetworkInterfaceConfiguration(
-                    name=f"{self.vm_name(spec.name, slot)}-nic",
+                    name=f"{vm_name}-nic",
                     properties=m.VirtualMachineNetworkInterfaceConfigurationProperties(
                         primary=True,
                         delete_option="Delete",
@@ -207,16 +236,19 @@ class AzureProvider:
             ],
         )
 
-    def _tags(self, spec: DeploySpec, slot: int) -> dict[str, str]:
+    def _tags(self, spec: DeploySpec, slot: int, fallback: bool = False) -> dict[str, str]:
         from thrifty.providers.k8s_manifests import spec_annotation
 
-        return {
+        tags = {
             MANAGED_KEY: "true",
             DEPLOYMENT_KEY: spec.name,
             SLOT_TAG: str(slot),
             REPLICAS_TAG: str(spec.replicas),
             SPEC_TAG: spec_annotation(spec),
         }
+        if fallback:
+            tags[FALLBACK_TAG] = "on-demand"
+        return tags
 
     # -- VMs ---------------------------------------------------------------------------------
     def _list(self, name: str | None = None) -> list[Any]:
@@ -241,15 +273,44 @@ class AzureProvider:
         codes = [s.code for s in statuses or [] if s.code and s.code.startswith("PowerState/")]
         return codes[0].removeprefix("PowerState/") if codes else "unknown"
 
-    def _create(self, spec: DeploySpec, slot: int) -> None:
-        vm_name = self.vm_name(spec.name, slot)
-        self._await(
-            f"create {vm_name} in {spec.region}",
-            self.client.virtual_machines.begin_create_or_update,
-            self.target.resource_group,
-            vm_name,
-            self.vm_body(spec, slot),
+    def _create(
+        self, spec: DeploySpec, slot: int, created: list[str], *, market: PriceModel, suffix: str = ""
+    ) -> str:
+        """Create one slot's VM (a spot refusal falls back to Regular, tagged); names go to ``created``."""
+        try:
+            return self._create_one(spec, slot, created, market=market, suffix=suffix)
+        except CapacityError:
+            if market is not PriceModel.SPOT or not self.target.spot_fallback_on_demand:
+                raise
+        return self._create_one(
+            spec, slot, created, market=PriceModel.ON_DEMAND, suffix=suffix + "od", fallback=True
         )
+
+    def _create_one(
+        self,
+        spec: DeploySpec,
+        slot: int,
+        created: list[str],
+        *,
+        market: PriceModel,
+        suffix: str,
+        fallback: bool = False,
+    ) -> str:
+        body = self.vm_body(spec, slot, market=market, suffix=suffix, fallback=fallback)
+        vm_name = self.vm_name(spec.name, slot, suffix)
+        try:
+            self._await(
+                f"create {vm_name} in {spec.region}",
+                self.client.virtual_machines.begin_create_or_update,
+                self.target.resource_group,
+                vm_name,
+                body,
+            )
+        except ThriftyError:
+            self._delete_vm(vm_name)  # ARM keeps a VM whose allocation failed; it would bill its disk
+            raise
+        created.append(vm_name)
+        return vm_name
 
     def _delete_vm(self, vm_name: str) -> None:
         try:
@@ -274,6 +335,45 @@ class AzureProvider:
             hint="deploy it first (`thrifty deploy … --target azure`)",
         )
 
+    # -- replica API (spot-rebalance) -------------------------------------------------------
+    def replicas(self, name: str) -> list[Replica]:
+        return [self._replica(vm) for vm in self._list(name)]
+
+    def _replica(self, vm: Any) -> Replica:
+        tags = vm.tags or {}
+        failed = (vm.provisioning_state or "") == "Failed"
+        created = getattr(vm, "time_created", None)
+        return Replica(
+            id=vm.name,
+            slot=int(tags.get(SLOT_TAG, "0")),
+            market=PriceModel.SPOT if (vm.priority or "Regular") == "Spot" else PriceModel.ON_DEMAND,
+            state="failed" if failed else _STATES.get(self._power_state(vm.name), "stopped"),
+            fallback=tags.get(FALLBACK_TAG) == "on-demand",
+            launched_at=created.astimezone(UTC) if created else None,
+        )
+
+    def desired_markets_of(self, name: str) -> list[PriceModel]:
+        spec, found = self._spec_of(name)
+        if all(self._power_state(vm.name) in ("deallocated", "deallocating", "stopped") for vm in found):
+            return []  # hibernated: nothing to replace until woken
+        replicas = max(int((vm.tags or {}).get(REPLICAS_TAG, spec.replicas)) for vm in found)
+        return [self.market_of(spec, slot) for slot in range(replicas)]
+
+    def launch_replica(
+        self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
+    ) -> Replica:
+        spec, _ = self._spec_of(name)
+        spec = replace(spec, replicas=len(self.desired_markets_of(name)) or spec.replicas)
+        suffix, created = uuid.uuid4().hex[:4], list[str]()
+        if allow_fallback:
+            vm_name = self._create(spec, slot, created, market=market, suffix=suffix)
+        else:
+            vm_name = self._create_one(spec, slot, created, market=market, suffix=suffix)
+        return next(r for r in self.replicas(name) if r.id == vm_name)
+
+    def retire_replica(self, name: str, replica_id: str) -> None:
+        self._delete_vm(replica_id)
+
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
         if not _NAME.fullmatch(spec.name) or len(spec.name) > 50:
@@ -281,13 +381,12 @@ class AzureProvider:
                 f"deployment name {spec.name!r} is not a valid Azure VM name here",
                 hint="use lowercase letters, digits and '-', at most 50 characters",
             )
-        existing = {vm.name for vm in self._list(spec.name)}
+        covered = {int((vm.tags or {}).get(SLOT_TAG, "0")) for vm in self._list(spec.name)}
         created: list[str] = []
         try:
             for slot in range(spec.replicas):
-                if self.vm_name(spec.name, slot) not in existing:
-                    created.append(self.vm_name(spec.name, slot))
-                    self._create(spec, slot)
+                if slot not in covered:
+                    self._create(spec, slot, created, market=self.market_of(spec, slot))
         except ThriftyError:
             for vm_name in created:
                 self._delete_vm(vm_name)

@@ -52,6 +52,7 @@ class FakeArm:
         self.ids = itertools.count(1)
         self.put_error: tuple[int, str, str] | None = None
         self.allocation_fails_for: set[str] = set()
+        self.spot_capacity_out = False
         self.quota_vms: int | None = None
         server.route("GET", OPS, self.get_op)
         server.route("GET", VMS, self.get_vm)
@@ -102,7 +103,8 @@ class FakeArm:
                  "timeCreated": "2026-11-26T10:00:00.0000000+00:00"}  # fmt: skip
         vm = {"id": f"{VMS}/{name}", "name": name, "type": "Microsoft.Compute/virtualMachines",
               "location": body["location"], "tags": body.get("tags", {}), "properties": props}  # fmt: skip
-        if body["properties"]["hardwareProfile"]["vmSize"] in self.allocation_fails_for:
+        spot_refused = self.spot_capacity_out and body["properties"].get("priority") == "Spot"
+        if body["properties"]["hardwareProfile"]["vmSize"] in self.allocation_fails_for or spot_refused:
             self.vms[name] = vm  # ARM keeps the failed VM resource: the caller must delete it
             props["provisioningState"] = "Failed"
             error = {"code": "AllocationFailed", "message": "Allocation failed. We do not have sufficient capacity "
@@ -281,3 +283,43 @@ def test_list_managed_replayed(azure: AzureProvider, arm: FakeArm, make_spec: An
     assert resource.created_at is not None and resource.created_at.utcoffset() is not None
     azure.delete_resource(resource)
     assert list(arm.vms) == ["someone-elses"]
+
+
+# -- spot rebalance on Azure ----------------------------------------------------------------------------
+def _executor(azure: AzureProvider) -> Any:
+    from thrifty.providers.rebalance import Executor
+
+    return Executor(provider=azure, health_check=lambda replica: replica.state == "running")
+
+
+def test_evicted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    from thrifty.providers.rebalance import decide, view_of
+
+    azure.deploy(_spec(make_spec))
+    del arm.vms["thrifty-minilm-0"]  # evicted, eviction policy Delete
+    (action,) = decide(view_of(azure, "minilm", region="eastus"))
+    assert (action.kind, action.slot, action.drain_budget_s) == ("replace", 0, 30)
+    assert [o.status for o in _executor(azure).run([action])] == ["done"]
+    assert sorted(vm["tags"]["thrifty:slot"] for vm in arm.vms.values()) == ["0", "1"]
+
+
+def test_spot_refused_falls_back_to_regular_then_returns_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    from thrifty.providers.rebalance import decide, view_of
+
+    arm.spot_capacity_out = True
+    azure.deploy(_spec(make_spec))
+    assert {vm["properties"]["priority"] for vm in arm.vms.values()} == {"Regular"}
+    assert {vm["tags"]["thrifty:fallback"] for vm in arm.vms.values()} == {"on-demand"}
+
+    outcomes = _executor(azure).run(decide(view_of(azure, "minilm", region="eastus")))
+    assert [o.status for o in outcomes] == ["skipped", "skipped"]
+    assert len(arm.vms) == 2, "the refused spot VMs were deleted again"
+
+    arm.spot_capacity_out = False
+    outcomes = _executor(azure).run(decide(view_of(azure, "minilm", region="eastus")))
+    assert [(o.action.kind, o.status) for o in outcomes] == [("return_to_spot", "done")] * 2
+    assert {vm["properties"]["priority"] for vm in arm.vms.values()} == {"Spot"} and len(arm.vms) == 2
