@@ -1,0 +1,172 @@
+"""Flow ``deploy-model``: from a model file to the cheapest verified deployment.
+
+ingest → optimize (mapped) → benchmark + fidelity (mapped) → guardrail → price → plan (decision
+record) → deploy → smoke test through the gateway → live. Re-running with the same inputs reuses
+the registered model, its variants (the registry keys them by content) and their benchmark and
+fidelity results (Prefect cache keyed on each variant's sha256), and leaves one deployment.
+The deploy step runs in a Prefect transaction: if the smoke test fails, what it created is deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, unmapped
+from prefect.transactions import transaction
+from pydantic import BaseModel, Field
+
+from tasks.benchmark import measure_fidelity, run_benchmark
+from tasks.deploy import (
+    CONTENT_CACHE,
+    choose_target,
+    deploy_local,
+    mark_live,
+    publish_run_artifacts,
+    resolve_model,
+    smoke_test,
+)
+from tasks.optimize import VariantRef, export_onnx, optimize_graph, quantize_model
+from tasks.plan import plan_placement
+from tasks.prices import fetch_prices
+from tasks.providers import deploy_to_provider
+from thrifty.errors import OptimizeError
+
+QUANT_TECHNIQUES = ("dynamic_int8", "static_int8", "blockwise_int8", "search")
+
+
+class DeployModelParams(BaseModel):
+    """What to deploy and the targets it must meet (the Prefect UI renders this as a form)."""
+
+    model: str = Field(..., description="Path of a model file or folder, or the name of a registered model.")
+    name: str | None = Field(None, description="Registry and deployment name; default: from the path.")
+    p95_ms: float = Field(50.0, gt=0, description="Latency SLO: p95 per request, in milliseconds.")
+    rps: float = Field(20.0, gt=0, description="Traffic while active, in requests per second.")
+    active_fraction: float = Field(
+        1.0, gt=0, le=1, description="Traffic profile: share of the month with traffic (< 1 = bursty)."
+    )
+    min_cosine: float = Field(0.99, ge=0, le=1, description="Guardrail: minimum cosine to the original.")
+    min_agreement: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="Guardrail: minimum nearest-neighbour / top-1 agreement with the original.",
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["aws", "gcp", "azure"], description="Clouds the plan may use."
+    )
+    regions: list[str] | None = Field(None, description="Regions the plan may use; all if empty.")
+    spot_ok: bool = Field(True, description="Allow spot capacity (interruption risk is priced in).")
+    techniques: list[str] = Field(
+        default_factory=lambda: ["export", "graph", "dynamic_int8", "static_int8", "search"],
+        description="Optimizations to try: export, graph, dynamic_int8, static_int8, blockwise_int8, search, fp16.",
+    )
+    target: str = Field(
+        "auto",
+        description="auto (the plan's cloud if its target block is saved, else local), local, or a provider.",
+    )
+    refresh_prices: bool = Field(False, description="Fetch live prices before planning (needs network).")
+    bench_runs: int = Field(30, ge=1, description="Timed runs per benchmark case.")
+
+
+def _optimize(version_id: int, techniques: list[str], tolerance: dict[str, float]) -> list[VariantRef]:
+    refs = [export_onnx(version_id)]
+    if not {"graph", "fp16", *QUANT_TECHNIQUES} & set(techniques):
+        return refs
+    refs.append(optimize_graph(version_id, refs[0]))
+    quant = [t for t in QUANT_TECHNIQUES if t in techniques]
+    futures = quantize_model.map(version_id, quant, unmapped(refs[1]), unmapped("cpu"), unmapped(tolerance))
+    for technique, state in zip(quant, futures.result(raise_on_failure=False), strict=True):
+        if isinstance(state, VariantRef):
+            refs.append(state)
+        else:  # one technique failing (e.g. no int8 candidate meets the tolerance) does not stop the run
+            print(f"technique {technique} produced no variant: {state}")
+    return refs
+
+
+def _measure(
+    refs: list[VariantRef], params: DeployModelParams, tolerance: dict[str, float]
+) -> list[dict[str, Any]]:
+    spec = {"batch_sizes": (1, 8), "threads": (1,), "seq_lens": (128,), "runs": params.bench_runs}
+    ids = [r.variant_id for r in refs]
+    bench = run_benchmark.with_options(cache_policy=CONTENT_CACHE, persist_result=True)
+    fidelity = measure_fidelity.with_options(cache_policy=CONTENT_CACHE, persist_result=True)
+    bench.map(ids, unmapped(spec)).result()
+    return list(fidelity.map(ids, unmapped(tolerance)).result())
+
+
+@flow(name="deploy-model", log_prints=True)
+def deploy_model(params: DeployModelParams) -> dict[str, Any]:
+    """Deploy a model at the lowest cost that meets its SLO; returns the summary."""
+    version = resolve_model(params.model, params.name)
+    tolerance = {"min_cosine": params.min_cosine, "min_agreement": params.min_agreement}
+    refs = _optimize(version["version_id"], params.techniques, tolerance)
+    verdicts = _measure(refs, params, tolerance)
+    accepted = [v for v in verdicts if v["status"] == "accepted"]
+    print(f"{len(refs)} variants, {len(accepted)} within the guardrail")
+    if not accepted:
+        raise OptimizeError(
+            f"no variant of {version['model']} is within the tolerance {tolerance}",
+            hint="loosen min_cosine / min_agreement or add techniques",
+        )
+    if params.refresh_prices:
+        fetch_prices(params.providers)
+    slo = {
+        "latency_ms_p95": params.p95_ms,
+        "accepted_only": True,
+        "providers": params.providers,
+        "regions": params.regions,
+        "spot_ok": params.spot_ok,
+    }
+    traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
+    planned = plan_placement(version["model"], slo, traffic)
+    chosen = planned["record"]["chosen"]
+    where = choose_target(chosen, params.target)
+    name = params.name or version["model"]
+    spec = _deploy_spec(name, version, refs, chosen, planned["plan_id"], where)
+    with transaction():
+        if where["block"] is None:
+            deployed = deploy_local(spec)
+        else:
+            deployed = deploy_to_provider(where["block"], spec)
+        smoke = smoke_test(name, version["version_id"], params.min_cosine)
+    live = mark_live(name, planned["plan_id"], smoke, where["reason"])
+    published = publish_run_artifacts(name, where["reason"])
+    print(published["summary"])
+    return {
+        "deployment": name,
+        "endpoint_url": live["endpoint_url"] or deployed.get("endpoint_url"),
+        "plan_id": planned["plan_id"],
+        "chosen": chosen,
+        "baseline": planned["record"].get("baseline"),
+        "target": where,
+        "smoke_test": smoke,
+        "curl": published["curl"],
+    }
+
+
+def _deploy_spec(
+    name: str,
+    version: dict[str, Any],
+    refs: list[VariantRef],
+    chosen: dict[str, Any],
+    plan_id: int,
+    where: dict[str, Any],
+) -> dict[str, Any]:
+    from thrifty import runtime
+
+    ref = next((r for r in refs if r.name == chosen["variant"]), None)
+    if ref is None:
+        raise OptimizeError(f"the plan chose {chosen['variant']!r}, which this run did not make")
+    variant = runtime.registry().get_variant(ref.variant_id)
+    local = where["block"] is None
+    return {
+        "name": name,
+        "model_name": version["model"],
+        "variant_id": variant.id,
+        "artifact_sha256": variant.artifact.sha256,
+        "region": "local" if local else chosen["region"],
+        "instance_type": "local" if local else chosen["instance_type"],
+        "price_model": "on_demand" if local else chosen["price_model"],
+        "replicas": 1 if local else max(1, round(chosen.get("machines") or 1)),
+        "plan_id": plan_id,
+    }

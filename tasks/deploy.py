@@ -1,0 +1,211 @@
+"""Prefect tasks of the deploy-model flow that are not another stage's: resolving the model,
+choosing the target, deploying locally (with rollback), the smoke test, marking live, artifacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
+from prefect.context import TaskRunContext
+from prefect.transactions import Transaction, get_transaction
+
+from thrifty import report, runtime
+from thrifty.errors import ConfigError
+from thrifty.providers.base import DeploySpec
+from thrifty.settings import get_settings
+
+#: provider → the target block the flow looks for when target is "auto" or a provider name
+TARGET_BLOCKS = {
+    "aws": "thrifty-aws-target/default",
+    "gcp": "thrifty-gcp-target/default",
+    "azure": "thrifty-azure-target/default",
+    "kubernetes": "thrifty-kubernetes-target/default",
+}
+
+
+def variant_content_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Cache key of a per-variant task: the variant's bytes (sha256), the registry and the inputs.
+
+    Same bytes + same settings → the stored result is reused; a changed variant or a different
+    registry runs the task again.
+    """
+    variant = runtime.registry().get_variant(int(parameters["variant_id"]))
+    rest = {k: v for k, v in parameters.items() if k != "variant_id"}
+    material = json.dumps(
+        [context.task.name, variant.artifact.sha256, get_settings().resolved_database_url, rest],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+CONTENT_CACHE = CacheKeyFnPolicy(cache_key_fn=variant_content_key)
+
+
+@task(name="resolve-model", cache_policy=NO_CACHE)
+def resolve_model(model: str, name: str | None = None) -> dict[str, Any]:
+    """A registered model name → its newest version; anything else must be a path to ingest."""
+    from thrifty.ingest import ingest_model
+
+    registry = runtime.registry()
+    path = Path(model).expanduser()
+    if path.exists():
+        result = ingest_model(path, name, registry=registry, store=runtime.store())
+        version, created = result.version, result.created
+    elif "/" not in model and model in {m.name for m in registry.list_models()}:
+        version, created = registry.get_model_version(model), False
+    else:
+        raise ConfigError(
+            f"{model!r} is neither a file or folder nor a registered model",
+            hint="pass the path of a model, or a name listed by `thrifty models list`",
+        )
+    return {
+        "model": version.model.name,
+        "version": version.version,
+        "version_id": version.id,
+        "sha256": version.sha256,
+        "format": version.format,
+        "created": created,
+    }
+
+
+def _block_exists(ref: str) -> bool:
+    from prefect.blocks.core import Block
+
+    try:
+        Block.load(ref)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+@task(name="choose-target", cache_policy=NO_CACHE)
+def choose_target(chosen: dict[str, Any], target: str) -> dict[str, Any]:
+    """Where to deploy: the plan's provider when its target block is configured, else local."""
+    if target == "local":
+        return {"provider": "local", "block": None, "reason": "target=local"}
+    provider = (
+        chosen.get("provider", "") if target == "auto" else target.split("/")[0].replace("thrifty-", "")
+    )
+    provider = provider.removesuffix("-target")
+    block = target if "/" in target else TARGET_BLOCKS.get(provider)
+    if block is None:
+        raise ConfigError(
+            f"unknown target {target!r}", hint="use auto, local, aws, gcp, azure, kubernetes or a block"
+        )
+    if _block_exists(block):
+        return {"provider": provider, "block": block, "reason": f"target block {block} is configured"}
+    if target != "auto":
+        raise ConfigError(
+            f"target {target!r} needs the Prefect block {block!r}, which is not saved",
+            hint="save it (see blocks/targets.py), or run with target=local",
+        )
+    return {
+        "provider": "local",
+        "block": None,
+        "reason": f"the plan chose {provider}, but no credentials are configured (no block {block}); "
+        "serving the chosen variant on this machine instead",
+    }
+
+
+@task(name="deploy-local", cache_policy=NO_CACHE)
+def deploy_local(spec: dict[str, Any]) -> dict[str, Any]:
+    """Deploy on this machine behind the gateway (idempotent: same spec → same deployment)."""
+    from thrifty.providers.local import LocalProvider
+
+    transaction = get_transaction()
+    existed = runtime.registry().find_deployment(spec["name"]) is not None
+    if transaction is not None and not existed:
+        transaction.set("created_deployment", spec["name"])
+    status = LocalProvider().deploy(DeploySpec(**spec))
+    return {
+        "name": status.name,
+        "provider": status.provider,
+        "state": status.state,
+        "endpoint_url": status.endpoint_url,
+        "replicas_ready": status.replicas_ready,
+    }
+
+
+@deploy_local.on_rollback
+def _undo_local(transaction: Transaction) -> None:
+    """Delete a deployment this run created (one that existed before is left as it was)."""
+    from thrifty.providers.local import LocalProvider
+
+    name = transaction.get("created_deployment", None)
+    if name:
+        LocalProvider(start_gateway=False).delete(name)
+
+
+@task(name="smoke-test", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dict[str, Any]:
+    """A real inference through the gateway, compared with the original model's answer."""
+    from thrifty.serving.resolve import resolve_files
+    from thrifty.verify import smoke_test as run_smoke
+
+    registry, store, settings = runtime.registry(), runtime.store(), get_settings()
+    row = registry.get_deployment(deployment)
+    original = next((v for v in registry.list_variants(model_version_id) if v.technique == "export"), None)
+    if original is None:
+        raise ConfigError(f"model version {model_version_id} has no fp32 export to compare with")
+    version = registry.get_model_version_by_id(model_version_id)
+    reference = DeploySpec(
+        name=f"{deployment}-reference",
+        model_name=version.model.name,
+        variant_id=original.id,
+        artifact_sha256=original.artifact.sha256,
+    )
+    files = resolve_files(reference, registry, store, settings.home / "cache")
+    token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else None
+    result = run_smoke(
+        f"{row.endpoint_url}/infer",
+        files.model_path,
+        files.tokenizer_path,
+        min_cosine=min_cosine,
+        token=token,
+    )
+    if not result.ok:
+        raise ConfigError(
+            f"smoke test of {deployment!r} failed: {result.detail}",
+            hint="the deployed variant does not answer like the original; the deployment is rolled back",
+        )
+    return result.to_dict()
+
+
+@task(name="mark-live", cache_policy=NO_CACHE)
+def mark_live(deployment: str, plan_id: int, smoke: dict[str, Any], target_reason: str) -> dict[str, Any]:
+    registry = runtime.registry()
+    row = registry.get_deployment(deployment)
+    registry.upsert_deployment(
+        deployment,
+        plan_id=plan_id,
+        resources={**row.resources, "verified": smoke, "target_reason": target_reason},
+    )
+    registry.add_event(deployment, "live", reason=f"smoke test passed: {smoke['detail']}")
+    return {"name": deployment, "endpoint_url": row.endpoint_url, "state": row.state}
+
+
+@task(name="publish-run-artifacts", cache_policy=NO_CACHE)
+def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]:
+    """The markdown summary, the variants table, the top offers table and a link to the endpoint."""
+    data = report.collect(runtime.registry(), deployment)
+    endpoint = str(data.deployment.get("endpoint_url") or "")
+    curl = report.curl_example(endpoint.split("/v2/")[0], deployment) if endpoint else None
+    summary = report.summary_markdown(data, curl=curl) + f"\n**Target:** {target_reason}\n"
+    key = deployment.lower().replace("_", "-").replace(".", "-")
+    create_markdown_artifact(
+        key=f"{key}-summary", markdown=summary, description=f"deploy-model: {deployment}"
+    )
+    create_table_artifact(key=f"{key}-variants", table=data.variants, description="variants vs the original")
+    create_table_artifact(
+        key=f"{key}-offers", table=report.offers_rows(data), description="cheapest offers at the SLO"
+    )
+    if endpoint:
+        create_link_artifact(key=f"{key}-endpoint", link=endpoint, link_text=f"{deployment} endpoint")
+    return {"summary": summary, "curl": curl, "endpoint_url": endpoint}
