@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.unit.providers.conftest import CapacityFault
+from tests.unit.providers.replay import CapacityFault
 from thrifty.errors import CapacityError, CredentialsError, NotFoundError, QuotaExceededError
 from thrifty.providers.aws import AwsProvider
 from thrifty.providers.aws_cloudinit import main as cloudinit_main

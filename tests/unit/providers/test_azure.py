@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import ReplayServer, Request
+from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import CapacityError, CredentialsError, QuotaExceededError
 from thrifty.providers.azure import AzureProvider, AzureTarget
 from thrifty.providers.base import PriceModel, Provider, provider_class

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import ReplayServer, Request
+from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import CapacityError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
 from thrifty.providers.gcp import GcpProvider, GcpTarget

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import ReplayServer, Request
+from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import ConfigError
 from thrifty.providers.aws_interruption import InterruptionNotice, metadata_client, probe_for, watch
 

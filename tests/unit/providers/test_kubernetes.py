@@ -17,7 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.unit.providers.conftest import ReplayServer, Request
+from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import ConfigError, CredentialsError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
 from thrifty.providers.k8s_manifests import SPOT_PLACEMENT, KubernetesTarget, manifests

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import CapacityFault
+from tests.unit.providers.replay import CapacityFault
 from thrifty.providers.aws import AwsProvider
 from thrifty.providers.base import PriceModel
 from thrifty.providers.rebalance import (

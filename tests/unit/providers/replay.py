@@ -1,0 +1,95 @@
+"""Test doubles shared by the provider tests: a fault hook for botocore and a loopback HTTP
+server whose routes are Python functions (the replay servers of the GCP, Azure, Kubernetes and
+metadata tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class CapacityFault:
+    """Makes the EC2 client refuse spot launches with InsufficientInstanceCapacity while ``on``.
+
+    A botocore ``before-parameter-build`` hook raises the same ClientError AWS would send (moto
+    has no spot market to run out of); every other call still goes to moto.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.on = True
+        self.refused = 0
+        client.meta.events.register("before-parameter-build.ec2.RunInstances", self._maybe_refuse)
+
+    def _maybe_refuse(self, params: dict[str, Any], **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        if self.on and "InstanceMarketOptions" in params:
+            self.refused += 1
+            error = {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no spot capacity"}}
+            raise ClientError(error, "RunInstances")  # type: ignore[arg-type]
+
+
+#: a route answers (status, JSON body) or (status, JSON body, extra headers)
+Handler = Callable[["Request"], tuple[Any, ...]]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Any  # an email.message.Message: case-insensitive lookups
+    body: Any
+
+
+@dataclass
+class ReplayServer:
+    """A loopback HTTP server whose routes are Python functions; it records every request."""
+
+    url: str
+    routes: list[tuple[str, str, Handler]] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def route(self, method: str, path_prefix: str, handler: Handler) -> None:
+        self.routes.insert(0, (method, path_prefix, handler))
+
+    def answer(self, request: Request) -> tuple[Any, ...]:
+        self.requests.append(request)
+        for method, prefix, handler in self.routes:
+            if request.method == method and request.path.startswith(prefix):
+                return handler(request)
+        return 404, {"error": {"code": 404, "message": f"no route for {request.method} {request.path}"}}
+
+
+def handler_class(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode()
+            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
+            status, payload, *extra = server.answer(request)
+            text = isinstance(payload, str)  # metadata endpoints answer plain text
+            data = b"" if payload is None else payload.encode() if text else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (extra[0] if extra else {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return _Handler
