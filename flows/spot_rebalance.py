@@ -14,13 +14,16 @@ from typing import Any, Literal
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.providers import gc_orphans, list_rebalance_candidates, rebalance_spot
+from tasks.providers import gc_orphans, list_rebalance_candidates, rebalance_spot, saved_targets
 
 
 class SpotRebalanceParams(BaseModel):
     targets: dict[str, str] = Field(
         default_factory=dict,
-        description="Provider name → target block reference, e.g. {'aws': 'thrifty-aws-target/prod'}.",
+        description=(
+            "Provider name → target block reference, e.g. {'aws': 'thrifty-aws-target/prod'}; "
+            "empty: every saved thrifty-<provider>-target/default block."
+        ),
     )
     deployment: str | None = Field(
         None, description="Only this deployment (the interruption trigger sets it); empty: all of them."
@@ -46,6 +49,8 @@ class SpotRebalanceParams(BaseModel):
 def spot_rebalance(params: SpotRebalanceParams | None = None) -> dict[str, Any]:
     """One pass over every live deployment on the targets; returns the actions and the orphans."""
     params = params or SpotRebalanceParams()
+    if not params.targets:
+        params = params.model_copy(update={"targets": saved_targets()})
     policy = {
         "migrate_threshold_fraction": params.migrate_threshold_fraction,
         "hysteresis_fraction": params.hysteresis_fraction,

@@ -128,6 +128,23 @@ def delete_from_provider(target: str, name: str) -> None:
         runtime.registry().add_event(name, "deleted", reason=f"deleted from {target}")
 
 
+#: the block each provider's target is saved under by default (``deploy-model`` uses the same names)
+DEFAULT_TARGETS = {p: f"thrifty-{p}-target/default" for p in ("aws", "gcp", "azure", "kubernetes")}
+
+
+@task(name="saved-targets", cache_policy=NO_CACHE)
+def saved_targets() -> dict[str, str]:
+    """The default target blocks that are saved (provider → block reference)."""
+    found = {}
+    for provider, ref in DEFAULT_TARGETS.items():
+        try:
+            Block.load(ref)
+        except (ValueError, KeyError):
+            continue
+        found[provider] = ref
+    return found
+
+
 @task(name="list-rebalance-candidates", cache_policy=NO_CACHE)
 def list_rebalance_candidates(providers: list[str], only: str | None = None) -> list[dict[str, str]]:
     """Live deployments on ``providers`` (or just ``only``): the ones a rebalance pass looks at."""

@@ -22,15 +22,18 @@ def moto(moto_server: str) -> str:
 
 
 @pytest.fixture
-def aws_target_ref(moto: str) -> str:
+def aws_target_ref(moto: str) -> Iterator[str]:
+    """The default AWS target block, pointing at moto; deleted afterwards (other flow tests run
+    ``deploy-model --target auto``, which would otherwise find it)."""
     from blocks.credentials import AwsCredentials
     from blocks.targets import AwsDeployTarget
 
     credentials = AwsCredentials(
         aws_access_key_id="testing", aws_secret_access_key="flow-test-secret", endpoint_url=moto
     )
-    AwsDeployTarget(credentials=credentials, region="us-east-1").save("flow-test", overwrite=True)
-    return "thrifty-aws-target/flow-test"
+    AwsDeployTarget(credentials=credentials, region="us-east-1").save("default", overwrite=True)
+    yield "thrifty-aws-target/default"
+    AwsDeployTarget.delete("default")
 
 
 @pytest.fixture
@@ -74,9 +77,8 @@ def test_interruption_event_replaces_the_instance_and_records_the_action(
     victim = next(r for r in aws.replicas("minilm") if r.live)
     aws.ec2.terminate_instances(InstanceIds=[victim.id])  # the spot reclaim
 
-    params = SpotRebalanceParams(
-        targets={"aws": aws_target_ref}, deployment="minilm", instance_ids=[victim.id], health_check="state"
-    )
+    # what the prefect.yaml trigger passes (no targets: the saved default blocks are found)
+    params = SpotRebalanceParams(deployment="minilm", instance_ids=[victim.id], health_check="state")
     result = spot_rebalance(params)
 
     assert [(a["kind"], a["status"]) for a in result["actions"]["minilm"]] == [("replace", "done")]
