@@ -13,6 +13,8 @@
   instances against the desired count, so a second deploy launches nothing.
 - Ownership: ``thrifty:managed=true`` and ``thrifty:deployment=<name>`` on the template and every
   instance; ``list_managed`` finds everything by those tags.
+- A changed spec adds a template version; deploy then rolls each instance of an older version (or
+  on a market the spec no longer wants) onto it, new instance first.
 - A deploy that fails half-way terminates the instances and deletes the template it created.
 
 Vendor errors become thrifty errors in ``_translate`` (the one boundary): e.g. an
@@ -313,7 +315,7 @@ class AwsProvider:
     ) -> Replica:
         """Start one instance for ``slot``; a spot launch refused for capacity falls back to on-demand."""
         template, _ = self._intent(name)
-        version = str(template.get("DefaultVersionNumber", 1))
+        version = str(self._default_version(template["LaunchTemplateId"]))
         try:
             return self._run(name, template, slot, market, _token(name, version, str(slot), market, replaces))
         except CapacityError:
@@ -393,6 +395,36 @@ class AwsProvider:
             if slot not in by_slot
         ]
 
+    def roll_stale(self, name: str) -> list[Replica]:
+        """Replace live instances launched from an older template version, or on a market the spec no
+        longer wants (an on-demand fallback in a spot slot is left to the rebalance): new first, then
+        the old one is retired. Returns the replicas launched."""
+        template, tags = self._intent(name)
+        version = str(self._default_version(template["LaunchTemplateId"]))
+        markets = self.desired_markets(tags)
+        launched = []
+        for instance in self._instances(name):
+            replica = self._replica(instance)
+            if not replica.live or replica.slot >= len(markets):
+                continue
+            old_version = _tag_dict(instance).get("aws:ec2launchtemplate:version", version)
+            wrong_market = replica.market is not markets[replica.slot] and not replica.fallback
+            if old_version != version or wrong_market:
+                launched.append(
+                    self.launch_replica(name, replica.slot, markets[replica.slot], replaces=replica.id)
+                )
+                self.retire_replica(name, replica.id)
+        return launched
+
+    def _default_version(self, template_id: str) -> int:
+        found = self._call(
+            "describe_launch_template_versions",
+            self.ec2.describe_launch_template_versions,
+            LaunchTemplateId=template_id,
+            Versions=["$Default"],
+        )
+        return int(found["LaunchTemplateVersions"][0]["VersionNumber"])
+
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
         if spec.price_model is PriceModel.SERVERLESS:
@@ -404,6 +436,7 @@ class AwsProvider:
         launched: list[Replica] = []
         try:
             launched = self.reconcile(spec.name)
+            launched += self.roll_stale(spec.name)
         except ThriftyError:
             self._rollback(spec.name, template if created else None, launched)
             raise

@@ -191,3 +191,27 @@ def test_instances_terminated_behind_thrifty_s_back_are_replaced_by_reconcile(
     launched = aws.reconcile("minilm")
     assert [r.slot for r in launched] == [victim.slot]
     assert aws.status("minilm").replicas_ready == 2
+
+
+def test_a_changed_spec_rolls_the_instances_onto_the_new_template_version(
+    aws: AwsProvider, make_spec: Any
+) -> None:
+    aws.deploy(make_spec())
+    old = {r.id for r in _live(aws, "minilm")}
+    status = aws.deploy(make_spec(instance_type="m7g.large"))
+    live = _live(aws, "minilm")
+    assert status.replicas_ready == 2 and len(live) == 2
+    assert not old & {r.id for r in live}, "every instance of the old version is replaced"
+    assert {i["InstanceType"] for i in _raw_instances(aws) if i["InstanceId"] in {r.id for r in live}} == {
+        "m7g.large"
+    }
+    assert aws._default_version(status.details["launch_template_id"]) == 2
+    aws.deploy(make_spec(instance_type="m7g.large"))
+    assert {r.id for r in _live(aws, "minilm")} == {r.id for r in live}, "same spec again: nothing moves"
+
+
+def test_switching_the_price_model_moves_replicas_to_the_new_market(aws: AwsProvider, make_spec: Any) -> None:
+    aws.deploy(make_spec())
+    aws.deploy(make_spec(price_model=PriceModel.ON_DEMAND))
+    assert {r.market for r in _live(aws, "minilm")} == {PriceModel.ON_DEMAND}
+    assert len(_live(aws, "minilm")) == 2
