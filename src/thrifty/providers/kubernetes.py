@@ -232,6 +232,11 @@ class KubernetesProvider:
         hibernated = bool(workloads) and running == 0 and spec.replicas > 0
         desired = 0 if hibernated else spec.replicas
         state = "hibernated" if hibernated else "running" if ready >= desired else "pending"
+        knative = [item for version, _, item in owned if version == "serving.knative.dev/v1"]
+        if knative:  # Knative scales to zero on its own: ready means the route answers
+            conditions = (knative[0].get("status") or {}).get("conditions") or []
+            serving = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            state, ready = ("running", desired) if serving else ("pending", 0)
         return DeploymentStatus(
             name=name,
             provider=self.name,

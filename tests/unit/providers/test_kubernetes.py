@@ -324,3 +324,18 @@ def test_list_managed_and_delete_resource_replayed(
     for resource in found:
         k8s.delete_resource(resource)
     assert apiserver.objects == {}
+
+
+def test_knative_service_is_applied_and_reports_ready_replayed(
+    replay_server: ReplayServer, apiserver: FakeApiServer, make_spec: Any
+) -> None:
+    apiserver.crds = True
+    k8s = _provider(replay_server.url, scale_to_zero="knative")
+    assert k8s.deploy(make_spec()).state == "pending"  # no Ready condition yet
+    path = "/apis/serving.knative.dev/v1/namespaces/ml/services/minilm"
+    assert list(apiserver.objects) == [path]
+    apiserver.objects[path]["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    status = k8s.status("minilm")
+    assert (status.state, status.replicas_ready) == ("running", 2)
+    k8s.delete("minilm")
+    assert apiserver.objects == {}
