@@ -143,7 +143,10 @@ def _undo_local(transaction: Transaction) -> None:
         LocalProvider(start_gateway=False).delete(name)
 
 
-@task(name="smoke-test", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+# No Prefect retries: this task runs inside the deploy transaction, and Prefect rolls the whole
+# transaction back on the first failed attempt, so a retry would only find the deployment gone.
+# deploy-local already waits until the gateway and the replicas are live.
+@task(name="smoke-test", cache_policy=NO_CACHE)
 def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dict[str, Any]:
     """A real inference through the gateway, compared with the original model's answer."""
     from thrifty.serving.resolve import resolve_files
