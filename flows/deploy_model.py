@@ -158,15 +158,23 @@ def _deploy_spec(
     if ref is None:
         raise OptimizeError(f"the plan chose {chosen['variant']!r}, which this run did not make")
     variant = runtime.registry().get_variant(ref.variant_id)
-    local = where["block"] is None
-    return {
-        "name": name,
-        "model_name": version["model"],
-        "variant_id": variant.id,
-        "artifact_sha256": variant.artifact.sha256,
-        "region": "local" if local else chosen["region"],
-        "instance_type": "local" if local else chosen["instance_type"],
-        "price_model": "on_demand" if local else chosen["price_model"],
-        "replicas": 1 if local else max(1, round(chosen.get("machines") or 1)),
-        "plan_id": plan_id,
-    }
+    if where["block"] is None:
+        return {
+            "name": name,
+            "model_name": version["model"],
+            "variant_id": variant.id,
+            "artifact_sha256": variant.artifact.sha256,
+            "plan_id": plan_id,
+        }
+    from tasks.providers import spec_to_dict
+    from thrifty.providers.rebalance import spec_from_candidate
+
+    spec = spec_from_candidate(
+        chosen,
+        name=name,
+        model_name=version["model"],
+        variant_id=variant.id,
+        artifact_sha256=variant.artifact.sha256,
+        plan_id=plan_id,
+    )
+    return spec_to_dict(spec)
