@@ -37,6 +37,7 @@ from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
 
 log = logging.getLogger("thrifty.serving.gateway")
 MAX_ATTEMPTS = 4
+SAVE_DELAY_S = 0.5
 ACTIVE_STATES = ("running", "pending", "degraded")
 
 
@@ -63,7 +64,10 @@ class ModelState:
     replicas: list[Worker] = field(default_factory=list)
     starting: int = 0
     waking: asyncio.Task[Worker] | None = None
-    changed_at: float = 0.0
+    #: a local change (a wake) not yet saved to the registry, and when the last save finished:
+    #: registry reads that started before that save are stale for this model and are ignored
+    unsaved: bool = False
+    saved_at: float = 0.0
 
     def pick(self) -> Worker | None:
         live = [r for r in self.replicas if r.alive]
@@ -207,6 +211,9 @@ class Gateway:
                 replica = replica_or_error
             try:
                 status, headers, body = await replica.upstream.request(data, self.config.request_timeout_s)
+            except TimeoutError:  # the replica is alive but slow: retrying would only pile on
+                message = f"model {state.name!r} did not answer within {self.config.request_timeout_s:g} s"
+                return error_response(504, message), cold
             except (ConnectionError, OSError) as exc:
                 last_error = str(exc)
                 self._lost(state, replica)
@@ -242,7 +249,7 @@ class Gateway:
     async def _wake(self, state: ModelState) -> Worker:
         was_zero = state.desired == 0
         state.desired = max(state.desired, 1)
-        state.changed_at = time.monotonic()
+        state.unsaved = True
         kind, reason = (
             ("wake", "request while hibernated") if was_zero else ("replica_started", "no live replica")
         )
@@ -266,6 +273,7 @@ class Gateway:
                 raise
         finally:
             state.starting -= 1
+            self.pool.fill()
         state.replicas.append(worker)
         self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
         self._background_async(self._watch(state, worker))
@@ -276,7 +284,15 @@ class Gateway:
             worker.pid,
             worker.load_ms,
         )
-        self._background(self._save_state, state, kind, reason or f"replica on port {worker.port}")
+        # the registry write waits until the first requests are answered (it would compete with them)
+        asyncio.get_running_loop().call_later(
+            SAVE_DELAY_S,
+            self._background,
+            self._save_state,
+            state,
+            kind,
+            reason or f"replica on port {worker.port}",
+        )
         return worker
 
     async def _watch(self, state: ModelState, worker: Worker) -> None:
@@ -325,7 +341,7 @@ class Gateway:
         desired = row.replicas if row.state in ACTIVE_STATES else 0
         if state is None:
             self.models[row.name] = ModelState(row.name, order, desired)
-        elif state.changed_at < read_at:  # a wake newer than this read wins until it is saved
+        elif not state.unsaved and state.saved_at < read_at:  # a local wake wins until it is saved
             state.order, state.desired = order, desired
 
     async def _converge(self, state: ModelState) -> None:
@@ -363,7 +379,8 @@ class Gateway:
             fields.update(state="running", replicas=max(state.desired, 1))
         self.registry.upsert_deployment(state.name, **fields)
         self.registry.add_event(state.name, kind, reason)
-        state.changed_at = 0.0
+        state.saved_at = time.monotonic()
+        state.unsaved = False
 
     # -- request log ---------------------------------------------------------------------------
     def _record(self, name: str, started: float, cold: bool, status: int) -> None:

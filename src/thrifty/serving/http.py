@@ -251,7 +251,7 @@ def run(main: Awaitable[Any]) -> Any:
         return runner.run(main)  # type: ignore[arg-type]
 
 
-class _ClientProtocol(asyncio.Protocol):
+class ClientConnection(asyncio.Protocol):
     """One keep-alive connection to an upstream server; one request at a time."""
 
     def __init__(self) -> None:
@@ -299,25 +299,35 @@ class _ClientProtocol(asyncio.Protocol):
             waiter.set_result((int(lines[0].split(" ", 2)[1]), headers, body))
 
 
+def _expire(waiter: asyncio.Future[Any], timeout_s: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no response within {timeout_s:g} s"))
+
+
 class UpstreamPool:
     """Keep-alive connections to one upstream ``host:port``, opened on demand and reused."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self._idle: list[_ClientProtocol] = []
+        self._idle: list[ClientConnection] = []
         self.outstanding = 0
 
     async def request(self, data: bytes, timeout_s: float) -> tuple[int, dict[str, str], bytes]:
         """Send raw request bytes; (status, headers, body). ConnectionError when the upstream dies."""
-        conn = await self._acquire()
+        conn = (
+            self._idle.pop() if self._idle and self._idle[-1].transport is not None else await self._acquire()
+        )
         self.outstanding += 1
+        waiter = conn.send(data)
+        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter, timeout_s)
         try:
-            result = await asyncio.wait_for(conn.send(data), timeout_s)
+            result = await waiter
         except BaseException:
             if conn.transport is not None:
                 conn.transport.close()
             raise
         finally:
+            timer.cancel()
             self.outstanding -= 1
         if conn.reusable and conn.transport is not None:
             self._idle.append(conn)
@@ -325,13 +335,13 @@ class UpstreamPool:
             conn.transport.close()
         return result
 
-    async def _acquire(self) -> _ClientProtocol:
+    async def _acquire(self) -> ClientConnection:
         while self._idle:
             conn = self._idle.pop()
             if conn.transport is not None:
                 return conn
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_ClientProtocol, self.host, self.port)
+        _, protocol = await loop.create_connection(ClientConnection, self.host, self.port)
         return protocol
 
     def close(self) -> None:

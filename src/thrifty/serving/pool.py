@@ -135,13 +135,17 @@ class WarmPool:
             self._spares.append(asyncio.get_running_loop().create_task(spawn_worker()))
 
     async def take(self) -> Worker:
+        """A started worker: a warm spare when there is one, else a fresh start (cold).
+
+        The pool is not refilled here: the caller calls ``fill`` once its replica is loaded, so the
+        replacement's start (a Python process importing onnxruntime) never competes with a wake.
+        """
         started = time.perf_counter()
         ready = [t for t in self._spares if t.done() and not t.cancelled() and t.exception() is None]
         task = ready[0] if ready else (self._spares[0] if self._spares else None)
         if task is not None:
             self._spares.remove(task)
-        self.fill()
-        if task is None:
+        else:
             task = asyncio.get_running_loop().create_task(spawn_worker())
         warm = task.done()
         worker = await task

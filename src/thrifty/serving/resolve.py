@@ -7,7 +7,7 @@ Convention (documented in the issue's closing note):
   beside the ONNX file in the variant's folder; the model version's Hugging Face folder (format
   ``huggingface``), unpacked from the store;
 * the optimized graph (onnxruntime's extended optimizations, saved once) lives in the cache as
-  ``<cache>/serving/<sha256>.opt.onnx``; ``serving["optimized_graph"] = False`` turns it off.
+  ``<cache>/serving/<sha256>.opt.ort`` (onnxruntime's flatbuffer format); ``serving["optimized_graph"] = False`` turns it off.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def resolve_files(spec: Any, registry: Any, store: Any, cache_dir: Path) -> Serv
     if serving.get("optimized_graph", True) is not False:
         from thrifty.serving.runner import save_optimized_graph
 
-        optimized = save_optimized_graph(model_path, cache_dir / "serving" / f"{sha}.opt.onnx")
+        optimized = save_optimized_graph(model_path, cache_dir / "serving" / f"{sha}.opt.ort")
     return ServedFiles(model_path, tokenizer, optimized)
 
 

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -111,7 +111,8 @@ def test_fifty_requests_to_a_hibernated_model_all_succeed_with_one_wake(env: Env
     assert [r.status_code for r in responses] == [200] * 50
     got = np.array([r.json()["outputs"][0]["data"] for r in responses], dtype=np.float32)
     np.testing.assert_allclose(got, mlp_reference(env.mlp_path, rows), rtol=1e-5)
-    time.sleep(0.5)  # the wake event is written off the request path
+    _wait_for(lambda: _events("wake") > wakes_before)  # the wake event is written off the request path
+    time.sleep(0.3)
     assert _events("wake") == wakes_before + 1
     metrics = httpx.get(f"{env.url}/metrics").text
     assert 'thrifty_gateway_cold_starts_total{model="mlp"} 1.0' in metrics
@@ -159,6 +160,7 @@ def test_killing_a_replica_mid_load_loses_no_request(env: Env) -> None:
     runner.join(60)
     assert len(statuses) == 400
     assert set(statuses) == {200}
+    _wait_for(lambda: _events("replica_lost") >= 1)
     assert _events("replica_lost") >= 1
     new = env.admin()["models"]["mlp"]["replicas"]  # type: ignore[index]
     assert new and int(new[0]["pid"]) != victim
@@ -214,6 +216,12 @@ def test_down_answers_in_flight_requests_then_stops_everything(env: Env) -> None
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         assert not _alive(pid)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
