@@ -66,10 +66,10 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         )
     table.add_column("accepted?")
     for row in rows:
-        verdict = {"accepted": "[green]yes[/]", "rejected": f"[red]no[/] {row['rejection_reason'] or ''}"}
+        reason = (row["rejection_reason"] or "").removeprefix("outside tolerance: ")
+        verdict = {"accepted": "[green]yes[/]", "rejected": f"[red]no[/]: {reason}"}
         table.add_row(
             row["variant"],
-            row["technique"],
             _fmt(row["size_mb"]),
             _fmt(row["latency_ms_p50"], ".2f"),
             _fmt(row["latency_ms_p95"], ".2f"),

@@ -130,7 +130,7 @@ class BlockwiseQuantConfig:
     """
 
     bits: int = 8
-    block_size: int = 64
+    block_size: int = 32
     symmetric: bool = True
     accuracy_level: int = 4
     quantize_embeddings: bool = True

@@ -8,7 +8,9 @@ the tolerance; a rejected variant carries the number that failed and is never ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,9 @@ from thrifty.bench.evaluation import EvalSet, text_eval_set
 from thrifty.bench.harness import BenchSpec, run_benchmark
 from thrifty.errors import OptimizeError
 from thrifty.optimize._io import load_config
-from thrifty.optimize.config import TECHNIQUES, Preset, Tolerance, for_cpu
+from thrifty.optimize.config import TECHNIQUES, GraphOptConfig, Preset, Tolerance, for_cpu
 from thrifty.registry import Registry
-from thrifty.registry.models import BenchmarkResult, ModelVersion, Variant
+from thrifty.registry.models import Artifact, BenchmarkResult, ModelVersion, Variant
 
 #: technique → (variant name, the technique whose output it starts from)
 VARIANT_NAMES: dict[str, tuple[str, str | None]] = {
@@ -129,7 +131,9 @@ def run_technique(
     if parent is None:
         raise OptimizeError(f"technique {technique!r} needs its parent variant first")
     if technique == "graph":
-        return graph.optimize_graph(parent, out_dir, preset.graph, hf_config_dir=source.hf_dir)
+        return graph.optimize_graph(
+            parent, out_dir, _graph_config(preset, source), hf_config_dir=source.hf_dir
+        )
     if technique == "dynamic_int8":
         return quantize.quantize_dynamic_int8(parent, out_dir, _need(preset.dynamic, technique, preset))
     if technique == "blockwise_int8":
@@ -155,6 +159,15 @@ def run_technique(
     return result.path
 
 
+def _graph_config(preset: Preset, source: Source) -> GraphOptConfig:
+    """Without Optimum's transformer fusions, save the graph at 'basic' level: ORT's extended
+    fusions write com.microsoft ops the quantizers cannot type, and the serving session applies
+    them again at load time anyway."""
+    if source.hf_dir is None and preset.graph.level != "basic":
+        return dataclasses.replace(preset.graph, level="basic")
+    return preset.graph
+
+
 def _need(config: Any, technique: str, preset: Preset) -> Any:
     if config is None:
         raise OptimizeError(
@@ -174,7 +187,7 @@ def register_variant(
 ) -> Variant:
     """Store ``path`` (content-addressed) and register it as a variant of ``version``."""
     blob = store.put_file(path)
-    artifact = registry.upsert_artifact(blob.sha256, blob.size_bytes, blob.uri, kind="variant")
+    artifact = _upsert_artifact(registry, blob.sha256, blob.size_bytes, blob.uri)
     config = load_config(path) or {"technique": technique}
     variant, _ = registry.add_variant(
         version.id,
@@ -187,8 +200,23 @@ def register_variant(
     return variant
 
 
+def _upsert_artifact(registry: Registry, sha256: str, size_bytes: int, uri: str) -> Artifact:
+    """Upsert that tolerates a twin: two techniques mapped in parallel can write identical bytes
+    (the search's first candidate is plain int8) and race to insert the same sha256."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return registry.upsert_artifact(sha256, size_bytes, uri, kind="variant")
+    except IntegrityError:
+        found = registry.get_artifact(sha256)
+        if found is None:
+            raise
+        return found
+
+
 Progress = Callable[[str], None]
 _EVAL_CACHE: dict[tuple[int, str], EvalSet] = {}
+_EVAL_LOCK = threading.RLock()
 
 
 def work_dir_for(version: ModelVersion, home: Path) -> Path:
@@ -199,12 +227,15 @@ def source_and_evals(
     version: ModelVersion, store: ArtifactStore, work_dir: Path, evals: EvalSet | None = None
 ) -> tuple[Source, EvalSet]:
     """The original model and its eval set (cached per process: the reference costs a model run)."""
-    source = open_source(version, store, work_dir)
-    if evals is None:
-        key = (version.id, str(work_dir))
-        if key not in _EVAL_CACHE:
-            _EVAL_CACHE[key] = eval_set_for(source)
-        evals = _EVAL_CACHE[key]
+    # one thread at a time: techniques mapped in parallel share the eval set, and importing
+    # transformers from two threads at once can see a half-initialized module
+    with _EVAL_LOCK:
+        source = open_source(version, store, work_dir)
+        if evals is None:
+            key = (version.id, str(work_dir))
+            if key not in _EVAL_CACHE:
+                _EVAL_CACHE[key] = eval_set_for(source)
+            evals = _EVAL_CACHE[key]
     return source, evals
 
 
@@ -230,13 +261,32 @@ def make_variant(
             f"{technique!r} starts from the {parent_technique!r} variant", hint="make it first"
         )
     source, evals = source_and_evals(version, store, work_dir, evals)
-    parent_path = store.fetch(parent.artifact.sha256) if parent is not None else None
+    parent_path = (
+        _private_copy(store.fetch(parent.artifact.sha256), work_dir / name) if parent is not None else None
+    )
     path = run_technique(
         technique, parent_path, source, work_dir / name, preset or for_cpu(), evals, tolerance or Tolerance()
     )
     return register_variant(
         registry, store, version, name, technique, path, parent.id if parent is not None else None
     )
+
+
+def _private_copy(blob: Path, folder: Path) -> Path:
+    """The parent as ``parent.onnx`` in this technique's own folder.
+
+    onnxruntime's quantizers write scratch files (``*-inferred``) next to their input; techniques
+    mapped in parallel on the same stored blob would delete each other's scratch files.
+    """
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "parent.onnx"
+    if not target.exists() or target.stat().st_size != blob.stat().st_size:
+        tmp = folder / ".parent.onnx.tmp"
+        shutil.copyfile(blob, tmp)
+        tmp.replace(target)
+    return target
 
 
 def optimize_version(
