@@ -199,7 +199,8 @@ def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]
     """The markdown summary, the variants table, the top offers table and a link to the endpoint."""
     data = report.collect(runtime.registry(), deployment)
     endpoint = str(data.deployment.get("endpoint_url") or "")
-    curl = report.curl_example(endpoint.split("/v2/")[0], deployment) if endpoint else None
+    inputs = _curl_inputs(deployment)
+    curl = report.curl_example(endpoint.split("/v2/")[0], deployment, inputs=inputs) if endpoint else None
     summary = report.summary_markdown(data, curl=curl) + f"\n**Target:** {target_reason}\n"
     key = deployment.lower().replace("_", "-").replace(".", "-")
     create_markdown_artifact(
@@ -212,3 +213,14 @@ def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]
     if endpoint:
         create_link_artifact(key=f"{key}-endpoint", link=endpoint, link_text=f"{deployment} endpoint")
     return {"summary": summary, "curl": curl, "endpoint_url": endpoint}
+
+
+def _curl_inputs(deployment: str) -> list[dict[str, Any]] | None:
+    """None for Hugging Face text models (the server tokenizes a sentence); zeros shaped like the
+    model's inputs otherwise, so the curl in the summary works for any model."""
+    registry = runtime.registry()
+    row = registry.get_deployment(deployment)
+    if not row.variant_id:
+        return None
+    version = registry.get_model_version_by_id(registry.get_variant(row.variant_id).model_version_id)
+    return None if version.format == "huggingface" else report.example_inputs(version.signature)

@@ -134,8 +134,34 @@ def savings_line(report: RunReport) -> str:
     return f"{ratio:.1f}× cheaper than the naive baseline ({_money(saved)}/month saved)"
 
 
-def curl_example(endpoint_url: str, model: str, sample: str = "thrifty keeps models cheap") -> str:
-    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [sample]}]}
+#: numpy dtype names in a model signature → Open Inference Protocol datatypes
+OIP_DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32"}
+OIP_DATATYPES |= {"int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
+
+
+def example_inputs(signature: dict[str, Any]) -> list[dict[str, Any]]:
+    """OIP inputs shaped like a model's signature (symbolic dimensions → 1), filled with zeros."""
+    inputs = []
+    for item in signature.get("inputs", []):
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in item.get("shape") or []]
+        count = 1
+        for d in shape:
+            count *= d
+        datatype = OIP_DATATYPES.get(str(item.get("dtype")), "FP32")
+        zero: float | int | bool = False if datatype == "BOOL" else 0.0 if datatype.startswith("FP") else 0
+        inputs.append({"name": item["name"], "shape": shape, "datatype": datatype, "data": [zero] * count})
+    return inputs
+
+
+def curl_example(
+    endpoint_url: str,
+    model: str,
+    sample: str = "thrifty keeps models cheap",
+    inputs: list[dict[str, Any]] | None = None,
+) -> str:
+    """A ready-to-paste request: one sentence for text models, else ``inputs`` (see example_inputs)."""
+    text = [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [sample]}]
+    body = {"inputs": inputs or text}
     return (
         f"curl -s -X POST {endpoint_url.rstrip('/')}/v2/models/{model}/infer "
         f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
