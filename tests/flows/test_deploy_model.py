@@ -7,6 +7,7 @@ live. The plan ranks the clouds; with no target block saved the chosen variant i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,21 @@ def artifacts_of(flow_run_id: UUID) -> dict[str, Any]:
     return {a.key: a for a in found if a.key}
 
 
+def assert_curl_works(curl: str, endpoint_url: str) -> None:
+    """The summary's ready-to-paste curl: the URL and body it sends, sent with httpx."""
+    import httpx
+
+    url = curl.split(" -X POST ", 1)[1].split(" ", 1)[0]
+    body = json.loads(curl.split(" -d '", 1)[1].removesuffix("'"))
+    assert url == f"{endpoint_url}/infer"
+    assert [(i["name"], i["shape"], i["datatype"]) for i in body["inputs"]] == [
+        ("x", [1, IN_FEATURES], "FP32")
+    ]
+    response = httpx.post(url, json=body, timeout=30.0)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["shape"] == [1, CLASSES]
+
+
 def live_processes(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:
@@ -175,6 +191,7 @@ def test_deploys_serves_and_reruns_from_cache(tiny_model: Path, deploy_home: Pat
     assert "cheaper than the naive baseline" in markdown
     assert artifacts["tiny-endpoint"].data == f"[tiny endpoint]({row.endpoint_url})"
     assert summary["baseline"]["instance_type"] == "m5.xlarge"
+    assert_curl_works(summary["curl"], row.endpoint_url)
 
     # (d) no credentials: the plan chose a cloud, the variant is served locally, and both are said
     assert summary["chosen"]["provider"] in {"aws", "gcp", "azure"}

@@ -207,3 +207,26 @@ def test_cli_report_unknown_deployment_fails_cleanly(thrifty_home: Path) -> None
     result = runner.invoke(app, ["report", "nope"])
     assert result.exit_code != 0
     assert isinstance(result.exception, NotFoundError)
+
+
+def test_curl_example_for_a_tensor_model_uses_its_signature() -> None:
+    signature = {
+        "inputs": [
+            {"name": "x", "dtype": "float32", "shape": ["batch", 3]},
+            {"name": "mask", "dtype": "int64", "shape": [None, 2]},
+        ]
+    }
+    curl = report.curl_example("http://127.0.0.1:8470", "m", inputs=report.example_inputs(signature))
+    body = json.loads(curl.split(" -d '", 1)[1].removesuffix("'"))
+    assert body["inputs"] == [
+        {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.0, 0.0, 0.0]},
+        {"name": "mask", "shape": [1, 2], "datatype": "INT64", "data": [0, 0]},
+    ]
+    assert curl.startswith("curl -s -X POST http://127.0.0.1:8470/v2/models/m/infer ")
+
+
+def test_curl_example_for_a_text_model_sends_a_sentence() -> None:
+    body = json.loads(
+        report.curl_example("http://h:1", "m", sample="hi").split(" -d '", 1)[1].removesuffix("'")
+    )
+    assert body == {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}
