@@ -111,7 +111,9 @@ def raw_onnxruntime(case: Case) -> dict[str, float]:
     """One call at a time in this process (with tokenization for text): the limit."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(case.path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as every server here
+    session = ort.InferenceSession(str(case.path), options, providers=["CPUExecutionProvider"])
     call = _raw_call(case, session)
     for _ in range(20):
         call()
@@ -420,7 +422,10 @@ def serving_markdown(all_results: dict[str, dict[str, dict[int, dict[str, float]
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {machine_line()}. Load from a separate process"
         f" (keep-alive connections, one request at a time each), {DURATION_S:g} s per run after 1 s warm-up;"
         " client and servers share this machine's cores. MiniLM: int8, one 128-token text per request,"
-        " tokenized server-side. Raw onnxruntime = one call at a time in-process (the limit at any concurrency).",
+        " tokenized server-side. Raw onnxruntime = one call at a time in-process (the limit at any concurrency)."
+        " Every contender runs onnxruntime with the same options (CPU provider, intra-op spinning off)."
+        f" Load average before the run: {LOAD_BEFORE}; after: {_load_average()} (this machine is shared;"
+        " compare within a table only).",
         "",
     ]
     for case_name, results in all_results.items():
@@ -500,6 +505,13 @@ def print_tables(
     for name, values in wake.items():
         table.add_row(name, f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}")
     console.print(table)
+
+
+def _load_average() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+LOAD_BEFORE = _load_average()
 
 
 def main() -> None:

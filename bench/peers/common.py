@@ -13,7 +13,10 @@ TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 class OnnxModel:
     def __init__(self, model_path: str, tokenizer_path: str | None) -> None:
-        self.session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        # the same onnxruntime settings as thrifty and the raw baseline, so servers are compared
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
         self.tokenizer = None

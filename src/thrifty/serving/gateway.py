@@ -346,9 +346,13 @@ class Gateway:
 
     async def _converge(self, state: ModelState) -> None:
         live = [r for r in state.replicas if r.alive]
-        missing = state.desired - len(live) - state.starting
-        for _ in range(max(missing, 0)):
-            self._background_async(self._start_replica(state, "replica_started", "reconcile"))
+        waking = state.waking is not None and not state.waking.done()
+        missing = state.desired - len(live) - state.starting - (waking and state.starting == 0)
+        for index in range(max(missing, 0)):
+            if index == 0 and not live and not waking:
+                self._background_async(self.wake(state))  # requests arriving now join this start
+            else:
+                self._background_async(self._start_replica(state, "replica_started", "reconcile"))
         for worker in sorted(live, key=lambda r: r.upstream.outstanding)[: max(-missing, 0)]:
             state.replicas.remove(worker)
             self._background_async(worker.stop())

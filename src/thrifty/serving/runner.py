@@ -38,7 +38,13 @@ class RunnerConfig:
     max_queue_delay_ms: float = 0.0
     intra_op_threads: int = 0
     max_seq_len: int = 128
+    #: text batches stop at this many tokens: on CPU, MiniLM ran no faster per item past ~4 × 128
+    #: tokens (measured, bench/serving.py), and a bigger batch only makes every request in it wait
+    max_batch_tokens: int = 512
     optimized_graph_path: Path | None = None
+    #: let idle onnxruntime threads spin-wait (its default); off here because a server shares its
+    #: cores with HTTP parsing, and on a busy machine spinning halved MiniLM's throughput (measured)
+    spin: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +62,8 @@ def create_session(model_path: Path, config: RunnerConfig) -> Any:
     options = ort.SessionOptions()
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
+    if not config.spin:  # idle onnxruntime threads would otherwise spin on the cores HTTP needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model_path
     if config.optimized_graph_path is not None and config.optimized_graph_path.is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -132,6 +140,11 @@ class ModelRunner:
         self.inputs = self._served_inputs()
         self.input_specs = {s.name: s for s in self.inputs}
         self.batchable = all(s.shape[:1] == (-1,) for s in self.model_inputs + self.outputs)
+        self.max_rows = self.config.max_batch_size
+        if self.tokenizer is not None:
+            self.max_rows = min(
+                self.max_rows, max(1, self.config.max_batch_tokens // self.config.max_seq_len)
+            )
         self.load_ms = (time.perf_counter() - started) * 1000
         self._on_batch = on_batch
         self._pending: deque[_Pending] = deque()
@@ -200,7 +213,7 @@ class ModelRunner:
         delay_s = self.config.max_queue_delay_ms / 1000
         try:
             while self._pending:
-                if delay_s and sum(p.rows for p in self._pending) < self.config.max_batch_size:
+                if delay_s and sum(p.rows for p in self._pending) < self.max_rows:
                     await asyncio.sleep(delay_s)
                 batch = self._take()
                 if self.inline:
@@ -216,7 +229,7 @@ class ModelRunner:
         if not self.batchable:
             return batch
         rows = batch[0].rows
-        while self._pending and rows + self._pending[0].rows <= self.config.max_batch_size:
+        while self._pending and rows + self._pending[0].rows <= self.max_rows:
             item = self._pending.popleft()
             rows += item.rows
             batch.append(item)

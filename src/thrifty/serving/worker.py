@@ -50,6 +50,8 @@ def runner_config(raw: dict[str, Any]) -> RunnerConfig:
         max_queue_delay_ms=float(raw.get("max_queue_delay_ms", 0.0)),
         intra_op_threads=int(raw.get("intra_op_threads", 0)),
         max_seq_len=int(raw.get("max_seq_len", 128)),
+        max_batch_tokens=int(raw.get("max_batch_tokens", 512)),
+        spin=bool(raw.get("spin", False)),
         optimized_graph_path=Path(opt) if opt else None,
     )
 

