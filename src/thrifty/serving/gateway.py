@@ -240,13 +240,13 @@ class Gateway:
         except ServingError as exc:
             return error_response(504, f"model {state.name!r} could not be woken: {exc.message}")
 
-    def wake(self, state: ModelState) -> asyncio.Task[Worker]:
+    def wake(self, state: ModelState, *, by_request: bool = True) -> asyncio.Task[Worker]:
         """The one wake in progress for ``state`` (started if none): many waiters, one replica."""
         if state.waking is None or state.waking.done():
-            state.waking = asyncio.get_running_loop().create_task(self._wake(state))
+            state.waking = asyncio.get_running_loop().create_task(self._wake(state, by_request))
         return state.waking
 
-    async def _wake(self, state: ModelState) -> Worker:
+    async def _wake(self, state: ModelState, by_request: bool) -> Worker:
         was_zero = state.desired == 0
         state.desired = max(state.desired, 1)
         state.unsaved = True
@@ -254,7 +254,8 @@ class Gateway:
             ("wake", "request while hibernated") if was_zero else ("replica_started", "no live replica")
         )
         worker = await self._start_replica(state, kind, reason)
-        self.metrics.cold_starts.labels(state.name).inc()
+        if by_request:  # a cold start: requests waited for this replica
+            self.metrics.cold_starts.labels(state.name).inc()
         return worker
 
     async def _start_replica(
@@ -350,7 +351,7 @@ class Gateway:
         missing = state.desired - len(live) - state.starting - (waking and state.starting == 0)
         for index in range(max(missing, 0)):
             if index == 0 and not live and not waking:
-                self._background_async(self.wake(state))  # requests arriving now join this start
+                self._background_async(self.wake(state, by_request=False))  # requests arriving now join it
             else:
                 self._background_async(self._start_replica(state, "replica_started", "reconcile"))
         for worker in sorted(live, key=lambda r: r.upstream.outstanding)[: max(-missing, 0)]:
