@@ -160,21 +160,33 @@ def _token_model_fidelity(path: Path, evals: EvalSet) -> dict[str, float]:
     return embedding_fidelity(evals.reference, np.concatenate(pooled))
 
 
-def _measure(entries: list[Entry], evals: EvalSet, spec: BenchSpec) -> None:
-    for index, entry in enumerate(entries, 1):
-        start = time.perf_counter()
+def _merge(best: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Keep, per case, the round with the lower p50: a load burst on the shared machine during
+    one round then cannot make one model look slow (every model gets the same two chances)."""
+    if not best:
+        return new
+    key = lambda c: (c["batch_size"], c["seq_len"])  # noqa: E731
+    theirs = {key(c): c for c in new["cases"]}
+    cases = [min(c, theirs[key(c)], key=lambda x: x["latency_ms_p50"]) for c in best["cases"]]
+    return {**best, "cases": cases, "load_ms": min(best["load_ms"], new["load_ms"])}
+
+
+def _measure(entries: list[Entry], evals: EvalSet, spec: BenchSpec, rounds: int) -> None:
+    for entry in entries:
         if entry.runtime == "onnxruntime":
-            fid = (
-                _token_model_fidelity(entry.path, evals)
-                if entry.output == "tokens"
-                else evals.fidelity(entry.path)
+            tokens = entry.output == "tokens"
+            entry.fidelity = (
+                _token_model_fidelity(entry.path, evals) if tokens else evals.fidelity(entry.path)
             )
-            entry.fidelity = fid
-        entry.bench = run_benchmark(entry.path, spec, runtime=entry.runtime)
-        console.print(
-            f"[{index}/{len(entries)}] {entry.name}: b1/128 {entry.p50(1, 128):.1f} ms "
-            f"({time.perf_counter() - start:.0f} s)"
-        )
+    for round_index in range(rounds):
+        order = entries if round_index % 2 == 0 else entries[::-1]
+        for index, entry in enumerate(order, 1):
+            start = time.perf_counter()
+            entry.bench = _merge(entry.bench, run_benchmark(entry.path, spec, runtime=entry.runtime))
+            console.print(
+                f"round {round_index + 1} [{index}/{len(entries)}] {entry.name}: "
+                f"b1/128 {entry.p50(1, 128):.1f} ms ({time.perf_counter() - start:.0f} s)"
+            )
 
 
 def _verdict(entry: Entry, tolerance: Tolerance) -> bool:
@@ -280,8 +292,9 @@ def _markdown(entries: list[Entry], ort: Entry, torch_entry: Entry, spec: BenchS
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_line()}; "
         f"CPU flags: {', '.join(hw['cpu_flags'])} (int8 preset: {hw['isa']}). Each model timed in a "
         f"fresh process, {spec.threads[0]} thread, p50 of up to {spec.runs} runs per case "
-        f"(≤ {spec.max_seconds_per_case:.0f} s per case) after {spec.warmup} warm-ups; the machine is "
-        f"shared, so read ratios within this table. Fidelity: cosine to the PyTorch original and "
+        f"(≤ {spec.max_seconds_per_case:.0f} s per case) after {spec.warmup} warm-ups, two rounds in "
+        f"opposite orders keeping each case's lower p50; the machine is shared by several busy "
+        f"sessions, so read ratios within this table. Fidelity: cosine to the PyTorch original and "
         f"nearest-neighbour agreement over {eval_size} eval sentences "
         f"(built-in set). `nat` = natural lengths (batch padded to its longest sentence). Torch eager = "
         f"the same sentence-embedding module in PyTorch. The sentence-transformers peer outputs "
@@ -307,8 +320,8 @@ def main() -> None:
         threads=(1,),
         seq_lens=(128, None),
         warmup=2,
-        runs=10 if quick else 60,
-        max_seconds_per_case=2.0 if quick else 6.0,
+        runs=10 if quick else 40,
+        max_seconds_per_case=1.5 if quick else 3.0,
         inputs=evals.bench_inputs,
     )
     with tempfile.TemporaryDirectory(prefix="thrifty-bench-optimize-") as tmp, warnings.catch_warnings():
@@ -321,7 +334,7 @@ def main() -> None:
         entries.append(_st_peer(folder, work))
         torch_entry = Entry("torch eager fp32", "baseline", folder, runtime="torch-sentence-embedding")
         entries.insert(0, torch_entry)
-        _measure(entries, evals, spec)
+        _measure(entries, evals, spec, rounds=1 if quick else 2)
     seconds = time.perf_counter() - started
     table = Table(title="all-MiniLM-L6-v2: variants and peers")
     for header in HEADERS:
