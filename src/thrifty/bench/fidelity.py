@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,3 @@ def measure_fidelity(
     numbers = task_fidelity(task, reference, run_onnx(onnx_path, batches), labels)
     accepted, reason = judge(numbers, tolerance)
     return {"task": task, **numbers, "accepted": accepted, "rejection_reason": reason}
-
-
-Evaluator = Callable[[Path], dict[str, Any]]
