@@ -278,12 +278,14 @@ class Gateway:
         state.replicas.append(worker)
         self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
         self._background_async(self._watch(state, worker))
+        wake_ms = (time.perf_counter() - started) * 1000
         log.info(
-            "replica of %s ready on port %s (pid %s, load %.1f ms)",
+            "replica of %s ready on port %s (pid %s) in %.1f ms: %s",
             state.name,
             worker.port,
             worker.pid,
-            worker.load_ms,
+            wake_ms,
+            worker.timings,
         )
         # the registry write waits until the first requests are answered (it would compete with them)
         asyncio.get_running_loop().call_later(

@@ -30,6 +30,7 @@ class Worker:
     pid: int
     name: str = ""
     load_ms: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     upstream: UpstreamPool = field(init=False)
     stopping: bool = False
 
@@ -52,6 +53,7 @@ class Worker:
             self.kill()
             raise ServingError(f"replica of {self.name!r} failed to load: {event.get('error')}")
         self.load_ms = float(event.get("load_ms", 0.0))
+        self.timings = {k: float(v) for k, v in event.items() if k.endswith("_ms")}
         return self.load_ms
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:

@@ -135,6 +135,7 @@ class ModelRunner:
             )
             self.session = create_session(model_path, self.config)
             self.tokenizer = tokenizer.result() if tokenizer is not None else None
+        self.session_ms = (time.perf_counter() - started) * 1000
         self.model_inputs = [_spec(a) for a in self.session.get_inputs()]
         self.outputs = [_spec(a) for a in self.session.get_outputs()]
         self.inputs = self._served_inputs()
@@ -151,7 +152,8 @@ class ModelRunner:
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ort-{name}")
-        self.inline = self._warm_up() < INLINE_RUN_MS
+        self.warmup_ms = self._warm_up()
+        self.inline = self.warmup_ms < INLINE_RUN_MS
 
     def _served_inputs(self) -> list[TensorSpec]:
         if self.tokenizer is None:

@@ -166,6 +166,36 @@ def test_killing_a_replica_mid_load_loses_no_request(env: Env) -> None:
     assert new and int(new[0]["pid"]) != victim
 
 
+def test_scale_and_delete_are_idempotent(env: Env, tmp_path: Path) -> None:
+    from thrifty import runtime
+    from thrifty.providers.local import spec_for_path
+
+    provider = env.provider()
+    provider.deploy(spec_for_path(env.mlp_path, "extra", runtime.store()))  # type: ignore[attr-defined]
+    scaled = provider.scale("extra", 2)  # type: ignore[attr-defined]
+    assert (scaled.replicas_desired, scaled.replicas_ready) == (2, 2)
+    assert len(set(scaled.details["ports"])) == 2
+    assert provider.scale("extra", 2).replicas_ready == 2  # type: ignore[attr-defined]
+    assert sum(e.kind == "scale" for e in runtime.registry().list_events("extra")) == 1
+    managed = provider.list_managed()  # type: ignore[attr-defined]
+    assert {m.kind for m in managed} == {"gateway", "replica"}
+    assert sum(m.deployment_name == "extra" for m in managed) == 2
+    provider.delete("extra")  # type: ignore[attr-defined]
+    provider.delete("extra")  # type: ignore[attr-defined]
+    assert runtime.registry().find_deployment("extra") is None
+    assert "extra" not in env.admin()["models"]  # type: ignore[operator]
+
+
+def test_local_provider_declares_what_it_cannot_do() -> None:
+    from thrifty.errors import UnsupportedFeatureError
+    from thrifty.providers.base import Feature, provider_class, require
+
+    cls = provider_class("local")
+    with pytest.raises(UnsupportedFeatureError, match="local machine has no spot market"):
+        require(cls, Feature.SPOT)
+    require(cls, Feature.SCALE_TO_ZERO)  # supported: hibernate / wake
+
+
 def test_a_crashed_gateway_restarts_from_the_registry(env: Env) -> None:
     old_pid = int(env.admin()["pid"])  # type: ignore[call-overload]
     os.kill(old_pid, signal.SIGKILL)
