@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import Engine, and_, delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from thrifty.errors import NotFoundError
@@ -390,3 +390,10 @@ class Registry:
                 .group_by(RequestLog.model_name)
             )
             return {name: (int(count), last) for name, count, last in s.execute(query)}
+
+    def log_requests_bulk(self, rows: Sequence[dict[str, Any]]) -> int:
+        """``log_requests`` as one executemany (no ORM objects): the gateway logs thousands a second."""
+        if rows:
+            with self.session() as s:
+                s.execute(insert(RequestLog), list(rows))
+        return len(rows)

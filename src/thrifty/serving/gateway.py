@@ -407,7 +407,7 @@ class Gateway:
     async def flush_log(self) -> None:
         rows, self._log_rows = self._log_rows, []
         if rows:
-            await asyncio.get_running_loop().run_in_executor(None, self.registry.log_requests, rows)
+            await asyncio.get_running_loop().run_in_executor(None, self.registry.log_requests_bulk, rows)
 
 
 async def run_gateway(
