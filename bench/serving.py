@@ -55,6 +55,7 @@ PEER_REQUIREMENTS = {
 COMMON_PEER_REQUIREMENTS = ["onnxruntime==1.32.0", "numpy", "tokenizers==0.22.2"]
 TEXT = " ".join(["The quick brown fox jumps over the lazy dog while the cat sleeps."] * 12)
 console = Console()
+RAW = "raw onnxruntime (in-process, 1 call at a time)"
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def run_case(case: Case, peers: dict[str, Path]) -> dict[str, dict[int, dict[str
     results: dict[str, dict[int, dict[str, float]]] = {}
     console.print(f"[bold]{case.name}[/]: raw onnxruntime …")
     raw = raw_onnxruntime(case)
-    results["raw onnxruntime (in-process, 1 call at a time)"] = {1: raw, 32: raw}
+    results[RAW] = {1: raw, 32: raw}
     console.print(f"[bold]{case.name}[/]: thrifty direct …")
     with thrifty_direct(case) as url:
         results["thrifty serve (direct)"] = both(url, case)
@@ -344,6 +345,10 @@ def run_case(case: Case, peers: dict[str, Path]) -> dict[str, dict[int, dict[str
                 results[labels[peer]] = both(url, case)
         except RuntimeError as exc:
             console.print(f"[yellow]{peer} failed: {exc}[/]")
+    console.print(f"[bold]{case.name}[/]: raw onnxruntime again …")
+    again = raw_onnxruntime(case)
+    if again["rps"] > raw["rps"]:  # the machine is shared: keep the better (stricter) limit
+        results[RAW] = {1: again, 32: again}
     return results
 
 
@@ -422,14 +427,15 @@ def serving_markdown(all_results: dict[str, dict[str, dict[int, dict[str, float]
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {machine_line()}. Load from a separate process"
         f" (keep-alive connections, one request at a time each), {DURATION_S:g} s per run after 1 s warm-up;"
         " client and servers share this machine's cores. MiniLM: int8, one 128-token text per request,"
-        " tokenized server-side. Raw onnxruntime = one call at a time in-process (the limit at any concurrency)."
+        " tokenized server-side. Raw onnxruntime = one call at a time in-process (the limit at any concurrency),"
+        " measured before and after the servers; the faster of the two is shown."
         " Every contender runs onnxruntime with the same options (CPU provider, intra-op spinning off)."
         f" Load average before the run: {LOAD_BEFORE}; after: {_load_average()} (this machine is shared;"
         " compare within a table only).",
         "",
     ]
     for case_name, results in all_results.items():
-        raw = next(iter(results.values()))
+        raw = results[RAW]
         lines += [
             f"### {case_name}",
             "",
@@ -448,7 +454,7 @@ def serving_markdown(all_results: dict[str, dict[str, dict[int, dict[str, float]
 
 
 def targets(case_name: str, results: dict[str, dict[int, dict[str, float]]]) -> list[str]:
-    raw = results["raw onnxruntime (in-process, 1 call at a time)"]
+    raw = results[RAW]
     direct = results["thrifty serve (direct)"]
     peers = {k: v for k, v in results.items() if not k.startswith(("raw", "thrifty"))}
     best_peer = max((v[32]["rps"] for v in peers.values()), default=float("nan"))

@@ -53,26 +53,14 @@ def serve(
     from thrifty.serving.app import bind_socket, serve_until_stopped
     from thrifty.serving.http import run
     from thrifty.serving.resolve import resolve_files
-    from thrifty.serving.runner import RunnerConfig
-    from thrifty.serving.server import InferenceServer, ServerConfig
+    from thrifty.serving.server import InferenceServer
     from thrifty.settings import get_settings
 
     settings = get_settings()
     spec = spec_for(ref, name, 1, tokenizer)
     files = resolve_files(spec, runtime.registry(), runtime.store(), settings.home / "cache")
-    runner = RunnerConfig(
-        max_batch_size=max_batch_size or settings.serving_max_batch_size,
-        max_queue_delay_ms=settings.serving_max_queue_delay_ms
-        if max_queue_delay_ms is None
-        else max_queue_delay_ms,
-        optimized_graph_path=files.optimized_graph_path,
-    )
-    config = ServerConfig(
-        host=host,
-        port=port,
-        max_body_bytes=settings.serving_max_body_bytes,
-        api_tokens=tuple(t.get_secret_value() for t in settings.api_tokens),
-        runner=runner,
+    config = _server_config(
+        settings, host, port, files.optimized_graph_path, max_batch_size, max_queue_delay_ms
     )
     server = InferenceServer(config)
     loaded = server.load(spec.name, files.model_path, tokenizer_path=files.tokenizer_path)
@@ -81,6 +69,26 @@ def serve(
         f"[green]serving[/] [bold]{spec.name}[/] on http://{host}:{port}/v2/models/{spec.name} (loaded in {loaded.load_ms:.0f} ms; Ctrl-C stops)"
     )
     run(serve_until_stopped(server.handle, sock, max_body_bytes=config.max_body_bytes))
+
+
+def _server_config(
+    settings: Any, host: str, port: int, optimized: Path | None, max_batch: int | None, delay_ms: float | None
+) -> Any:
+    from thrifty.serving.runner import RunnerConfig
+    from thrifty.serving.server import ServerConfig
+
+    runner = RunnerConfig(
+        max_batch_size=max_batch or settings.serving_max_batch_size,
+        max_queue_delay_ms=settings.serving_max_queue_delay_ms if delay_ms is None else delay_ms,
+        optimized_graph_path=optimized,
+    )
+    return ServerConfig(
+        host=host,
+        port=port,
+        max_body_bytes=settings.serving_max_body_bytes,
+        api_tokens=tuple(t.get_secret_value() for t in settings.api_tokens),
+        runner=runner,
+    )
 
 
 def _print_status(status: Any, as_json: bool) -> None:
