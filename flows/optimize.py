@@ -1,8 +1,9 @@
 """Flow ``optimize-model``: make a model's variants, then benchmark and judge every one of them.
 
 Export and graph optimization run first (the others start from the optimized graph); the
-remaining techniques are mapped in parallel, then the benchmark and the fidelity check are mapped
-over all variants. The result is a Prefect table artifact: variant, size, latency, req/s, load
+remaining techniques are mapped in parallel, then every variant is timed (one fresh process at a
+time unless ``parallel_benchmarks``, so timings do not measure each other) and the fidelity check is
+mapped over all variants. The result is a Prefect table artifact: variant, size, latency, req/s, load
 time, fidelity and whether it was accepted.
 """
 
@@ -38,6 +39,11 @@ class OptimizeParams(BaseModel):
         default_factory=lambda: [128], description="Sequence lengths for text models (null = natural)."
     )
     runs: int = Field(30, description="Timed runs per benchmark case.")
+    parallel_benchmarks: bool = Field(
+        False,
+        description="Map the timing runs concurrently. Off by default: fresh timing processes running "
+        "at once on a small machine measure each other, not the variants.",
+    )
 
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,7 +88,11 @@ def optimize_model(params: OptimizeParams) -> list[dict[str, Any]]:
         "runs": params.runs,
     }
     ids = [r.variant_id for r in refs]
-    run_benchmark.map(ids, unmapped(spec)).result()
+    if params.parallel_benchmarks:
+        run_benchmark.map(ids, unmapped(spec)).result()
+    else:
+        for variant_id in ids:
+            run_benchmark(variant_id, spec)
     measure_fidelity.map(ids, unmapped(tolerance)).result()
     rows = pipeline.summarize(runtime.registry(), version)
     create_table_artifact(

@@ -86,6 +86,10 @@ def test_optimize_model_flow_makes_benchmarks_and_judges_variants(thrifty_home: 
     assert {"size MB", "p50 ms", "p95 ms", "req/s", "load ms", "fidelity", "accepted?"} <= set(table[0])
 
     # a second run reuses every variant (same names, same ids) instead of making new ones
-    again = optimize_model(params.model_copy(update={"techniques": ["export", "graph", "dynamic_int8"]}))
+    again = optimize_model(
+        params.model_copy(
+            update={"techniques": ["export", "graph", "dynamic_int8"], "parallel_benchmarks": True}
+        )
+    )
     assert {r["id"] for r in again} == {r["id"] for r in rows}
     assert len(registry.list_variants(version.id)) == 6
