@@ -60,16 +60,19 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     from thrifty.cli import console
 
     table = Table(title=title)
-    for column in ("variant", "technique", "size MB", "p50 ms", "p95 ms", "req/s", "load ms", "fidelity"):
-        table.add_column(
-            column, justify="left" if column in {"variant", "technique", "fidelity"} else "right"
-        )
-    table.add_column("accepted?")
+    width = max((len(r["variant"]) for r in rows), default=7)
+    table.add_column("variant", no_wrap=True, min_width=width)
+    table.add_column("technique")
+    for column in ("size MB", "p50 ms", "p95 ms", "req/s", "load ms"):
+        table.add_column(column, justify="right")
+    table.add_column("fidelity")
+    table.add_column("accepted?", overflow="fold")
     for row in rows:
         reason = (row["rejection_reason"] or "").removeprefix("outside tolerance: ")
         verdict = {"accepted": "[green]yes[/]", "rejected": f"[red]no[/]: {reason}"}
         table.add_row(
             row["variant"],
+            row["technique"],
             _fmt(row["size_mb"]),
             _fmt(row["latency_ms_p50"], ".2f"),
             _fmt(row["latency_ms_p95"], ".2f"),

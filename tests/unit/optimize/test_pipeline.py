@@ -4,6 +4,7 @@ parents, config saved) → benchmark rows → accepted / rejected; then `thrifty
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def test_optimize_minilm_yields_accepted_and_rejected_variants(
     assert sum(r["status"] == "accepted" for r in rows) >= 3
     table = CliRunner().invoke(app, ["variants", "minilm"], env={"COLUMNS": "160"})
     assert "int8-blockwise" in table.output and "nn_agreement" in table.output
+    assert re.search(r"│ int8-blockwise +│ blockwise_int8 +│", table.output)  # cells under their headers
 
 
 def test_unknown_and_torch_only_techniques_are_refused() -> None:
