@@ -1,0 +1,82 @@
+"""Prefect tasks of the ``hibernation-sweep`` flow: decide per deployment, act, record the event.
+
+The decision is ``thrifty.policies.sweep.sweep_decision`` (pure); these tasks only gather its
+inputs from the registry (request log, plan, state) and write its outcome back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from thrifty import runtime
+from thrifty.policies.sweep import DeploymentFacts, SweepConfig, sweep_decision
+
+EVENT_KIND = "policy-decision"
+_SAME_DECISION_KEYS = ("do", "action", "policy", "warm_until", "next_prewarm_at")
+
+
+@task(name="list-sweep-deployments", cache_policy=NO_CACHE)
+def list_sweep_deployments(only: str | None = None) -> list[dict[str, str]]:
+    """Every deployment (or just ``only``) with its provider and state."""
+    rows = runtime.registry().list_deployments()
+    return [
+        {"name": d.name, "provider": d.provider, "state": d.state} for d in rows if only in (None, d.name)
+    ]
+
+
+def _facts(deployment: Any, registry: Any) -> DeploymentFacts:
+    idle_usd_per_hour = None
+    if deployment.plan_id is not None:
+        chosen = registry.get_plan(deployment.plan_id).chosen or {}
+        if chosen.get("usd_per_hour") is not None:
+            idle_usd_per_hour = float(chosen["usd_per_hour"])
+    cold_start_s = (deployment.spec or {}).get("serving", {}).get("cold_start_s")
+    return DeploymentFacts(
+        name=deployment.name,
+        state=deployment.state,
+        changed_at=deployment.updated_at,
+        idle_usd_per_hour=idle_usd_per_hour,
+        cold_start_s=float(cold_start_s) if cold_start_s is not None else None,
+    )
+
+
+@task(name="decide-hibernation", cache_policy=NO_CACHE)
+def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The policy's answer for one deployment now: wake, hibernate or none, with the reason."""
+    registry = runtime.registry()
+    now = now or datetime.now(UTC)
+    settings = SweepConfig(**config)
+    since = now - timedelta(minutes=settings.history_min)
+    requests = [r.at for r in registry.requests_since(name, since)]
+    decision = sweep_decision(_facts(registry.get_deployment(name), registry), requests, now, settings)
+    return decision.row() | {"decided_at": now.isoformat(), "requests_seen": len(requests)}
+
+
+@task(name="apply-hibernation", cache_policy=NO_CACHE)
+def apply_hibernation(target: str, name: str, do: str) -> dict[str, Any]:
+    """Hibernate or wake ``name`` through the target block ``slug/name`` (non-local providers)."""
+    from tasks.providers import build_provider
+
+    provider = build_provider(target)
+    status = provider.hibernate(name) if do == "hibernate" else provider.wake(name)
+    return {"name": status.name, "state": status.state, "replicas_ready": status.replicas_ready}
+
+
+@task(name="record-hibernation-decision", cache_policy=NO_CACHE)
+def record_hibernation_decision(row: dict[str, Any]) -> bool:
+    """A ``policy-decision`` deployment event, unless it repeats the last one word for word."""
+    registry = runtime.registry()
+    name = row["deployment"]
+    previous = [e for e in registry.list_events(name) if e.kind == EVENT_KIND]
+    if row["do"] == "none" and previous and _same(previous[-1].details, row):
+        return False
+    registry.add_event(name, EVENT_KIND, row["reason"], details=row)
+    return True
+
+
+def _same(details: dict[str, Any] | None, row: dict[str, Any]) -> bool:
+    return all((details or {}).get(k) == row.get(k) for k in _SAME_DECISION_KEYS)
