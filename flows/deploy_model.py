@@ -5,11 +5,18 @@ record) → deploy → smoke test through the gateway → live. Re-running with 
 the registered model, its variants (the registry keys them by content) and their benchmark and
 fidelity results (Prefect cache keyed on each variant's sha256), and leaves one deployment.
 The deploy step runs in a Prefect transaction: if the smoke test fails, what it created is deleted.
+
+How a deployment is verified before it goes live (``verify``): ``"inference"`` (the default, and
+always for the local target) sends one real inference through the deployment's endpoint and
+compares it with the original model. ``"state"`` accepts a cloud deployment when its provider
+reports it running with every desired replica ready, without calling the model: what a test peer
+(moto, a replayed cloud API) can show, or a cloud whose endpoint this machine cannot reach. It
+proves less than an inference, and the summary says which check passed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, unmapped
 from prefect.transactions import transaction
@@ -24,6 +31,7 @@ from tasks.deploy import (
     publish_run_artifacts,
     resolve_model,
     smoke_test,
+    verify_state,
 )
 from tasks.optimize import VariantRef, export_onnx, optimize_graph, quantize_model
 from tasks.plan import plan_placement
@@ -56,6 +64,11 @@ class DeployModelParams(BaseModel):
     )
     regions: list[str] | None = Field(None, description="Regions the plan may use; all if empty.")
     spot_ok: bool = Field(True, description="Allow spot capacity (interruption risk is priced in).")
+    serverless_ok: bool = Field(
+        False,
+        description="Let the plan choose serverless offers (e.g. Lambda). Off by default: the cloud "
+        "targets launch VMs or pods and refuse a serverless offer at the deploy step.",
+    )
     techniques: list[str] = Field(
         default_factory=lambda: ["export", "graph", "dynamic_int8", "static_int8", "search"],
         description="Optimizations to try: export, graph, dynamic_int8, static_int8, blockwise_int8, search, fp16.",
@@ -66,6 +79,13 @@ class DeployModelParams(BaseModel):
     )
     refresh_prices: bool = Field(False, description="Fetch live prices before planning (needs network).")
     bench_runs: int = Field(30, ge=1, description="Timed runs per benchmark case.")
+    verify: Literal["inference", "state"] = Field(
+        "inference",
+        description="How a deployment is accepted before going live: inference = one real request "
+        "through its endpoint, compared with the original model (always used for the local target); "
+        "state = the provider reports it running with every replica ready, no request sent (for "
+        "test peers such as moto or replayed cloud APIs, or endpoints this machine cannot reach).",
+    )
 
 
 def _optimize(version_id: int, techniques: list[str], tolerance: dict[str, float]) -> list[VariantRef]:
@@ -119,6 +139,7 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
         "providers": params.providers,
         "regions": params.regions,
         "spot_ok": params.spot_ok,
+        "serverless_ok": params.serverless_ok,
     }
     traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
     planned = plan_placement(version["model"], slo, traffic)
@@ -131,7 +152,10 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
             deployed = deploy_local(spec)
         else:
             deployed = deploy_to_provider(where["block"], spec)
-        smoke = smoke_test(name, version["version_id"], params.min_cosine)
+        if params.verify == "state" and where["block"] is not None:
+            smoke = verify_state(name, where["block"])
+        else:
+            smoke = smoke_test(name, version["version_id"], params.min_cosine)
     live = mark_live(name, planned["plan_id"], smoke, where["reason"])
     published = publish_run_artifacts(name, where["reason"])
     print(published["summary"])

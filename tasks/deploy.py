@@ -1,5 +1,6 @@
 """Prefect tasks of the deploy-model flow that are not another stage's: resolving the model,
-choosing the target, deploying locally (with rollback), the smoke test, marking live, artifacts.
+choosing the target, deploying locally (with rollback), the smoke test (or, with verify="state",
+the provider's own report), marking live, artifacts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prefect.context import TaskRunContext
 from prefect.transactions import Transaction, get_transaction
 
 from thrifty import report, runtime
-from thrifty.errors import ConfigError
+from thrifty.errors import ConfigError, ProviderError
 from thrifty.providers.base import DeploySpec
 from thrifty.settings import get_settings
 
@@ -181,6 +182,41 @@ def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dic
     return result.to_dict()
 
 
+@task(name="verify-state", cache_policy=NO_CACHE)
+def verify_state(deployment: str, target: str) -> dict[str, Any]:
+    """Accept a cloud deployment by what its provider reports: running, every desired replica ready.
+
+    No request reaches the model (verify="state"): for test peers and unreachable endpoints. The
+    registry row the deploy step wrote must agree, so a stale or half-recorded deployment fails too.
+    """
+    from tasks.providers import build_provider
+
+    status = build_provider(target).status(deployment)
+    row = runtime.registry().get_deployment(deployment)
+    detail = (
+        f"{status.provider} reports {status.state}, "
+        f"{status.replicas_ready}/{status.replicas_desired} replicas ready (registry: {row.state})"
+    )
+    ready = status.replicas_ready >= max(1, status.replicas_desired)
+    if status.state != "running" or not ready or row.state != "running":
+        raise ProviderError(
+            f"state check of {deployment!r} failed: {detail}",
+            hint=f"look at the deployment on {target}; the deployment is rolled back",
+        )
+    return {
+        "ok": True,
+        "metric": "provider_state",
+        "detail": f"{detail}; no inference sent",
+        "state": status.state,
+        "replicas_ready": status.replicas_ready,
+        "replicas_desired": status.replicas_desired,
+    }
+
+
+def _check_name(smoke: dict[str, Any]) -> str:
+    return "state check" if smoke.get("metric") == "provider_state" else "smoke test"
+
+
 @task(name="mark-live", cache_policy=NO_CACHE)
 def mark_live(deployment: str, plan_id: int, smoke: dict[str, Any], target_reason: str) -> dict[str, Any]:
     registry = runtime.registry()
@@ -190,7 +226,7 @@ def mark_live(deployment: str, plan_id: int, smoke: dict[str, Any], target_reaso
         plan_id=plan_id,
         resources={**row.resources, "verified": smoke, "target_reason": target_reason},
     )
-    registry.add_event(deployment, "live", reason=f"smoke test passed: {smoke['detail']}")
+    registry.add_event(deployment, "live", reason=f"{_check_name(smoke)} passed: {smoke['detail']}")
     return {"name": deployment, "endpoint_url": row.endpoint_url, "state": row.state}
 
 
