@@ -53,7 +53,8 @@ def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None =
     since = now - timedelta(minutes=settings.history_min)
     requests = [r.at for r in registry.requests_since(name, since)]
     decision = sweep_decision(_facts(registry.get_deployment(name), registry), requests, now, settings)
-    return decision.row() | {"decided_at": now.isoformat(), "requests_seen": len(requests)}
+    row: dict[str, Any] = decision.row()
+    return row | {"decided_at": now.isoformat(), "requests_seen": len(requests)}
 
 
 @task(name="apply-hibernation", cache_policy=NO_CACHE)
@@ -63,7 +64,11 @@ def apply_hibernation(target: str, name: str, do: str) -> dict[str, Any]:
 
     provider = build_provider(target)
     status = provider.hibernate(name) if do == "hibernate" else provider.wake(name)
-    return {"name": status.name, "state": status.state, "replicas_ready": status.replicas_ready}
+    return {
+        "name": str(status.name),
+        "state": str(status.state),
+        "replicas_ready": int(status.replicas_ready),
+    }
 
 
 @task(name="record-hibernation-decision", cache_policy=NO_CACHE)
