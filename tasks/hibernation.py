@@ -13,9 +13,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from thrifty import runtime
-from thrifty.policies.sweep import DeploymentFacts, SweepConfig, sweep_decision
+from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConfig, sweep_decision
 
-EVENT_KIND = "policy-decision"
+EVENT_KIND = POLICY_EVENT_KIND
 _SAME_DECISION_KEYS = ("do", "action", "policy", "warm_until", "next_prewarm_at")
 
 

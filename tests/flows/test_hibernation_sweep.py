@@ -15,6 +15,7 @@ from prefect.blocks.core import Block
 
 from blocks.hibernation import HibernationOverride, HibernationPolicy
 from flows.hibernation_sweep import HibernationSweepParams, hibernation_sweep
+from thrifty.policies.sweep import policy_state
 
 
 class NoGatewayLocalTarget(Block):
@@ -91,6 +92,8 @@ def test_sweep_hibernates_prewarms_and_records_why(registry: Any, targets: dict[
     decision = registry.list_events("due-soon")[-1]
     assert decision.kind == "policy-decision" and decision.reason.startswith("pre-warm: idle 57 min")
     assert decision.details["warm_until"] is not None
+    state = policy_state(registry.list_events("idle"))  # what `thrifty status` shows
+    assert state is not None and state["do"] == "hibernate" and state["next_prewarm_at"] is not None
 
 
 def test_second_sweep_changes_nothing_and_repeats_no_event(registry: Any, targets: dict[str, str]) -> None:

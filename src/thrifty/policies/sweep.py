@@ -21,6 +21,7 @@ from thrifty.policies.decide import Decision, ModelCosts, decide
 Mode = Literal["auto", "always-warm", "off"]
 Do = Literal["wake", "hibernate", "none"]
 UP_STATES = frozenset({"running", "degraded", "pending"})
+POLICY_EVENT_KIND = "policy-decision"  # the deployment event the sweep records
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,17 @@ def _act(facts: DeploymentFacts, decision: Decision, now: datetime, config: Swee
         return SweepDecision(facts.name, "hibernate", f"hibernate: {decision.reason}", decision)
     state = "warm" if up else "hibernated"
     return SweepDecision(facts.name, "none", f"stays {state}: {decision.reason}", decision)
+
+
+def policy_state(events: Sequence[Any]) -> dict[str, Any] | None:
+    """For ``thrifty status``: the newest ``policy-decision`` event's action, warm-until and next pre-warm.
+
+    ``events`` are a deployment's events in time order (``Registry.list_events``); None when the
+    sweep has not decided anything for it yet.
+    """
+    for event in reversed(events):
+        if event.kind == POLICY_EVENT_KIND:
+            details = dict(event.details or {})
+            keys = ("do", "action", "policy", "warm_until", "next_prewarm_at")
+            return {k: details.get(k) for k in keys} | {"decided_at": event.at, "reason": event.reason}
+    return None
