@@ -212,6 +212,41 @@ def test_aws_target_end_to_end_then_auto_reuses_it(tiny_model: Path, cloud_home:
     assert sorted(i["InstanceId"] for i in _aws_instances(moto)) == sorted(i["InstanceId"] for i in instances)
 
 
+def test_a_failed_state_check_rolls_the_cloud_deployment_back(
+    tiny_model: Path, cloud_home: Path, moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from flows.deploy_model import DeployModelParams, deploy_model
+    from thrifty import runtime
+    from thrifty.errors import ProviderError
+    from thrifty.providers.aws import AwsProvider
+
+    real_status = AwsProvider.status
+
+    def never_ready(self: AwsProvider, name: str) -> Any:  # instances launched, none ever ready
+        status = real_status(self, name)
+        return replace(status, state="pending", replicas_ready=0) if status.state == "running" else status
+
+    monkeypatch.setattr(AwsProvider, "status", never_ready)
+    _save_aws_target(moto)
+    params = DeployModelParams(
+        model=str(tiny_model), name="tiny", p95_ms=1000.0, rps=5.0, techniques=TECHNIQUES, bench_runs=5,
+        verify="state", target="aws", providers=["aws"], regions=["us-east-1"],
+    )  # fmt: skip
+    state = deploy_model(params, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(
+        ProviderError, match=r"state check of 'tiny' failed: aws reports pending, 0/\d+ replicas ready"
+    ):
+        state.result()
+    assert _aws_instances(moto) == [], "the rollback terminates what the deploy step launched"
+    row = runtime.registry().get_deployment("tiny")
+    assert (row.state, row.replicas, row.endpoint_url) == ("deleted", 0, None)
+    assert "live" not in [e.kind for e in runtime.registry().list_events("tiny")]
+
+
 # -- GCP, Azure, Kubernetes on replay servers ------------------------------------------------------
 def _inserts(server: ReplayServer, method: str, fragment: str) -> int:
     return sum(r.method == method and fragment in r.path for r in server.requests)
