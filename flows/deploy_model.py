@@ -11,7 +11,8 @@ always for the local target) sends one real inference through the deployment's e
 compares it with the original model. ``"state"`` accepts a cloud deployment when its provider
 reports it running with every desired replica ready, without calling the model: what a test peer
 (moto, a replayed cloud API) can show, or a cloud whose endpoint this machine cannot reach. It
-proves less than an inference, and the summary says which check passed.
+proves less than an inference; the deployment's ``live`` event and the result's ``smoke_test``
+(metric ``provider_state``) say which check passed.
 """
 
 from __future__ import annotations
