@@ -179,7 +179,17 @@ def status(as_json: JsonOpt = False) -> None:
     console.print(
         f"gateway: {report['gateway']['url']} ({'up, pid ' + str(report['gateway']['pid']) if report['gateway']['pid'] else 'down'})"
     )
-    table = Table("name", "state", "replicas", "ports", "requests", "last request")
+    table = Table(
+        "name",
+        "state",
+        "replicas",
+        "ports",
+        "requests",
+        "last request",
+        "policy",
+        "warm until",
+        "next pre-warm",
+    )
     for row in report["deployments"]:
         table.add_row(
             row["name"],
@@ -188,6 +198,9 @@ def status(as_json: JsonOpt = False) -> None:
             ",".join(map(str, row["ports"])) or "-",
             str(row["requests"]),
             row["last_request_at"] or "-",
+            f"{row['policy']}: {row['policy_action']}" if row.get("policy") else "-",
+            row.get("warm_until") or "-",
+            row.get("next_prewarm_at") or "-",
         )
     console.print(table)
 

@@ -8,8 +8,15 @@ from thrifty.serving import daemon
 from thrifty.settings import Settings, get_settings
 
 
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
+
+
 def local_status(settings: Settings | None = None, registry: Any = None) -> dict[str, Any]:
     from thrifty import runtime
+    from thrifty.policies.sweep import policy_state
 
     settings = settings or get_settings()
     registry = registry or runtime.registry(settings)
@@ -20,6 +27,7 @@ def local_status(settings: Settings | None = None, registry: Any = None) -> dict
     for row in rows:
         replicas = live.get(row.name, {}).get("replicas", [])
         count, last_at = stats.get(row.name, (0, None))
+        policy = policy_state(registry.list_events(row.name)) or {}
         deployments.append(
             {
                 "name": row.name,
@@ -30,6 +38,10 @@ def local_status(settings: Settings | None = None, registry: Any = None) -> dict
                 "requests": count,
                 "last_request_at": last_at.isoformat(timespec="seconds") if last_at else None,
                 "endpoint_url": row.endpoint_url,
+                "policy": policy.get("policy"),
+                "policy_action": policy.get("action") or policy.get("do"),
+                "warm_until": _iso(policy.get("warm_until")),
+                "next_prewarm_at": _iso(policy.get("next_prewarm_at")),
             }
         )
     gateway = {"url": daemon.gateway_url(settings), "pid": daemon.daemon_pid(settings)}
