@@ -103,6 +103,10 @@ def start(port: int = 4200, worker: bool = True) -> str:
     )
     if POOL not in pools.stdout:
         _prefect(["work-pool", "create", POOL, "--type", "process"], port)
+    # the block types show up in the UI's block catalog (targets, credentials, policies)
+    modules = [f"blocks.{p.stem}" for p in sorted((ROOT / "blocks").glob("*.py")) if p.stem != "__init__"]
+    for module in modules:
+        _prefect(["block", "register", "-m", module], port)
     _prefect(["--no-prompt", "deploy", "--all"], port)
     if worker:
         _spawn("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"], port)
