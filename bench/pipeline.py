@@ -236,7 +236,8 @@ def direct_run(model: str, p95_ms: float) -> tuple[float, dict[str, float]]:
         for ref in refs:
             t("measure-fidelity", benchmark.measure_fidelity.fn, ref.variant_id, tolerance)
         slo = {"latency_ms_p95": params.p95_ms, "accepted_only": True, "providers": params.providers,
-               "regions": params.regions, "spot_ok": params.spot_ok}  # fmt: skip
+               "regions": params.regions, "spot_ok": params.spot_ok,
+               "serverless_ok": params.serverless_ok}  # fmt: skip
         traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
         planned = t("plan-placement", plan.plan_placement.fn, version["model"], slo, traffic)
         chosen = planned["record"]["chosen"]

@@ -152,7 +152,9 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
         if where["block"] is None:
             deployed = deploy_local(spec)
         else:
-            deployed = deploy_to_provider(where["block"], spec)
+            # no task retries inside the transaction: Prefect rolls it back on the first failed
+            # attempt, so a retry would deploy into a rolled-back transaction
+            deployed = deploy_to_provider.with_options(retries=0)(where["block"], spec)
         if params.verify == "state" and where["block"] is not None:
             smoke = verify_state(name, where["block"])
         else:
