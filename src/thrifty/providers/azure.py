@@ -40,7 +40,15 @@ from thrifty.errors import (
     ThriftyError,
 )
 from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
-from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
+from thrifty.providers.base import (
+    DeploymentStatus,
+    DeploySpec,
+    Feature,
+    ManagedResource,
+    PriceModel,
+    slot_market,
+    slot_name,
+)
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
 from thrifty.providers.rebalance import Replica
 
@@ -158,12 +166,10 @@ class AzureProvider:
 
     # -- VM bodies ---------------------------------------------------------------------------
     def vm_name(self, name: str, slot: int, suffix: str = "") -> str:
-        return f"thrifty-{name}-{slot}" + (f"-{suffix}" if suffix else "")
+        return slot_name(name, slot, suffix)
 
     def market_of(self, spec: DeploySpec, slot: int) -> PriceModel:
-        """Slots below the on-demand floor are Regular; the rest follow the price model."""
-        spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
-        return PriceModel.SPOT if spot else PriceModel.ON_DEMAND
+        return slot_market(spec, slot)
 
     def vm_body(
         self,

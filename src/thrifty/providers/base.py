@@ -76,6 +76,17 @@ class DeploymentStatus:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+def slot_name(name: str, slot: int, suffix: str = "") -> str:
+    """The VM name of one replica slot of deployment ``name`` (``thrifty-NAME-SLOT[-SUFFIX]``)."""
+    return f"thrifty-{name}-{slot}" + (f"-{suffix}" if suffix else "")
+
+
+def slot_market(spec: DeploySpec, slot: int) -> PriceModel:
+    """Slots below the on-demand floor are on-demand; the rest follow the spec's price model."""
+    spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
+    return PriceModel.SPOT if spot else PriceModel.ON_DEMAND
+
+
 @runtime_checkable
 class Provider(Protocol):
     name: ClassVar[str]
