@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import socket
 import threading
@@ -37,8 +36,9 @@ async def serve_until_stopped(
     """Serve until ``stop`` is set (or a signal arrives); then refuse new connections and drain."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+    if threading.current_thread() is threading.main_thread():
+        # signal handlers exist only in the main thread; a BackgroundServer stops through ``stop``
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     server, tracker = await start_server(handler, "", 0, max_body_bytes=max_body_bytes, sock=sock)
     if on_started is not None:

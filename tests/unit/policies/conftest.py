@@ -11,5 +11,8 @@ from thrifty.policies.trace import Trace, load_trace
 def azure_sample(shared_data: Path) -> Trace:
     folder = shared_data / "traces" / "azure_functions_2019_sample1000"
     if not (folder / "invocations_per_minute.csv").is_file():
-        pytest.skip(f"the shared Azure Functions sample is missing at {folder}")
+        pytest.skip(
+            f"needs invocations_per_minute.csv of the Azure Functions 2019 sample (shared data beside "
+            f"the checkout); not found in {folder}"
+        )
     return load_trace(folder)

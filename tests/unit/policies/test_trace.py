@@ -21,7 +21,9 @@ def test_azure_sample_shape_and_memory_join(azure_sample: Trace) -> None:
 def test_llm_trace_binned_per_minute(shared_data: Path) -> None:
     folder = shared_data / "traces" / "azure_llm_inference_2023"
     if not folder.is_dir():
-        pytest.skip(f"the shared Azure LLM trace is missing at {folder}")
+        pytest.skip(
+            f"needs the Azure LLM inference 2023 trace CSVs (shared data beside the checkout); not found in {folder}"
+        )
     trace = load_trace(folder)
     assert trace.names == ("code", "conv")
     assert trace.counts.sum(axis=1).tolist() == [8_819, 19_366]  # every request, README's counts
