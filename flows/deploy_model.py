@@ -196,7 +196,7 @@ def _deploy_spec(
             "artifact_sha256": variant.artifact.sha256,
             "plan_id": plan_id,
         }
-    from tasks.providers import spec_to_dict
+    from thrifty.providers.base import spec_to_dict
     from thrifty.providers.rebalance import spec_from_candidate
 
     spec = spec_from_candidate(

@@ -7,7 +7,7 @@ builds the provider and calls one library function. ``deploy_to_provider`` regis
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from prefect import task
@@ -26,7 +26,12 @@ from thrifty.errors import (
     UnsupportedFeatureError,
 )
 from thrifty.providers.aws_interruption import EVENT_NAME, InterruptionNotice
-from thrifty.providers.base import DeploymentStatus, DeploySpec, PriceModel
+from thrifty.providers.base import (
+    DeploymentStatus,
+    DeploySpec,
+    record_deployment,
+    spec_from_dict,
+)
 from thrifty.providers.gc import sweep
 from thrifty.providers.rebalance import Action, Executor, RebalancePolicy, Replica, rebalance_deployment
 
@@ -53,32 +58,9 @@ def build_provider(target: str) -> Any:
     return block.build_provider()
 
 
-def spec_from_dict(data: dict[str, Any]) -> DeploySpec:
-    fields = dict(data)
-    fields["price_model"] = PriceModel(fields.get("price_model", "on_demand"))
-    return DeploySpec(**fields)
-
-
-def spec_to_dict(spec: DeploySpec) -> dict[str, Any]:
-    data = asdict(spec)
-    data["price_model"] = spec.price_model.value
-    data["serving"] = dict(spec.serving)
-    return data
-
-
 def _record(status: DeploymentStatus, spec: DeploySpec, target: str) -> None:
-    runtime.registry().upsert_deployment(
-        spec.name,
-        provider=status.provider,
-        region=spec.region,
-        variant_id=spec.variant_id,
-        plan_id=spec.plan_id,
-        state=status.state,
-        replicas=status.replicas_ready,
-        endpoint_url=status.endpoint_url,
-        spec=spec_to_dict(spec),
-        resources={"target": target, "ids": [r.id for r in status.resources], **dict(status.details)},
-    )
+    resources = {"target": target, "ids": [r.id for r in status.resources], **dict(status.details)}
+    record_deployment(runtime.registry(), status, spec, resources)
 
 
 @task(

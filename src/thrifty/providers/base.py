@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -74,6 +74,38 @@ class DeploymentStatus:
     endpoint_url: str | None = None
     resources: tuple[ManagedResource, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def spec_to_dict(spec: DeploySpec) -> dict[str, Any]:
+    """A DeploySpec as plain JSON types (what the registry stores and Prefect tasks pass)."""
+    data = asdict(spec)
+    data["price_model"] = spec.price_model.value
+    data["serving"] = dict(spec.serving)
+    return data
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> DeploySpec:
+    fields = dict(data)
+    fields["price_model"] = PriceModel(fields.get("price_model", "on_demand"))
+    return DeploySpec(**fields)
+
+
+def record_deployment(
+    registry: Any, status: DeploymentStatus, spec: DeploySpec, resources: Mapping[str, Any]
+) -> None:
+    """Write what a provider reported for ``spec`` into the registry's deployment row."""
+    registry.upsert_deployment(
+        spec.name,
+        provider=status.provider,
+        region=spec.region,
+        variant_id=spec.variant_id,
+        plan_id=spec.plan_id,
+        state=status.state,
+        replicas=status.replicas_ready,
+        endpoint_url=status.endpoint_url,
+        spec=spec_to_dict(spec),
+        resources=dict(resources),
+    )
 
 
 def slot_name(name: str, slot: int, suffix: str = "") -> str:

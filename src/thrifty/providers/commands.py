@@ -307,26 +307,11 @@ def deploy(
 
 
 def _record(status: Any, spec: DeploySpec) -> None:
-    from dataclasses import asdict
-
     from thrifty import runtime
+    from thrifty.providers.base import record_deployment
 
-    data = asdict(spec)
-    data["price_model"] = spec.price_model.value
-    data["serving"] = dict(spec.serving)
     registry = runtime.registry()
-    registry.upsert_deployment(
-        spec.name,
-        provider=status.provider,
-        region=spec.region,
-        variant_id=spec.variant_id,
-        plan_id=spec.plan_id,
-        state=status.state,
-        replicas=status.replicas_ready,
-        endpoint_url=status.endpoint_url,
-        spec=data,
-        resources={"ids": [r.id for r in status.resources]},
-    )
+    record_deployment(registry, status, spec, {"ids": [r.id for r in status.resources]})
     registry.add_event(spec.name, "deployed", reason=f"thrifty deploy --target {status.provider}")
 
 

@@ -7,14 +7,13 @@ Every call is idempotent: deploying the same spec twice leaves one row and one s
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from thrifty.errors import NotFoundError
-from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource
+from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, spec_to_dict
 from thrifty.serving import daemon
 from thrifty.settings import Settings, get_settings
 
@@ -52,7 +51,7 @@ class LocalProvider:
         from thrifty.serving.resolve import resolve_files
 
         files = resolve_files(spec, self.registry, self.store, self.settings.home / "cache")
-        stored = _spec_dict(spec) | {"runtime": files.as_dict()}
+        stored = spec_to_dict(spec) | {"runtime": files.as_dict()}
         existing = self.registry.find_deployment(spec.name)
         unchanged = existing is not None and existing.spec == stored and existing.state != "deleted"
         if not unchanged:
@@ -173,13 +172,6 @@ class LocalProvider:
             resources=resources,
             details={"ports": [r["port"] for r in live], "spec": row.spec},
         )
-
-
-def _spec_dict(spec: DeploySpec) -> dict[str, Any]:
-    raw = dataclasses.asdict(spec)
-    raw["serving"] = dict(spec.serving)
-    raw["price_model"] = str(spec.price_model)
-    return raw
 
 
 def spec_for_path(
