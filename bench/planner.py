@@ -89,7 +89,8 @@ def _ms(fn: Any) -> float:
 def worked_example(catalog: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     """Cheapest int8 offer per cloud (on-demand and spot) at 20 req/s, p95 ≤ 50 ms."""
     perf, origin = minilm_perf()
-    names = sorted(set(perf["variant_name"]))
+    usable = perf[perf["status"] != "rejected"]  # the guardrail's verdict: a rejected int8 is never planned
+    names = sorted(set(usable["variant_name"]))
     pick = next((n for n in names if "int8-dynamic" in n), next(n for n in names if "int8" in n))
     int8 = perf[perf["variant_name"] == pick]
     traffic = Traffic(rps=20)
