@@ -10,6 +10,7 @@ and pass ``"thrifty-aws-target/prod"`` to the flows.
 
 from __future__ import annotations
 
+from abc import ABC
 from typing import Any, Literal
 
 from prefect.blocks.core import Block
@@ -23,8 +24,8 @@ from blocks.credentials import (
 )
 
 
-class _Boot(Block):
-    """Fields every VM target shares: the artifact store the VM pulls from."""
+class _Boot(Block, ABC):
+    """Fields every VM target shares: the artifact store the VM pulls from (abstract: not a block type)."""
 
     artifact_store_url: str = Field(
         default="s3://thrifty-artifacts", description="Where VMs pull variants from (s3://bucket/prefix)."
@@ -33,7 +34,7 @@ class _Boot(Block):
     port: int = Field(default=8080, description="Port of the inference server on the VM.")
 
     def _boot(self) -> Any:
-        from thrifty.providers.aws_cloudinit import BootConfig
+        from thrifty.providers.boot import BootConfig
 
         return BootConfig(
             artifact_store_url=self.artifact_store_url, s3_endpoint_url=self.s3_endpoint_url, port=self.port
@@ -189,9 +190,9 @@ class KubernetesDeployTarget(Block):
         return KubernetesProvider(api, self.target())
 
 
+#: block type slug → the block class that configures that target (each slug is a target
+#: descriptor's ``block_slug`` in ``thrifty.targets``; a test checks every descriptor has its class)
 TARGET_BLOCKS: dict[str, type[Block]] = {
-    "aws": AwsDeployTarget,
-    "gcp": GcpDeployTarget,
-    "azure": AzureDeployTarget,
-    "kubernetes": KubernetesDeployTarget,
+    cls.get_block_type_slug(): cls
+    for cls in (AwsDeployTarget, GcpDeployTarget, AzureDeployTarget, KubernetesDeployTarget)
 }

@@ -26,8 +26,7 @@ from pydantic import BaseModel, Field
 from tasks.benchmark import measure_fidelity, run_benchmark
 from tasks.deploy import (
     CONTENT_CACHE,
-    choose_target,
-    deploy_local,
+    ResolvedModel,
     mark_live,
     publish_run_artifacts,
     resolve_model,
@@ -37,14 +36,20 @@ from tasks.deploy import (
 from tasks.optimize import VariantRef, export_onnx, optimize_graph, quantize_model
 from tasks.plan import plan_placement
 from tasks.prices import fetch_prices
-from tasks.providers import deploy_to_provider
+from tasks.providers import Deployed, TargetChoice, choose_target, deploy_to_target
+from thrifty import runtime
 from thrifty.errors import OptimizeError
+from thrifty.providers.base import DeploySpec
+from thrifty.providers.specs import candidates_for, spec_from_candidate
+from thrifty.targets import TargetKind, clouds, target_names
 
-QUANT_TECHNIQUES = ("dynamic_int8", "static_int8", "blockwise_int8", "search")
+#: techniques that derive a variant from the graph-optimized ONNX model, one task run each
+DERIVED_TECHNIQUES = ("fp16", "dynamic_int8", "static_int8", "blockwise_int8", "search")
+ALL_TECHNIQUES = ("export", "graph", *DERIVED_TECHNIQUES)
 
 
 class DeployModelParams(BaseModel):
-    """What to deploy and the targets it must meet (the Prefect UI renders this as a form)."""
+    """What to deploy, the targets it must meet and where it may run."""
 
     model: str = Field(..., description="Path of a model file or folder, or the name of a registered model.")
     name: str | None = Field(None, description="Registry and deployment name; default: from the path.")
@@ -61,22 +66,30 @@ class DeployModelParams(BaseModel):
         description="Guardrail: minimum nearest-neighbour / top-1 agreement with the original.",
     )
     providers: list[str] = Field(
-        default_factory=lambda: ["aws", "gcp", "azure"], description="Clouds the plan may use."
+        default=list(clouds()),
+        description="Clouds the plan may use.",
+        json_schema_extra={"items": {"type": "string", "enum": list(clouds())}},
     )
     regions: list[str] | None = Field(None, description="Regions the plan may use; all if empty.")
     spot_ok: bool = Field(True, description="Allow spot capacity (interruption risk is priced in).")
     serverless_ok: bool = Field(
         False,
-        description="Let the plan choose serverless offers (e.g. Lambda). Off by default: the cloud "
-        "targets launch VMs or pods and refuse a serverless offer at the deploy step.",
+        description="Let the plan choose serverless offers (e.g. Lambda). Off by default: no "
+        "serverless target exists yet, so such a plan would be served on this machine.",
     )
     techniques: list[str] = Field(
-        default_factory=lambda: ["export", "graph", "dynamic_int8", "static_int8", "search"],
-        description="Optimizations to try: export, graph, dynamic_int8, static_int8, blockwise_int8, search, fp16.",
+        default=["export", "graph", "dynamic_int8", "static_int8", "search"],
+        description="Optimizations to try (fp16 and blockwise_int8 are off by default).",
+        json_schema_extra={"items": {"type": "string", "enum": list(ALL_TECHNIQUES)}},
     )
     target: str = Field(
         "auto",
-        description="auto (the plan's cloud if its target block is saved, else local), local, or a provider.",
+        description="Where to deploy: auto (a target of the plan's cloud and kind whose default block "
+        "is saved, else this machine), or a target by name (its default block must be saved).",
+        json_schema_extra={"enum": ["auto", *target_names()]},
+    )
+    target_block: str | None = Field(
+        None, description="A saved target block (slug/name, e.g. thrifty-aws-target/prod); overrides target."
     )
     refresh_prices: bool = Field(False, description="Fetch live prices before planning (needs network).")
     bench_runs: int = Field(30, ge=1, description="Timed runs per benchmark case.")
@@ -91,12 +104,12 @@ class DeployModelParams(BaseModel):
 
 def _optimize(version_id: int, techniques: list[str], tolerance: dict[str, float]) -> list[VariantRef]:
     refs = [export_onnx(version_id)]
-    if not {"graph", "fp16", *QUANT_TECHNIQUES} & set(techniques):
+    if not {"graph", *DERIVED_TECHNIQUES} & set(techniques):
         return refs
     refs.append(optimize_graph(version_id, refs[0]))
-    quant = [t for t in QUANT_TECHNIQUES if t in techniques]
-    futures = quantize_model.map(version_id, quant, unmapped(refs[1]), unmapped("cpu"), unmapped(tolerance))
-    for technique, state in zip(quant, futures.result(raise_on_failure=False), strict=True):
+    derived = [t for t in DERIVED_TECHNIQUES if t in techniques]
+    futures = quantize_model.map(version_id, derived, unmapped(refs[1]), unmapped("cpu"), unmapped(tolerance))
+    for technique, state in zip(derived, futures.result(raise_on_failure=False), strict=True):
         if isinstance(state, VariantRef):
             refs.append(state)
         else:  # one technique failing (e.g. no int8 candidate meets the tolerance) does not stop the run
@@ -123,13 +136,13 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
     """Deploy a model at the lowest cost that meets its SLO; returns the summary."""
     version = resolve_model(params.model, params.name)
     tolerance = {"min_cosine": params.min_cosine, "min_agreement": params.min_agreement}
-    refs = _optimize(version["version_id"], params.techniques, tolerance)
+    refs = _optimize(version.version_id, params.techniques, tolerance)
     verdicts = _measure(refs, params, tolerance)
     accepted = [v for v in verdicts if v["status"] == "accepted"]
     print(f"{len(refs)} variants, {len(accepted)} within the guardrail")
     if not accepted:
         raise OptimizeError(
-            f"no variant of {version['model']} is within the tolerance {tolerance}",
+            f"no variant of {version.model} is within the tolerance {tolerance}",
             hint="loosen min_cosine / min_agreement or add techniques",
         )
     if params.refresh_prices:
@@ -143,68 +156,57 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
         "serverless_ok": params.serverless_ok,
     }
     traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
-    planned = plan_placement(version["model"], slo, traffic)
+    planned = plan_placement(version.model, slo, traffic)
     chosen = planned["record"]["chosen"]
-    where = choose_target(chosen, params.target)
-    name = params.name or version["model"]
-    spec = _deploy_spec(name, version, refs, chosen, planned["plan_id"], where)
+    choice = choose_target(chosen, params.target_block or params.target)
+    name = params.name or version.model
+    specs = _deploy_specs(name, version, refs, planned, choice)
     with transaction():
-        if where["block"] is None:
-            deployed = deploy_local(spec)
+        deployed = deploy_to_target(choice, specs)
+        if params.verify == "state" and choice.descriptor.kind is not TargetKind.LOCAL:
+            smoke = verify_state(name, choice)
         else:
-            # no task retries inside the transaction: Prefect rolls it back on the first failed
-            # attempt, so a retry would deploy into a rolled-back transaction
-            deployed = deploy_to_provider.with_options(retries=0)(where["block"], spec)
-        if params.verify == "state" and where["block"] is not None:
-            smoke = verify_state(name, where["block"])
-        else:
-            smoke = smoke_test(name, version["version_id"], params.min_cosine)
-    live = mark_live(name, planned["plan_id"], smoke, where["reason"])
-    published = publish_run_artifacts(name, where["reason"])
+            smoke = smoke_test(name, version.version_id, params.min_cosine)
+    return _finish(name, planned, choice, deployed, smoke)
+
+
+def _finish(
+    name: str, planned: dict[str, Any], choice: TargetChoice, deployed: Deployed, smoke: dict[str, Any]
+) -> dict[str, Any]:
+    reason = choice.reason + "".join(f"; skipped {why}" for why in deployed.skipped)
+    live = mark_live(name, planned["plan_id"], smoke, reason)
+    published = publish_run_artifacts(name, reason)
     print(published["summary"])
     return {
         "deployment": name,
-        "endpoint_url": live["endpoint_url"] or deployed.get("endpoint_url"),
+        "endpoint_url": live["endpoint_url"] or deployed.endpoint_url,
         "plan_id": planned["plan_id"],
-        "chosen": chosen,
+        "chosen": planned["record"]["chosen"],
+        "deployed": deployed.spec.model_dump(mode="json"),
         "baseline": planned["record"].get("baseline"),
-        "target": where,
+        "target": choice.model_dump(),
         "smoke_test": smoke,
         "curl": published["curl"],
     }
 
 
-def _deploy_spec(
-    name: str,
-    version: dict[str, Any],
-    refs: list[VariantRef],
-    chosen: dict[str, Any],
-    plan_id: int,
-    where: dict[str, Any],
-) -> dict[str, Any]:
-    from thrifty import runtime
-
+def _deploy_specs(
+    name: str, version: ResolvedModel, refs: list[VariantRef], planned: dict[str, Any], choice: TargetChoice
+) -> list[DeploySpec]:
+    """The plan's candidates this target can run, chosen offer first, as specs of the chosen variant."""
+    chosen = planned["record"]["chosen"]
     ref = next((r for r in refs if r.name == chosen["variant"]), None)
     if ref is None:
         raise OptimizeError(f"the plan chose {chosen['variant']!r}, which this run did not make")
     variant = runtime.registry().get_variant(ref.variant_id)
-    if where["block"] is None:
-        return {
-            "name": name,
-            "model_name": version["model"],
-            "variant_id": variant.id,
-            "artifact_sha256": variant.artifact.sha256,
-            "plan_id": plan_id,
-        }
-    from thrifty.providers.base import spec_to_dict
-    from thrifty.providers.rebalance import spec_from_candidate
-
-    spec = spec_from_candidate(
-        chosen,
-        name=name,
-        model_name=version["model"],
-        variant_id=variant.id,
-        artifact_sha256=variant.artifact.sha256,
-        plan_id=plan_id,
-    )
-    return spec_to_dict(spec)
+    return [
+        spec_from_candidate(
+            candidate,
+            name=name,
+            model_name=version.model,
+            variant_id=variant.id,
+            artifact_sha256=variant.artifact.sha256,
+            plan_id=planned["plan_id"],
+        )
+        for candidate in candidates_for(planned["record"], choice.descriptor)
+    ]

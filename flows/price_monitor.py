@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from blocks import load_or_default
 from blocks.price_monitor import PriceMonitorSettings
 from tasks.price_monitor import announce_cheaper_plan, list_planned_deployments, replan_deployment
 from tasks.prices import fetch_prices
@@ -23,16 +24,6 @@ class PriceMonitorParams(BaseModel):
         "default", description="Name of the saved thrifty-price-monitor block; empty: built-in defaults."
     )
     refresh: bool = Field(True, description="Refresh prices first (off: only re-plan at the stored prices).")
-
-
-def _settings(name: str | None) -> PriceMonitorSettings:
-    if not name:
-        return PriceMonitorSettings()
-    try:
-        loaded: Any = PriceMonitorSettings.load(name)
-    except ValueError:
-        return PriceMonitorSettings()  # no block saved yet: the defaults
-    return loaded  # type: ignore[no-any-return]
 
 
 def _refresh(settings: PriceMonitorSettings) -> dict[str, Any]:
@@ -56,7 +47,7 @@ def _refresh(settings: PriceMonitorSettings) -> dict[str, Any]:
 def price_monitor(params: PriceMonitorParams | None = None) -> dict[str, Any]:
     """Returns what each source wrote or why it failed, and every deployment's re-plan."""
     params = params or PriceMonitorParams()
-    settings = _settings(params.settings_block)
+    settings = load_or_default(PriceMonitorSettings, params.settings_block)
     prices = _refresh(settings) if params.refresh else {"written": {}, "failed": {}}
     print(f"prices appended: {prices['written'] or 'none'}; failed: {prices['failed'] or 'none'}")
     replans: dict[str, Any] = {}

@@ -1,6 +1,6 @@
-"""Prefect tasks of the deploy-model flow that are not another stage's: resolving the model,
-choosing the target, deploying locally (with rollback), the smoke test (or, with verify="state",
-the provider's own report), marking live, artifacts.
+"""Prefect tasks of the deploy-model flow that are not another stage's: resolving the model, the
+smoke test (or, with verify="state", the provider's own report), marking live, artifacts. Choosing
+the target and deploying to it are ``tasks.providers``'.
 """
 
 from __future__ import annotations
@@ -14,20 +14,13 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
-from prefect.transactions import Transaction, get_transaction
+from pydantic import BaseModel
 
+from tasks.providers import TargetChoice, build_provider
 from thrifty import report, runtime
 from thrifty.errors import ConfigError, ProviderError
-from thrifty.providers.base import DeploySpec
+from thrifty.providers.specs import spec_for_variant
 from thrifty.settings import get_settings
-
-#: provider → the target block the flow looks for when target is "auto" or a provider name
-TARGET_BLOCKS = {
-    "aws": "thrifty-aws-target/default",
-    "gcp": "thrifty-gcp-target/default",
-    "azure": "thrifty-azure-target/default",
-    "kubernetes": "thrifty-kubernetes-target/default",
-}
 
 
 def variant_content_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -49,8 +42,19 @@ def variant_content_key(context: TaskRunContext, parameters: dict[str, Any]) -> 
 CONTENT_CACHE = CacheKeyFnPolicy(cache_key_fn=variant_content_key)
 
 
+class ResolvedModel(BaseModel):
+    """The model version a run works on."""
+
+    model: str
+    version: int
+    version_id: int
+    sha256: str
+    format: str
+    created: bool
+
+
 @task(name="resolve-model", cache_policy=NO_CACHE)
-def resolve_model(model: str, name: str | None = None) -> dict[str, Any]:
+def resolve_model(model: str, name: str | None = None) -> ResolvedModel:
     """A registered model name → its newest version; anything else must be a path to ingest."""
     from thrifty.ingest import ingest_model
 
@@ -66,82 +70,14 @@ def resolve_model(model: str, name: str | None = None) -> dict[str, Any]:
             f"{model!r} is neither a file or folder nor a registered model",
             hint="pass the path of a model, or a name listed by `thrifty models list`",
         )
-    return {
-        "model": version.model.name,
-        "version": version.version,
-        "version_id": version.id,
-        "sha256": version.sha256,
-        "format": version.format,
-        "created": created,
-    }
-
-
-def _block_exists(ref: str) -> bool:
-    from prefect.blocks.core import Block
-
-    try:
-        Block.load(ref)
-    except (ValueError, KeyError):
-        return False
-    return True
-
-
-@task(name="choose-target", cache_policy=NO_CACHE)
-def choose_target(chosen: dict[str, Any], target: str) -> dict[str, Any]:
-    """Where to deploy: the plan's provider when its target block is configured, else local."""
-    if target == "local":
-        return {"provider": "local", "block": None, "reason": "target=local"}
-    provider = (
-        chosen.get("provider", "") if target == "auto" else target.split("/")[0].replace("thrifty-", "")
+    return ResolvedModel(
+        model=version.model.name,
+        version=version.version,
+        version_id=version.id,
+        sha256=version.sha256,
+        format=version.format,
+        created=created,
     )
-    provider = provider.removesuffix("-target")
-    block = target if "/" in target else TARGET_BLOCKS.get(provider)
-    if block is None:
-        raise ConfigError(
-            f"unknown target {target!r}", hint="use auto, local, aws, gcp, azure, kubernetes or a block"
-        )
-    if _block_exists(block):
-        return {"provider": provider, "block": block, "reason": f"target block {block} is configured"}
-    if target != "auto":
-        raise ConfigError(
-            f"target {target!r} needs the Prefect block {block!r}, which is not saved",
-            hint="save it (see blocks/targets.py), or run with target=local",
-        )
-    return {
-        "provider": "local",
-        "block": None,
-        "reason": f"the plan chose {provider}, but no credentials are configured (no block {block}); "
-        "serving the chosen variant on this machine instead",
-    }
-
-
-@task(name="deploy-local", cache_policy=NO_CACHE)
-def deploy_local(spec: dict[str, Any]) -> dict[str, Any]:
-    """Deploy on this machine behind the gateway (idempotent: same spec → same deployment)."""
-    from thrifty.providers.local import LocalProvider
-
-    transaction = get_transaction()
-    existed = runtime.registry().find_deployment(spec["name"]) is not None
-    if transaction is not None and not existed:
-        transaction.set("created_deployment", spec["name"])
-    status = LocalProvider().deploy(DeploySpec(**spec))
-    return {
-        "name": status.name,
-        "provider": status.provider,
-        "state": status.state,
-        "endpoint_url": status.endpoint_url,
-        "replicas_ready": status.replicas_ready,
-    }
-
-
-@deploy_local.on_rollback
-def _undo_local(transaction: Transaction) -> None:
-    """Delete a deployment this run created (one that existed before is left as it was)."""
-    from thrifty.providers.local import LocalProvider
-
-    name = transaction.get("created_deployment", None)
-    if name:
-        LocalProvider(start_gateway=False).delete(name)
 
 
 # No Prefect retries: this task runs inside the deploy transaction, and Prefect rolls the whole
@@ -158,13 +94,7 @@ def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dic
     original = next((v for v in registry.list_variants(model_version_id) if v.technique == "export"), None)
     if original is None:
         raise ConfigError(f"model version {model_version_id} has no fp32 export to compare with")
-    version = registry.get_model_version_by_id(model_version_id)
-    reference = DeploySpec(
-        name=f"{deployment}-reference",
-        model_name=version.model.name,
-        variant_id=original.id,
-        artifact_sha256=original.artifact.sha256,
-    )
+    reference = spec_for_variant(registry, original.id, name=f"{deployment}-reference")
     files = resolve_files(reference, registry, store, settings.home / "cache")
     token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else None
     result = run_smoke(
@@ -183,14 +113,12 @@ def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dic
 
 
 @task(name="verify-state", cache_policy=NO_CACHE)
-def verify_state(deployment: str, target: str) -> dict[str, Any]:
+def verify_state(deployment: str, target: TargetChoice) -> dict[str, Any]:
     """Accept a cloud deployment by what its provider reports: running, every desired replica ready.
 
     No request reaches the model (verify="state"): for test peers and unreachable endpoints. The
     registry row the deploy step wrote must agree, so a stale or half-recorded deployment fails too.
     """
-    from tasks.providers import build_provider
-
     status = build_provider(target).status(deployment)
     row = runtime.registry().get_deployment(deployment)
     detail = (
@@ -201,7 +129,7 @@ def verify_state(deployment: str, target: str) -> dict[str, Any]:
     if status.state != "running" or not ready or row.state != "running":
         raise ProviderError(
             f"state check of {deployment!r} failed: {detail}",
-            hint=f"look at the deployment on {target}; the deployment is rolled back",
+            hint=f"look at the deployment on {target.block or target.provider}; the deployment is rolled back",
         )
     return {
         "ok": True,

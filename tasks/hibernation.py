@@ -12,6 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.providers import TargetChoice, build_provider
 from thrifty import runtime
 from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConfig, sweep_decision
 
@@ -58,10 +59,8 @@ def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None =
 
 
 @task(name="apply-hibernation", cache_policy=NO_CACHE)
-def apply_hibernation(target: str, name: str, do: str) -> dict[str, Any]:
-    """Hibernate or wake ``name`` through the target block ``slug/name`` (non-local providers)."""
-    from tasks.providers import build_provider
-
+def apply_hibernation(target: TargetChoice, name: str, do: str) -> dict[str, Any]:
+    """Hibernate or wake ``name`` on its target (this machine's too: it is a target like the others)."""
     provider = build_provider(target)
     status = provider.hibernate(name) if do == "hibernate" else provider.wake(name)
     return {

@@ -12,18 +12,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from thrifty import runtime
-from thrifty.policies.pricewatch import cheaper_offer, replan_inputs
+from thrifty.errors import ConfigError
+from thrifty.policies.pricewatch import cheaper_offer
 from thrifty.settings import get_settings
+from thrifty.states import state_of
 
 EVENT_NAME = "thrifty.plan.cheaper"
-LIVE_STATES = ("running", "degraded", "pending", "hibernated")
 
 
 @task(name="list-planned-deployments", cache_policy=NO_CACHE)
 def list_planned_deployments() -> list[str]:
     """Live deployments that came from a plan (only those can be re-planned)."""
     rows = runtime.registry().list_deployments()
-    return [d.name for d in rows if d.plan_id is not None and d.state in LIVE_STATES]
+    return [d.name for d in rows if d.plan_id is not None and state_of(d.state).exists]
 
 
 @task(name="replan-deployment", cache_policy=NO_CACHE)
@@ -31,23 +32,14 @@ def replan_deployment(
     name: str, threshold_fraction: float, min_saving_usd_per_month: float
 ) -> dict[str, Any]:
     """Re-run the planner for ``name``'s model, SLO and traffic at today's prices; compare."""
-    from thrifty.catalog.store import load_catalog
-    from thrifty.planner.decision import plan
-    from thrifty.planner.types import Slo, Traffic, perf_from_registry, recorded_minilm
+    from thrifty.planner.service import replan
 
-    registry, settings = runtime.registry(), get_settings()
-    stored = registry.get_plan(registry.get_deployment(name).plan_id)  # type: ignore[arg-type]
-    inputs = replan_inputs(stored.record)
-    perf = recorded_minilm() if inputs["recorded"] else perf_from_registry(registry, inputs["model"])
-    catalog = load_catalog(settings, registry)
-    decision = plan(
-        perf,
-        catalog.table,
-        Slo(**inputs["slo"]),
-        Traffic(**inputs["traffic"]),
-        model=inputs["model"],
-        catalog_origin=catalog.origin,
-    ).to_dict()
+    registry = runtime.registry()
+    plan_id = registry.get_deployment(name).plan_id
+    if plan_id is None:
+        raise ConfigError(f"deployment {name!r} was not deployed from a plan", hint="nothing to re-plan")
+    stored = registry.get_plan(plan_id)
+    decision = replan(registry, get_settings(), plan_id).to_dict()
     offer = cheaper_offer(
         name,
         stored.chosen,

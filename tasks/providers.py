@@ -1,13 +1,14 @@
-"""Prefect tasks around the deploy targets (``thrifty.providers``): deploy, delete, rebalance, gc.
+"""Prefect tasks around the deploy targets (``thrifty.providers``): choose, deploy, delete, rebalance, gc.
 
-Targets are named by block reference (``"thrifty-aws-target/prod"``); a task loads the block,
-builds the provider and calls one library function. ``deploy_to_provider`` registers an
-``on_rollback`` hook: inside a Prefect ``transaction()``, a later failure deletes what it deployed.
+A target is a descriptor (``thrifty.targets``) plus, for every target but this machine, the block
+that configures it (``"thrifty-aws-target/prod"``); ``build_provider`` turns either into a provider
+and a task calls one library function on it. ``deploy_to_target`` registers an ``on_rollback``
+hook: inside a Prefect ``transaction()``, a later failure deletes what it deployed.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 from prefect import task
@@ -15,6 +16,7 @@ from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
+from pydantic import BaseModel, Field
 
 from thrifty import runtime
 from thrifty.errors import (
@@ -25,15 +27,30 @@ from thrifty.errors import (
     QuotaExceededError,
     UnsupportedFeatureError,
 )
+from thrifty.policies.rebalance import Action, RebalancePolicy
 from thrifty.providers.aws_interruption import EVENT_NAME, InterruptionNotice
 from thrifty.providers.base import (
     DeploymentStatus,
     DeploySpec,
+    Replica,
+    provider_class,
     record_deployment,
     spec_from_dict,
 )
 from thrifty.providers.gc import sweep
-from thrifty.providers.rebalance import Action, Executor, RebalancePolicy, Replica, rebalance_deployment
+from thrifty.providers.rebalance import Executor, rebalance_deployment
+from thrifty.providers.specs import deploy_first_available, for_target
+from thrifty.states import DeploymentState, state_of
+from thrifty.targets import (
+    TargetDescriptor,
+    TargetKind,
+    all_targets,
+    local_target,
+    offer_kind,
+    target_for_block,
+    targets_for,
+)
+from thrifty.targets import target as target_named
 
 #: errors a retry cannot fix
 _FINAL = (
@@ -52,79 +69,152 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(error, _FINAL)
 
 
-def build_provider(target: str) -> Any:
-    """The provider of the target block ``slug/name``."""
-    block: Any = Block.load(target)
+class TargetChoice(BaseModel):
+    """Where a deployment goes: a target (by descriptor name) and the block that configures it."""
+
+    provider: str = Field(..., description="the target's name (thrifty.targets)")
+    block: str | None = Field(None, description="Prefect block reference; None: the target needs none")
+    reason: str = Field("", description="why this target was chosen")
+
+    @property
+    def descriptor(self) -> TargetDescriptor:
+        return target_named(self.provider)
+
+
+class Deployed(BaseModel):
+    """What the deploy step did: the spec that went out, what the provider reported, what it skipped."""
+
+    spec: DeploySpec
+    state: str
+    endpoint_url: str | None
+    replicas_ready: int
+    skipped: list[str] = Field(default_factory=list)
+
+
+def build_provider(where: str | TargetChoice) -> Any:
+    """The provider of a target block ``slug/name``, or of a choice (a target without a block too)."""
+    ref = where if isinstance(where, str) else where.block
+    if ref is None:
+        return provider_class(where.provider)()  # type: ignore[union-attr]
+    block: Any = Block.load(ref)
     return block.build_provider()
 
 
-def _record(status: DeploymentStatus, spec: DeploySpec, target: str) -> None:
-    resources = {"target": target, "ids": [r.id for r in status.resources], **dict(status.details)}
-    record_deployment(runtime.registry(), status, spec, resources)
+def choice_for_block(ref: str) -> TargetChoice:
+    return TargetChoice(provider=target_for_block(ref).name, block=ref, reason=f"target block {ref}")
 
 
-@task(
-    name="deploy-to-provider",
-    retries=3,
-    retry_delay_seconds=[2, 5, 15],
-    retry_condition_fn=_transient,
-    cache_policy=NO_CACHE,
-)
-def deploy_to_provider(target: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Deploy ``spec`` on the target block ``target`` and record the deployment in the registry."""
-    deploy_spec = spec_from_dict(spec)
-    transaction = get_transaction()
-    if transaction is not None:
-        transaction.set("deployed", {"target": target, "name": deploy_spec.name})
-    status = build_provider(target).deploy(deploy_spec)
-    _record(status, deploy_spec, target)
-    runtime.registry().add_event(
-        deploy_spec.name, "deployed", reason=f"{status.provider} {deploy_spec.region}"
+def choice_for(target: str, blocks: Mapping[str, str] | None = None) -> TargetChoice:
+    """Target ``target`` configured by ``blocks[target]`` if given, else by its default block."""
+    block = (blocks or {}).get(target) or target_named(target).default_block
+    return TargetChoice(provider=target, block=block, reason=f"target {target}")
+
+
+def block_saved(ref: str) -> bool:
+    try:
+        Block.load(ref)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+@task(name="choose-target", cache_policy=NO_CACHE)
+def choose_target(chosen: Mapping[str, Any], target: str) -> TargetChoice:
+    """Where to deploy a plan: by (cloud, kind) of its chosen offer when ``target`` is ``auto``.
+
+    ``auto`` takes the first target serving the offer's cloud and kind whose default block is
+    saved, else this machine; a target name needs its default block saved (``local`` needs none);
+    ``slug/name`` is a block reference.
+    """
+    if "/" in target:
+        return _named(target_for_block(target), target)
+    if target != "auto":
+        descriptor = target_named(target)
+        return _named(descriptor, descriptor.default_block)
+    cloud, kind = str(chosen.get("provider", "")), offer_kind(str(chosen.get("price_model", "")))
+    for descriptor in targets_for(cloud, kind):
+        if descriptor.default_block and block_saved(descriptor.default_block):
+            return TargetChoice(
+                provider=descriptor.name,
+                block=descriptor.default_block,
+                reason=f"target block {descriptor.default_block} is configured",
+            )
+    wanted = " or ".join(d.default_block or d.name for d in targets_for(cloud, kind)) or "none exists"
+    return TargetChoice(
+        provider=local_target().name,
+        reason=f"the plan chose {cloud} ({kind.value}), but no target for it is configured "
+        f"(block: {wanted}); serving the chosen variant on this machine instead",
     )
-    return {
-        "state": status.state,
-        "endpoint_url": status.endpoint_url,
-        "replicas_ready": status.replicas_ready,
-    }
 
 
-@deploy_to_provider.on_rollback
+def _named(descriptor: TargetDescriptor, block: str | None) -> TargetChoice:
+    if block is None:
+        return TargetChoice(provider=descriptor.name, reason=f"target={descriptor.name}")
+    if not block_saved(block):
+        raise ConfigError(
+            f"target {descriptor.name!r} needs the Prefect block {block!r}, which is not saved",
+            hint="save it (see blocks/targets.py), or run with target=local",
+        )
+    return TargetChoice(provider=descriptor.name, block=block, reason=f"target block {block} is configured")
+
+
+def _record(status: DeploymentStatus, spec: DeploySpec, choice: TargetChoice) -> None:
+    resources = {"target": choice.block or choice.provider, "ids": [r.id for r in status.resources]}
+    record_deployment(runtime.registry(), status, spec, resources | dict(status.details))
+
+
+@task(name="deploy-to-target", cache_policy=NO_CACHE)
+def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
+    """Deploy the first of ``specs`` the target can take (plan order) and record it in the registry.
+
+    A candidate without capacity or quota, or of a kind the target does not run, falls through to
+    the next. Inside a Prefect ``transaction()``, a later failure (the smoke test) deletes what this
+    created; a deployment that existed before is left as it is. No retries: Prefect rolls the
+    transaction back on the first failed attempt, so a retry would deploy into a rolled-back one.
+    """
+    registry = runtime.registry()
+    provider = build_provider(choice)
+    ready = [for_target(spec, choice.descriptor) for spec in specs]
+    transaction = get_transaction()
+    if transaction is not None and ready:
+        existed = registry.find_deployment(ready[0].name) is not None
+        transaction.set(
+            "deployed", {"choice": choice.model_dump(), "name": ready[0].name, "existed": existed}
+        )
+    spec, status, skipped = deploy_first_available(ready, lambda _spec: provider)
+    _record(status, spec, choice)
+    registry.add_event(spec.name, "deployed", reason=f"{choice.provider} {spec.region} {spec.instance_type}")
+    return Deployed(
+        spec=spec,
+        state=status.state,
+        endpoint_url=status.endpoint_url,
+        replicas_ready=status.replicas_ready,
+        skipped=skipped,
+    )
+
+
+@deploy_to_target.on_rollback
 def _undo_deploy(transaction: Transaction) -> None:
     deployed = transaction.get("deployed")
-    build_provider(deployed["target"]).delete(deployed["name"])
-    runtime.registry().upsert_deployment(deployed["name"], state="deleted", replicas=0, endpoint_url=None)
-
-
-@task(
-    name="delete-from-provider",
-    retries=3,
-    retry_delay_seconds=[2, 5, 15],
-    retry_condition_fn=_transient,
-    cache_policy=NO_CACHE,
-)
-def delete_from_provider(target: str, name: str) -> None:
-    """Delete the deployment everywhere on the target (idempotent) and mark it deleted."""
-    build_provider(target).delete(name)
-    if runtime.registry().find_deployment(name) is not None:
-        runtime.registry().upsert_deployment(name, state="deleted", replicas=0, endpoint_url=None)
-        runtime.registry().add_event(name, "deleted", reason=f"deleted from {target}")
-
-
-#: the block each provider's target is saved under by default (``deploy-model`` uses the same names)
-DEFAULT_TARGETS = {p: f"thrifty-{p}-target/default" for p in ("aws", "gcp", "azure", "kubernetes")}
+    if deployed["existed"]:
+        return
+    build_provider(TargetChoice(**deployed["choice"])).delete(deployed["name"])
+    if runtime.registry().find_deployment(deployed["name"]) is not None:
+        runtime.registry().upsert_deployment(
+            deployed["name"], state=DeploymentState.DELETED, replicas=0, endpoint_url=None
+        )
 
 
 @task(name="saved-targets", cache_policy=NO_CACHE)
 def saved_targets() -> dict[str, str]:
-    """The default target blocks that are saved (provider → block reference)."""
-    found = {}
-    for provider, ref in DEFAULT_TARGETS.items():
-        try:
-            Block.load(ref)
-        except (ValueError, KeyError):
-            continue
-        found[provider] = ref
-    return found
+    """The saved default blocks of the targets that rebalance VMs (target name → block reference)."""
+    return {
+        d.name: d.default_block
+        for d in all_targets().values()
+        if d.default_block
+        and d.kind in (TargetKind.VM, TargetKind.KUBERNETES)
+        and block_saved(d.default_block)
+    }
 
 
 @task(name="list-rebalance-candidates", cache_policy=NO_CACHE)
@@ -133,7 +223,7 @@ def list_rebalance_candidates(providers: list[str], only: str | None = None) -> 
     return [
         {"name": d.name, "provider": d.provider}
         for d in runtime.registry().list_deployments()
-        if d.provider in providers and d.state not in ("deleted", "hibernated") and only in (None, d.name)
+        if d.provider in providers and state_of(d.state).active and only in (None, d.name)
     ]
 
 
@@ -165,14 +255,14 @@ def _migrate(targets: dict[str, str], source: str) -> Any:
                 f"no target block for {action.target.provider}", hint="add it to the flow's targets"
             )
         old = spec_from_dict(runtime.registry().get_deployment(action.deployment).spec)
-        new = replace(
-            old,
+        new = old.with_changes(
             region=action.target.region,
             instance_type=action.target.instance_type,
             price_model=action.target.price_model,
         )
-        status = build_provider(targets[action.target.provider]).deploy(new)
-        _record(status, new, targets[action.target.provider])
+        choice = choice_for_block(targets[action.target.provider])
+        status = build_provider(choice).deploy(new)
+        _record(status, new, choice)
         build_provider(source).delete(old.name)
 
     return migrate

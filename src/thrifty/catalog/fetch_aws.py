@@ -27,6 +27,8 @@ from thrifty.errors import CatalogError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from thrifty.settings import Settings
+
 log = logging.getLogger(__name__)
 
 PRICING_REGION = "us-east-1"
@@ -289,3 +291,20 @@ def fetch_aws(
     on_demand = fetch_aws_on_demand(region, instance_types=types, client=pricing_client)
     spot = fetch_aws_spot(region, instance_types=types, client=ec2_client, shapes=on_demand, advisor=advisor)
     return validate(pd.concat([on_demand, spot], ignore_index=True))
+
+
+def fetch_live(settings: Settings) -> pd.DataFrame:
+    """The AWS target's price fetcher: Price List + spot history + Spot Advisor buckets.
+
+    ``price_api_urls`` overrides the endpoints (``aws_pricing``, ``aws_ec2``, ``spot_advisor``)."""
+    urls, timeout_s = settings.price_api_urls, settings.price_fetch_timeout_s
+    pricing = make_client(
+        "pricing", PRICING_REGION, endpoint_url=urls.get("aws_pricing"), timeout_s=timeout_s
+    )
+    ec2 = make_client("ec2", "us-east-1", endpoint_url=urls.get("aws_ec2"), timeout_s=timeout_s)
+    try:
+        advisor = fetch_spot_advisor(urls.get("spot_advisor", SPOT_ADVISOR_URL), timeout_s=timeout_s)
+    except CatalogError as exc:  # buckets are optional: spot rows then carry an unknown bucket
+        log.warning("Spot Advisor feed unavailable, spot rows get no interruption bucket: %s", exc)
+        advisor = None
+    return fetch_aws("us-east-1", pricing_client=pricing, ec2_client=ec2, advisor=advisor)

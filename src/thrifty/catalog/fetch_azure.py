@@ -27,6 +27,8 @@ from thrifty.errors import CatalogError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from thrifty.settings import Settings
+
 log = logging.getLogger(__name__)
 
 AZURE_PRICES_URL = "https://prices.azure.com/api/retail/prices"
@@ -150,3 +152,9 @@ def _fill_shapes(frame: pd.DataFrame, shapes: pd.DataFrame | None) -> pd.DataFra
             looked_up = frame["instance_type"].map(known[column])
             frame[column] = looked_up.where(looked_up.notna(), frame.get(column))
     return frame
+
+
+def fetch_live(settings: Settings) -> pd.DataFrame:
+    """The Azure target's price fetcher: Retail Prices API (``price_api_urls['azure_prices']`` overrides)."""
+    url = settings.price_api_urls.get("azure_prices", AZURE_PRICES_URL)
+    return fetch_azure(base_url=url, timeout_s=settings.price_fetch_timeout_s)

@@ -30,6 +30,8 @@ from thrifty.errors import CatalogError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from thrifty.settings import Settings
+
 log = logging.getLogger(__name__)
 
 GCP_BILLING_URL = "https://cloudbilling.googleapis.com"
@@ -208,3 +210,10 @@ def _accelerator_rows(wide: pd.DataFrame) -> pd.DataFrame:
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def fetch_live(settings: Settings) -> pd.DataFrame:
+    """The GCP target's price fetcher: Cloud Billing Catalog (``price_api_urls['gcp_billing']`` overrides)."""
+    key = settings.gcp_api_key.get_secret_value() if settings.gcp_api_key else ""
+    url = settings.price_api_urls.get("gcp_billing", GCP_BILLING_URL)
+    return fetch_gcp(key, base_url=url, timeout_s=settings.price_fetch_timeout_s)

@@ -4,14 +4,17 @@ its previous rows in force (they stay the newest per key) and is reported, never
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from thrifty.catalog.store import save_prices
 from thrifty.errors import CatalogError, ConfigError
+from thrifty.targets import cloud_attribute, clouds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LIVE_PROVIDERS = ("aws", "azure", "gcp")
+
+def live_providers() -> tuple[str, ...]:
+    """Clouds with a live price fetcher (from the target descriptors)."""
+    return tuple(c for c in clouds() if cloud_attribute(c, "price_fetcher"))
 
 
 @dataclass
@@ -38,14 +44,15 @@ class RefreshReport:
 
 def parse_providers(text: str | Iterable[str] | None) -> tuple[str, ...]:
     """``"aws,gcp"`` → ("aws", "gcp"); unknown names fail with the list of valid ones."""
+    valid = live_providers()
     if text is None:
-        return LIVE_PROVIDERS
+        return valid
     names = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
-    unknown = sorted(set(names) - set(LIVE_PROVIDERS))
+    unknown = sorted(set(names) - set(valid))
     if unknown or not names:
         raise ConfigError(
             f"unknown provider(s) {unknown or names!r}",
-            hint=f"choose from {', '.join(LIVE_PROVIDERS)} (comma-separated)",
+            hint=f"choose from {', '.join(valid)} (comma-separated)",
         )
     return tuple(dict.fromkeys(names))
 
@@ -64,7 +71,7 @@ def refresh_from_snapshot(registry: Registry, folder: Path) -> RefreshReport:
 def refresh_live(
     registry: Registry,
     settings: Settings,
-    providers: Iterable[str] = LIVE_PROVIDERS,
+    providers: Iterable[str] | None = None,
     fetchers: dict[str, Callable[[], pd.DataFrame]] | None = None,
 ) -> RefreshReport:
     """Fetch live prices per provider; each good table is appended, each failure logged and kept out."""
@@ -72,7 +79,7 @@ def refresh_live(
 
     fetchers = fetchers or default_fetchers(settings)
     report = RefreshReport()
-    for provider in providers:
+    for provider in live_providers() if providers is None else providers:
         try:
             table = fetchers[provider]()
             report.written[provider] = save_prices(registry, table)
@@ -84,36 +91,15 @@ def refresh_live(
 
 
 def default_fetchers(settings: Settings) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The live fetchers with settings applied (public endpoints unless ``price_api_urls`` overrides)."""
-    from thrifty.catalog import fetch_azure, fetch_gcp
-
-    urls, timeout_s = settings.price_api_urls, settings.price_fetch_timeout_s
-
-    def azure() -> pd.DataFrame:
-        url = urls.get("azure_prices", fetch_azure.AZURE_PRICES_URL)
-        return fetch_azure.fetch_azure(base_url=url, timeout_s=timeout_s)
-
-    def gcp() -> pd.DataFrame:
-        key = settings.gcp_api_key.get_secret_value() if settings.gcp_api_key else ""
-        return fetch_gcp.fetch_gcp(
-            key, base_url=urls.get("gcp_billing", fetch_gcp.GCP_BILLING_URL), timeout_s=timeout_s
-        )
-
-    return {"aws": lambda: _fetch_aws_live(urls, timeout_s), "azure": azure, "gcp": gcp}
+    """Each cloud's live fetcher (its target descriptor's ``price_fetcher``) with settings applied."""
+    fetchers: dict[str, Callable[[], pd.DataFrame]] = {}
+    for cloud in live_providers():
+        fetch = _load(str(cloud_attribute(cloud, "price_fetcher")))
+        fetchers[cloud] = partial(fetch, settings)
+    return fetchers
 
 
-def _fetch_aws_live(urls: dict[str, str], timeout_s: float) -> pd.DataFrame:
-    from thrifty.catalog import fetch_aws
-
-    pricing = fetch_aws.make_client(
-        "pricing", fetch_aws.PRICING_REGION, endpoint_url=urls.get("aws_pricing"), timeout_s=timeout_s
-    )
-    ec2 = fetch_aws.make_client("ec2", "us-east-1", endpoint_url=urls.get("aws_ec2"), timeout_s=timeout_s)
-    try:
-        advisor = fetch_aws.fetch_spot_advisor(
-            urls.get("spot_advisor", fetch_aws.SPOT_ADVISOR_URL), timeout_s=timeout_s
-        )
-    except CatalogError as exc:  # buckets are optional: spot rows then carry an unknown bucket
-        log.warning("Spot Advisor feed unavailable, spot rows get no interruption bucket: %s", exc)
-        advisor = None
-    return fetch_aws.fetch_aws("us-east-1", pricing_client=pricing, ec2_client=ec2, advisor=advisor)
+def _load(path: str) -> Callable[[Settings], pd.DataFrame]:
+    module_name, _, function = path.partition(":")
+    fetch: Callable[[Settings], pd.DataFrame] = getattr(importlib.import_module(module_name), function)
+    return fetch

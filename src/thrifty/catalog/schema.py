@@ -29,11 +29,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import CatalogError
+from thrifty.targets import clouds
 
 if TYPE_CHECKING:
     import pandas as pd
 
-PROVIDERS = ("aws", "gcp", "azure")
 PRICE_MODELS = ("on_demand", "spot", "serverless")
 ARCHES = ("amd64", "arm64")
 #: Spot Advisor interruption-frequency buckets, best first (index = the feed's ``r``)
@@ -115,7 +115,7 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
 def validate(frame: pd.DataFrame) -> pd.DataFrame:
     """Normalize ``frame`` and check every row; raises CatalogError naming the first bad rows."""
     table = normalize(frame)
-    _check_allowed(table, "provider", PROVIDERS)
+    _check_allowed(table, "provider", tuple(clouds()))
     _check_allowed(table, "price_model", PRICE_MODELS)
     _check_allowed(table, "arch", ARCHES)
     _check_allowed(table, "interruption_bucket", ("", *INTERRUPTION_BUCKETS))

@@ -17,6 +17,7 @@ import numpy as np
 
 from thrifty.catalog.schema import INTERRUPTION_BUCKETS
 from thrifty.planner.types import Assumptions, Slo, Traffic
+from thrifty.targets import cloud_attribute
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,12 +82,19 @@ def _per_label(labels: pd.Series, value_of: Any) -> np.ndarray:
     return np.asarray(values[codes])
 
 
-def _family(types: pd.DataFrame) -> pd.Series:
-    names = types["instance_type"]
-    aws = names.str.split(".").str[0]
-    gcp = names.str.split("-").str[0]
-    azure = names.str.replace(r"\d+", "*", regex=True)
-    return aws.where(types["provider"] == "aws", gcp.where(types["provider"] == "gcp", azure))
+def _family(types: pd.DataFrame) -> np.ndarray:
+    """Each instance type's family, by its cloud's rule (the target descriptor's ``family``)."""
+    import pandas as pd
+
+    keys = types["provider"].astype(str) + "|" + types["instance_type"].astype(str)
+    codes, uniques = pd.factorize(keys)
+    return np.asarray(np.array([_family_of(k) for k in uniques], dtype=object)[codes])
+
+
+def _family_of(key: str) -> str:
+    cloud, _, instance_type = key.partition("|")
+    rule = cloud_attribute(cloud, "family")
+    return rule(instance_type) if callable(rule) else instance_type
 
 
 def offer_codes(offers: pd.DataFrame, slo: Slo, bench_accelerators: set[str]) -> np.ndarray:

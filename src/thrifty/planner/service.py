@@ -47,3 +47,23 @@ def plan_model(
         perf, catalog.table, slo, traffic, assumptions=assumptions, model=model, catalog_origin=catalog.origin
     )
     return PlanResult(save_plan(registry, decision, model_version_id), decision)
+
+
+def replan(registry: Registry, settings: Settings, plan_id: int) -> Decision:
+    """The stored plan ``plan_id`` made again at today's prices: same model, SLO and traffic.
+
+    Nothing is stored; the price monitor compares the answer with what the deployment runs on.
+    """
+    from thrifty.policies.pricewatch import replan_inputs
+
+    inputs = replan_inputs(registry.get_plan(plan_id).record)
+    perf = recorded_minilm() if inputs["recorded"] else perf_from_registry(registry, inputs["model"])
+    catalog = load_catalog(settings, registry)
+    return plan(
+        perf,
+        catalog.table,
+        Slo(**inputs["slo"]),
+        Traffic(**inputs["traffic"]),
+        model=inputs["model"],
+        catalog_origin=catalog.origin,
+    )

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from thrifty.catalog.schema import INTERRUPTION_BUCKETS, PROVIDERS
+from thrifty.catalog.schema import INTERRUPTION_BUCKETS
 from thrifty.errors import ConfigError, PlanningError
+from thrifty.targets import clouds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,9 +106,10 @@ class Slo:
         bucket = self.max_interruption_bucket
         if bucket is not None and bucket not in INTERRUPTION_BUCKETS:
             raise ConfigError(f"interruption bucket {bucket!r}", hint=f"use one of {INTERRUPTION_BUCKETS}")
-        unknown = sorted(set(self.providers or ()) - set(PROVIDERS))
+        valid = clouds()
+        unknown = sorted(set(self.providers or ()) - set(valid))
         if unknown:
-            raise ConfigError(f"unknown provider(s) {unknown}", hint=f"choose from {', '.join(PROVIDERS)}")
+            raise ConfigError(f"unknown provider(s) {unknown}", hint=f"choose from {', '.join(valid)}")
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from thrifty.errors import ConfigError
 from thrifty.policies import get_policy
 from thrifty.policies.base import Action
 from thrifty.policies.decide import Decision, ModelCosts, decide
+from thrifty.states import state_of
 
 Mode = Literal["auto", "always-warm", "off"]
 Do = Literal["wake", "hibernate", "none"]
-UP_STATES = frozenset({"running", "degraded", "pending"})
 POLICY_EVENT_KIND = "policy-decision"  # the deployment event the sweep records
 
 
@@ -104,10 +104,10 @@ def sweep_decision(
     facts: DeploymentFacts, request_times: Sequence[datetime], now: datetime, config: SweepConfig
 ) -> SweepDecision:
     """Wake, hibernate or leave ``facts.name`` now, with the reason."""
-    up = facts.state in UP_STATES
+    up = state_of(facts.state).active
     if config.mode == "off":
         return SweepDecision(facts.name, "none", "hibernation sweep is off for this deployment")
-    if facts.state not in UP_STATES | {"hibernated"}:
+    if not state_of(facts.state).exists:
         return SweepDecision(facts.name, "none", f"state {facts.state!r}: nothing to hibernate or wake")
     if config.mode == "always-warm":
         return SweepDecision(facts.name, "none" if up else "wake", "kept warm by its override (always-warm)")
@@ -123,7 +123,7 @@ def sweep_decision(
 
 
 def _act(facts: DeploymentFacts, decision: Decision, now: datetime, config: SweepConfig) -> SweepDecision:
-    up = facts.state in UP_STATES
+    up = state_of(facts.state).active
     wants_up = decision.action in (Action.KEEP_WARM, Action.PRE_WARM)
     if wants_up and not up:
         verb = "pre-warm" if decision.action is Action.PRE_WARM else "wake"

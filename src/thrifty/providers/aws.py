@@ -1,7 +1,7 @@
 """AWS EC2 target: one launch template per deployment, on-demand and spot instances launched from it.
 
 - The launch template (``thrifty-<name>``) holds the AMI, instance type, instance profile and the
-  cloud-init user data (``aws_cloudinit``) that installs thrifty and serves the variant pulled
+  cloud-init user data (``boot``) that installs thrifty and serves the variant pulled
   from the S3 artifact store. Its tags hold the deployment's intent: desired replicas, price
   model, on-demand floor, hibernated.
 - Each replica is one instance launched with ``RunInstances`` from the template, spot through
@@ -39,10 +39,18 @@ from thrifty.errors import (
     QuotaExceededError,
     ThriftyError,
 )
-from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
-from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, PriceModel
+from thrifty.providers.base import REPLICA_LIVE_STATES as LIVE_STATES
+from thrifty.providers.base import (
+    DeploymentStatus,
+    DeploySpec,
+    Feature,
+    ManagedResource,
+    PriceModel,
+    Replica,
+    require,
+)
+from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
-from thrifty.providers.rebalance import LIVE_STATES, Replica
 
 REPLICAS_KEY = "thrifty:replicas"
 PRICE_MODEL_KEY = "thrifty:price-model"
@@ -133,8 +141,6 @@ class AwsProvider:
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.SCALE_TO_ZERO: "EC2 instances do not scale to zero on requests; use hibernate",
     }
-    #: seconds between the spot interruption notice and the reclaim
-    interruption_notice_s: ClassVar[int] = 120
 
     def __init__(self, target: AwsTarget | None = None, *, session: Any = None) -> None:
         import boto3
@@ -146,6 +152,17 @@ class AwsProvider:
         )
 
     # -- vendor boundary ------------------------------------------------------------------
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool) -> AwsProvider:
+        """The provider the CLI builds from its options (credentials: boto3's usual chain)."""
+        region = options.get("region") or "us-east-1"
+        return cls(AwsTarget(region=region, endpoint_url=options.get("endpoint_url"), boot=boot))
+
+    def dry_run_document(self, spec: DeploySpec) -> Any:
+        """What ``thrifty deploy --dry-run`` prints: the launch template data."""
+        return self.launch_template_data(spec, self.target.image_id or "RESOLVED_AT_DEPLOY")
+
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -427,6 +444,7 @@ class AwsProvider:
 
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        require(self, spec)
         if spec.price_model is PriceModel.SERVERLESS:
             raise ConfigError(
                 f"price model {spec.price_model.value!r} is not an EC2 offer",

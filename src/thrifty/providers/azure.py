@@ -6,7 +6,7 @@
   A spot refusal for capacity falls back to Regular, tagged ``thrifty:fallback``, so the rebalance
   moves it back; replacements get a random name suffix while the old VM drains.
 - The NIC is created with the VM (``network_interface_configurations``, deleted with it), so no
-  network SDK is needed; the cloud-init user data of ``aws_cloudinit`` is the VM's ``custom_data``.
+  network SDK is needed; the cloud-init user data of ``boot`` is the VM's ``custom_data``.
 - Ownership: tags ``thrifty:managed=true`` and ``thrifty:deployment=<name>``; the spec rides in the
   ``thrifty:spec`` tag so ``scale`` needs nothing but the cloud.
 - Every change is a long-running operation awaited through its poller (``begin_*`` → ``result()``):
@@ -26,7 +26,7 @@ import base64
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, ClassVar
 
@@ -39,18 +39,19 @@ from thrifty.errors import (
     QuotaExceededError,
     ThriftyError,
 )
-from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
 from thrifty.providers.base import (
     DeploymentStatus,
     DeploySpec,
     Feature,
     ManagedResource,
     PriceModel,
+    Replica,
+    require,
     slot_market,
     slot_name,
 )
+from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
-from thrifty.providers.rebalance import Replica
 
 SPEC_TAG = "thrifty:spec"
 SLOT_TAG = "thrifty:slot"
@@ -128,12 +129,20 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
     return ProviderError(text, hint="see the Azure error code in the message")
 
 
+class _NoCredential:
+    """Stands in for a credential on ``--dry-run``, where no request is sent."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from thrifty.errors import CredentialsError
+
+        raise CredentialsError("--dry-run sends no request", hint="drop --dry-run to deploy")
+
+
 class AzureProvider:
     name: ClassVar[str] = "azure"
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.SCALE_TO_ZERO: "Azure VMs do not scale to zero on requests; use hibernate",
     }
-    interruption_notice_s: ClassVar[int] = 30
 
     def __init__(self, target: AzureTarget, *, credential: Any) -> None:
         from azure.mgmt.compute import ComputeManagementClient
@@ -146,6 +155,34 @@ class AzureProvider:
             self._options["enforce_https"] = False
 
     # -- vendor boundary ------------------------------------------------------------------
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool) -> AzureProvider:
+        """The provider the CLI builds (credentials: DefaultAzureCredential; none on dry run)."""
+        needed = ("subscription_id", "resource_group", "subnet_id", "ssh_public_key")
+        missing = [k for k in needed if not options.get(k)]
+        if missing and not dry_run:
+            flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+            raise ConfigError(
+                f"Azure target needs {flags}", hint="pass them or set THRIFTY_AZURE_* variables"
+            )
+        target = AzureTarget(
+            subscription_id=options.get("subscription_id") or "00000000-0000-0000-0000-000000000000",
+            resource_group=options.get("resource_group") or "RESOURCE_GROUP",
+            subnet_id=options.get("subnet_id") or "SUBNET_ID",
+            ssh_public_key=options.get("ssh_public_key") or "SSH_PUBLIC_KEY",
+            boot=boot,
+        )
+        if dry_run:
+            return cls(target, credential=_NoCredential())
+        from azure.identity import DefaultAzureCredential
+
+        return cls(target, credential=DefaultAzureCredential())
+
+    def dry_run_document(self, spec: DeploySpec) -> Any:
+        """What ``thrifty deploy --dry-run`` prints: one VM body per replica."""
+        return [self.vm_body(spec, s).as_dict() for s in range(spec.replicas)]
+
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from azure.core.exceptions import AzureError
 
@@ -369,7 +406,7 @@ class AzureProvider:
         self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
     ) -> Replica:
         spec, _ = self._spec_of(name)
-        spec = replace(spec, replicas=len(self.desired_markets_of(name)) or spec.replicas)
+        spec = spec.with_changes(replicas=len(self.desired_markets_of(name)) or spec.replicas)
         suffix, created = uuid.uuid4().hex[:4], list[str]()
         if allow_fallback:
             vm_name = self._create(spec, slot, created, market=market, suffix=suffix)
@@ -382,6 +419,7 @@ class AzureProvider:
 
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        require(self, spec)
         if not _NAME.fullmatch(spec.name) or len(spec.name) > 50:
             raise ConfigError(
                 f"deployment name {spec.name!r} is not a valid Azure VM name here",
@@ -406,7 +444,7 @@ class AzureProvider:
         if replicas < 0:
             raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
         spec, _ = self._spec_of(name)
-        self.deploy(replace(spec, replicas=replicas))
+        self.deploy(spec.with_changes(replicas=replicas))
         for vm in self._list(name):
             if (vm.tags or {}).get(REPLICAS_TAG) != str(replicas):
                 self._retag(vm, {**(vm.tags or {}), REPLICAS_TAG: str(replicas)})

@@ -1,6 +1,6 @@
-"""One interface for every deploy target, and the registry of targets by name.
+"""One interface for every deploy target: the Provider protocol, the spec it deploys, what it reports.
 
-Each target (local, kubernetes, aws, gcp, azure) is one class implementing ``Provider``. What a
+Each target (described in ``thrifty.targets``) is one class implementing ``Provider``. What a
 target cannot do is data — ``unsupported = {Feature.SPOT: "local machine has no spot market"}`` —
 checked in one place (``require``). No ``if provider == "aws"`` outside the provider modules.
 
@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from thrifty.errors import ConfigError, UnsupportedFeatureError
+from pydantic import BaseModel, ConfigDict, Field
+
+from thrifty.errors import UnsupportedFeatureError
+from thrifty.targets import TargetKind, offer_kind, target
+
+if TYPE_CHECKING:
+    from thrifty.registry import Registry
 
 
 class Feature(StrEnum):
@@ -34,9 +40,14 @@ class PriceModel(StrEnum):
     SERVERLESS = "serverless"
 
 
-@dataclass(frozen=True)
-class DeploySpec:
-    """What to deploy where; built from a plan's chosen candidate (or by hand for local serving)."""
+class DeploySpec(BaseModel):
+    """What to deploy where; built from a plan's candidate (``providers.specs``) or for one variant.
+
+    A frozen pydantic model: it crosses Prefect task boundaries and is stored in the registry as
+    JSON (``spec_to_dict`` / ``spec_from_dict``); keys the registry adds beside it are ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str
     model_name: str
@@ -45,10 +56,18 @@ class DeploySpec:
     region: str = "local"
     instance_type: str = "local"
     price_model: PriceModel = PriceModel.ON_DEMAND
-    replicas: int = 1
-    on_demand_floor: int = 0
+    replicas: int = Field(1, ge=0)
+    on_demand_floor: int = Field(0, ge=0)
     plan_id: int | None = None
-    serving: Mapping[str, Any] = field(default_factory=dict)
+    serving: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def kind(self) -> TargetKind:
+        """The kind of target this spec needs: serverless offers need a serverless target."""
+        return offer_kind(self.price_model.value)
+
+    def with_changes(self, **changes: Any) -> DeploySpec:
+        return self.model_validate(self.model_dump() | changes)
 
 
 @dataclass(frozen=True)
@@ -77,23 +96,25 @@ class DeploymentStatus:
 
 
 def spec_to_dict(spec: DeploySpec) -> dict[str, Any]:
-    """A DeploySpec as plain JSON types (what the registry stores and Prefect tasks pass)."""
-    data = asdict(spec)
-    data["price_model"] = spec.price_model.value
-    data["serving"] = dict(spec.serving)
-    return data
+    """A DeploySpec as plain JSON types (what the registry stores)."""
+    return spec.model_dump(mode="json")
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> DeploySpec:
-    fields = dict(data)
-    fields["price_model"] = PriceModel(fields.get("price_model", "on_demand"))
-    return DeploySpec(**fields)
+    return DeploySpec.model_validate(dict(data))
 
 
 def record_deployment(
-    registry: Any, status: DeploymentStatus, spec: DeploySpec, resources: Mapping[str, Any]
+    registry: Registry, status: DeploymentStatus, spec: DeploySpec, resources: Mapping[str, Any]
 ) -> None:
-    """Write what a provider reported for ``spec`` into the registry's deployment row."""
+    """Write what a provider reported for ``spec`` into the registry's deployment row.
+
+    Keys a provider stored beside the spec (the local target's resolved files) are kept.
+    """
+    existing = registry.find_deployment(spec.name)
+    extras = {}
+    if existing is not None and existing.provider == status.provider:
+        extras = {k: v for k, v in (existing.spec or {}).items() if k not in DeploySpec.model_fields}
     registry.upsert_deployment(
         spec.name,
         provider=status.provider,
@@ -103,7 +124,7 @@ def record_deployment(
         state=status.state,
         replicas=status.replicas_ready,
         endpoint_url=status.endpoint_url,
-        spec=spec_to_dict(spec),
+        spec=spec_to_dict(spec) | extras,
         resources=dict(resources),
     )
 
@@ -117,6 +138,44 @@ def slot_market(spec: DeploySpec, slot: int) -> PriceModel:
     """Slots below the on-demand floor are on-demand; the rest follow the spec's price model."""
     spot = spec.price_model is PriceModel.SPOT and slot >= spec.on_demand_floor
     return PriceModel.SPOT if spot else PriceModel.ON_DEMAND
+
+
+#: cloud instance states in which a replica counts (serving or booting)
+REPLICA_LIVE_STATES = ("pending", "running")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One copy of a deployment on a VM provider, as the provider reports it."""
+
+    id: str
+    slot: int
+    market: PriceModel
+    state: str
+    fallback: bool = False
+    retired: bool = False
+    endpoint_url: str | None = None
+    launched_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state in REPLICA_LIVE_STATES and not self.retired
+
+
+class SpotCapable(Protocol):
+    """What a VM provider offers the rebalance executor (AWS, GCP and Azure implement it)."""
+
+    name: ClassVar[str]
+
+    def replicas(self, name: str) -> list[Replica]: ...
+
+    def desired_markets_of(self, name: str) -> list[PriceModel]: ...
+
+    def launch_replica(
+        self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
+    ) -> Replica: ...
+
+    def retire_replica(self, name: str, replica_id: str) -> None: ...
 
 
 @runtime_checkable
@@ -139,34 +198,39 @@ class Provider(Protocol):
     def list_managed(self) -> list[ManagedResource]: ...
 
 
-#: provider name → "module:Class"; the one place that knows every target
-PROVIDERS: dict[str, str] = {
-    "local": "thrifty.providers.local:LocalProvider",
-    "aws": "thrifty.providers.aws:AwsProvider",
-    "gcp": "thrifty.providers.gcp:GcpProvider",
-    "azure": "thrifty.providers.azure:AzureProvider",
-    "kubernetes": "thrifty.providers.kubernetes:KubernetesProvider",
-}
-
-
 def provider_class(name: str) -> type[Provider]:
-    """The class registered as ``name``; a wrong name fails with the list of valid names."""
-    try:
-        target = PROVIDERS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown provider {name!r}", hint=f"use one of: {', '.join(sorted(PROVIDERS))}"
-        ) from None
-    module_name, _, class_name = target.partition(":")
+    """The class of target ``name`` (from its descriptor); a wrong name lists the valid ones."""
+    module_name, _, class_name = target(name).provider.partition(":")
     cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
     return cls
 
 
-def require(provider: type[Provider] | Provider, feature: Feature) -> None:
-    """Raise ``UnsupportedFeatureError`` with the provider's own reason when it lacks ``feature``."""
-    reason = provider.unsupported.get(feature)
+def require(provider: type[Provider] | Provider, need: Feature | DeploySpec) -> None:
+    """Raise ``UnsupportedFeatureError`` when the target lacks a feature or cannot run a spec.
+
+    For a spec: its kind must be the target's (a serverless offer needs a serverless target, an
+    instance offer a VM, cluster or local target) and spot needs ``Feature.SPOT``. One message,
+    one place: every provider's ``deploy`` calls this first.
+    """
+    if isinstance(need, DeploySpec):
+        _require_kind(provider.name, need)
+        if need.price_model is PriceModel.SPOT:
+            require(provider, Feature.SPOT)
+        return
+    reason = provider.unsupported.get(need)
     if reason is not None:
         raise UnsupportedFeatureError(
-            f"provider {provider.name!r} does not support {feature.value}: {reason}",
+            f"provider {provider.name!r} does not support {need.value}: {reason}",
             hint="choose another target or drop the option",
         )
+
+
+def _require_kind(name: str, spec: DeploySpec) -> None:
+    kind = target(name).kind
+    if (kind is TargetKind.SERVERLESS) == (spec.kind is TargetKind.SERVERLESS):
+        return
+    offer = f"{spec.instance_type} ({spec.price_model.value}, {spec.region})"
+    raise UnsupportedFeatureError(
+        f"target {name!r} ({kind.value}) cannot run {offer}: it needs a {spec.kind.value} target",
+        hint="deploy the plan's next candidate, or save a target block of that kind for the cloud",
+    )

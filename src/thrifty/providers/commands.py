@@ -11,6 +11,7 @@ kubeconfig); flows use the credential blocks instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,31 +19,24 @@ import typer
 if TYPE_CHECKING:
     from thrifty.providers.base import DeploySpec
 
-TARGETS = ("aws", "gcp", "azure", "kubernetes")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-TargetOpt = Annotated[str, typer.Option("--target", help="aws, gcp, azure or kubernetes.")]
+TargetOpt = Annotated[
+    str, typer.Option("--target", help="A target: aws, gcp, azure, kubernetes, … (`thrifty targets`).")
+]
 
 
-class TargetOptions:
-    """Per-cloud options, read from the command line or THRIFTY_* variables."""
-
-    def __init__(self, **values: Any) -> None:
-        self.values = values
-
-    def __getattr__(self, key: str) -> Any:
-        return self.values.get(key)
-
-
-def _check_target(target: str) -> None:
+def _check_target(name: str) -> None:
+    """A cloud target the CLI can build (every registered target but this machine)."""
     from thrifty.errors import ConfigError
+    from thrifty.targets import TargetKind, target
 
-    if target not in TARGETS:
-        raise ConfigError(f"unknown target {target!r}", hint=f"use one of: {', '.join(TARGETS)}")
+    if target(name).kind is TargetKind.LOCAL:
+        raise ConfigError("the local target has its own command", hint="use `thrifty deploy-local VARIANT`")
 
 
 def _boot(require_s3: bool) -> Any:
     from thrifty.errors import ConfigError
-    from thrifty.providers.aws_cloudinit import BootConfig
+    from thrifty.providers.boot import BootConfig
     from thrifty.settings import get_settings
 
     settings = get_settings()
@@ -56,123 +50,43 @@ def _boot(require_s3: bool) -> Any:
 
 
 def build_provider(
-    target: str, opts: TargetOptions, *, dry_run: bool = False, require_s3: bool = True
+    target: str, options: Mapping[str, Any], *, dry_run: bool = False, require_s3: bool = True
 ) -> Any:
-    """A provider from the environment (no Prefect); ``dry_run`` builds no client that needs a key."""
+    """A provider from the command line / environment (no Prefect): the target class's ``from_options``.
+
+    ``dry_run`` builds no client that needs a key.
+    """
+    from thrifty.providers.base import provider_class
+
     _check_target(target)
-    boot = _boot(require_s3 and not dry_run)
-    if target == "aws":
-        from thrifty.providers.aws import AwsProvider, AwsTarget
-
-        return AwsProvider(
-            AwsTarget(region=opts.region or "us-east-1", endpoint_url=opts.endpoint_url, boot=boot)
-        )
-    if target == "gcp":
-        return _gcp(opts, boot, dry_run)
-    if target == "azure":
-        return _azure(opts, boot, dry_run)
-    return _kubernetes(opts, dry_run)
-
-
-def _gcp(opts: TargetOptions, boot: Any, dry_run: bool) -> Any:
-    from thrifty.errors import ConfigError
-    from thrifty.providers.gcp import GcpProvider, GcpTarget
-
-    if not opts.project:
-        raise ConfigError("no GCP project", hint="pass --project or set THRIFTY_GCP_PROJECT")
-    credentials = None
-    if dry_run:
-        from google.auth.credentials import AnonymousCredentials
-
-        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-    return GcpProvider(GcpTarget(project=opts.project, boot=boot), credentials=credentials)
-
-
-def _azure(opts: TargetOptions, boot: Any, dry_run: bool) -> Any:
-    from thrifty.errors import ConfigError
-    from thrifty.providers.azure import AzureProvider, AzureTarget
-
-    missing = [
-        k
-        for k in ("subscription_id", "resource_group", "subnet_id", "ssh_public_key")
-        if not opts.values.get(k)
-    ]
-    if missing and not dry_run:
-        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
-        raise ConfigError(f"Azure target needs {flags}", hint="pass them or set THRIFTY_AZURE_* variables")
-    target = AzureTarget(
-        subscription_id=opts.subscription_id or "00000000-0000-0000-0000-000000000000",
-        resource_group=opts.resource_group or "RESOURCE_GROUP",
-        subnet_id=opts.subnet_id or "SUBNET_ID",
-        ssh_public_key=opts.ssh_public_key or "SSH_PUBLIC_KEY",
-        boot=boot,
-    )
-    if dry_run:
-        return AzureProvider(target, credential=_NoCredential())
-    from azure.identity import DefaultAzureCredential
-
-    return AzureProvider(target, credential=DefaultAzureCredential())
-
-
-class _NoCredential:
-    """Stands in for a credential on --dry-run, where no request is sent."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from thrifty.errors import CredentialsError
-
-        raise CredentialsError("--dry-run sends no request", hint="drop --dry-run to deploy")
-
-
-def _k8s_target(opts: TargetOptions) -> Any:
-    from thrifty.providers.k8s_manifests import KubernetesTarget
-    from thrifty.settings import get_settings
-
-    settings = get_settings()
-    return KubernetesTarget(
-        namespace=opts.namespace or "default",
-        artifact_store_url=settings.resolved_artifact_store_url,
-        s3_endpoint_url=settings.s3_endpoint_url,
-        scale_to_zero=opts.scale_to_zero or "none",
-        spot_platform=opts.spot_platform or "karpenter",
-    )
-
-
-def _kubernetes(opts: TargetOptions, dry_run: bool) -> Any:
-    from thrifty.providers.kubernetes import KubernetesProvider
-
-    if dry_run:
-        return KubernetesProvider(None, _k8s_target(opts))
-    from kubernetes import config
-
-    return KubernetesProvider(config.new_client_from_config(context=opts.context), _k8s_target(opts))  # type: ignore[no-untyped-call]
+    cls: Any = provider_class(target)
+    return cls.from_options(options, boot=_boot(require_s3 and not dry_run), dry_run=dry_run)
 
 
 # -- specs from a variant or a plan --------------------------------------------------------------
 def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]) -> list[DeploySpec]:
     """The spec(s) to try, in order: one for a variant, the plan's candidates on ``target`` for a plan."""
-    from dataclasses import replace
-
     from thrifty import runtime
     from thrifty.errors import ConfigError
-    from thrifty.providers.base import DeploySpec, PriceModel
-    from thrifty.providers.rebalance import candidates_in_order, spec_from_candidate
+    from thrifty.providers.base import PriceModel
+    from thrifty.providers.specs import candidates_for, default_name, spec_for_variant, spec_from_candidate
+    from thrifty.targets import target as target_named
 
     registry = runtime.registry()
     if ref.startswith("plan:"):
         plan = registry.get_plan(int(ref.removeprefix("plan:")))
         record = plan.record or {"chosen": plan.chosen, "candidates": []}
-        candidates = candidates_in_order(record, provider=target)
+        candidates = candidates_for(record, target_named(target))
         if not candidates:
             raise ConfigError(
                 f"plan {plan.id} has no candidate on {target}", hint="plan with that provider allowed"
             )
         variant = _variant_of_plan(registry, plan, str(candidates[0]["variant"]))
         version = registry.get_model_version_by_id(variant.model_version_id)
-        default = _default_name(version.model.name, variant.name)
         return [
             spec_from_candidate(
                 c,
-                name=name or default,
+                name=name or default_name(version.model.name, variant.name),
                 model_name=version.model.name,
                 variant_id=variant.id,
                 artifact_sha256=variant.artifact.sha256,
@@ -184,20 +98,17 @@ def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]
         raise ConfigError(
             f"{ref!r} is neither a variant id nor plan:ID", hint="e.g. `thrifty deploy 12` or `plan:3`"
         )
-    variant = registry.get_variant(int(ref))
-    version = registry.get_model_version_by_id(variant.model_version_id)
-    spec = DeploySpec(
-        name=name or _default_name(version.model.name, variant.name),
-        model_name=version.model.name,
-        variant_id=variant.id,
-        artifact_sha256=variant.artifact.sha256,
+    spec = spec_for_variant(
+        registry,
+        int(ref),
+        name=name,
         region=overrides.get("region") or "us-east-1",
         instance_type=overrides.get("instance_type") or "c7g.large",
         price_model=PriceModel.SPOT if overrides.get("spot") else PriceModel.ON_DEMAND,
         replicas=overrides.get("replicas") or 1,
         on_demand_floor=overrides.get("on_demand_floor") or 0,
     )
-    return [replace(spec)]
+    return [spec]
 
 
 def _variant_of_plan(registry: Any, plan: Any, variant_name: str) -> Any:
@@ -214,27 +125,14 @@ def _variant_of_plan(registry: Any, plan: Any, variant_name: str) -> Any:
     raise NotFoundError(f"plan {plan.id} chose variant {variant_name!r}, which is not registered")
 
 
-def _default_name(model: str, variant: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9-]+", "-", f"{model}-{variant}".lower()).strip("-")[:50]
-
-
 # -- dry run -------------------------------------------------------------------------------------
 def dry_run_document(provider: Any, spec: DeploySpec) -> str:
     """What ``--dry-run`` prints: YAML manifests for Kubernetes, the request body for a cloud."""
     import yaml
 
-    from thrifty.providers.k8s_manifests import manifests
-
-    if provider.name == "kubernetes":
-        return str(yaml.safe_dump_all(manifests(spec, provider.target), sort_keys=False))
-    if provider.name == "aws":
-        body: Any = provider.launch_template_data(spec, provider.target.image_id or "RESOLVED_AT_DEPLOY")
-    elif provider.name == "gcp":
-        body = [type(b).to_dict(b) for b in (provider.instance_body(spec, s) for s in range(spec.replicas))]
-    else:
-        body = [provider.vm_body(spec, s).as_dict() for s in range(spec.replicas)]
+    body = provider.dry_run_document(spec)
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "apiVersion" in body[0]:
+        return str(yaml.safe_dump_all(body, sort_keys=False))
     return json.dumps(body, indent=2, default=str)
 
 
@@ -273,9 +171,9 @@ def deploy(
 ) -> None:
     """Deploy a variant or a plan to a cloud or a cluster (spot where the plan says so)."""
     from thrifty.cli import console, print_json
-    from thrifty.providers.rebalance import deploy_first_available
+    from thrifty.providers.specs import deploy_first_available
 
-    opts = TargetOptions(**{k: v for k, v in locals().items() if k not in ("ref", "target", "name")})
+    opts = {k: v for k, v in locals().items() if k not in ("ref", "target", "name")}
     overrides = {
         "region": region,
         "instance_type": instance_type,
@@ -332,7 +230,7 @@ def gc(
     from thrifty.cli import console, print_json
     from thrifty.providers.gc import sweep
 
-    opts = TargetOptions(region=region, endpoint_url=endpoint_url, project=project, namespace=namespace)
+    opts = {"region": region, "endpoint_url": endpoint_url, "project": project, "namespace": namespace}
     providers = [build_provider(t, opts, require_s3=False) for t in target or ["aws"]]
     live = [(d.provider, d.name) for d in runtime.registry().list_deployments() if d.state != "deleted"]
     orphans = sweep(providers, live, grace_s=grace_s, dry_run=dry_run)

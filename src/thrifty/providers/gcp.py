@@ -7,7 +7,7 @@
   automatic restart. A spot stockout falls back to STANDARD, labelled ``thrifty-fallback``, so the
   rebalance moves it back (set ``spot_fallback_on_demand=False`` to fail over to the plan's next
   candidate instead).
-- The cloud-init user data of ``aws_cloudinit`` rides in the ``user-data`` metadata item; the
+- The cloud-init user data of ``boot`` rides in the ``user-data`` metadata item; the
   deployment's spec rides in ``thrifty-spec`` so ``scale`` needs nothing but the cloud.
 - Ownership: labels ``thrifty-managed=true`` and ``thrifty-deployment=<name>``.
 - Each insert carries a fresh ``requestId``, so the client's own retries of that call are no-ops on
@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from thrifty.errors import (
@@ -39,18 +39,19 @@ from thrifty.errors import (
     QuotaExceededError,
     ThriftyError,
 )
-from thrifty.providers.aws_cloudinit import BootConfig, render_user_data
 from thrifty.providers.base import (
     DeploymentStatus,
     DeploySpec,
     Feature,
     ManagedResource,
     PriceModel,
+    Replica,
+    require,
     slot_market,
     slot_name,
 )
+from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
-from thrifty.providers.rebalance import Replica
 
 SPEC_METADATA_KEY = "thrifty-spec"
 REPLICAS_LABEL = "thrifty-replicas"
@@ -136,7 +137,6 @@ class GcpProvider:
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.SCALE_TO_ZERO: "Compute Engine VMs do not scale to zero on requests; use hibernate",
     }
-    interruption_notice_s: ClassVar[int] = 30
 
     def __init__(self, target: GcpTarget, *, credentials: Any = None) -> None:
         from google.cloud import compute_v1
@@ -148,6 +148,23 @@ class GcpProvider:
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
 
     # -- vendor boundary ------------------------------------------------------------------
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool) -> GcpProvider:
+        """The provider the CLI builds (credentials: Application Default Credentials; none on dry run)."""
+        if not options.get("project"):
+            raise ConfigError("no GCP project", hint="pass --project or set THRIFTY_GCP_PROJECT")
+        credentials = None
+        if dry_run:
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        return cls(GcpTarget(project=options["project"], boot=boot), credentials=credentials)
+
+    def dry_run_document(self, spec: DeploySpec) -> Any:
+        """What ``thrifty deploy --dry-run`` prints: one instance body per replica."""
+        return [type(b).to_dict(b) for b in (self.instance_body(spec, s) for s in range(spec.replicas))]
+
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         from google.api_core.exceptions import GoogleAPICallError
         from google.auth.exceptions import GoogleAuthError
@@ -352,7 +369,7 @@ class GcpProvider:
         self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
     ) -> Replica:
         spec, _ = self._spec_of(name)
-        spec = replace(spec, replicas=len(self.desired_markets_of(name)) or spec.replicas)
+        spec = spec.with_changes(replicas=len(self.desired_markets_of(name)) or spec.replicas)
         suffix = uuid.uuid4().hex[:4]
         created = self._insert_with_fallback(spec, slot, market, suffix=suffix, allow_fallback=allow_fallback)
         return next(r for r in self.replicas(name) if r.id == created)
@@ -364,6 +381,7 @@ class GcpProvider:
 
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        require(self, spec)
         if not _NAME.fullmatch(self.instance_name(spec.name, 0)) or len(spec.name) > 50:
             raise ConfigError(
                 f"deployment name {spec.name!r} is not a valid GCE instance name",
@@ -388,7 +406,7 @@ class GcpProvider:
         if replicas < 0:
             raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
         spec, _ = self._spec_of(name)
-        self.deploy(replace(spec, replicas=replicas))
+        self.deploy(spec.with_changes(replicas=replicas))
         for zone, inst in self._list(name):
             if inst.labels.get(REPLICAS_LABEL) != str(replicas):
                 self._set_labels(zone, inst, {**inst.labels, REPLICAS_LABEL: str(replicas)})

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from thrifty.errors import ConfigError
-from thrifty.providers.aws_cloudinit import MODEL_DIR
 from thrifty.providers.base import DeploySpec, PriceModel
+from thrifty.providers.boot import MODEL_DIR
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
 
 ScaleToZero = Literal["none", "keda", "knative"]
@@ -122,7 +122,7 @@ def spec_from_annotation(text: str) -> DeploySpec:
 
 def pod_spec(spec: DeploySpec, target: KubernetesTarget, *, on_spot: bool) -> dict[str, Any]:
     model_path = f"{MODEL_DIR}/{spec.artifact_sha256}"
-    fetch = ["python3", "-m", "thrifty.providers.aws_cloudinit", "fetch", target.artifact_store_url]
+    fetch = ["python3", "-m", "thrifty.providers.boot", "fetch", target.artifact_store_url]
     fetch += [spec.artifact_sha256, model_path]
     if target.s3_endpoint_url:
         fetch += ["--endpoint", target.s3_endpoint_url]

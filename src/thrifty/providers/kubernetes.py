@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from thrifty.errors import (
     ConfigError,
@@ -26,9 +25,12 @@ from thrifty.errors import (
     QuotaExceededError,
     ThriftyError,
 )
-from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource
+from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, require
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
 from thrifty.providers.k8s_manifests import SPEC_ANNOTATION, KubernetesTarget, manifests, spec_from_annotation
+
+if TYPE_CHECKING:
+    from thrifty.providers.boot import BootConfig
 
 FIELD_MANAGER = "thrifty"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -70,13 +72,35 @@ class KubernetesProvider:
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.REGIONS: "a cluster lives in one region; register one target per cluster",
     }
-    interruption_notice_s: ClassVar[int] = 30
 
     def __init__(self, api_client: Any, target: KubernetesTarget | None = None) -> None:
         self.api = api_client
         self.target = target or KubernetesTarget()
 
     # -- HTTP boundary -----------------------------------------------------------------------
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool
+    ) -> KubernetesProvider:
+        """The provider the CLI builds (the kubeconfig's ``context``; no client on dry run)."""
+        target = KubernetesTarget(
+            namespace=options.get("namespace") or "default",
+            artifact_store_url=boot.artifact_store_url,
+            s3_endpoint_url=boot.s3_endpoint_url,
+            scale_to_zero=options.get("scale_to_zero") or "none",
+            spot_platform=options.get("spot_platform") or "karpenter",
+        )
+        if dry_run:
+            return cls(None, target)
+        from kubernetes import config
+
+        return cls(config.new_client_from_config(context=options.get("context")), target)  # type: ignore[no-untyped-call]
+
+    def dry_run_document(self, spec: DeploySpec) -> Any:
+        """What ``thrifty deploy --dry-run`` prints: the manifests (as YAML documents)."""
+        return manifests(spec, self.target)
+
     def _request(
         self,
         method: str,
@@ -201,6 +225,7 @@ class KubernetesProvider:
 
     # -- Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        require(self, spec)
         self._apply_all(spec)
         return self.status(spec.name)
 
@@ -209,7 +234,7 @@ class KubernetesProvider:
             raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
         spec, _ = self._spec(name)
         return self.deploy(
-            replace(spec, replicas=replicas, on_demand_floor=min(spec.on_demand_floor, replicas))
+            spec.with_changes(replicas=replicas, on_demand_floor=min(spec.on_demand_floor, replicas))
         )
 
     def hibernate(self, name: str) -> DeploymentStatus:

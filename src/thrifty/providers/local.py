@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from thrifty.errors import NotFoundError
-from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, spec_to_dict
+from thrifty.providers.base import (
+    DeploymentStatus,
+    DeploySpec,
+    Feature,
+    ManagedResource,
+    require,
+    spec_to_dict,
+)
 from thrifty.serving import daemon
 from thrifty.settings import Settings, get_settings
 
@@ -48,6 +55,7 @@ class LocalProvider:
 
     # -- the Provider protocol -------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
+        require(self, spec)
         from thrifty.serving.resolve import resolve_files
 
         files = resolve_files(spec, self.registry, self.store, self.settings.home / "cache")

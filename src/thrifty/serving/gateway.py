@@ -34,11 +34,11 @@ from thrifty.serving.http import Request, Response, error_response, json_respons
 from thrifty.serving.metrics import Metrics
 from thrifty.serving.pool import WarmPool, Worker, close_pipes
 from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
+from thrifty.states import state_of
 
 log = logging.getLogger("thrifty.serving.gateway")
 MAX_ATTEMPTS = 4
 SAVE_DELAY_S = 0.5
-ACTIVE_STATES = ("running", "pending", "degraded")
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ class Gateway:
         except ServingError as exc:
             log.error("%s", exc)
             return
-        desired = row.replicas if row.state in ACTIVE_STATES else 0
+        desired = row.replicas if state_of(row.state).active else 0
         if state is None:
             self.models[row.name] = ModelState(row.name, order, desired)
         elif not state.unsaved and state.saved_at < read_at:  # a local wake wins until it is saved

@@ -53,7 +53,7 @@ def s3_artifact(moto: str, tmp_path: Path) -> tuple[str, str]:
 @pytest.fixture
 def aws_target(moto: str, s3_artifact: tuple[str, str]) -> Any:
     from thrifty.providers.aws import AwsTarget
-    from thrifty.providers.aws_cloudinit import BootConfig
+    from thrifty.providers.boot import BootConfig
 
     return AwsTarget(
         region="us-east-1",

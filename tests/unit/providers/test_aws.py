@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 from tests.unit.providers.replay import CapacityFault
 from thrifty.errors import CapacityError, CredentialsError, NotFoundError, QuotaExceededError
 from thrifty.providers.aws import AwsProvider
-from thrifty.providers.aws_cloudinit import main as cloudinit_main
-from thrifty.providers.aws_cloudinit import runcmd_lines
 from thrifty.providers.base import PriceModel, Provider, provider_class
+from thrifty.providers.boot import main as cloudinit_main
+from thrifty.providers.boot import runcmd_lines
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_user_data_pulls_the_variant_from_the_s3_store(
     user_data = base64.b64decode(data["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
     assert user_data.startswith("#cloud-config")
     fetch = next(line for line in runcmd_lines(user_data) if " fetch " in line)
-    argv = shlex.split(fetch)[3:]  # drop "python3 -m thrifty.providers.aws_cloudinit"
+    argv = shlex.split(fetch)[3:]  # drop "python3 -m thrifty.providers.boot"
     assert argv[:3] == ["fetch", s3_artifact[0], s3_artifact[1]]
     dest = tmp_path / "vm" / s3_artifact[1]
     argv[3] = str(dest)  # the VM writes under /var/lib/thrifty; the test under tmp

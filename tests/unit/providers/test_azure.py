@@ -295,7 +295,8 @@ def _executor(azure: AzureProvider) -> Any:
 def test_evicted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
     azure: AzureProvider, arm: FakeArm, make_spec: Any
 ) -> None:
-    from thrifty.providers.rebalance import decide, view_of
+    from thrifty.policies.rebalance import decide
+    from thrifty.providers.rebalance import view_of
 
     azure.deploy(_spec(make_spec))
     del arm.vms["thrifty-minilm-0"]  # evicted, eviction policy Delete
@@ -308,7 +309,8 @@ def test_evicted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
 def test_spot_refused_falls_back_to_regular_then_returns_replayed(
     azure: AzureProvider, arm: FakeArm, make_spec: Any
 ) -> None:
-    from thrifty.providers.rebalance import decide, view_of
+    from thrifty.policies.rebalance import decide
+    from thrifty.providers.rebalance import view_of
 
     arm.spot_capacity_out = True
     azure.deploy(_spec(make_spec))

@@ -19,7 +19,7 @@ from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import CapacityError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
 from thrifty.providers.gcp import GcpProvider, GcpTarget
-from thrifty.providers.rebalance import deploy_first_available
+from thrifty.providers.specs import deploy_first_available
 
 pytestmark = pytest.mark.replayed
 PROJECT = "thrifty-test"
@@ -275,7 +275,8 @@ def _executor(gcp: GcpProvider) -> Any:
 def test_preempted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
     gcp: GcpProvider, gce: FakeGce, make_spec: Any
 ) -> None:
-    from thrifty.providers.rebalance import decide, view_of
+    from thrifty.policies.rebalance import decide
+    from thrifty.providers.rebalance import view_of
 
     gcp.deploy(_spec(make_spec))
     del gce.instances["us-central1-a"]["thrifty-minilm-1"]  # preempted, termination action DELETE
@@ -290,7 +291,8 @@ def test_preempted_vm_is_replaced_with_a_30_s_drain_budget_replayed(
 def test_spot_stockout_falls_back_then_returns_to_spot_replayed(
     gcp: GcpProvider, gce: FakeGce, make_spec: Any
 ) -> None:
-    from thrifty.providers.rebalance import decide, view_of
+    from thrifty.policies.rebalance import decide
+    from thrifty.providers.rebalance import view_of
 
     gce.spot_stocked_out.add("us-central1-a")
     gcp.deploy(_spec(make_spec))

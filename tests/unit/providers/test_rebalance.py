@@ -8,17 +8,10 @@ from typing import Any
 import pytest
 
 from tests.unit.providers.replay import CapacityFault
+from thrifty.policies.rebalance import DeploymentView, Offer, RebalancePolicy, decide
 from thrifty.providers.aws import AwsProvider
-from thrifty.providers.base import PriceModel
-from thrifty.providers.rebalance import (
-    DeploymentView,
-    Executor,
-    Offer,
-    RebalancePolicy,
-    Replica,
-    decide,
-    view_of,
-)
+from thrifty.providers.base import PriceModel, Replica
+from thrifty.providers.rebalance import Executor, view_of
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 SPOT, OD = PriceModel.SPOT, PriceModel.ON_DEMAND

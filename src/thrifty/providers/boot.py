@@ -1,4 +1,5 @@
-"""cloud-init user data that turns a fresh VM into a thrifty server for one variant.
+"""Booting a replica: the cloud-init user data of every VM target (AWS, GCP, Azure) and the
+artifact fetch that pods run too — a fresh machine becomes a thrifty server for one variant.
 
 The script installs thrifty, pulls the variant's artifact from the artifact store by sha256 (the
 same ``S3Store.fetch`` the rest of thrifty uses, so the bytes are verified), starts the inference
@@ -6,7 +7,7 @@ server and, on spot capacity, the interruption watcher. The VM reads S3 through 
 user data never carries a credential. GCP (``user-data`` metadata) and Azure (``custom_data``) take
 the same document, so the VM providers share this module.
 
-On the VM: ``python -m thrifty.providers.aws_cloudinit fetch STORE_URL SHA256 DEST [--endpoint URL]``.
+On the VM: ``python -m thrifty.providers.boot fetch STORE_URL SHA256 DEST [--endpoint URL]``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class BootConfig:
 
 def fetch_line(spec: DeploySpec, boot: BootConfig) -> list[str]:
     """The argv that pulls the variant on the VM (also what the tests run against moto)."""
-    argv = ["python3", "-m", "thrifty.providers.aws_cloudinit", "fetch", boot.artifact_store_url]
+    argv = ["python3", "-m", "thrifty.providers.boot", "fetch", boot.artifact_store_url]
     argv += [spec.artifact_sha256, f"{MODEL_DIR}/{spec.artifact_sha256}"]
     if boot.s3_endpoint_url:
         argv += ["--endpoint", boot.s3_endpoint_url]
@@ -90,7 +91,7 @@ def fetch_artifact(store_url: str, sha256: str, dest: Path, *, endpoint_url: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thrifty.providers.aws_cloudinit")
+    parser = argparse.ArgumentParser(prog="python -m thrifty.providers.boot")
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="pull one artifact from the store")
     fetch.add_argument("store_url")
