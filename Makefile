@@ -22,6 +22,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy src/thrifty
+	$(BIN)/mypy flows tasks blocks
 
 pytest: setup
 	@url="$$(bash .ci/postgres.sh start)"; \

@@ -9,6 +9,8 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
+from thrifty.targets import clouds
+
 
 class PriceMonitorSettings(Block):
     _block_type_name = "Thrifty Price Monitor"
@@ -16,7 +18,7 @@ class PriceMonitorSettings(Block):
     _description = "Price sources to refresh and the saving that makes a cheaper offer worth an event."
 
     providers: list[str] = Field(
-        default_factory=lambda: ["aws", "gcp", "azure"],
+        default=list(clouds()),
         description="Live price sources, refreshed one by one.",
     )
     snapshot: str | None = Field(

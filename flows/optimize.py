@@ -27,16 +27,16 @@ class OptimizeParams(BaseModel):
     model: str = Field(..., description="Registered model name.")
     version: int | None = Field(None, description="Model version; default: the newest.")
     techniques: list[str] = Field(
-        default_factory=lambda: list(pipeline.DEFAULT_TECHNIQUES),
+        default=list(pipeline.DEFAULT_TECHNIQUES),
         description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, static_int8, fp16, search.",
     )
     target: str = Field("cpu", description="Preset: cpu (picked from this CPU's flags) or gpu.")
     min_cosine: float = Field(0.99, description="Tolerance: minimum mean cosine to the original.")
     min_agreement: float = Field(0.95, description="Tolerance: minimum nearest-neighbour / top-1 agreement.")
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], description="Benchmark batch sizes.")
-    threads: list[int] = Field(default_factory=lambda: [1], description="Benchmark thread counts.")
+    batch_sizes: list[int] = Field(default=[1, 8], description="Benchmark batch sizes.")
+    threads: list[int] = Field(default=[1], description="Benchmark thread counts.")
     seq_lens: list[int | None] = Field(
-        default_factory=lambda: [128], description="Sequence lengths for text models (null = natural)."
+        default=[128], description="Sequence lengths for text models (null = natural)."
     )
     runs: int = Field(30, description="Timed runs per benchmark case.")
     parallel_benchmarks: bool = Field(
@@ -94,7 +94,7 @@ def optimize_model(params: OptimizeParams) -> list[dict[str, Any]]:
         for variant_id in ids:
             run_benchmark(variant_id, spec)
     measure_fidelity.map(ids, unmapped(tolerance)).result()
-    rows = pipeline.summarize(runtime.registry(), version)
+    rows: list[dict[str, Any]] = pipeline.summarize(runtime.registry(), version)
     create_table_artifact(
         key=f"optimize-{params.model.lower().replace('_', '-')}",
         table=_table(rows),

@@ -109,7 +109,8 @@ def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dic
             f"smoke test of {deployment!r} failed: {result.detail}",
             hint="the deployed variant does not answer like the original; the deployment is rolled back",
         )
-    return result.to_dict()
+    answer: dict[str, Any] = result.to_dict()
+    return answer
 
 
 @task(name="verify-state", cache_policy=NO_CACHE)

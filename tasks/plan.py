@@ -30,8 +30,8 @@ def plan_placement(
     return {"plan_id": result.plan_id, "record": result.decision.to_dict()}
 
 
-_TABLE_KEYS = ("rank", "variant", "provider", "region", "instance_type", "option", "latency_ms_p95_est")
-_TABLE_KEYS += ("machines", "usd_per_month", "usd_per_million_requests", "why_lost")
+_TABLE_KEYS: tuple[str, ...] = ("rank", "variant", "provider", "region", "instance_type", "option")
+_TABLE_KEYS += ("latency_ms_p95_est", "machines", "usd_per_month", "usd_per_million_requests", "why_lost")
 
 
 @task(name="publish-plan-artifacts", cache_policy=NO_CACHE)

@@ -1,6 +1,6 @@
 """The spot-rebalance flow end to end on moto's HTTP server, with blocks saved to the Prefect test API.
 
-A deployment is made through the ``deploy-to-provider`` task, then: the spot interruption is
+A deployment is made through the ``deploy-to-target`` task, then: the spot interruption is
 simulated (the instance is terminated, the flow runs with the event's parameters) and replaced;
 an instance of a deployment the registry no longer knows is swept. No response is replayed here.
 """
@@ -50,17 +50,26 @@ def variant(thrifty_home: Path) -> Iterator[tuple[int, str]]:
     yield variant.id, sha
 
 
-def _spec(variant: tuple[int, str], name: str = "minilm") -> dict[str, Any]:
-    return {
-        "name": name,
-        "model_name": "minilm",
-        "variant_id": variant[0],
-        "artifact_sha256": variant[1],
-        "region": "us-east-1",
-        "instance_type": "c7g.large",
-        "price_model": "spot",
-        "replicas": 2,
-    }
+def _spec(variant: tuple[int, str], name: str = "minilm") -> list[Any]:
+    from thrifty.providers.base import DeploySpec, PriceModel
+
+    spec = DeploySpec(
+        name=name,
+        model_name="minilm",
+        variant_id=variant[0],
+        artifact_sha256=variant[1],
+        region="us-east-1",
+        instance_type="c7g.large",
+        price_model=PriceModel.SPOT,
+        replicas=2,
+    )
+    return [spec]
+
+
+def _aws(ref: str) -> Any:
+    from tasks.providers import choice_for_block
+
+    return choice_for_block(ref)
 
 
 @pytest.mark.slow
@@ -68,11 +77,11 @@ def test_interruption_event_replaces_the_instance_and_records_the_action(
     aws_target_ref: str, variant: tuple[int, str]
 ) -> None:
     from flows.spot_rebalance import SpotRebalanceParams, spot_rebalance
-    from tasks.providers import build_provider, deploy_to_provider
+    from tasks.providers import build_provider, deploy_to_target
     from thrifty import runtime
 
-    deployed = deploy_to_provider.fn(aws_target_ref, _spec(variant))
-    assert (deployed["state"], deployed["replicas_ready"]) == ("running", 2)
+    deployed = deploy_to_target.fn(_aws(aws_target_ref), _spec(variant))
+    assert (deployed.state, deployed.replicas_ready) == ("running", 2)
     aws = build_provider(aws_target_ref)
     victim = next(r for r in aws.replicas("minilm") if r.live)
     aws.ec2.terminate_instances(InstanceIds=[victim.id])  # the spot reclaim
@@ -98,11 +107,11 @@ def test_orphans_of_a_deployment_the_registry_forgot_are_swept(
     aws_target_ref: str, variant: tuple[int, str]
 ) -> None:
     from flows.spot_rebalance import SpotRebalanceParams, spot_rebalance
-    from tasks.providers import build_provider, deploy_to_provider, gc_orphans
+    from tasks.providers import build_provider, deploy_to_target, gc_orphans
     from thrifty import runtime
 
-    deploy_to_provider.fn(aws_target_ref, _spec(variant, "kept"))
-    deploy_to_provider.fn(aws_target_ref, _spec(variant, "forgotten"))
+    deploy_to_target.fn(_aws(aws_target_ref), _spec(variant, "kept"))
+    deploy_to_target.fn(_aws(aws_target_ref), _spec(variant, "forgotten"))
     runtime.registry().delete_deployment("forgotten")  # e.g. a crash between the cloud and the registry
 
     listed = gc_orphans.fn([aws_target_ref], grace_s=0.0, dry_run=True)
@@ -125,7 +134,7 @@ def test_a_failed_transaction_rolls_the_deploy_back(aws_target_ref: str, variant
     from prefect import flow, task
     from prefect.transactions import transaction
 
-    from tasks.providers import build_provider, deploy_to_provider
+    from tasks.providers import build_provider, deploy_to_target
 
     @task
     def smoke_test() -> None:
@@ -134,7 +143,7 @@ def test_a_failed_transaction_rolls_the_deploy_back(aws_target_ref: str, variant
     @flow
     def deploy_then_smoke() -> None:
         with transaction():
-            deploy_to_provider(aws_target_ref, _spec(variant, "rolled"))
+            deploy_to_target(_aws(aws_target_ref), _spec(variant, "rolled"))
             smoke_test()
 
     with pytest.raises(RuntimeError, match="smoke test failed"):

@@ -276,7 +276,40 @@ def spot_watch(
         watch(probe_for(cloud, client, metadata_url), deployment, emit, poll_s=poll_s)
 
 
+def targets(as_json: JsonOpt = False) -> None:
+    """The deploy targets: name, kind, the clouds each serves and the block that configures it."""
+    from rich.table import Table
+
+    from thrifty.cli import console, print_json
+    from thrifty.targets import all_targets
+
+    rows: list[dict[str, Any]] = [
+        {
+            "name": d.name,
+            "kind": d.kind.value,
+            "clouds": list(d.clouds),
+            "block": d.default_block,
+            "interruption_notice_s": d.interruption_notice_s,
+            "description": d.description,
+        }
+        for d in all_targets().values()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="deploy targets")
+    for column in ("name", "kind", "clouds", "block (default)", "notice s", "what"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], ", ".join(r["clouds"]), r["block"] or "—", str(r["interruption_notice_s"]),
+            r["description"],
+        )  # fmt: skip
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("targets")(targets)
     app.command("deploy")(deploy)
     app.command("gc")(gc)
     app.command("spot-watch")(spot_watch)
