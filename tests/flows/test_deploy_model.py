@@ -22,7 +22,7 @@ from tests.conftest import free_port
 IN_FEATURES = 32
 CLASSES = 10
 #: the smallest run that still tries a quantizer: fp32 export, graph-optimized, dynamic int8
-TECHNIQUES = ["export", "graph", "dynamic_int8"]
+TECHNIQUES = ["export", "graph", "dynamic_int8", "fp16"]  # fp16: every listed technique is built
 
 
 def build_classifier(path: Path, seed: int = 0) -> Path:
@@ -200,7 +200,7 @@ def test_deploys_serves_and_reruns_from_cache(tiny_model: Path, deploy_home: Pat
 
     # (b) the same inputs again: same variants, cached measurements, still one deployment
     variant_ids = sorted(v.id for v in registry.list_variants(registry.get_model_version("tiny").id))
-    assert len(variant_ids) == len(TECHNIQUES)  # the int8 quantizer made a variant too
+    assert len(variant_ids) == len(TECHNIQUES)  # the int8 quantizer and the fp16 converter made one each
     bench_rows = len(registry.list_benchmark_results(variant_ids))
     state2, run_id2 = run_flow(tiny_model)
     assert state2.is_completed(), state2.message

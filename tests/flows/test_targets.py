@@ -110,3 +110,19 @@ def test_the_local_target_hibernates_without_a_block(thrifty_home: Path) -> None
         second = apply_hibernation.fn(choice, "m", "hibernate")  # idempotent: no second event
     assert first == second == {"name": "m", "state": "hibernated", "replicas_ready": 0}
     assert [e.kind for e in registry.list_events("m")] == ["hibernate"]
+
+
+def test_the_run_form_shows_every_default_and_offers_choices() -> None:
+    """What the Prefect UI renders from deploy-model's parameters (its JSON schema)."""
+    from flows.deploy_model import ALL_TECHNIQUES, DeployModelParams
+    from thrifty.targets import clouds, target_names
+
+    schema = DeployModelParams.model_json_schema()
+    props = schema["properties"]
+    assert props["providers"]["default"] == clouds() == ["aws", "gcp", "azure"]
+    assert props["providers"]["items"]["enum"] == clouds()
+    assert "fp16" in props["techniques"]["items"]["enum"] and props["techniques"]["default"]
+    assert set(props["techniques"]["default"]) <= set(ALL_TECHNIQUES)
+    assert props["target"]["enum"] == ["auto", *target_names()]
+    assert props["verify"]["enum"] == ["inference", "state"]
+    assert "UI" not in schema.get("description", "")
