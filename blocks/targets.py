@@ -10,7 +10,7 @@ and pass ``"thrifty-aws-target/prod"`` to the flows.
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from typing import Any, Literal
 
 from prefect.blocks.core import Block
@@ -24,7 +24,20 @@ from blocks.credentials import (
 )
 
 
-class _Boot(Block, ABC):
+class DeployTargetBlock(Block, ABC):
+    """A block that configures one target (abstract: not a block type of its own).
+
+    Each subclass sets ``_block_type_slug`` to its target descriptor's ``block_slug`` and builds
+    the target's provider; ``TARGET_BLOCKS`` finds every subclass, so a new target's block class
+    is its only edit here.
+    """
+
+    @abstractmethod
+    def build_provider(self) -> Any:
+        """The provider of the target this block configures."""
+
+
+class _Boot(DeployTargetBlock, ABC):
     """Fields every VM target shares: the artifact store the VM pulls from (abstract: not a block type)."""
 
     artifact_store_url: str = Field(
@@ -137,7 +150,7 @@ class AzureDeployTarget(_Boot):
         return AzureProvider(target, credential=self.credentials.get_credential())
 
 
-class KubernetesDeployTarget(Block):
+class KubernetesDeployTarget(DeployTargetBlock):
     _block_type_name = "Thrifty Kubernetes Target"
     _block_type_slug = "thrifty-kubernetes-target"
     _description = "A cluster and namespace for thrifty deployments, spot placement and scale to zero."
@@ -190,9 +203,20 @@ class KubernetesDeployTarget(Block):
         return KubernetesProvider(api, self.target())
 
 
-#: block type slug → the block class that configures that target (each slug is a target
-#: descriptor's ``block_slug`` in ``thrifty.targets``; a test checks every descriptor has its class)
-TARGET_BLOCKS: dict[str, type[Block]] = {
-    cls.get_block_type_slug(): cls
-    for cls in (AwsDeployTarget, GcpDeployTarget, AzureDeployTarget, KubernetesDeployTarget)
-}
+def _concrete(cls: type[Block]) -> list[type[DeployTargetBlock]]:
+    found: list[type[DeployTargetBlock]] = []
+    for sub in cls.__subclasses__():
+        if ABC not in sub.__bases__ and issubclass(sub, DeployTargetBlock):
+            found.append(sub)
+        found += _concrete(sub)
+    return found
+
+
+def target_blocks() -> dict[str, type[DeployTargetBlock]]:
+    """Block type slug → the block class that configures that target (every concrete subclass)."""
+    base: type[Block] = DeployTargetBlock
+    return {cls.get_block_type_slug(): cls for cls in _concrete(base)}
+
+
+#: the target blocks defined here (a descriptor's ``block_slug`` in ``thrifty.targets`` names each)
+TARGET_BLOCKS = target_blocks()
