@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from thrifty.errors import ThriftyError
 
@@ -42,8 +43,22 @@ COMMAND_MODULES = [
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output for ``--json``: plain JSON on stdout, nothing else."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Machine-readable output for ``--json``: plain JSON on stdout, nothing else.
+
+    The read layer's models (``thrifty.read``) print as their ``model_dump(mode="json")``, so the
+    CLI and an API answer with the same fields.
+    """
+    sys.stdout.write(json.dumps(_plain(data), indent=2, default=str) + "\n")
+
+
+def _plain(data: Any) -> Any:
+    if hasattr(data, "model_dump"):
+        return data.model_dump(mode="json")
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(v) for v in data]
+    return data
 
 
 def fail(error: ThriftyError) -> None:
@@ -57,25 +72,34 @@ def _register() -> None:
         importlib.import_module(name).register(app)
 
 
+def usage_error(exc: TyperException) -> int:
+    """One or two lines for a usage error (the hint names ``--help``); returns the exit code."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        exc.show()
+        return 0
+    err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+    ctx = getattr(exc, "ctx", None) if isinstance(exc, UsageError) else None
+    if ctx is not None:
+        err_console.print(f"see `{ctx.command_path} --help`", highlight=False)
+    return int(exc.exit_code)
+
+
 def main() -> None:
-    """Console-script entry point: thrifty errors become a message and exit code 1."""
+    """Console-script entry point: thrifty errors exit 1, usage errors 2, never a traceback."""
     try:
         result = app(standalone_mode=False)
     except ThriftyError as exc:
         fail(exc)
         raise SystemExit(1) from None
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Exit):
-            raise SystemExit(exc.exit_code) from None
-        raise
+    except TyperException as exc:  # typer ships its own click: its errors derive from this
+        raise SystemExit(usage_error(exc)) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
     if isinstance(result, int) and result:
         raise SystemExit(result)
 

@@ -8,20 +8,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from thrifty.read import PriceTable
 
 prices_app = typer.Typer(
     help="The price catalog (AWS, GCP, Azure: on-demand, spot, serverless).", no_args_is_help=True
-)
-
-_SHOW_COLUMNS: tuple[str, ...] = ("provider", "region", "zone", "instance_type", "vcpus", "memory_gib")
-_SHOW_COLUMNS += (
-    "accelerator_name",
-    "price_model",
-    "usd_per_hour",
-    "interruption_bucket",
-    "derived",
-    "observed_at",
 )
 
 
@@ -41,46 +31,61 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Print prices from the current catalog (registry history, snapshot, or reference table)."""
-    from thrifty import runtime
-    from thrifty.catalog.query import cheapest as cheapest_rows
-    from thrifty.catalog.query import select_offers
+    from thrifty import read, runtime
     from thrifty.catalog.refresh import parse_providers
-    from thrifty.catalog.store import load_catalog
     from thrifty.settings import get_settings
 
-    catalog = load_catalog(get_settings(), runtime.registry())
-    providers = parse_providers(provider) if provider else None
-    models = [price_model] if price_model else None
-    rows = select_offers(catalog.table, providers=providers, vcpus=vcpus, price_models=models)
-    rows = cheapest_rows(rows, limit) if cheapest else rows.sort_values(["provider", "region"]).head(limit)
-    _print_prices(rows, catalog.origin, len(catalog.table), as_json)
+    answer = read.prices(
+        runtime.registry(),
+        get_settings(),
+        cheapest=cheapest,
+        vcpus=vcpus,
+        providers=parse_providers(provider) if provider else None,
+        price_models=[price_model] if price_model else None,
+        limit=limit,
+    )
+    _print_prices(answer, as_json)
 
 
-def _print_prices(rows: pd.DataFrame, origin: str, total: int, as_json: bool) -> None:
-    from thrifty.catalog.schema import to_records
+#: (header, record key, key column?, right-aligned?) — key columns are never cut or dropped
+PRICE_COLUMNS = (
+    ("provider", "provider", True, False),
+    ("type", "instance_type", True, False),
+    ("$/hour", "usd_per_hour", True, True),
+    ("pricing", "price_model", True, False),
+    ("region", "region", False, False),
+    ("vCPUs", "vcpus", False, True),
+    ("GiB", "memory_gib", False, True),
+    ("interruptions", "interruption_bucket", False, False),
+    ("zone", "zone", False, False),
+    ("GPU", "accelerator_name", False, False),
+    ("derived", "derived", False, False),
+    ("observed", "observed_at", False, False),
+)
+
+
+def _print_prices(answer: PriceTable, as_json: bool) -> None:
     from thrifty.cli import console, print_json
+    from thrifty.render import Col, print_table
 
-    records = to_records(rows)
     if as_json:
-        print_json({"origin": origin, "rows": records})
+        print_json({"origin": answer.origin, "rows": answer.rows})
         return
-    from rich.table import Table
-
-    table = Table(title=f"prices from {origin} ({total:,} rows; showing {len(records)})")
-    for column in _SHOW_COLUMNS:
-        table.add_column(
-            column, justify="right" if column in ("vcpus", "memory_gib", "usd_per_hour") else "left"
-        )
-    for record in records:
-        table.add_row(*(_cell(record[c]) for c in _SHOW_COLUMNS))
-    console.print(table)
-    if origin == "reference":
+    columns = [Col(h, key=k, justify="right" if r else "left") for h, _, k, r in PRICE_COLUMNS]
+    cells = [[_cell(field, record[field]) for _, field, _, _ in PRICE_COLUMNS] for record in answer.rows]
+    title = f"prices from {answer.origin} ({answer.total_rows:,} rows; showing {len(answer.rows)})"
+    print_table(console, columns, cells, title=title)
+    if answer.origin == "reference":
         console.print("[yellow]reference list prices (hand-curated, with as_of dates): not live.[/]")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
+def _cell(field: str, value: Any) -> str:
+    if value is None or value is False:
         return ""
+    if field == "usd_per_hour":
+        return f"{float(value):.4f}"
+    if field == "derived":
+        return "yes"
     if isinstance(value, float):
         return f"{value:g}"
     if hasattr(value, "strftime"):

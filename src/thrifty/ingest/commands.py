@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
-
-
-def version_row(version: Any) -> dict[str, Any]:
-    return {
-        "model": version.model.name,
-        "version": version.version,
-        "format": version.format,
-        "task": version.task,
-        "sha256": version.sha256,
-        "size_bytes": version.size_bytes,
-        "parameter_count": version.parameter_count,
-        "opset": version.opset,
-        "signature": version.signature,
-        "source_path": version.source_path,
-        "created_at": version.created_at.isoformat(),
-    }
 
 
 def ingest(
@@ -39,17 +23,18 @@ def ingest(
     from thrifty import runtime
     from thrifty.cli import console, print_json
     from thrifty.ingest import ingest_model
+    from thrifty.read import version_view
 
     with console.status(f"ingesting {path}…", spinner="dots"):
         result = ingest_model(path, name, registry=runtime.registry(), store=runtime.store())
-    row = version_row(result.version) | {"created": result.created}
+    row = version_view(result.version)
     if as_json:
-        print_json(row)
+        print_json(row.model_dump(mode="json") | {"created": result.created})
         return
     verb = "registered" if result.created else "already registered (same bytes)"
     console.print(
-        f"[green]{verb}[/] [bold]{row['model']}[/] v{row['version']}: {row['format']}, "
-        f"{_params(row['parameter_count'])} parameters, {row['size_bytes'] / 1024**2:.1f} MiB, sha256 {row['sha256'][:12]}"
+        f"[green]{verb}[/] [bold]{row.model}[/] v{row.version}: {row.format}, "
+        f"{_params(row.parameter_count)} parameters, {row.size_bytes / 1024**2:.1f} MiB, sha256 {row.sha256[:12]}"
     )
 
 
@@ -64,32 +49,25 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Every registered model with its newest version."""
-    from rich.table import Table
-
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.cli import console, print_json
+    from thrifty.render import Col, print_table
 
-    rows = [
-        version_row(m.versions[-1]) | {"versions": len(m.versions)}
-        for m in runtime.registry().list_models()
-        if m.versions
-    ]
+    rows = read.models(runtime.registry())
     if as_json:
         print_json(rows)
         return
-    table = Table("model", "versions", "newest", "format", "task", "params", "MiB", "sha256", title="models")
-    for r in rows:
-        table.add_row(
-            r["model"],
-            str(r["versions"]),
-            f"v{r['version']}",
-            r["format"],
-            r["task"] or "",
-            _params(r["parameter_count"]),
-            f"{r['size_bytes'] / 1024**2:.1f}",
-            r["sha256"][:12],
-        )
-    console.print(table if rows else "no models yet: add one with `thrifty ingest PATH --name NAME`")
+    if not rows:
+        console.print("no models yet: add one with `thrifty ingest PATH --name NAME`")
+        return
+    columns = [Col("model", key=True), Col("versions", justify="right"), Col("newest", key=True)]
+    columns += [Col("format"), Col("task"), Col("params", justify="right"), Col("MiB", justify="right")]
+    cells = [
+        [r.model, str(r.versions), f"v{r.version}", r.format, r.task or "", _params(r.parameter_count),
+         f"{r.size_bytes / 1024**2:.1f}", r.sha256[:12]]
+        for r in rows
+    ]  # fmt: skip
+    print_table(console, [*columns, Col("sha256")], cells, title="models")
 
 
 @models_app.command("show")
@@ -100,23 +78,22 @@ def show_model(
     """Every version of a model with its signature."""
     from rich.table import Table
 
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.cli import console, print_json
 
-    model = runtime.registry().get_model(name)
-    rows = [version_row(v) for v in model.versions]
+    found = read.model(runtime.registry(), name)
     if as_json:
-        print_json({"model": name, "versions": rows})
+        print_json(found)
         return
-    for r in rows:
+    for v in found.versions:
         console.print(
-            f"[bold]{name}[/] v{r['version']}  {r['format']}  task={r['task'] or '-'}  "
-            f"params={_params(r['parameter_count'])}  opset={r['opset'] or '-'}  sha256={r['sha256']}\n"
-            f"  from {r['source_path']} at {r['created_at']}"
+            f"[bold]{name}[/] v{v.version}  {v.format}  task={v.task or '-'}  "
+            f"params={_params(v.parameter_count)}  opset={v.opset or '-'}  sha256={v.sha256}\n"
+            f"  from {v.source_path} at {v.created_at.isoformat()}"
         )
         table = Table("", "name", "dtype", "shape", box=None)
         for kind in ("inputs", "outputs"):
-            for t in r["signature"].get(kind, []):
+            for t in v.signature.get(kind, []):
                 table.add_row(kind[:-1], t["name"], t["dtype"], str(t["shape"]))
         console.print(table)
 

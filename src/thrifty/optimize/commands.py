@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from thrifty.render import Col
+
 if TYPE_CHECKING:
     from thrifty.bench.harness import BenchSpec
     from thrifty.optimize.config import Tolerance
+    from thrifty.read import VariantView
 
 TECHNIQUES_HELP = "comma-separated: export,graph,dynamic_int8,blockwise_int8,static_int8,fp16,search"
 
@@ -54,34 +57,33 @@ def _fidelity_text(fidelity: dict[str, float]) -> str:
     return " ".join(f"{short[k]} {v:.3f}" for k, v in fidelity.items())
 
 
-def print_summary(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.table import Table
+def _verdict(row: VariantView) -> str:
+    if row.status == "accepted":
+        return "yes"
+    if row.status == "rejected":
+        return "no: " + (row.rejection_reason or "").removeprefix("outside tolerance: ")
+    return row.status
 
+
+VARIANT_COLUMNS = [Col("id", key=True, justify="right"), Col("variant", key=True), Col("accepted?", key=True)]
+VARIANT_COLUMNS += [Col(h, justify="right") for h in ("p50 ms", "size MB", "req/s", "p95 ms", "load ms")]
+VARIANT_COLUMNS += [Col("fidelity"), Col("technique")]
+
+
+def print_summary(rows: list[VariantView], title: str) -> None:
+    """Id, name and verdict always; then latency, size, throughput, fidelity as the width allows."""
     from thrifty.cli import console
+    from thrifty.render import print_table
 
-    table = Table(title=title)
-    width = max((len(r["variant"]) for r in rows), default=7)
-    table.add_column("variant", no_wrap=True, min_width=width)
-    table.add_column("technique")
-    for column in ("size MB", "p50 ms", "p95 ms", "req/s", "load ms"):
-        table.add_column(column, justify="right")
-    table.add_column("fidelity")
-    table.add_column("accepted?", overflow="fold")
-    for row in rows:
-        reason = (row["rejection_reason"] or "").removeprefix("outside tolerance: ")
-        verdict = {"accepted": "[green]yes[/]", "rejected": f"[red]no[/]: {reason}"}
-        table.add_row(
-            row["variant"],
-            row["technique"],
-            _fmt(row["size_mb"]),
-            _fmt(row["latency_ms_p50"], ".2f"),
-            _fmt(row["latency_ms_p95"], ".2f"),
-            _fmt(row["throughput_rps"]),
-            _fmt(row["load_ms"], ".0f"),
-            _fidelity_text(row["fidelity"]),
-            verdict.get(row["status"], row["status"]),
-        )
-    console.print(table)
+    cells = [
+        [str(r.id), r.variant, _verdict(r), _fmt(r.latency_ms_p50, ".2f"), _fmt(r.size_mb),
+         _fmt(r.throughput_rps), _fmt(r.latency_ms_p95, ".2f"), _fmt(r.load_ms, ".0f"),
+         _fidelity_text(r.fidelity), r.technique]
+        for r in rows
+    ]  # fmt: skip
+    print_table(console, VARIANT_COLUMNS, cells, title=title)
+    if rows:
+        console.print(f"deploy one by id or name: `thrifty deploy-local {rows[0].ref}`", highlight=False)
 
 
 def _progress() -> Any:
@@ -98,9 +100,9 @@ def _progress() -> Any:
     )
 
 
-def bench_all(name: str, version: int | None, spec: BenchSpec, tolerance: Tolerance) -> list[dict[str, Any]]:
+def bench_all(name: str, version: int | None, spec: BenchSpec, tolerance: Tolerance) -> list[VariantView]:
     """Benchmark and judge every variant of a model version, with a progress bar."""
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.optimize import pipeline
     from thrifty.settings import get_settings
 
@@ -116,7 +118,7 @@ def bench_all(name: str, version: int | None, spec: BenchSpec, tolerance: Tolera
             pipeline.benchmark_variant(registry, store, variant, spec, evals)
             pipeline.judge_variant(registry, store, variant, evals, tolerance)
             bar.advance(job)
-    return pipeline.summarize(registry, mv)
+    return read.variants_of(registry, mv)
 
 
 def optimize_command(
@@ -137,7 +139,7 @@ def optimize_command(
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Make variants of a model (ONNX, graph-optimized, int8, fp16, ...), then benchmark and judge them."""
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.cli import print_json
     from thrifty.optimize import pipeline
     from thrifty.optimize.config import for_cpu, for_gpu
@@ -166,7 +168,7 @@ def optimize_command(
             tolerance=tolerance,
             progress=step,
         )
-    rows = bench_all(name, version, spec, tolerance) if bench else pipeline.summarize(registry, mv)
+    rows = bench_all(name, version, spec, tolerance) if bench else read.variants_of(registry, mv)
     if json_out:
         print_json(rows)
     else:
@@ -201,18 +203,16 @@ def variants_command(
     version: int | None = typer.Option(None, help="model version (default: newest)"),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """List a model's variants with size, latency, fidelity and verdict."""
-    from thrifty import runtime
+    """List a model's variants (id, name, verdict, latency, size, fidelity); deploy one by id or name."""
+    from thrifty import read, runtime
     from thrifty.cli import print_json
-    from thrifty.optimize import pipeline
 
-    registry = runtime.registry()
-    mv = registry.get_model_version(name, version)
-    rows = pipeline.summarize(registry, mv)
+    rows = read.variants(runtime.registry(), name, version)
     if json_out:
         print_json(rows)
     else:
-        print_summary(rows, f"{name} v{mv.version}: variants")
+        shown = f" v{rows[0].version}" if rows else ""
+        print_summary(rows, f"{name}{shown}: variants")
 
 
 def register(app: typer.Typer) -> None:

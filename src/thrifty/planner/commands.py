@@ -11,6 +11,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from thrifty.render import Col
+
 
 class _PlanGroup(TyperGroup):
     """Route ``thrifty plan NAME ...`` to the ``make`` command; ``explain`` / ``list`` stay commands."""
@@ -19,6 +21,13 @@ class _PlanGroup(TyperGroup):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["make", *args]
         return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """``thrifty plan --help`` also shows the options of ``thrifty plan NAME``."""
+        super().format_help(ctx, formatter)
+        make = self.commands["make"]
+        with make.make_context("plan", ["x"], parent=ctx.parent, resilient_parsing=True) as sub:
+            make.format_help(sub, formatter)
 
 
 plan_app = typer.Typer(
@@ -90,39 +99,34 @@ def make(
     _print_plan(result.plan_id, result.decision.to_dict())
 
 
+PLAN_COLUMNS = [Col("#", key=True, justify="right"), Col("variant", key=True)]
+PLAN_COLUMNS += [Col("$/month", key=True, justify="right"), Col("provider"), Col("type", key=True)]
+PLAN_COLUMNS += [Col("region"), Col("option"), Col("p95 ms", justify="right")]
+PLAN_COLUMNS += [Col("machines", justify="right"), Col("$/M req", justify="right")]
+
+
+def _plan_cells(c: dict[str, Any]) -> list[str]:
+    return [
+        str(c["rank"]),
+        c["variant"],
+        f"{c['usd_per_month']:,.2f}",
+        c["provider"],
+        c["instance_type"],
+        c["region"],
+        c["option"],
+        f"{c['latency_ms_p95_est']:.1f}" + ("*" if c["estimated"] else ""),
+        "-" if c["machines"] is None else f"{c['machines']:g}",
+        f"{c['usd_per_million_requests']:.4f}",
+    ]
+
+
 def _print_plan(plan_id: int, record: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from thrifty.cli import console
+    from thrifty.render import print_table
 
-    table = Table(title=f"plan {plan_id} for {record['model']}: top candidates")
-    for column in (
-        "#",
-        "variant",
-        "provider",
-        "type",
-        "region",
-        "option",
-        "p95 ms",
-        "machines",
-        "$/month",
-        "$/M req",
-    ):
-        table.add_column(column)
-    for c in record["candidates"][:10]:
-        table.add_row(
-            str(c["rank"]),
-            c["variant"],
-            c["provider"],
-            c["instance_type"],
-            c["region"],
-            c["option"],
-            f"{c['latency_ms_p95_est']:.1f}" + ("*" if c["estimated"] else ""),
-            "-" if c["machines"] is None else f"{c['machines']:g}",
-            f"{c['usd_per_month']:,.2f}",
-            f"{c['usd_per_million_requests']:.4f}",
-        )
-    console.print(table)
+    rows = [_plan_cells(c) for c in record["candidates"][:10]]
+    title = f"plan {plan_id} for {record['model']}: top candidates"
+    print_table(console, PLAN_COLUMNS, rows, title=title)
     console.print("* estimated from the benchmark machine by the stated assumptions")
     base = record.get("baseline")
     if base:
@@ -139,15 +143,15 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print the stored decision record as JSON."),
 ) -> None:
     """Print a stored decision so a person can check it by hand."""
-    from thrifty import runtime
-    from thrifty.cli import print_json
-    from thrifty.planner.explain import explain_text
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.render import wrap_text
 
-    stored = runtime.registry().get_plan(plan_id)
+    stored = read.plan(runtime.registry(), plan_id)
     if as_json:
         print_json({"plan_id": stored.id} | stored.record)
         return
-    typer.echo(explain_text(stored.record, stored.id))
+    typer.echo(wrap_text(stored.explanation(), console.width))
 
 
 @plan_app.command("list")
@@ -156,38 +160,23 @@ def list_plans(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The newest stored plans."""
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.cli import console, print_json
+    from thrifty.render import print_table
 
-    rows = [_summary(p.id, p.created_at, p.record) for p in runtime.registry().list_plans(limit)]
+    rows = read.plans(runtime.registry(), limit)
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title="plans")
-    for column in ("id", "created", "model", "chosen", "$/month", "$/M req"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["created_at"][:19],
-            row["model"],
-            row["chosen"],
-            f"{row['usd_per_month'] or 0:,.2f}",
-            f"{row['usd_per_million_requests'] or 0:.4f}",
-        )
-    console.print(table)
+    columns = [Col("id", key=True, justify="right"), Col("model", key=True), Col("variant", key=True)]
+    columns += [Col("$/month", key=True, justify="right"), Col("offer"), Col("$/M req", justify="right")]
+    cells = [
+        [str(r.id), r.model, r.variant or "-", _money(r.usd_per_month), r.chosen,
+         _money(r.usd_per_million_requests, ".4f"), r.created_at.strftime("%Y-%m-%d %H:%M")]
+        for r in rows
+    ]  # fmt: skip
+    print_table(console, [*columns, Col("created (UTC)")], cells, title="plans")
 
 
-def _summary(plan_id: int, created_at: Any, record: dict[str, Any]) -> dict[str, Any]:
-    chosen = record.get("chosen") or {}
-    where = f"{chosen.get('variant')} on {chosen.get('provider')} {chosen.get('instance_type')} {chosen.get('region')}"
-    return {
-        "id": plan_id,
-        "created_at": created_at.isoformat(),
-        "model": record.get("model", ""),
-        "chosen": f"{where} ({chosen.get('option')})",
-        "usd_per_month": chosen.get("usd_per_month"),
-        "usd_per_million_requests": chosen.get("usd_per_million_requests"),
-    }
+def _money(value: float | None, spec: str = ",.2f") -> str:
+    return "-" if value is None else format(value, spec)

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.table import Table
+from thrifty.render import Col
 
+if TYPE_CHECKING:
     from thrifty.policies.simulate import PolicySummary
 
 DEFAULT_POLICIES = ["hybrid-histogram", "thrifty-cost-aware"]
@@ -49,68 +49,69 @@ def simulate_command(
             {"trace": str(trace), "png": str(png) if png else None, "policies": [s.row() for s in summaries]}
         )
         return
-    console.print(_table(summaries, loaded.source))
+    _print_summaries(summaries, loaded.source)
     if png is not None:
         console.print(f"trade-off curve written to [bold]{png}[/]")
 
 
-def _table(summaries: list[PolicySummary], title: str) -> Table:
-    from rich.table import Table
+SIMULATE_COLUMNS = [Col("policy", key=True), Col("cold % p75", key=True, justify="right")]
+SIMULATE_COLUMNS += [Col("wasted mem %", key=True, justify="right")]
+SIMULATE_COLUMNS += [Col(h, justify="right") for h in ("wasted $", "cold % mean", "by memory %")]
+SIMULATE_COLUMNS += [Col(h, justify="right") for h in ("pre-warms/day", "per-invocation p75/mean", "time s")]
 
-    table = Table(title=f"{title} — memory relative to fixed 10-min keep-alive")
-    columns = (
-        "policy",
-        "cold % p75",
-        "cold % mean",
-        "per-invocation p75/mean",
-        "wasted mem %",
-        "by memory %",
-        "pre-warms/day",
-        "wasted $",
-        "time s",
+
+def _print_summaries(summaries: list[PolicySummary], title: str) -> None:
+    """Policy names and the two trade-off numbers always; "wasted $" only when priced."""
+    from thrifty.cli import console
+    from thrifty.render import print_table
+
+    cells = [
+        [s.policy, f"{s.cold_pct_p75:.1f}", f"{s.wasted_memory_pct:.1f}",
+         "" if s.wasted_usd is None else f"{s.wasted_usd:.2f}", f"{s.cold_pct_mean:.1f}",
+         f"{s.wasted_memory_weighted_pct:.1f}", f"{s.prewarms_per_function_day:.1f}",
+         f"{s.cold_pct_per_invocation_p75:.1f} / {s.cold_pct_per_invocation_mean:.1f}", f"{s.elapsed_s:.2f}"]
+        for s in summaries
+    ]  # fmt: skip
+    print_table(
+        console, SIMULATE_COLUMNS, cells, title=f"{title} — memory relative to fixed 10-min keep-alive"
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "policy" else "right")
-    for s in summaries:
-        table.add_row(
-            s.policy,
-            f"{s.cold_pct_p75:.1f}",
-            f"{s.cold_pct_mean:.1f}",
-            f"{s.cold_pct_per_invocation_p75:.1f} / {s.cold_pct_per_invocation_mean:.1f}",
-            f"{s.wasted_memory_pct:.1f}",
-            f"{s.wasted_memory_weighted_pct:.1f}",
-            f"{s.prewarms_per_function_day:.1f}",
-            "—" if s.wasted_usd is None else f"{s.wasted_usd:.2f}",
-            f"{s.elapsed_s:.2f}",
-        )
-    return table
+    if all(s.wasted_usd is None for s in summaries):
+        console.print("wasted $: pass --usd-per-gib-hour PRICE to price the idle memory", highlight=False)
 
 
 def policies_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The hibernation policies and their default settings."""
-    from rich.table import Table
-
     from thrifty.cli import console, print_json
     from thrifty.policies import POLICIES, policy_class
+    from thrifty.render import print_table
 
     rows: list[dict[str, Any]] = []
     for name in POLICIES:
         cls = policy_class(name)
         policy = cls()
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        doc = _plain_text((cls.__doc__ or "").strip().splitlines()[0])
         rows.append({"name": name, "summary": doc, "settings": dict(policy.settings())})
     if as_json:
         print_json(rows)
         return
-    table = Table(title="hibernation policies (`fixed-<minutes>` picks a fixed keep-alive)")
-    for column in ("name", "what it does", "default settings"):
-        table.add_column(column)
-    for row in rows:
-        settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
-        table.add_row(str(row["name"]), str(row["summary"]), settings)
-    console.print(table)
+    cells = [[str(r["name"]), str(r["summary"]), _settings_text(r["settings"])] for r in rows]
+    columns = [Col("name", key=True), Col("what it does"), Col("default settings")]
+    print_table(
+        console, columns, cells, title="hibernation policies (fixed-<minutes> picks a fixed keep-alive)"
+    )
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return "\n".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items())
+
+
+def _plain_text(doc: str) -> str:
+    """A docstring line as a person reads it: rST ``literals`` and `refs` lose their backticks."""
+    import re
+
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", doc)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,486 @@
+"""The read layer: typed questions about the registry, answered as JSON-ready pydantic models.
+
+Every ``thrifty`` command that shows something asks here and only renders the answer (rich tables,
+or ``--json`` from the same models); a management API can return these models as they are.
+Pure functions of a ``Registry`` (plus the settings or the gateway's live state where the question
+needs them); nothing here writes.
+
+    models / model        registered models and their versions
+    variants              a model version's variants: size, latency, fidelity, verdict
+    plans / plan          stored decisions (summary rows, or the record with its explanation)
+    deployments           every deployment: state, endpoint, revision, plan, cost
+    events                a deployment's history
+    request_stats         from the request log: count, rate, last request, latency p50/p95
+    local_status          ``thrifty status``: local deployments joined with the live gateway
+    prices                the normalized price table as the catalog answers it
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from thrifty.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from thrifty.registry import Deployment, ModelVersion, Plan, Registry, Variant
+    from thrifty.settings import Settings
+
+#: request-rate and latency percentiles look at this much of the request log
+STATS_WINDOW_S = 300.0
+
+
+class View(BaseModel):
+    """A read-only answer; ``model_dump(mode="json")`` is what ``--json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+# -- models and variants --------------------------------------------------------------------------
+class VersionView(View):
+    model: str
+    version: int
+    format: str
+    task: str | None
+    sha256: str
+    size_bytes: int
+    parameter_count: int | None
+    opset: int | None
+    signature: dict[str, Any]
+    source_path: str
+    created_at: datetime
+
+
+class ModelSummary(VersionView):
+    """A model as ``thrifty models list`` shows it: its newest version and how many it has."""
+
+    versions: int
+
+
+class ModelView(View):
+    model: str
+    versions: list[VersionView]
+
+
+class VariantView(View):
+    id: int
+    variant: str
+    model: str
+    version: int
+    technique: str
+    parent_variant_id: int | None
+    size_mb: float
+    batch_size: int | None = None
+    seq_len: int | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    throughput_rps: float | None = None
+    load_ms: float | None = None
+    peak_memory_mib: float | None = None
+    fidelity: dict[str, float]
+    status: str
+    rejection_reason: str | None
+
+    @property
+    def ref(self) -> str:
+        """What ``thrifty deploy`` / ``deploy-local`` accept besides the id: ``model/variant``."""
+        return f"{self.model}/{self.variant}"
+
+
+def version_view(version: ModelVersion) -> VersionView:
+    return VersionView(
+        model=version.model.name,
+        version=version.version,
+        format=version.format,
+        task=version.task,
+        sha256=version.sha256,
+        size_bytes=version.size_bytes,
+        parameter_count=version.parameter_count,
+        opset=version.opset,
+        signature=dict(version.signature or {}),
+        source_path=version.source_path,
+        created_at=version.created_at,
+    )
+
+
+def models(registry: Registry) -> list[ModelSummary]:
+    """Every registered model that has a version, with its newest version."""
+    return [
+        ModelSummary(**version_view(m.versions[-1]).model_dump(), versions=len(m.versions))
+        for m in registry.list_models()
+        if m.versions
+    ]
+
+
+def model(registry: Registry, name: str) -> ModelView:
+    """A model with every version (oldest first) and its signature."""
+    found = registry.get_model(name)
+    return ModelView(model=found.name, versions=[version_view(v) for v in found.versions])
+
+
+def variants(registry: Registry, name: str, version: int | None = None) -> list[VariantView]:
+    """A model version's variants with the benchmark row a single request sees and the verdict."""
+    return variants_of(registry, registry.get_model_version(name, version))
+
+
+def variants_of(registry: Registry, version: ModelVersion) -> list[VariantView]:
+    rows = registry.list_variants(version.id)
+    results = registry.list_benchmark_results([v.id for v in rows])
+    views = []
+    for variant in rows:
+        mine = sorted(
+            (r for r in results if r.variant_id == variant.id),
+            key=lambda r: (r.batch_size, r.threads, r.seq_len or 0, -r.id),
+        )
+        views.append(_variant_view(variant, version, mine[0] if mine else None))
+    return views
+
+
+_HEADLINE = ("cosine_mean", "nn_agreement", "top1_agreement", "accuracy")
+
+
+def _variant_view(variant: Variant, version: ModelVersion, result: Any) -> VariantView:
+    fid = variant.fidelity or {}
+    bench: dict[str, Any] = {}
+    if result is not None:
+        keys = ("batch_size", "seq_len", "latency_ms_p50", "latency_ms_p95", "throughput_rps")
+        bench = {k: getattr(result, k) for k in (*keys, "load_ms", "peak_memory_mib")}
+    return VariantView(
+        id=variant.id,
+        variant=variant.name,
+        model=version.model.name,
+        version=version.version,
+        technique=variant.technique,
+        parent_variant_id=variant.parent_variant_id,
+        size_mb=variant.artifact.size_bytes / 1e6,
+        fidelity={k: float(fid[k]) for k in _HEADLINE if fid.get(k) is not None},
+        status=variant.status,
+        rejection_reason=variant.rejection_reason,
+        **bench,
+    )
+
+
+def resolve_variant(registry: Registry, ref: str) -> Variant:
+    """A variant by id (``12``) or by name (``minilm/onnx-fp32``: newest version of the model)."""
+    if ref.isdigit():
+        return registry.get_variant(int(ref))
+    model_name, sep, variant_name = ref.rpartition("/")
+    if not sep or not model_name or not variant_name:
+        raise NotFoundError(
+            f"{ref!r} is neither a variant id nor MODEL/VARIANT",
+            hint="see the id and name columns of `thrifty variants MODEL`, e.g. `12` or `minilm/onnx-fp32`",
+        )
+    version = registry.get_model_version(model_name)
+    found = [v for v in registry.list_variants(version.id) if v.name == variant_name]
+    if not found:
+        names = ", ".join(v.name for v in registry.list_variants(version.id)) or "none yet"
+        raise NotFoundError(
+            f"model {model_name!r} v{version.version} has no variant {variant_name!r}",
+            hint=f"its variants: {names} (`thrifty variants {model_name}`)",
+        )
+    return found[0]
+
+
+# -- plans ----------------------------------------------------------------------------------------
+class PlanSummary(View):
+    id: int
+    created_at: datetime
+    model: str
+    variant: str | None
+    chosen: str
+    usd_per_month: float | None
+    usd_per_million_requests: float | None
+
+
+class PlanDetail(View):
+    id: int
+    created_at: datetime
+    model_version_id: int | None
+    record: dict[str, Any]
+
+    def explanation(self) -> str:
+        """The decision as text a person can check with a calculator (``thrifty plan explain``)."""
+        from thrifty.planner.explain import explain_text
+
+        return explain_text(self.record, self.id)
+
+
+def offer_text(row: dict[str, Any]) -> str:
+    where = " ".join(str(row.get(k)) for k in ("provider", "instance_type", "region") if row.get(k))
+    option = row.get("option") or row.get("price_model")
+    return f"{where} ({option})" if option else where
+
+
+def _plan_summary(plan: Plan) -> PlanSummary:
+    record = plan.record or {}
+    chosen = dict(record.get("chosen") or plan.chosen or {})
+    return PlanSummary(
+        id=plan.id,
+        created_at=plan.created_at,
+        model=str(record.get("model", "")),
+        variant=chosen.get("variant"),
+        chosen=offer_text(chosen) if chosen else "nothing feasible",
+        usd_per_month=_float(chosen.get("usd_per_month")),
+        usd_per_million_requests=_float(chosen.get("usd_per_million_requests")),
+    )
+
+
+def plans(registry: Registry, limit: int = 20) -> list[PlanSummary]:
+    return [_plan_summary(p) for p in registry.list_plans(limit)]
+
+
+def plan(registry: Registry, plan_id: int) -> PlanDetail:
+    found = registry.get_plan(plan_id)
+    record = dict(found.record or {"chosen": found.chosen, "candidates": []})
+    return PlanDetail(
+        id=found.id, created_at=found.created_at, model_version_id=found.model_version_id, record=record
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# -- deployments, events, requests ----------------------------------------------------------------
+class DeploymentView(View):
+    name: str
+    provider: str
+    region: str
+    state: str
+    replicas: int
+    endpoint_url: str | None
+    revision: str | None
+    variant_id: int | None
+    plan_id: int | None
+    offer: str | None
+    usd_per_month: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _deployment_view(row: Deployment, plan_row: Plan | None) -> DeploymentView:
+    chosen = dict((plan_row.record or {}).get("chosen") or plan_row.chosen or {}) if plan_row else {}
+    revision = (row.resources or {}).get("revision") or (row.spec or {}).get("revision")
+    return DeploymentView(
+        name=row.name,
+        provider=row.provider,
+        region=row.region or "",
+        state=row.state,
+        replicas=row.replicas,
+        endpoint_url=row.endpoint_url,
+        revision=None if revision is None else str(revision),
+        variant_id=row.variant_id,
+        plan_id=row.plan_id,
+        offer=offer_text(chosen) if chosen else None,
+        usd_per_month=_float(chosen.get("usd_per_month")) if plan_row else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _plan_or_none(registry: Registry, plan_id: int | None) -> Plan | None:
+    if plan_id is None:
+        return None
+    try:
+        return registry.get_plan(plan_id)
+    except NotFoundError:
+        return None
+
+
+def deployments(registry: Registry, provider: str | None = None) -> list[DeploymentView]:
+    """Every deployment (or one provider's), with the cost its plan chose ($/month)."""
+    return [
+        _deployment_view(row, _plan_or_none(registry, row.plan_id))
+        for row in registry.list_deployments(provider)
+    ]
+
+
+def deployment(registry: Registry, name: str) -> DeploymentView:
+    row = registry.get_deployment(name)
+    return _deployment_view(row, _plan_or_none(registry, row.plan_id))
+
+
+class EventView(View):
+    deployment: str
+    at: datetime
+    kind: str
+    reason: str
+    usd_saved_per_month: float | None
+    details: dict[str, Any]
+
+
+def events(registry: Registry, name: str) -> list[EventView]:
+    """A deployment's events, oldest first."""
+    return [
+        EventView(
+            deployment=name,
+            at=e.at,
+            kind=e.kind,
+            reason=e.reason or "",
+            usd_saved_per_month=e.usd_saved_per_month,
+            details=dict(e.details or {}),
+        )
+        for e in registry.list_events(name)
+    ]
+
+
+class RequestStats(View):
+    model_name: str
+    requests: int
+    last_request_at: datetime | None
+    window_s: float
+    requests_in_window: int
+    rps: float
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (what a person checks by sorting the column)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)])
+
+
+def request_stats(
+    registry: Registry, names: Sequence[str], *, window_s: float = STATS_WINDOW_S, now: datetime | None = None
+) -> dict[str, RequestStats]:
+    """Per name: all-time count and last request; rate and latency over the last ``window_s``."""
+    now = now or datetime.now(UTC)
+    totals = registry.request_stats(list(names))
+    out = {}
+    for name in names:
+        count, last_at = totals.get(name, (0, None))
+        recent = registry.requests_since(name, now - timedelta(seconds=window_s)) if count else []
+        latencies = [r.latency_ms for r in recent]
+        out[name] = RequestStats(
+            model_name=name,
+            requests=count,
+            last_request_at=last_at,
+            window_s=window_s,
+            requests_in_window=len(recent),
+            rps=len(recent) / window_s,
+            latency_ms_p50=_percentile(latencies, 50),
+            latency_ms_p95=_percentile(latencies, 95),
+        )
+    return out
+
+
+# -- thrifty status -------------------------------------------------------------------------------
+class LocalDeployment(View):
+    name: str
+    state: str
+    replicas_desired: int
+    replicas_ready: int
+    ports: list[int]
+    requests: int
+    last_request_at: datetime | None
+    rps: float
+    latency_ms_p95: float | None
+    endpoint_url: str | None
+    policy: str | None
+    policy_action: str | None
+    warm_until: datetime | None
+    next_prewarm_at: datetime | None
+
+
+class GatewayView(View):
+    url: str
+    pid: int | None
+
+
+class LocalStatus(View):
+    gateway: GatewayView
+    deployments: list[LocalDeployment]
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _local_row(
+    registry: Registry, row: Deployment, live: dict[str, Any], stats: RequestStats
+) -> LocalDeployment:
+    from thrifty.policies.sweep import policy_state
+
+    replicas = live.get(row.name, {}).get("replicas", [])
+    policy = policy_state(registry.list_events(row.name)) or {}
+    return LocalDeployment(
+        name=row.name,
+        state=row.state,
+        replicas_desired=row.replicas,
+        replicas_ready=len(replicas),
+        ports=[int(r["port"]) for r in replicas],
+        requests=stats.requests,
+        last_request_at=stats.last_request_at,
+        rps=stats.rps,
+        latency_ms_p95=stats.latency_ms_p95,
+        endpoint_url=row.endpoint_url,
+        policy=policy.get("policy"),
+        policy_action=policy.get("action") or policy.get("do"),
+        warm_until=_when(policy.get("warm_until")),
+        next_prewarm_at=_when(policy.get("next_prewarm_at")),
+    )
+
+
+def local_status(registry: Registry, settings: Settings) -> LocalStatus:
+    """The registry's local deployments joined with what the gateway runs right now."""
+    from thrifty.serving import daemon
+
+    live: dict[str, Any] = dict((daemon.gateway_state(settings) or {}).get("models") or {})  # type: ignore[call-overload]
+    rows = registry.list_deployments("local")
+    stats = request_stats(registry, [r.name for r in rows])
+    return LocalStatus(
+        gateway=GatewayView(url=daemon.gateway_url(settings), pid=daemon.daemon_pid(settings)),
+        deployments=[_local_row(registry, r, live, stats[r.name]) for r in rows],
+    )
+
+
+# -- prices ---------------------------------------------------------------------------------------
+class PriceTable(View):
+    origin: str
+    total_rows: int
+    rows: list[dict[str, Any]]
+
+
+def prices(
+    registry: Registry,
+    settings: Settings,
+    *,
+    cheapest: bool = False,
+    vcpus: float | None = None,
+    providers: Sequence[str] | None = None,
+    price_models: Sequence[str] | None = None,
+    limit: int = 20,
+) -> PriceTable:
+    """The current price rows (registry history, snapshot, or reference table), filtered."""
+    from thrifty.catalog.query import cheapest as cheapest_rows
+    from thrifty.catalog.query import select_offers
+    from thrifty.catalog.schema import to_records
+    from thrifty.catalog.store import load_catalog
+
+    catalog = load_catalog(settings, registry)
+    rows = select_offers(
+        catalog.table,
+        providers=list(providers) if providers else None,
+        vcpus=vcpus,
+        price_models=list(price_models) if price_models else None,
+    )
+    rows = cheapest_rows(rows, limit) if cheapest else rows.sort_values(["provider", "region"]).head(limit)
+    return PriceTable(origin=catalog.origin, total_rows=len(catalog.table), rows=to_records(rows))
+
+
+def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:
+    """Plain JSON data for ``--json`` and an API: the same fields the models declare."""
+    if isinstance(answer, View):
+        return answer.model_dump(mode="json")
+    if isinstance(answer, dict):
+        return {k: v.model_dump(mode="json") for k, v in answer.items()}
+    return [item.model_dump(mode="json") for item in answer]

@@ -1,0 +1,111 @@
+"""Tables a person can read at any terminal width (rich), for the render-only CLI commands.
+
+Key columns (names, states, prices) are never cut: they keep their full width and do not wrap.
+Columns with nothing in them are left out. When the terminal is too narrow for every column, the
+least important ones (the rightmost non-key columns) go, and a line says which and points to
+``--json``. Other cells wrap instead of ending in "…".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EMPTY = ("", "-", "—")
+#: rich's cost per column (padding and border) in a boxed table, plus the outer border
+_COLUMN_COST = 3
+_NARROWEST_WRAP = 8
+
+
+@dataclass(frozen=True)
+class Col:
+    header: str
+    key: bool = False
+    justify: Literal["left", "right"] = "left"
+
+
+def _natural(col: Col, cells: Sequence[str]) -> int:
+    return max([len(col.header), *(len(c) for c in cells)])
+
+
+def _least(col: Col, cells: Sequence[str]) -> int:
+    """The narrowest a column may be: full width for a key column, else a few characters."""
+    natural = _natural(col, cells)
+    if col.key:
+        return natural
+    longest_word = max((len(w) for w in col.header.split()), default=1)
+    return min(natural, max(longest_word, _NARROWEST_WRAP))
+
+
+def fit_columns(
+    columns: Sequence[Col], rows: Sequence[Sequence[str]], width: int
+) -> tuple[list[int], list[str]]:
+    """Indexes of the columns to show at ``width``, and the headers of non-empty ones left out."""
+    cells = [[row[i] for row in rows] for i in range(len(columns))]
+    shown = [i for i, col in enumerate(columns) if col.key or any(c not in EMPTY for c in cells[i])]
+    dropped: list[str] = []
+
+    def needed() -> int:
+        return sum(_least(columns[i], cells[i]) + _COLUMN_COST for i in shown) + 1
+
+    while needed() > width:
+        optional = [i for i in shown if not columns[i].key]
+        if not optional:
+            break
+        shown.remove(optional[-1])
+        dropped.insert(0, columns[optional[-1]].header)
+    return shown, dropped
+
+
+def print_table(
+    console: Console,
+    columns: Sequence[Col],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    json_hint: str = "--json",
+) -> None:
+    """Print ``rows`` (already formatted strings) as a table fitted to ``console.width``."""
+    from rich.table import Table
+
+    shown, dropped = fit_columns(columns, rows, console.width)
+    cells = [[row[i] for row in rows] for i in range(len(columns))]
+    table = Table(title=title, title_justify="left")
+    for i in shown:
+        col = columns[i]
+        if col.key:
+            table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=_natural(col, cells[i]))
+        else:
+            table.add_column(col.header, justify=col.justify, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+    if dropped:
+        console.print(
+            f"left out at {console.width} columns: {', '.join(dropped)} (widen the terminal, or {json_hint})",
+            highlight=False,
+        )
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Wrap each line of ``text`` to ``width``, continuing under its own indentation (+2)."""
+    import textwrap
+
+    out = []
+    for line in text.splitlines():
+        indent = " " * (len(line) - len(line.lstrip()))
+        if len(line) <= width or not line.strip():
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line.strip(),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_on_hyphens=False,
+        )
+    return "\n".join(out)
