@@ -43,6 +43,7 @@ def plan_model(
         model_version_id = registry.get_model_version(model, version).id
         perf = perf_from_registry(registry, model, version)
     catalog = load_catalog(settings, registry)
+    check_regions(slo.regions, catalog.table["region"].unique().tolist(), catalog.origin)
     decision = plan(
         perf, catalog.table, slo, traffic, assumptions=assumptions, model=model, catalog_origin=catalog.origin
     )
@@ -66,4 +67,21 @@ def replan(registry: Registry, settings: Settings, plan_id: int) -> Decision:
         Traffic(**inputs["traffic"]),
         model=inputs["model"],
         catalog_origin=catalog.origin,
+    )
+
+
+def check_regions(wanted: tuple[str, ...] | None, known: list[str], origin: str) -> None:
+    """Fail on a region the price table has never heard of (a typo would silently plan nothing)."""
+    import difflib
+
+    from thrifty.errors import ConfigError
+
+    unknown = [r for r in wanted or () if r not in known]
+    if not unknown:
+        return
+    close = sorted({m for r in unknown for m in difflib.get_close_matches(r, known, n=3)})
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ConfigError(
+        f"unknown region(s) {', '.join(unknown)}: not in the {origin} price table",
+        hint=hint + f"known regions: {', '.join(sorted(known))}",
     )

@@ -44,7 +44,8 @@ def _boot(require_s3: bool) -> Any:
     if require_s3 and not store_url.startswith("s3://"):
         raise ConfigError(
             f"artifact store {store_url!r} is a local folder a cloud VM cannot read",
-            hint="set THRIFTY_ARTIFACT_STORE_URL=s3://bucket/prefix and push the variant there",
+            hint="set THRIFTY_ARTIFACT_STORE_URL=s3://bucket/prefix, then `thrifty ingest` and "
+            "`thrifty optimize` the model again: they write its variants to that bucket",
         )
     return BootConfig(artifact_store_url=store_url, s3_endpoint_url=settings.s3_endpoint_url)
 
@@ -66,7 +67,7 @@ def build_provider(
 # -- specs from a variant or a plan --------------------------------------------------------------
 def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]) -> list[DeploySpec]:
     """The spec(s) to try, in order: one for a variant, the plan's candidates on ``target`` for a plan."""
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.errors import ConfigError
     from thrifty.providers.base import PriceModel
     from thrifty.providers.specs import candidates_for, default_name, spec_for_variant, spec_from_candidate
@@ -94,13 +95,9 @@ def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]
             )
             for c in candidates
         ]
-    if not ref.isdigit():
-        raise ConfigError(
-            f"{ref!r} is neither a variant id nor plan:ID", hint="e.g. `thrifty deploy 12` or `plan:3`"
-        )
     spec = spec_for_variant(
         registry,
-        int(ref),
+        read.resolve_variant(registry, ref).id,
         name=name,
         region=overrides.get("region") or "us-east-1",
         instance_type=overrides.get("instance_type") or "c7g.large",
@@ -133,12 +130,40 @@ def dry_run_document(provider: Any, spec: DeploySpec) -> str:
     body = provider.dry_run_document(spec)
     if isinstance(body, list) and body and isinstance(body[0], dict) and "apiVersion" in body[0]:
         return str(yaml.safe_dump_all(body, sort_keys=False))
-    return json.dumps(body, indent=2, default=str)
+    return json.dumps(_decoded(body), indent=2, default=str)
+
+
+#: request fields that carry the cloud-init user data base64-encoded (AWS, Azure)
+ENCODED_USER_DATA = ("UserData", "customData", "custom_data")
+
+
+def _decoded(body: Any) -> Any:
+    """``body`` with its user data as readable text: --dry-run shows what the VM boots with."""
+    import base64
+    import binascii
+    import contextlib
+
+    if isinstance(body, list):
+        return [_decoded(item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = {}
+    for key, value in body.items():
+        if key in ENCODED_USER_DATA and isinstance(value, str):
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                value = base64.b64decode(value, validate=True).decode()
+        out[key] = _decoded(value)
+    return out
 
 
 # -- commands ------------------------------------------------------------------------------------
 def deploy(
-    ref: Annotated[str, typer.Argument(help="A variant id, or plan:ID for a plan's chosen offer.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A variant id or MODEL/VARIANT (see `thrifty variants`), or plan:ID for a plan's chosen offer."
+        ),
+    ],
     target: TargetOpt = "aws",
     name: Annotated[str | None, typer.Option(help="Deployment name (default: model-variant).")] = None,
     dry_run: Annotated[
@@ -226,13 +251,13 @@ def gc(
     """Delete cloud resources thrifty tagged whose deployment is gone (after a grace period)."""
     from rich.table import Table
 
-    from thrifty import runtime
+    from thrifty import read, runtime
     from thrifty.cli import console, print_json
     from thrifty.providers.gc import sweep
 
     opts = {"region": region, "endpoint_url": endpoint_url, "project": project, "namespace": namespace}
     providers = [build_provider(t, opts, require_s3=False) for t in target or ["aws"]]
-    live = [(d.provider, d.name) for d in runtime.registry().list_deployments() if d.state != "deleted"]
+    live = [(d.provider, d.name) for d in read.deployments(runtime.registry()) if d.state != "deleted"]
     orphans = sweep(providers, live, grace_s=grace_s, dry_run=dry_run)
     rows = [
         {

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from thrifty.render import Col
+
+if TYPE_CHECKING:
+    from thrifty.read import LocalDeployment
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def spec_for(ref: str, name: str | None, replicas: int, tokenizer: Path | None) -> Any:
-    """A DeploySpec from a variant id or an ONNX path (stored in the artifact store first)."""
-    from thrifty import runtime
+    """A DeploySpec from a variant (id or MODEL/VARIANT) or an ONNX path (stored in the artifact store first)."""
+    from thrifty import read, runtime
     from thrifty.providers.base import DeploySpec
     from thrifty.providers.local import spec_for_path
 
     serving = {"tokenizer_path": str(tokenizer.resolve())} if tokenizer else {}
-    if ref.isdigit():
+    path = Path(ref)
+    if ref.isdigit() or ("/" in ref and not path.exists()):
         registry = runtime.registry()
-        variant = registry.get_variant(int(ref))
+        variant = read.resolve_variant(registry, ref)
         version = registry.get_model_version_by_id(variant.model_version_id)
         default = f"{version.model.name}-{variant.name}".replace("/", "-")
         return DeploySpec(
@@ -30,12 +36,11 @@ def spec_for(ref: str, name: str | None, replicas: int, tokenizer: Path | None) 
             replicas=replicas,
             serving=serving,
         )
-    path = Path(ref)
     return spec_for_path(path, name or path.stem, runtime.store(), replicas=replicas, serving=serving)
 
 
 def serve(
-    ref: Annotated[str, typer.Argument(help="An .onnx file (or folder) or a variant id.")],
+    ref: Annotated[str, typer.Argument(help="An .onnx file (or folder), a variant id, or MODEL/VARIANT.")],
     name: Annotated[
         str | None, typer.Option(help="Model name in URLs (default: file stem / model-variant).")
     ] = None,
@@ -110,7 +115,12 @@ def _print_status(status: Any, as_json: bool) -> None:
 
 
 def deploy_local(
-    ref: Annotated[str, typer.Argument(help="A variant id, or an .onnx file (or folder).")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A variant id or MODEL/VARIANT (see `thrifty variants`), or an .onnx file (or folder)."
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Deployment name (the model name in URLs).")] = None,
     replicas: Annotated[
         int, typer.Option(min=0, help="Replicas to run (0 = hibernated until a request).")
@@ -165,44 +175,80 @@ def down() -> None:
     console.print("[green]gateway stopped[/]" if stopped else "gateway was not running")
 
 
-def status(as_json: JsonOpt = False) -> None:
-    """Deployments on this machine: state, replicas, ports, requests, last request."""
-    from thrifty.cli import console, print_json
-    from thrifty.serving.status import local_status
+STATUS_COLUMNS = [Col("name", key=True), Col("state", key=True), Col("replicas", key=True, justify="right")]
+STATUS_COLUMNS += [Col("requests", justify="right"), Col("last request (UTC)"), Col("req/s", justify="right")]
+STATUS_COLUMNS += [Col("p95 ms", justify="right"), Col("policy"), Col("warm until"), Col("next pre-warm")]
+STATUS_COLUMNS += [Col("ports")]
 
-    report = local_status()
+
+def _hhmm(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _status_cells(row: LocalDeployment) -> list[str]:
+    return [
+        row.name,
+        row.state,
+        f"{row.replicas_ready}/{row.replicas_desired}",
+        str(row.requests),
+        _hhmm(row.last_request_at),
+        f"{row.rps:.2f}" if row.requests else "",
+        "" if row.latency_ms_p95 is None else f"{row.latency_ms_p95:.1f}",
+        f"{row.policy}: {row.policy_action}" if row.policy else "",
+        _hhmm(row.warm_until),
+        _hhmm(row.next_prewarm_at),
+        ",".join(map(str, row.ports)),
+    ]
+
+
+def status(as_json: JsonOpt = False) -> None:
+    """Deployments on this machine: state, replicas, requests (rate and p95 over 5 min), policy."""
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.render import print_table
+    from thrifty.settings import get_settings
+
+    report = read.local_status(runtime.registry(), get_settings())
     if as_json:
         print_json(report)
         return
-    from rich.table import Table
+    gateway = report.gateway
+    console.print(f"gateway: {gateway.url} ({'up, pid ' + str(gateway.pid) if gateway.pid else 'down'})")
+    if not report.deployments:
+        console.print("no local deployments: `thrifty deploy-local MODEL/VARIANT` or `make run`")
+        return
+    print_table(console, STATUS_COLUMNS, [_status_cells(r) for r in report.deployments], title="deployments")
 
-    console.print(
-        f"gateway: {report['gateway']['url']} ({'up, pid ' + str(report['gateway']['pid']) if report['gateway']['pid'] else 'down'})"
-    )
-    table = Table(
-        "name",
-        "state",
-        "replicas",
-        "ports",
-        "requests",
-        "last request",
-        "policy",
-        "warm until",
-        "next pre-warm",
-    )
-    for row in report["deployments"]:
-        table.add_row(
-            row["name"],
-            row["state"],
-            f"{row['replicas_ready']}/{row['replicas_desired']}",
-            ",".join(map(str, row["ports"])) or "-",
-            str(row["requests"]),
-            row["last_request_at"] or "-",
-            f"{row['policy']}: {row['policy_action']}" if row.get("policy") else "-",
-            row.get("warm_until") or "-",
-            row.get("next_prewarm_at") or "-",
-        )
-    console.print(table)
+
+def events(
+    name: Annotated[str, typer.Argument(help="Deployment name (see `thrifty status`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A deployment's history: deployed, live, hibernated, woken, rebalanced, re-planned."""
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.render import print_table
+
+    rows = read.events(runtime.registry(), name)
+    if as_json:
+        print_json(rows)
+        return
+    columns = [
+        Col("at (UTC)", key=True),
+        Col("event", key=True),
+        Col("reason"),
+        Col("$/month saved", justify="right"),
+    ]
+    cells = [
+        [
+            _hhmm(e.at),
+            e.kind,
+            e.reason,
+            "" if e.usd_saved_per_month is None else f"{e.usd_saved_per_month:,.2f}",
+        ]
+        for e in rows
+    ]
+    print_table(console, columns, cells, title=f"{name}: events")
 
 
 def register(app: typer.Typer) -> None:
@@ -213,3 +259,4 @@ def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("down")(down)
     app.command("status")(status)
+    app.command("events")(events)
