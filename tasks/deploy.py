@@ -171,9 +171,11 @@ def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]
     create_markdown_artifact(
         key=f"{key}-summary", markdown=summary, description=f"deploy-model: {deployment}"
     )
-    create_table_artifact(key=f"{key}-variants", table=data.variants, description="variants vs the original")
     create_table_artifact(
-        key=f"{key}-offers", table=report.offers_rows(data), description="cheapest offers at the SLO"
+        key=f"{key}-variants", table=report.variants_table(data), description="variants vs the original"
+    )
+    create_table_artifact(
+        key=f"{key}-offers", table=report.offers_table(data), description="cheapest offers at the SLO"
     )
     if endpoint:
         create_link_artifact(key=f"{key}-endpoint", link=endpoint, link_text=f"{deployment} endpoint")

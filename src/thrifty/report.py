@@ -76,11 +76,23 @@ def variant_rows(registry: Registry, model_version_id: int) -> list[dict[str, An
     return rows
 
 
+#: fidelity keys in the words a reader uses
+FIDELITY_LABELS = {
+    "cosine_mean": "cosine (mean)",
+    "cosine_min": "cosine (min)",
+    "nn_agreement": "nearest-neighbour agreement",
+    "top1_agreement": "top-1 agreement",
+    "accuracy": "accuracy",
+    "max_abs_error": "max abs error",
+}
+
+
 def _fidelity_text(fidelity: dict[str, Any]) -> str:
-    shown = []
-    for key in ("cosine_mean", "cosine_min", "nn_agreement", "top1_agreement", "accuracy", "max_abs_error"):
-        if key in fidelity and fidelity[key] is not None:
-            shown.append(f"{key}={float(fidelity[key]):.3f}")
+    shown = [
+        f"{label} {float(fidelity[key]):.3f}"
+        for key, label in FIDELITY_LABELS.items()
+        if fidelity.get(key) is not None
+    ]
     return ", ".join(shown) or "-"
 
 
@@ -197,6 +209,9 @@ def summary_markdown(report: RunReport, *, local_endpoint: str | None = None, cu
         lines.append(
             f"**Deployed:** {d['name']} on `{d['provider']}`, state {d['state']}, endpoint {d['endpoint_url']}"
         )
+        fallback = fallback_line(report)
+        if fallback:
+            lines.append(f"**Local fallback:** {fallback}")
     if local_endpoint:
         lines.append(f"**Endpoint:** {local_endpoint}")
     if curl:
@@ -204,13 +219,53 @@ def summary_markdown(report: RunReport, *, local_endpoint: str | None = None, cu
     return "\n".join(lines) + "\n"
 
 
+def local_capacity_rps(report: RunReport) -> float | None:
+    """What the local replicas carry at the plan's utilisation: replicas × measured req/s × max util."""
+    chosen = report.chosen
+    mine = next((v for v in report.variants if v["variant"] == chosen.get("variant")), {})
+    per_replica = mine.get("throughput_rps") or chosen.get("bench_throughput_rps")
+    if not per_replica:
+        return None
+    utilisation = float(chosen.get("max_utilization") or 1.0)
+    return float(report.deployment.get("replicas") or 0) * float(per_replica) * utilisation
+
+
+def fallback_line(report: RunReport) -> str | None:
+    """When the plan chose a cloud but the model runs locally on fewer replicas than the plan's
+    machines: how much of the planned traffic the local replicas carry, e.g. "1 replica ≈ 41 req/s
+    of the 200 req/s planned"."""
+    chosen, deployed = report.chosen, report.deployment
+    if deployed.get("provider") != "local" or chosen.get("provider") in (None, "local"):
+        return None
+    replicas = int(deployed.get("replicas") or 0)
+    planned = float(chosen.get("machines") or 0)
+    rps = report.decision.get("traffic", {}).get("rps")
+    capacity = local_capacity_rps(report)
+    if planned <= replicas or capacity is None or not rps:
+        return None
+    share = capacity / float(rps)
+    return (
+        f"{replicas} replica{'s' if replicas != 1 else ''} ≈ {capacity:,.0f} req/s of the {float(rps):,.0f} req/s "
+        f"planned ({share:.0%}; the plan wanted {planned:g} × {chosen.get('instance_type')}): "
+        "save a target block for the plan's cloud to carry the full load"
+    )
+
+
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f} ms"
 
 
 def offers_rows(report: RunReport, top: int = 10) -> list[dict[str, Any]]:
-    rows = []
-    for cand in report.decision.get("candidates", [])[:top]:
+    """The ``top`` cheapest offers, one row each with its best variant (candidates are ranked, so
+    the first row of an offer is its best), and why each lost to the chosen plan."""
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    chosen = report.chosen
+    for cand in report.decision.get("candidates", []):
+        key = tuple(cand.get(k) for k in ("provider", "instance_type", "region", "option"))
+        if key in seen:
+            continue
+        seen.add(key)
         rows.append(
             {
                 "rank": cand.get("rank"),
@@ -221,10 +276,83 @@ def offers_rows(report: RunReport, top: int = 10) -> list[dict[str, Any]]:
                 "machines": cand.get("machines"),
                 "p95_ms_est": cand.get("latency_ms_p95_est"),
                 "estimated": cand.get("estimated"),
-                "why_lost": cand.get("why_lost") or "chosen",
+                "why_lost": "chosen" if not rows else why_lost(cand, chosen),
             }
         )
+        if len(rows) == top:
+            break
     return rows
+
+
+#: two monthly costs closer than this (half a cent) are the same cost to a reader
+_SAME_USD = 0.005
+
+
+def why_lost(cand: dict[str, Any], chosen: dict[str, Any]) -> str:
+    """Why a candidate lost, in words: cost first; on a cost tie, the tie-break (fidelity, p95)."""
+    usd, best = cand.get("usd_per_month"), chosen.get("usd_per_month")
+    if usd is None or best is None:
+        return str(cand.get("why_lost") or "ranked lower")
+    delta = float(usd) - float(best)
+    if delta >= _SAME_USD:
+        ratio = float(usd) / float(best) if best else float("inf")
+        return f"costs {_money(delta)}/month more ({ratio:.1f}× the chosen)"
+    fid, best_fid = cand.get("fidelity_score"), chosen.get("fidelity_score")
+    if fid is not None and best_fid is not None and float(fid) < float(best_fid):
+        return f"same cost, less faithful ({float(fid):.3f} vs {float(best_fid):.3f})"
+    p95, best_p95 = cand.get("latency_ms_p95_est"), chosen.get("latency_ms_p95_est")
+    if p95 is not None and best_p95 is not None and float(p95) > float(best_p95):
+        return f"same cost, slower (p95 {float(p95):.1f} vs {float(best_p95):.1f} ms)"
+    return "same cost and speed (listed after the chosen plan)"
+
+
+def _round(value: Any, digits: int = 2) -> Any:
+    return (
+        round(float(value), digits)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else value
+    )
+
+
+def offers_table(report: RunReport, top: int = 10) -> list[dict[str, Any]]:
+    """``offers_rows`` for people (Prefect table artifact, HTML): human headers, rounded numbers."""
+    return [
+        {
+            "#": r["rank"],
+            "offer": r["offer"],
+            "variant": r["variant"],
+            "$/month": _round(r["usd_per_month"]),
+            "$/1M requests": _round(r["usd_per_million_requests"], 4),
+            "machines": _round(r["machines"], 1),
+            "p95 ms (est.)": _round(r["p95_ms_est"], 1),
+            "why it lost": r["why_lost"],
+        }
+        for r in offers_rows(report, top)
+    ]
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row.get("status") == "rejected":
+        return f"rejected: {row.get('rejection_reason') or 'outside tolerance'}"
+    return str(row.get("status") or "")
+
+
+def variants_table(report: RunReport) -> list[dict[str, Any]]:
+    """The variants for people: verdict right after the name, human headers, rounded numbers."""
+    return [
+        {
+            "variant": v["variant"],
+            "verdict": _verdict(v),
+            "fidelity": v["fidelity"],
+            "size MB": _round(v.get("size_mb"), 1),
+            "p50 ms": _round(v.get("latency_ms_p50"), 1),
+            "p95 ms": _round(v.get("latency_ms_p95"), 1),
+            "req/s": _round(v.get("throughput_rps"), 1),
+            "peak MiB": _round(v.get("peak_memory_mib"), 0),
+            "technique": v["technique"],
+        }
+        for v in report.variants
+    ]
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -308,35 +436,60 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
+    """A value as a person reads it: no Python reprs (True, None, [...]) and rounded numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
-    return "" if value is None else str(value)
+    if isinstance(value, list | tuple):
+        return "; ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def assumptions_html(assumptions: dict[str, Any]) -> str:
+    """The planner's assumptions: a two-column table, then its notes as a list."""
+    notes = assumptions.get("notes") or []
+    rows = [{"assumption": k.replace("_", " "), "value": v} for k, v in assumptions.items() if k != "notes"]
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+    return _table(rows) + (f"<ul>{items}</ul>" if items else "")
+
+
+def summary_html(markdown: str) -> str:
+    """The summary Markdown rendered (markdown-it, which rich already installs); raw HTML is escaped."""
+    from markdown_it import MarkdownIt
+
+    return str(MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown))
 
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#111}
-table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}td,th{border:1px solid #ddd;padding:.3rem .5rem}
-th{background:#f3f4f6}img{max-width:100%}pre{background:#f3f4f6;padding:1rem;overflow:auto}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#111}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem;width:100%}
+td,th{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#f3f4f6}img{max-width:100%}pre{background:#f3f4f6;padding:1rem;overflow:auto;white-space:pre-wrap}
 """
 
 
 def write_html(report: RunReport, path: Path) -> Path:
     """A standalone HTML file (plots embedded as PNG data URIs), written atomically."""
-    summary = summary_markdown(report)
+    summary = summary_markdown(report).split("\n", 1)[1]  # the page has its own title
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>thrifty report: {html.escape(report.model)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>thrifty report: {html.escape(report.model)}</h1>",
-        f"<pre>{html.escape(summary)}</pre>",
+        summary_html(summary),
         "<h2>Cost per offer</h2>",
         f"<img alt='cost per offer' src='data:image/png;base64,{cost_chart(report)}'>",
         "<h2>Variants</h2>",
         f"<img alt='latency vs size' src='data:image/png;base64,{latency_chart(report)}'>",
-        _table(report.variants),
+        _table(variants_table(report)),
         "<h2>Top offers</h2>",
-        _table(offers_rows(report, top=20)),
+        _table(offers_table(report, top=20)),
         "<h2>Assumptions</h2>",
-        f"<pre>{html.escape(json.dumps(report.decision.get('assumptions', {}), indent=2, default=str))}</pre>",
+        assumptions_html(dict(report.decision.get("assumptions", {}))),
         "</body></html>",
     ]
     path = Path(path)

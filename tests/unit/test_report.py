@@ -137,7 +137,7 @@ def test_summary_markdown_compares_with_the_baseline(run: dict[str, Any]) -> Non
     assert "| naive baseline (fp32, on-demand m5.xlarge us-east-1) | $10.67 | $140.16 | 15.5 ms |" in text
     # 140.16 / 35.04 = 4.0×, 140.16 − 35.04 = 105.12 saved per month
     assert "4.0× cheaper than the naive baseline ($105.12/month saved)" in text
-    assert "**Fidelity vs the original:** cosine_min=1.000, top1_agreement=1.000" in text
+    assert "**Fidelity vs the original:** cosine (min) 1.000, top-1 agreement 1.000" in text
     assert "**SLO:** p95 ≤ 50.0 ms at 5.0 req/s" in text
     assert "endpoint http://127.0.0.1:8470/v2/models/tiny" in text
     assert "curl -s -X POST http://127.0.0.1:8470/v2/models/tiny/infer" in text
@@ -156,7 +156,12 @@ def test_offers_rows_rank_and_say_why_each_lost(run: dict[str, Any]) -> None:
     data = report.collect(runtime.registry(), "tiny")
     rows = report.offers_rows(data)
     assert [r["rank"] for r in rows] == [1, 2, 3]
-    assert [r["why_lost"] for r in rows] == ["chosen", "costs 2.0× the chosen", "costs 4.0× the chosen"]
+    # 70.08 − 35.04 = 35.04 more (2.0×); 140.16 − 35.04 = 105.12 more (4.0×)
+    assert [r["why_lost"] for r in rows] == [
+        "chosen",
+        "costs $35.04/month more (2.0× the chosen)",
+        "costs $105.12/month more (4.0× the chosen)",
+    ]
     assert rows[1]["offer"] == "azure Standard_D2s_v5 eastus (on_demand)"
     assert len(report.offers_rows(data, top=2)) == 2
 
@@ -178,7 +183,7 @@ def test_write_html_is_standalone_with_two_plots(run: dict[str, Any], tmp_path: 
     assert len(images) == 2
     assert all(img.startswith(b"\x89PNG\r\n\x1a\n") and len(img) > 1000 for img in images)
     assert "http://" not in text.replace("http://127.0.0.1:8470", "")  # nothing fetched from elsewhere
-    assert text.count("<table>") == 2
+    assert text.count("<table>") == 4  # the summary's cost table, variants, offers, assumptions
     assert "int8-dynamic" in text and "top1_agreement 0.810 &lt; 0.95" in text
     assert "&lt;b&gt;not markup&lt;/b&gt;" in text and "<b>not markup</b>" not in text
     assert not list(tmp_path.glob("*.tmp"))
@@ -230,3 +235,92 @@ def test_curl_example_for_a_text_model_sends_a_sentence() -> None:
         report.curl_example("http://h:1", "m", sample="hi").split(" -d '", 1)[1].removesuffix("'")
     )
     assert body == {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}
+
+
+# -- issue 18 item 6: artifacts and HTML a person can read ----------------------------------------
+def _decision(candidates: list[dict[str, Any]], rps: float = 5.0) -> dict[str, Any]:
+    return RECORD | {"chosen": candidates[0], "candidates": candidates, "traffic": {"rps": rps}}
+
+
+def test_offers_rows_one_row_per_offer_with_its_best_variant() -> None:
+    # the int8 rows rank after fp32 on the same two machines: the reader sees each machine once
+    cands = [
+        _offer(1, "onnx-fp32", "aws", "c7g.large", 35.04, None),
+        {**_offer(2, "int8", "aws", "c7g.large", 35.04, None), "price_model": "spot", "option": "spot"},
+        _offer(3, "onnx-fp32", "azure", "Standard_D2s_v5", 70.08, None),
+        _offer(4, "int8", "azure", "Standard_D2s_v5", 70.08, None),
+    ]
+    rows = report.offers_rows(report.RunReport(model="m", decision=_decision(cands), variants=[]))
+    assert [(r["rank"], r["variant"]) for r in rows] == [(1, "onnx-fp32"), (3, "onnx-fp32")]
+
+
+def test_a_cost_tie_is_worded_as_a_tie_not_as_zero_dollars_more() -> None:
+    chosen = {**_offer(1, "fp32", "aws", "c7g.large", 35.04, None), "fidelity_score": 1.0}
+    less_faithful = {
+        **_offer(2, "int8", "aws", "c6g.large", 35.04, "$0.00/month more"),
+        "fidelity_score": 0.95,
+    }
+    slower = {**_offer(3, "fp32", "gcp", "n2-standard-2", 35.04, None), "fidelity_score": 1.0}
+    rows = report.offers_rows(
+        report.RunReport(model="m", decision=_decision([chosen, less_faithful, slower]), variants=[])
+    )
+    assert rows[1]["why_lost"] == "same cost, less faithful (0.950 vs 1.000)"
+    assert rows[2]["why_lost"] == "same cost, slower (p95 15.5 vs 13.5 ms)"
+    assert not any("$0.00" in r["why_lost"] for r in rows)
+
+
+def test_artifact_tables_have_human_headers_rounded_numbers_and_the_verdict_early(
+    run: dict[str, Any],
+) -> None:
+    from thrifty import runtime
+
+    data = report.collect(runtime.registry(), "tiny")
+    for table in (report.variants_table(data), report.offers_table(data)):
+        headers = list(table[0])
+        assert not [h for h in headers if "_" in h], headers
+        numbers = [v for row in table for v in row.values() if isinstance(v, float)]
+        assert numbers and all(len(repr(v).split(".")[1]) <= 4 for v in numbers), numbers
+    variants = report.variants_table(data)
+    assert list(variants[0])[:2] == ["variant", "verdict"]
+    assert {r["variant"]: r["verdict"] for r in variants}["int8-dynamic"] == (
+        "rejected: top1_agreement 0.810 < 0.95"
+    )
+
+
+def test_html_summary_is_html_and_carries_no_python_reprs(run: dict[str, Any], tmp_path: Path) -> None:
+    from thrifty import runtime
+
+    text = report.write_html(report.collect(runtime.registry(), "tiny"), tmp_path / "r.html").read_text()
+    body = re.sub(r"src='data:[^']+'", "", text)
+    assert "<pre>" not in body.split("<h2>")[0]  # the summary is rendered, not raw Markdown
+    assert "<strong>Chosen plan:</strong>" in body and "**" not in body
+    assert not re.search(r">(True|False|None)<", body) and "{&#x27;" not in body and "{'" not in body
+    assert "<td>max utilization</td><td>0.700</td>" in body  # assumptions as a two-column table
+    assert "width:100%" in body and "overflow-wrap:anywhere" in body  # the tables fit the page
+
+
+# -- issue 18 item 9: the summary says what the local fallback carries ----------------------------
+def test_summary_says_what_the_local_fallback_carries_against_the_slo() -> None:
+    chosen = {**_offer(1, "int8", "azure", "Standard_F2s_v2", 72.63, None), "machines": 5.0}
+    chosen |= {"max_utilization": 0.7, "bench_throughput_rps": 58.8}
+    variants = [{"variant": "int8", "throughput_rps": 40.0, "fidelity": "-"}]
+    deployed = {"name": "m", "provider": "local", "state": "running", "replicas": 1, "endpoint_url": "x"}
+    data = report.RunReport(
+        model="m", decision=_decision([chosen], rps=200.0), variants=variants, deployment=deployed
+    )
+    text = report.summary_markdown(data)
+    # 1 replica × 40 req/s measured here × 0.7 utilisation = 28 req/s, 14 % of 200
+    assert "**Local fallback:** 1 replica ≈ 28 req/s of the 200 req/s planned (14%" in text
+    assert "5 × Standard_F2s_v2" in text
+    on_the_cloud = report.RunReport(
+        model="m", decision=_decision([chosen], rps=200.0), variants=variants,
+        deployment=deployed | {"provider": "azure", "replicas": 5},
+    )  # fmt: skip
+    assert "Local fallback" not in report.summary_markdown(on_the_cloud)
+
+
+def test_cli_report_at_80_columns_keeps_prices_whole(run: dict[str, Any]) -> None:
+    result = runner.invoke(app, ["report", "tiny"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines())
+    assert "35.04" in result.output and "140.16" in result.output and "…" not in result.output
