@@ -89,7 +89,7 @@ def usage_error(exc: TyperException) -> int:
 def main() -> None:
     """Console-script entry point: thrifty errors exit 1, usage errors 2, never a traceback."""
     try:
-        result = app(standalone_mode=False)
+        result = app(prog_name="thrifty", standalone_mode=False)
     except ThriftyError as exc:
         fail(exc)
         raise SystemExit(1) from None

@@ -1,9 +1,9 @@
 """Tables a person can read at any terminal width (rich), for the render-only CLI commands.
 
 Key columns (names, states, prices) are never cut: they keep their full width and do not wrap.
-Columns with nothing in them are left out. When the terminal is too narrow for every column, the
-least important ones (the rightmost non-key columns) go, and a line says which and points to
-``--json``. Other cells wrap instead of ending in "…".
+Columns with nothing in them are left out. Other columns may wrap between words, never inside one
+and never into "…". When the terminal is too narrow for every column, the least important ones
+(the rightmost non-key columns) go, and a line says which and points to ``--json``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 EMPTY = ("", "-", "—")
 #: rich's cost per column (padding and border) in a boxed table, plus the outer border
 _COLUMN_COST = 3
-_NARROWEST_WRAP = 8
+_NARROWEST_WRAP = 6
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Col:
     header: str
     key: bool = False
     justify: Literal["left", "right"] = "left"
+    #: a non-key column narrower than this would wrap into an unreadable stack: drop it instead
+    min_width: int = 0
 
 
 def _natural(col: Col, cells: Sequence[str]) -> int:
@@ -33,12 +35,13 @@ def _natural(col: Col, cells: Sequence[str]) -> int:
 
 
 def _least(col: Col, cells: Sequence[str]) -> int:
-    """The narrowest a column may be: full width for a key column, else a few characters."""
+    """The narrowest a column may be: full width for a key column, else its longest word (a
+    column may wrap between words, never inside one) and at least a few characters."""
     natural = _natural(col, cells)
     if col.key:
         return natural
-    longest_word = max((len(w) for w in col.header.split()), default=1)
-    return min(natural, max(longest_word, _NARROWEST_WRAP))
+    longest_word = max((len(w) for text in (col.header, *cells) for w in text.split()), default=1)
+    return min(natural, max(longest_word, _NARROWEST_WRAP, col.min_width))
 
 
 def fit_columns(
@@ -80,7 +83,9 @@ def print_table(
         if col.key:
             table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=_natural(col, cells[i]))
         else:
-            table.add_column(col.header, justify=col.justify, overflow="fold")
+            table.add_column(
+                col.header, justify=col.justify, overflow="fold", min_width=_least(col, cells[i])
+            )
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     console.print(table)

@@ -198,25 +198,32 @@ def summary_markdown(report: RunReport, *, local_endpoint: str | None = None, cu
             f"{_money(b.get('usd_per_month'))} | {_ms(b.get('latency_ms_p95_est'))} |"
         )
     lines += ["", savings_line(report), ""]
-    variant = next((v for v in report.variants if v["variant"] == c.get("variant")), None)
+    for fact in _facts(report, local_endpoint):  # one paragraph each, so Markdown keeps them apart
+        lines += [fact, ""]
+    if curl:
+        lines += ["```bash", curl, "```"]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _facts(report: RunReport, local_endpoint: str | None) -> list[str]:
+    chosen, facts = report.chosen, []
+    variant = next((v for v in report.variants if v["variant"] == chosen.get("variant")), None)
     if variant:
-        lines.append(f"**Fidelity vs the original:** {variant['fidelity']}")
+        facts.append(f"**Fidelity vs the original:** {variant['fidelity']}")
     slo = report.decision.get("slo", {})
     traffic = report.decision.get("traffic", {})
-    lines.append(f"**SLO:** p95 ≤ {slo.get('latency_ms_p95')} ms at {traffic.get('rps')} req/s")
+    facts.append(f"**SLO:** p95 ≤ {slo.get('latency_ms_p95')} ms at {traffic.get('rps')} req/s")
     if report.deployment:
         d = report.deployment
-        lines.append(
+        facts.append(
             f"**Deployed:** {d['name']} on `{d['provider']}`, state {d['state']}, endpoint {d['endpoint_url']}"
         )
         fallback = fallback_line(report)
         if fallback:
-            lines.append(f"**Local fallback:** {fallback}")
+            facts.append(f"**Local fallback:** {fallback}")
     if local_endpoint:
-        lines.append(f"**Endpoint:** {local_endpoint}")
-    if curl:
-        lines += ["", "```bash", curl, "```"]
-    return "\n".join(lines) + "\n"
+        facts.append(f"**Endpoint:** {local_endpoint}")
+    return facts
 
 
 def local_capacity_rps(report: RunReport) -> float | None:
@@ -295,8 +302,8 @@ def why_lost(cand: dict[str, Any], chosen: dict[str, Any]) -> str:
         return str(cand.get("why_lost") or "ranked lower")
     delta = float(usd) - float(best)
     if delta >= _SAME_USD:
-        ratio = float(usd) / float(best) if best else float("inf")
-        return f"costs {_money(delta)}/month more ({ratio:.1f}× the chosen)"
+        more = f" (+{delta / float(best):.0%})" if best else ""
+        return f"costs {_money(delta)}/month more{more}"
     fid, best_fid = cand.get("fidelity_score"), chosen.get("fidelity_score")
     if fid is not None and best_fid is not None and float(fid) < float(best_fid):
         return f"same cost, less faithful ({float(fid):.3f} vs {float(best_fid):.3f})"

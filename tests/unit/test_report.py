@@ -137,7 +137,7 @@ def test_summary_markdown_compares_with_the_baseline(run: dict[str, Any]) -> Non
     assert "| naive baseline (fp32, on-demand m5.xlarge us-east-1) | $10.67 | $140.16 | 15.5 ms |" in text
     # 140.16 / 35.04 = 4.0×, 140.16 − 35.04 = 105.12 saved per month
     assert "4.0× cheaper than the naive baseline ($105.12/month saved)" in text
-    assert "**Fidelity vs the original:** cosine (min) 1.000, top-1 agreement 1.000" in text
+    assert "\n\n**Fidelity vs the original:** cosine (min) 1.000, top-1 agreement 1.000\n\n" in text
     assert "**SLO:** p95 ≤ 50.0 ms at 5.0 req/s" in text
     assert "endpoint http://127.0.0.1:8470/v2/models/tiny" in text
     assert "curl -s -X POST http://127.0.0.1:8470/v2/models/tiny/infer" in text
@@ -156,11 +156,11 @@ def test_offers_rows_rank_and_say_why_each_lost(run: dict[str, Any]) -> None:
     data = report.collect(runtime.registry(), "tiny")
     rows = report.offers_rows(data)
     assert [r["rank"] for r in rows] == [1, 2, 3]
-    # 70.08 − 35.04 = 35.04 more (2.0×); 140.16 − 35.04 = 105.12 more (4.0×)
+    # 70.08 − 35.04 = 35.04 more (+100 %); 140.16 − 35.04 = 105.12 more (+300 %)
     assert [r["why_lost"] for r in rows] == [
         "chosen",
-        "costs $35.04/month more (2.0× the chosen)",
-        "costs $105.12/month more (4.0× the chosen)",
+        "costs $35.04/month more (+100%)",
+        "costs $105.12/month more (+300%)",
     ]
     assert rows[1]["offer"] == "azure Standard_D2s_v5 eastus (on_demand)"
     assert len(report.offers_rows(data, top=2)) == 2

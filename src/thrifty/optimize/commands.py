@@ -57,17 +57,19 @@ def _fidelity_text(fidelity: dict[str, float]) -> str:
     return " ".join(f"{short[k]} {v:.3f}" for k, v in fidelity.items())
 
 
-def _verdict(row: VariantView) -> str:
+def _verdict(row: VariantView) -> tuple[str, str]:
+    """(accepted?, why not) for one variant."""
     if row.status == "accepted":
-        return "yes"
+        return "yes", ""
     if row.status == "rejected":
-        return "no: " + (row.rejection_reason or "").removeprefix("outside tolerance: ")
-    return row.status
+        return "no", (row.rejection_reason or "").removeprefix("outside tolerance: ")
+    return row.status, ""
 
 
 VARIANT_COLUMNS = [Col("id", key=True, justify="right"), Col("variant", key=True), Col("accepted?", key=True)]
-VARIANT_COLUMNS += [Col(h, justify="right") for h in ("p50 ms", "size MB", "req/s", "p95 ms", "load ms")]
-VARIANT_COLUMNS += [Col("fidelity"), Col("technique")]
+VARIANT_COLUMNS += [Col("p50 ms", justify="right"), Col("fidelity", min_width=18), Col("why not")]
+VARIANT_COLUMNS += [Col(h, justify="right") for h in ("size MB", "req/s", "p95 ms", "load ms")]
+VARIANT_COLUMNS += [Col("technique")]
 
 
 def print_summary(rows: list[VariantView], title: str) -> None:
@@ -76,9 +78,9 @@ def print_summary(rows: list[VariantView], title: str) -> None:
     from thrifty.render import print_table
 
     cells = [
-        [str(r.id), r.variant, _verdict(r), _fmt(r.latency_ms_p50, ".2f"), _fmt(r.size_mb),
-         _fmt(r.throughput_rps), _fmt(r.latency_ms_p95, ".2f"), _fmt(r.load_ms, ".0f"),
-         _fidelity_text(r.fidelity), r.technique]
+        [str(r.id), r.variant, _verdict(r)[0], _fmt(r.latency_ms_p50, ".2f"), _fidelity_text(r.fidelity),
+         _verdict(r)[1], _fmt(r.size_mb), _fmt(r.throughput_rps), _fmt(r.latency_ms_p95, ".2f"),
+         _fmt(r.load_ms, ".0f"), r.technique]
         for r in rows
     ]  # fmt: skip
     print_table(console, VARIANT_COLUMNS, cells, title=title)
