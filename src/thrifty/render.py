@@ -64,6 +64,20 @@ def fit_columns(
     return shown, dropped
 
 
+def allot_widths(
+    columns: Sequence[Col], cells: Sequence[Sequence[str]], shown: Sequence[int], width: int
+) -> dict[int, int]:
+    """Each shown column's width: its least, then the spare room shared out up to its natural width
+    (left to right), so the table is exactly as wide as it needs and never wider than ``width``."""
+    widths = {i: _least(columns[i], cells[i]) for i in shown}
+    spare = width - (sum(widths.values()) + _COLUMN_COST * len(shown) + 1)
+    for i in shown:
+        grow = max(0, min(spare, _natural(columns[i], cells[i]) - widths[i]))
+        widths[i] += grow
+        spare -= grow
+    return widths
+
+
 def print_table(
     console: Console,
     columns: Sequence[Col],
@@ -77,15 +91,11 @@ def print_table(
 
     shown, dropped = fit_columns(columns, rows, console.width)
     cells = [[row[i] for row in rows] for i in range(len(columns))]
+    widths = allot_widths(columns, cells, shown, console.width)
     table = Table(title=title, title_justify="left")
     for i in shown:
         col = columns[i]
-        if col.key:
-            table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=_natural(col, cells[i]))
-        else:
-            table.add_column(
-                col.header, justify=col.justify, overflow="fold", min_width=_least(col, cells[i])
-            )
+        table.add_column(col.header, justify=col.justify, no_wrap=col.key, overflow="fold", width=widths[i])
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     console.print(table)

@@ -87,7 +87,7 @@ def _cell(field: str, value: Any) -> str:
     if field == "derived":
         return "yes"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}"
     if hasattr(value, "strftime"):
         return str(value.strftime("%Y-%m-%d"))
     return str(value)

@@ -176,13 +176,17 @@ def down() -> None:
 
 
 STATUS_COLUMNS = [Col("name", key=True), Col("state", key=True), Col("replicas", key=True, justify="right")]
-STATUS_COLUMNS += [Col("requests", justify="right"), Col("last request (UTC)"), Col("req/s", justify="right")]
-STATUS_COLUMNS += [Col("p95 ms", justify="right"), Col("policy"), Col("warm until"), Col("next pre-warm")]
+STATUS_COLUMNS += [
+    Col("requests", justify="right"),
+    Col("req/s", justify="right"),
+    Col("p95 ms", justify="right"),
+]
+STATUS_COLUMNS += [Col("last request"), Col("policy"), Col("warm until"), Col("next pre-warm")]
 STATUS_COLUMNS += [Col("ports")]
 
 
 def _hhmm(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.strftime("%Y-%m-%d %H:%MZ") if value else ""
 
 
 def _status_cells(row: LocalDeployment) -> list[str]:
@@ -191,9 +195,9 @@ def _status_cells(row: LocalDeployment) -> list[str]:
         row.state,
         f"{row.replicas_ready}/{row.replicas_desired}",
         str(row.requests),
-        _hhmm(row.last_request_at),
         f"{row.rps:.2f}" if row.requests else "",
         "" if row.latency_ms_p95 is None else f"{row.latency_ms_p95:.1f}",
+        _hhmm(row.last_request_at),
         f"{row.policy}: {row.policy_action}" if row.policy else "",
         _hhmm(row.warm_until),
         _hhmm(row.next_prewarm_at),
@@ -202,7 +206,9 @@ def _status_cells(row: LocalDeployment) -> list[str]:
 
 
 def status(as_json: JsonOpt = False) -> None:
-    """Deployments on this machine: state, replicas, requests (rate and p95 over 5 min), policy."""
+    """Deployments on this machine: state, replicas, requests (rate and p95 over 5 min), policy.
+
+    Times are UTC."""
     from thrifty import read, runtime
     from thrifty.cli import console, print_json
     from thrifty.render import print_table

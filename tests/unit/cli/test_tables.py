@@ -24,7 +24,10 @@ runner = CliRunner()
 def _at(width: int, *args: str) -> str:
     result = runner.invoke(app, list(args), env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
-    assert all(len(line) <= width for line in result.stdout.splitlines()), result.stdout
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= width for line in lines), result.stdout
+    drawn = [line for line in lines if line and line[0] in "┏┃┡│└"]
+    assert all(line.rstrip()[-1] in "┓┃┩│┘" for line in drawn), result.stdout  # no table runs off the edge
     return result.stdout
 
 
