@@ -79,8 +79,9 @@ def check_regions(wanted: tuple[str, ...] | None, known: list[str], origin: str)
     unknown = [r for r in wanted or () if r not in known]
     if not unknown:
         return
-    close = sorted({m for r in unknown for m in difflib.get_close_matches(r, known, n=3)})
-    hint = f"did you mean {', '.join(close)}? " if close else ""
+    close = [(r, difflib.get_close_matches(r, known, n=1, cutoff=0.8)) for r in unknown]
+    guesses = [f"{match[0]} for {r}" for r, match in close if match]
+    hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
     raise ConfigError(
         f"unknown region(s) {', '.join(unknown)}: not in the {origin} price table",
         hint=hint + f"known regions: {', '.join(sorted(known))}",
