@@ -6,6 +6,7 @@ runs ``thrifty plan make minilm ...``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -151,7 +152,10 @@ def explain(
     if as_json:
         print_json({"plan_id": stored.id} | stored.record)
         return
-    typer.echo(wrap_text(stored.explanation(), console.width))
+    text = stored.explanation()
+    # a terminal (or COLUMNS) sets the width; a file or a pipe gets the lines whole
+    wrap = console.is_terminal or "COLUMNS" in os.environ
+    typer.echo(wrap_text(text, console.width) if wrap else text)
 
 
 @plan_app.command("list")
