@@ -391,7 +391,7 @@ def cost_chart(report: RunReport, top: int = 15) -> str:
             linestyle="--",
             label="naive baseline",
         )
-        ax.legend()
+        ax.legend(loc="lower right")  # "best" searches the data and warns when slow
     ax.set_xlabel("USD per million requests")
     ax.set_title("Cost per offer (cheapest feasible candidates)")
     out = _png(fig)

@@ -223,7 +223,7 @@ def _draw_panel(
     ax.set_ylabel(f"{label} of per-function cold-start %")
     ax.axvline(100, color="lightgray", linestyle=":")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # "best" searches the data and warns when slow
 
 
 def table_markdown(summaries: Sequence[PolicySummary]) -> str:
