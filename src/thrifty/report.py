@@ -449,7 +449,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        return f"{value:,.4f}".rstrip("0").rstrip(".")  # 13.81, 0.2627, 1,024: at most 4 decimals
     if isinstance(value, list | tuple):
         return "; ".join(_cell(v) for v in value)
     if isinstance(value, dict):

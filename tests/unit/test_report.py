@@ -295,7 +295,8 @@ def test_html_summary_is_html_and_carries_no_python_reprs(run: dict[str, Any], t
     assert "<pre>" not in body.split("<h2>")[0]  # the summary is rendered, not raw Markdown
     assert "<strong>Chosen plan:</strong>" in body and "**" not in body
     assert not re.search(r">(True|False|None)<", body) and "{&#x27;" not in body and "{'" not in body
-    assert "<td>max utilization</td><td>0.700</td>" in body  # assumptions as a two-column table
+    assert "<td>max utilization</td><td>0.7</td>" in body  # assumptions as a two-column table
+    assert "<td>35.04</td>" in body and "35.040" not in body  # money as money, no padded floats
     assert "width:100%" in body and "overflow-wrap:anywhere" in body  # the tables fit the page
 
 
