@@ -226,6 +226,33 @@ def status(as_json: JsonOpt = False) -> None:
     print_table(console, STATUS_COLUMNS, [_status_cells(r) for r in report.deployments], title="deployments")
 
 
+DEPLOYMENT_COLUMNS = [Col("name", key=True), Col("state", key=True), Col("target", key=True)]
+DEPLOYMENT_COLUMNS += [Col("$/month", key=True, justify="right"), Col("replicas", justify="right")]
+DEPLOYMENT_COLUMNS += [Col("plan", justify="right"), Col("offer"), Col("revision"), Col("endpoint")]
+
+
+def deployments(as_json: JsonOpt = False) -> None:
+    """Every deployment on every target: state, replicas, the plan it follows and its cost."""
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.render import print_table
+
+    rows = read.deployments(runtime.registry())
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no deployments yet: `make run`, `thrifty deploy-local` or `thrifty deploy`")
+        return
+    cells = [
+        [d.name, d.state, d.provider, "" if d.usd_per_month is None else f"{d.usd_per_month:,.2f}",
+         str(d.replicas), "" if d.plan_id is None else str(d.plan_id), d.offer or "", d.revision or "",
+         d.endpoint_url or ""]
+        for d in rows
+    ]  # fmt: skip
+    print_table(console, DEPLOYMENT_COLUMNS, cells, title="deployments ($/month: what the plan chose)")
+
+
 def events(
     name: Annotated[str, typer.Argument(help="Deployment name (see `thrifty status`).")],
     as_json: JsonOpt = False,
@@ -265,4 +292,5 @@ def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("down")(down)
     app.command("status")(status)
+    app.command("deployments")(deployments)
     app.command("events")(events)

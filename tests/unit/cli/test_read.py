@@ -83,6 +83,7 @@ def test_models_plans_and_events(deployed: dict[str, Any]) -> None:
         (["plan", "list", "--json"], read.PlanSummary, True),
         (["events", "minilm-int8-search-blockwise", "--json"], read.EventView, True),
         (["status", "--json"], read.LocalStatus, False),
+        (["deployments", "--json"], read.DeploymentView, True),
     ],
 )
 def test_json_output_is_the_read_models(
@@ -100,3 +101,10 @@ def test_status_json_has_request_rate_and_p95(deployed: dict[str, Any]) -> None:
     data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
     row = next(d for d in data["deployments"] if d["name"] == "minilm-int8-search-blockwise")
     assert row["requests"] == 20 and row["latency_ms_p95"] == 19.0 and row["rps"] > 0
+
+
+def test_deployments_table_shows_cost_at_80_columns(deployed: dict[str, Any]) -> None:
+    result = runner.invoke(app, ["deployments"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert f"{deployed['usd_per_month']:,.2f}" in result.stdout
+    assert "minilm-int8-search-blockwise" in result.stdout and "hibernated" in result.stdout
