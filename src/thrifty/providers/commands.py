@@ -1,10 +1,10 @@
 """CLI: ``thrifty deploy``, ``thrifty gc`` and ``thrifty spot-watch`` (cloud targets).
 
-``thrifty deploy VARIANT_ID|plan:PLAN_ID --target aws|gcp|azure|kubernetes [--dry-run]`` deploys a
-variant (or a plan's chosen offer, falling back to its next candidates on the same target when one
-has no capacity). ``--dry-run`` needs no credentials: it prints the Kubernetes manifests as YAML,
-or the EC2 launch template / GCE instance / Azure VM body as JSON. Without it, credentials come
-from each SDK's usual chain (boto3, Application Default Credentials, DefaultAzureCredential,
+``thrifty deploy VARIANT|plan:PLAN_ID --target aws|gcp|azure|kubernetes [--dry-run]`` deploys a
+variant (id or MODEL/VARIANT; or a plan's chosen offer, falling back to its next candidates on the
+same target when one has no capacity). ``--dry-run`` needs no credentials: it prints the Kubernetes
+manifests as YAML, or the EC2 launch template / GCE instance / Azure VM body as JSON with the user
+data decoded. Without it, credentials come from each SDK's usual chain (boto3, Application Default Credentials, DefaultAzureCredential,
 kubeconfig); flows use the credential blocks instead.
 """
 
