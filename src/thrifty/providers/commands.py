@@ -4,8 +4,8 @@
 variant (id or MODEL/VARIANT; or a plan's chosen offer, falling back to its next candidates on the
 same target when one has no capacity). ``--dry-run`` needs no credentials: it prints the Kubernetes
 manifests as YAML, or the EC2 launch template / GCE instance / Azure VM body as JSON with the user
-data decoded. Without it, credentials come from each SDK's usual chain (boto3, Application Default Credentials, DefaultAzureCredential,
-kubeconfig); flows use the credential blocks instead.
+data decoded. Without it, credentials come from each SDK's usual chain (boto3, Application Default
+Credentials, DefaultAzureCredential, kubeconfig); flows use the credential blocks instead.
 """
 
 from __future__ import annotations
