@@ -37,6 +37,7 @@ def show(
     vcpus: float | None = typer.Option(None, "--vcpus", help="Only types with exactly this many vCPUs."),
     provider: str | None = typer.Option(None, "--provider", help="Comma-separated: aws,gcp,azure."),
     price_model: str | None = typer.Option(None, "--price-model", help="on_demand, spot or serverless."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="Only offers with this GPU, e.g. T4."),
     limit: int = typer.Option(20, "--limit", min=1, help="Rows to print."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -51,7 +52,9 @@ def show(
     catalog = load_catalog(get_settings(), runtime.registry())
     providers = parse_providers(provider) if provider else None
     models = [price_model] if price_model else None
-    rows = select_offers(catalog.table, providers=providers, vcpus=vcpus, price_models=models)
+    rows = select_offers(
+        catalog.table, providers=providers, vcpus=vcpus, price_models=models, accelerator=accelerator
+    )
     rows = cheapest_rows(rows, limit) if cheapest else rows.sort_values(["provider", "region"]).head(limit)
     _print_prices(rows, catalog.origin, len(catalog.table), as_json)
 
