@@ -186,3 +186,38 @@ def test_cli_requires_an_accelerator_without_a_traceback(thrifty_home: Path) -> 
     result = runner.invoke(app, args)
     assert isinstance(result.exception, PlanningError)  # the CLI's error handler prints it, no traceback
     assert "benchmarks ran on: cpu" in result.exception.message
+
+
+def test_registry_results_carry_the_harness_accelerator_record(registry: Any) -> None:
+    from thrifty.planner.types import perf_from_registry
+    from thrifty.registry.models import BenchmarkResult
+
+    artifact = registry.upsert_artifact("c" * 64, 100, "file:///model")
+    version, _ = registry.add_model_version(
+        "tiny", sha256="c" * 64, artifact=artifact, format="onnx", size_bytes=100, source_path="/m"
+    )
+    variant_row, _ = registry.add_variant(version.id, "tiny-fp32", technique="original", artifact=artifact)
+    cpu = {"vcpus": 2, "cpu_model": "Xeon", "accelerator": "cpu", "accelerator_name": ""}
+    t4 = {"vcpus": 4, "cpu_model": "Xeon", "accelerator": "Tesla T4", "accelerator_name": "T4"}
+    raw_only = {
+        "vcpus": 4,
+        "cpu_model": "Xeon",
+        "accelerator": "NVIDIA A10G",
+    }  # a record with the raw name only
+    registry.add_benchmark_results(
+        [
+            BenchmarkResult(
+                variant_id=variant_row.id,
+                batch_size=batch,
+                threads=1,
+                latency_ms_p50=5.0,
+                latency_ms_p95=6.0,
+                latency_ms_p99=7.0,
+                throughput_rps=200.0,
+                hardware=hardware,
+            )
+            for batch, hardware in ((1, cpu), (2, t4), (4, raw_only))
+        ]
+    )
+    perf = perf_from_registry(registry, "tiny").set_index("batch_size")
+    assert list(perf.loc[[1, 2, 4], "bench_accelerator"]) == ["", "T4", "A10G"]
