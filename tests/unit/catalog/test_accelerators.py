@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from thrifty.catalog import fetch_aws, fetch_gcp
+from thrifty.catalog import fetch_aws, fetch_azure, fetch_gcp
 from thrifty.catalog.accelerators import (
     AWS_FAMILIES,
     CANONICAL,
@@ -25,6 +25,9 @@ from thrifty.catalog.query import select_offers
 from thrifty.catalog.reference import reference_table
 from thrifty.catalog.schema import validate
 from thrifty.catalog.snapshot import read_snapshot
+from thrifty.settings import Settings
+
+from .conftest import PriceServer, Reply
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +255,24 @@ def test_aws_fetcher_names_gpus_from_the_family(samples: Path) -> None:
     entry |= {"SpotPrice": "0.40", "Timestamp": "2026-07-20T00:00:00Z"}
     spot = fetch_aws.parse_spot_history([entry], "us-east-1")  # no shapes: the name still comes through
     assert list(spot["accelerator_name"]) == ["A10G"]
+
+
+@pytest.mark.parametrize("with_snapshot", [True, False])
+def test_live_azure_gpu_sizes_get_their_shape_and_accelerator(
+    price_server: PriceServer, samples: Path, pricing_dir: Path, tmp_path: Path, with_snapshot: bool
+) -> None:
+    # the Retail Prices API names the size only; without a shape a GPU size could never be planned
+    page = json.loads((samples / "azure_retail_prices_response_excerpt.json").read_text())
+    item = page["Items"][0] | {"type": "Consumption", "productName": "Virtual Machines NCasT4_v3 Series"}
+    item |= {"armRegionName": "eastus", "skuName": "NC4as T4 v3", "armSkuName": "Standard_NC4as_T4_v3"}
+    item |= {"retailPrice": 0.526, "unitOfMeasure": "1 Hour"}
+    price_server.queue(Reply(page | {"Items": [item], "NextPageLink": None}))
+    settings = Settings(home=tmp_path, price_snapshot=pricing_dir if with_snapshot else None)
+    url = f"{price_server.url}/api/retail/prices"
+    table = fetch_azure.fetch_azure(
+        ("eastus",), base_url=url, shapes=fetch_azure.known_shapes(settings), backoff_s=0
+    )
+    row = table.iloc[0]
+    assert (row["instance_type"], row["accelerator_name"], row["accelerator_count"]) == (
+        "Standard_NC4as_T4_v3", "T4", 1.0)  # fmt: skip
+    assert (row["vcpus"], row["memory_gib"]) == (4.0, 28.0)
