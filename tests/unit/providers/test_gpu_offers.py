@@ -18,7 +18,7 @@ from thrifty.catalog.reference import reference_table
 from thrifty.planner.decision import plan
 from thrifty.planner.types import Slo, Traffic, VariantPerf, perf_frame
 from thrifty.providers.base import PriceModel
-from thrifty.providers.rebalance import spec_from_candidate
+from thrifty.providers.specs import spec_from_candidate
 
 
 @pytest.fixture(scope="module")
