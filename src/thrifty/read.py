@@ -458,6 +458,7 @@ def prices(
     vcpus: float | None = None,
     providers: Sequence[str] | None = None,
     price_models: Sequence[str] | None = None,
+    accelerator: str | None = None,
     limit: int = 20,
 ) -> PriceTable:
     """The current price rows (registry history, snapshot, or reference table), filtered."""
@@ -472,6 +473,7 @@ def prices(
         providers=list(providers) if providers else None,
         vcpus=vcpus,
         price_models=list(price_models) if price_models else None,
+        accelerator=accelerator,
     )
     rows = cheapest_rows(rows, limit) if cheapest else rows.sort_values(["provider", "region"]).head(limit)
     return PriceTable(origin=catalog.origin, total_rows=len(catalog.table), rows=to_records(rows))

@@ -46,20 +46,27 @@ def _random_feeds(
     return feeds
 
 
-def _onnx_runner(path: str, threads: int) -> tuple[Runner, list[tuple[str, str, list[Any]]]]:
+Made = tuple[Runner, list[tuple[str, str, list[Any]]], str]  # runner, input specs, execution provider
+
+
+def _onnx_runner(path: str, threads: int, device: str = "auto") -> Made:
     import onnxruntime as ort
+
+    from thrifty.bench.accelerator import execution_providers
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    providers = execution_providers(device, ort.get_available_providers())
+    session = ort.InferenceSession(path, options, providers=providers)
+    used = session.get_providers()[0]  # CUDA may fall back to CPU (no device): record what ran
     specs = [(i.name, i.type, list(i.shape)) for i in session.get_inputs()]
     names = {s[0] for s in specs}
-    return (lambda feeds: session.run(None, {k: v for k, v in feeds.items() if k in names})), specs
+    return (lambda feeds: session.run(None, {k: v for k, v in feeds.items() if k in names})), specs, used
 
 
-def _torch_runner(path: str, threads: int) -> tuple[Runner, list[tuple[str, str, list[Any]]]]:
+def _torch_runner(path: str, threads: int, device: str = "auto") -> Made:
     import torch
 
     from thrifty.optimize.export import TEXT_INPUTS, sentence_embedding_module
@@ -71,7 +78,7 @@ def _torch_runner(path: str, threads: int) -> tuple[Runner, list[tuple[str, str,
         with torch.inference_mode():
             return module(*[torch.from_numpy(feeds[n]) for n in TEXT_INPUTS])
 
-    return run, [(n, "tensor(int64)", ["batch", "sequence"]) for n in TEXT_INPUTS]
+    return run, [(n, "tensor(int64)", ["batch", "sequence"]) for n in TEXT_INPUTS], "CPUExecutionProvider"
 
 
 def _time_case(run: Runner, feeds: dict[str, np.ndarray], job: dict[str, Any]) -> list[float]:
@@ -102,10 +109,10 @@ def _case_result(case: dict[str, Any], timings: list[float]) -> dict[str, Any]:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     make = _torch_runner if job.get("runtime") == "torch-sentence-embedding" else _onnx_runner
-    results, load_ms = [], None
+    results, load_ms, used = [], None, ""
     for threads in sorted({int(c["threads"]) for c in job["cases"]}):
         start = time.perf_counter()
-        run, specs = make(job["model_path"], threads)
+        run, specs, used = make(job["model_path"], threads, str(job.get("device", "auto")))
         load_ms = load_ms if load_ms is not None else (time.perf_counter() - start) * 1000.0
         for case in [c for c in job["cases"] if int(c["threads"]) == threads]:
             batch, seq = int(case["batch_size"]), case.get("seq_len")
@@ -115,7 +122,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 feeds = _random_feeds(specs, batch, seq)
             results.append(_case_result(case, _time_case(run, feeds, job)))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"cases": results, "load_ms": load_ms, "peak_memory_mib": peak_mib}
+    return {"cases": results, "load_ms": load_ms, "peak_memory_mib": peak_mib, "execution_provider": used}
 
 
 def main() -> None:

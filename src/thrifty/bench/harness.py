@@ -1,7 +1,9 @@
 """The benchmark harness: each model is timed in a fresh child process.
 
 Per (batch size, thread count, sequence length) case: warm-up, then latency p50/p95/p99 and
-throughput; per model: load time (session creation), peak resident memory, file size.
+throughput; per model: load time (session creation), peak resident memory, file size, and the
+hardware it ran on (CPU, plus the accelerator: ``cpu`` or the GPU's name when the CUDA execution
+provider ran it; see ``bench.accelerator``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thrifty.bench.accelerator import DEVICES, describe_accelerator
 from thrifty.bench.hardware import describe_cpu
 from thrifty.errors import BenchmarkError
 
@@ -30,6 +33,8 @@ class BenchSpec:
     max_seconds_per_case: float = 10.0
     timeout_s: float = 600.0
     inputs: dict[str, Any] = field(default_factory=lambda: {"kind": "random"})
+    #: "auto": CUDA when onnxruntime offers it, else CPU; "cpu"; "cuda" (fails without a GPU)
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -38,6 +43,8 @@ class BenchSpec:
             raise BenchmarkError(f"threads={self.threads}", hint="give thread counts ≥ 1")
         if self.runs < 1:
             raise BenchmarkError(f"runs={self.runs}", hint="time at least one run")
+        if self.device not in DEVICES:
+            raise BenchmarkError(f"device={self.device!r}", hint=f"use one of {', '.join(DEVICES)}")
 
     def cases(self) -> list[dict[str, Any]]:
         return [
@@ -67,6 +74,7 @@ def run_benchmark(model_path: Path, spec: BenchSpec, *, runtime: str = "onnxrunt
         "warmup": spec.warmup,
         "runs": spec.runs,
         "max_seconds_per_case": spec.max_seconds_per_case,
+        "device": spec.device,
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(max(spec.threads))}
     try:
@@ -88,6 +96,6 @@ def run_benchmark(model_path: Path, spec: BenchSpec, *, runtime: str = "onnxrunt
         raise BenchmarkError(f"benchmark of {model_path} failed: {' | '.join(tail)}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["file_size_bytes"] = _model_size_bytes(model_path)
-    result["hardware"] = describe_cpu()
+    result["hardware"] = describe_cpu() | describe_accelerator(str(result.pop("execution_provider", "")))
     result["runtime"] = runtime
     return result

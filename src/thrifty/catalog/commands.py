@@ -27,6 +27,7 @@ def show(
     vcpus: float | None = typer.Option(None, "--vcpus", help="Only types with exactly this many vCPUs."),
     provider: str | None = typer.Option(None, "--provider", help="Comma-separated: aws,gcp,azure."),
     price_model: str | None = typer.Option(None, "--price-model", help="on_demand, spot or serverless."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="Only offers with this GPU, e.g. T4."),
     limit: int = typer.Option(20, "--limit", min=1, help="Rows to print."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -42,6 +43,7 @@ def show(
         vcpus=vcpus,
         providers=parse_providers(provider) if provider else None,
         price_models=[price_model] if price_model else None,
+        accelerator=accelerator,
         limit=limit,
     )
     _print_prices(answer, as_json)

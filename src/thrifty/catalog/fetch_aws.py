@@ -4,6 +4,8 @@
   ``get_products(ServiceCode="AmazonEC2", Filters=[TERM_MATCH ...])``. Each ``PriceList`` element is a
   JSON *string*; the price sits at ``terms.OnDemand.*.priceDimensions.*.pricePerUnit.USD`` (unit
   ``Hrs``). Filters keep shared-tenancy Linux without pre-installed software, capacity "Used".
+  The Price List counts GPUs but does not name them: the name comes from the instance family
+  (``catalog.accelerators.AWS_FAMILIES``: g4dn → T4, g5 → A10G, ...).
 * Spot: ``ec2.describe_spot_price_history(ProductDescriptions=["Linux/UNIX"], StartTime=now)`` per
   region; the newest price per (zone, type) is kept. Shapes come from the on-demand rows; the
   interruption bucket from a Spot Advisor feed when one is given.
@@ -21,6 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from thrifty.catalog.accelerators import aws_accelerator
 from thrifty.catalog.schema import INTERRUPTION_BUCKETS, empty_table, validate
 from thrifty.errors import CatalogError
 
@@ -132,6 +135,7 @@ def parse_price_list_item(item: str | dict[str, Any], region: str) -> dict[str, 
         "instance_type": attributes["instanceType"],
         "vcpus": _number(attributes.get("vcpu")),
         "memory_gib": _number(str(attributes.get("memory", "")).replace(",", "").split(" ")[0]),
+        "accelerator_name": aws_accelerator(attributes["instanceType"]),
         "accelerator_count": _number(attributes.get("gpu")) or 0.0,
         "arch": "arm64" if "arm" in str(attributes.get("processorArchitecture", "")).lower() else "amd64",
         "price_model": "on_demand",
@@ -204,6 +208,7 @@ def parse_spot_history(
             "region": region,
             "zone": newest["AvailabilityZone"],
             "instance_type": newest["InstanceType"],
+            "accelerator_name": newest["InstanceType"].map(aws_accelerator),
             "price_model": "spot",
             "usd_per_hour": newest["usd_per_hour"],
             "observed_at": newest["observed_at"],
@@ -220,7 +225,8 @@ def _join_shapes_and_buckets(
         known = shapes.drop_duplicates("instance_type").set_index("instance_type")
         for column in ("vcpus", "memory_gib", "accelerator_name", "accelerator_count", "arch"):
             if column in known.columns:
-                table[column] = table["instance_type"].map(known[column])
+                mapped = table["instance_type"].map(known[column])
+                table[column] = mapped.where(mapped.notna(), table.get(column))
     if advisor is not None and not advisor.empty:
         here = advisor[(advisor["region"] == region) & (advisor["os"] == "Linux")]
         buckets = here.drop_duplicates("instance_type").set_index("instance_type")["interruption_bucket"]

@@ -157,4 +157,20 @@ def _fill_shapes(frame: pd.DataFrame, shapes: pd.DataFrame | None) -> pd.DataFra
 def fetch_live(settings: Settings) -> pd.DataFrame:
     """The Azure target's price fetcher: Retail Prices API (``price_api_urls['azure_prices']`` overrides)."""
     url = settings.price_api_urls.get("azure_prices", AZURE_PRICES_URL)
-    return fetch_azure(base_url=url, timeout_s=settings.price_fetch_timeout_s)
+    return fetch_azure(base_url=url, timeout_s=settings.price_fetch_timeout_s, shapes=known_shapes(settings))
+
+
+def known_shapes(settings: Settings) -> pd.DataFrame:
+    """Sizes the Retail Prices API does not describe (vCPUs, memory, GPU: ``Standard_NC4as_T4_v3``
+    is 4 vCPUs + one T4): the snapshot's Azure rows when one is configured, else the reference table's.
+    Without them a GPU size would have no accelerator and no shape, and so never be planned."""
+    import pandas as pd
+
+    from thrifty.catalog.reference import reference_table
+    from thrifty.catalog.snapshot import read_azure
+
+    parts = [reference_table()]
+    folder = settings.price_snapshot
+    if folder is not None and (folder / "azure.csv").exists():
+        parts.insert(0, read_azure(folder / "azure.csv", datetime.now(UTC)))
+    return pd.concat(parts, ignore_index=True)

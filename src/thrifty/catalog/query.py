@@ -16,8 +16,10 @@ def select_offers(
     vcpus: float | None = None,
     price_models: Iterable[str] | None = None,
     cpu_only: bool = False,
+    accelerator: str | None = None,
 ) -> pd.DataFrame:
-    """Rows matching the filters (``vcpus`` = exactly that many vCPUs)."""
+    """Rows matching the filters (``vcpus`` = exactly that many vCPUs; ``accelerator`` in any
+    spelling, ``t4`` = ``T4``)."""
     mask = table["provider"].notna()
     if providers:
         mask &= table["provider"].isin(list(providers))
@@ -27,6 +29,10 @@ def select_offers(
         mask &= table["price_model"].isin(list(price_models))
     if cpu_only:
         mask &= table["accelerator_count"] == 0
+    if accelerator:
+        from thrifty.catalog.accelerators import canonical_accelerator
+
+        mask &= table["accelerator_name"] == canonical_accelerator(accelerator)
     return table[mask]
 
 

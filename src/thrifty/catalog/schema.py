@@ -10,7 +10,7 @@ provider                   ``aws`` | ``gcp`` | ``azure``
 region, zone               cloud region; zone ("" where the price is region-level)
 instance_type              VM type (``m5.xlarge``), or a serverless configuration (``lambda-2048mb``)
 vcpus, memory_gib          shape of one instance (NaN where the source does not say)
-accelerator_name/_count    ``T4`` × 1, ``""`` × 0 for CPU-only
+accelerator_name/_count    ``T4`` × 1, ``""`` × 0 for CPU-only; names are canonical (catalog.accelerators)
 arch                       ``amd64`` | ``arm64``
 price_model                ``on_demand`` | ``spot`` | ``serverless``
 usd_per_hour               price of one instance-hour (NaN for serverless)
@@ -107,9 +107,18 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
     for column in FLOAT_COLUMNS:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     out["accelerator_count"] = out["accelerator_count"].fillna(0.0)
+    out["accelerator_name"] = _canonical_names(out["accelerator_name"])
     out["derived"] = out["derived"].fillna(False).astype(bool)
     out["observed_at"] = pd.to_datetime(out["observed_at"], utc=True)
     return out.loc[:, list(COLUMNS)].reset_index(drop=True)
+
+
+def _canonical_names(names: pd.Series) -> pd.Series:
+    """Every accelerator spelling → its canonical name (computed once per distinct spelling)."""
+    from thrifty.catalog.accelerators import canonical_accelerator
+
+    distinct = {name: canonical_accelerator(name) for name in names.unique()}
+    return names.map(distinct)
 
 
 def validate(frame: pd.DataFrame) -> pd.DataFrame:

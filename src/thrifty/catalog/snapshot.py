@@ -3,7 +3,11 @@
 Rules from that README, applied here:
 
 * GCP rows with an empty ``instance_type`` price only the accelerator; a GPU VM costs the machine row
-  plus the accelerator row in the same zone (:func:`attach_gcp_accelerators`).
+  plus the accelerator row in the same zone (:func:`attach_gcp_accelerators`). Every N1 host that
+  GCP lets carry a GPU sold in that zone is paired with it (``n1-highmem-4+T4x1``), within GCP's
+  vCPU/memory limits per GPU count.
+* Accelerator names become canonical (``catalog.accelerators``): AWS's ``t4`` is ``T4``, its
+  ``a100`` is A100-40GB or A100-80GB by the GPU memory column.
 * AWS on-demand prices cover us-east-1 only. AWS spot comes as savings % + interruption bucket per
   region (Spot Advisor); a spot price is derived only where both an on-demand price and a Linux
   savings % exist, and such rows are marked ``derived=True``.
@@ -20,6 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from thrifty.catalog.accelerators import (
+    N1_GPU_HOST,
+    N1_GPU_LIMITS,
+    canonical_accelerator,
+    gcp_paired_type,
+    n1_pairing_allowed,
+)
 from thrifty.catalog.schema import INTERRUPTION_BUCKETS, validate
 from thrifty.errors import CatalogError
 
@@ -48,8 +59,6 @@ _GCP_BUNDLED = (
 )
 #: g2-standard-N carries a fixed number of L4 GPUs
 _G2_L4_COUNT = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
-#: N1 accepts attachable GPUs; we price these common pairings (machine + accelerator × count)
-_N1_PAIRINGS = (("n1-standard-4", "T4", 1), ("n1-standard-8", "T4", 1), ("n1-standard-8", "V100", 1))
 
 
 def read_snapshot(folder: Path | str) -> pd.DataFrame:
@@ -132,9 +141,10 @@ def read_gcp(path: Path, observed_at: datetime) -> pd.DataFrame:
 def attach_gcp_accelerators(raw: pd.DataFrame) -> pd.DataFrame:
     """Machine rows + accelerator-only rows (empty instance_type) → complete VM prices.
 
-    Bundled GPU types (a2/a3/a4/g2) get their fixed accelerator; a few N1 + T4/V100 pairings are
-    added as ``n1-standard-4+T4x1``. Accelerator rows without a matching machine (TPU slices) are
-    dropped. Works on ``zone == ""`` (region-level) input too.
+    Bundled GPU types (a2/a3/a4/g2) get their fixed accelerator; every valid N1 host + attachable
+    GPU pairing of a zone is added as ``n1-highmem-4+T4x1`` (:func:`n1_pairings`). Accelerator rows
+    without a matching machine (TPU slices) are dropped. Works on ``zone == ""`` (region-level)
+    input too. Names are made canonical last (GCP's H100 and H100-MEGA are priced apart).
     """
     import pandas as pd
 
@@ -150,9 +160,10 @@ def attach_gcp_accelerators(raw: pd.DataFrame) -> pd.DataFrame:
     machines["accelerator_count"] = wanted["accelerator_count"].where(
         wanted["accelerator_name"] != "", machines["accelerator_count"]
     )
-    pairs = _n1_pairings(machines)
-    machines = pd.concat([machines, pairs], ignore_index=True)
-    return _add_accelerator_prices(machines, accels)
+    machines = pd.concat([machines, n1_pairings(machines, accels)], ignore_index=True)
+    priced = _add_accelerator_prices(machines, accels)
+    priced["accelerator_name"] = priced["accelerator_name"].map(canonical_accelerator)
+    return priced
 
 
 def _gcp_accelerator_for(instance_types: pd.Series) -> pd.DataFrame:
@@ -173,17 +184,37 @@ def _gcp_accelerator_for(instance_types: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"accelerator_name": names, "accelerator_count": counts}, index=instance_types.index)
 
 
-def _n1_pairings(machines: pd.DataFrame) -> pd.DataFrame:
+def n1_pairings(machines: pd.DataFrame, accels: pd.DataFrame) -> pd.DataFrame:
+    """Every N1 host × attachable GPU count sold in the same zone, within GCP's limits.
+
+    The machine rows keep their own prices; :func:`_add_accelerator_prices` adds the GPUs'.
+    """
     import pandas as pd
 
-    frames = []
-    for machine, accelerator, count in _N1_PAIRINGS:
-        rows = machines[machines["instance_type"] == machine].copy()
-        rows["instance_type"] = f"{machine}+{accelerator}x{count}"
-        rows["accelerator_name"] = accelerator
-        rows["accelerator_count"] = float(count)
-        frames.append(rows)
-    return pd.concat(frames, ignore_index=True) if frames else machines.iloc[0:0]
+    hosts = machines[machines["instance_type"].str.match(N1_GPU_HOST.pattern)]
+    hosts = hosts.drop(columns=["accelerator_name", "accelerator_count"])
+    names = accels["accelerator_name"].map(canonical_accelerator)
+    sold = accels.assign(accelerator_name=names)[names.isin(list(N1_GPU_LIMITS))]
+    sold = sold[["region", "zone", "accelerator_name", "accelerator_count"]].drop_duplicates()
+    pairs = hosts.merge(sold, on=["region", "zone"], how="inner")
+    allowed = [
+        n1_pairing_allowed(name, int(count), vcpus, memory)
+        for name, count, vcpus, memory in zip(
+            pairs["accelerator_name"],
+            pairs["accelerator_count"],
+            pairs["vcpus"],
+            pairs["memory_gib"],
+            strict=True,
+        )
+    ]
+    pairs = pairs[pd.Series(allowed, index=pairs.index, dtype=bool)].copy()
+    pairs["instance_type"] = [
+        gcp_paired_type(machine, name, int(count))
+        for machine, name, count in zip(
+            pairs["instance_type"], pairs["accelerator_name"], pairs["accelerator_count"], strict=True
+        )
+    ]
+    return pairs
 
 
 def _add_accelerator_prices(machines: pd.DataFrame, accels: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +259,12 @@ def read_aws(path: Path, advisor_path: Path | None, as_of: dict[str, datetime]) 
 
     raw = _read_csv(path)
     raw["zone"] = ""
+    raw["accelerator_name"] = [
+        canonical_accelerator(name, memory)
+        for name, memory in zip(
+            raw["accelerator_name"].fillna(""), raw["accelerator_memory_mib"], strict=True
+        )
+    ]
     on_demand = raw[raw["ondemand_usd_per_hour"].notna()].drop(
         columns=["spot_usd_per_hour", "spot_savings_pct_vs_ondemand", "spot_interruption_bucket"]
     )

@@ -3,8 +3,9 @@
 For each variant, every benchmarked configuration (batch, threads) is tried on every offer; the
 configuration that gets furthest through the checks — and among feasible ones the cheapest — is
 kept, with a reason code saying why the pair fails (:data:`REASONS`). Offer-level checks (provider,
-region, spot, interruption bucket, accelerator, burstable, unknown shape) come first, then variant
-checks (status, fidelity), then configuration checks (vCPUs, memory, latency).
+region, required accelerator, spot, interruption bucket, burstable, unknown shape) come first, then
+whether the configuration was benchmarked on the offer's accelerator (or on a CPU for a CPU-only
+offer), then variant checks (status, fidelity), then configuration checks (vCPUs, memory, latency).
 """
 
 from __future__ import annotations
@@ -26,24 +27,28 @@ if TYPE_CHECKING:
 REASONS = {
     1: "provider not allowed",
     2: "region not allowed",
-    3: "spot not allowed (pass --spot-ok)",
-    4: "interruption bucket worse than allowed",
-    5: "serverless not allowed",
-    6: "no benchmark on this accelerator",
+    3: "not the required accelerator",
+    4: "spot not allowed (pass --spot-ok)",
+    5: "interruption bucket worse than allowed",
+    6: "serverless not allowed",
     7: "burstable type (CPU credits)",
     8: "shape unknown (no vCPUs/memory)",
-    9: "variant rejected",
-    10: "variant not accepted",
-    11: "fidelity below the minimum",
-    12: "serverless runs batch 1 only",
-    13: "too few vCPUs for the benchmarked threads",
-    14: "memory does not fit",
-    15: "p95 latency over the SLO",
+    9: "accelerator offer without a benchmark on that accelerator (CPU results never stand in for it)",
+    10: "benchmarked on an accelerator this offer lacks (GPU results never stand in for CPUs)",
+    11: "fractional accelerator share (the benchmark ran on a whole one)",
+    12: "variant rejected",
+    13: "variant not accepted",
+    14: "fidelity below the minimum",
+    15: "serverless runs batch 1 only",
+    16: "too few vCPUs for the benchmarked threads",
+    17: "memory does not fit",
+    18: "p95 latency over the SLO",
 }
-OK = 16
-R_SPOT, R_BUCKET, R_SERVERLESS = 3, 4, 5
-R_REJECTED, R_NOT_ACCEPTED, R_FIDELITY = 9, 10, 11
-R_BATCH, R_VCPUS, R_MEMORY, R_LATENCY = 12, 13, 14, 15
+OK = 19
+R_REQUIRED, R_SPOT, R_BUCKET, R_SERVERLESS = 3, 4, 5, 6
+R_NO_ACCEL_BENCH, R_LACKS_ACCEL, R_FRACTIONAL = 9, 10, 11
+R_REJECTED, R_NOT_ACCEPTED, R_FIDELITY = 12, 13, 14
+R_BATCH, R_VCPUS, R_MEMORY, R_LATENCY = 15, 16, 17, 18
 
 _BURSTABLE = r"^(t\d[a-z]*\.|e2-(micro|small|medium)$|f1-micro$|g1-small$|Standard_B)"
 
@@ -97,7 +102,7 @@ def _family_of(key: str) -> str:
     return rule(instance_type) if callable(rule) else instance_type
 
 
-def offer_codes(offers: pd.DataFrame, slo: Slo, bench_accelerators: set[str]) -> np.ndarray:
+def offer_codes(offers: pd.DataFrame, slo: Slo) -> np.ndarray:
     """Offer-level reason code per offer (0 = passes); the first failing check wins."""
     codes = np.zeros(len(offers), dtype=np.int16)
     ranks = {label: i for i, label in enumerate(INTERRUPTION_BUCKETS)}
@@ -107,6 +112,8 @@ def offer_codes(offers: pd.DataFrame, slo: Slo, bench_accelerators: set[str]) ->
         checks.append((1, ~offers["provider"].isin(slo.providers)))
     if slo.regions:
         checks.append((2, ~offers["region"].isin(slo.regions)))
+    if slo.accelerator is not None:
+        checks.append((R_REQUIRED, offers["accelerator_name"] != slo.accelerator))
     spot = offers["price_model"] == "spot"
     if not slo.spot_ok:
         checks.append((R_SPOT, spot))
@@ -116,8 +123,6 @@ def offer_codes(offers: pd.DataFrame, slo: Slo, bench_accelerators: set[str]) ->
         checks.append((R_BUCKET, spot & (bucket > limit)))
     if not slo.serverless_ok:
         checks.append((R_SERVERLESS, offers["price_model"] == "serverless"))
-    has_accel = (offers["accelerator_count"] > 0) | (offers["accelerator_name"] != "")
-    checks.append((6, has_accel & ~offers["accelerator_name"].isin(bench_accelerators)))
     checks.append((7, offers["burstable"]))
     checks.append((8, offers["vcpus"].isna() | offers["memory_gib"].isna()))
     for code, mask in reversed(checks):  # earlier checks overwrite later ones
@@ -152,6 +157,8 @@ class OfferArrays:
     arm64: np.ndarray
     factor: np.ndarray
     interruptions: np.ndarray
+    accelerator: np.ndarray
+    accelerator_count: np.ndarray
 
     @classmethod
     def of(cls, offers: pd.DataFrame) -> OfferArrays:
@@ -170,7 +177,13 @@ class OfferArrays:
             arm64=(offers["arch"] == "arm64").to_numpy(),
             factor=col("family_factor"),
             interruptions=col("interruptions_per_month"),
+            accelerator=offers["accelerator_name"].to_numpy(dtype=object),
+            accelerator_count=col("accelerator_count"),
         )
+
+    @property
+    def has_accelerator(self) -> np.ndarray:
+        return np.asarray((self.accelerator_count > 0) | (self.accelerator != ""))
 
 
 FIELDS = (
@@ -187,13 +200,16 @@ def evaluate_config(
     config: Any, arrays: OfferArrays, traffic: Traffic, slo: Slo, a: Assumptions
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Reason code and cost fields of one benchmarked configuration on every offer."""
+    on_gpu = bool(config.bench_accelerator)
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = arrays.factor * np.where(arrays.arm64 != (config.bench_arch == "arm64"), a.arm64_factor, 1.0)
+        factor = speed_factor(config, arrays.factor, arrays.arm64, a)
         peak_mib = config.peak_memory_mib if config.peak_memory_mib == config.peak_memory_mib else None
         peak_mib = peak_mib or a.default_peak_memory_mib
         copies_cpu = np.floor(arrays.vcpus / config.threads)
         copies_mem = np.floor((arrays.memory_mib - a.memory_reserve_mib) / peak_mib)
         copies = np.minimum(copies_cpu, copies_mem)
+        if on_gpu:  # one copy per accelerator: the benchmark ran on one
+            copies = np.minimum(copies, np.floor(arrays.accelerator_count))
         serverless_cpu = np.ceil(arrays.vcpus) >= config.threads
         serverless_mem = arrays.memory_mib >= peak_mib + a.serverless_overhead_mib
         cpu_ok = np.where(arrays.serverless, serverless_cpu, copies_cpu >= 1)
@@ -205,9 +221,32 @@ def evaluate_config(
         code[~cpu_ok] = R_VCPUS
         if config.batch_size > 1:
             code[arrays.serverless] = R_BATCH
+        code = accelerator_codes(str(config.bench_accelerator), arrays, code)
         fields = _costs(config, arrays, traffic, a, factor, copies)
     fields["latency_ms_p95_est"] = p95
     return code, fields
+
+
+def speed_factor(config: Any, family: np.ndarray, arm64: np.ndarray, a: Assumptions) -> np.ndarray:
+    """How much faster than measured a configuration runs on each offer: the family factor (x the
+    arm64 factor across architectures) for CPU benchmarks, 1.0 for accelerator benchmarks."""
+    if config.bench_accelerator:
+        return np.ones_like(family)
+    return np.asarray(family * np.where(arm64 != (config.bench_arch == "arm64"), a.arm64_factor, 1.0))
+
+
+def accelerator_codes(bench_accelerator: str, arrays: OfferArrays, code: np.ndarray) -> np.ndarray:
+    """Offers whose accelerator does not match where the configuration was benchmarked fail."""
+    has = arrays.has_accelerator
+    code = code.copy()
+    if bench_accelerator:
+        same = arrays.accelerator == bench_accelerator
+        code[same & (arrays.accelerator_count < 1)] = R_FRACTIONAL
+        code[~has] = R_LACKS_ACCEL
+        code[has & ~same] = R_NO_ACCEL_BENCH
+    else:
+        code[has] = R_NO_ACCEL_BENCH
+    return code
 
 
 def _costs(

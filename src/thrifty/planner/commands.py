@@ -64,6 +64,11 @@ def make(
         False, "--accepted-only", help="Only variants the guardrail accepted."
     ),
     no_serverless: bool = typer.Option(False, "--no-serverless", help="Exclude serverless offers."),
+    accelerator: str | None = typer.Option(
+        None,
+        "--accelerator",
+        help="Only offers with this accelerator (e.g. T4, L4, A10G; 'cpu' = CPU-only); needs a benchmark on it.",
+    ),
     active_fraction: float = typer.Option(1.0, "--active-fraction", help="Share of the month with traffic."),
     scale_to_zero: bool = typer.Option(False, "--scale-to-zero", help="Dedicated replicas stop when idle."),
     version: int | None = typer.Option(None, "--version", help="Model version (default: newest)."),
@@ -87,6 +92,7 @@ def make(
         regions=_split(regions),
         spot_ok=spot_ok,
         serverless_ok=not no_serverless,
+        accelerator=accelerator,
     )
     traffic = Traffic(rps=rps, active_fraction=active_fraction, scale_to_zero=scale_to_zero)
     result = plan_model(

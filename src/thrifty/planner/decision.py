@@ -42,6 +42,7 @@ class Decision:
     candidates_evaluated: int
     baseline: dict[str, Any] | None = None
     break_even: dict[str, Any] | None = None
+    accelerators: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def plan(
         candidates_evaluated=len(ranking.pairs),
         baseline=baseline,
         break_even=serverless_break_even(ranking),
+        accelerators=accelerator_summary(ranking),
     )
 
 
@@ -127,6 +129,8 @@ def candidate_dict(pair: Any, ranking: Ranking) -> dict[str, Any]:
     factor = offer["family_factor"] * (
         ranking.assumptions.arm64_factor if _arch_differs(offer, config) else 1.0
     )
+    if config is not None and config["bench_accelerator"]:
+        factor = 1.0  # accelerator benchmarks are not scaled by CPU family
     return (
         {"variant": str(pair["variant_name"])}
         | _offer_fields(offer)
@@ -146,6 +150,8 @@ def _offer_fields(offer: Any) -> dict[str, Any]:
         "vcpus": _f(offer["vcpus"]),
         "memory_gib": _f(offer["memory_gib"]),
         "arch": str(offer["arch"]),
+        "accelerator_name": str(offer["accelerator_name"]),
+        "accelerator_count": _f(offer["accelerator_count"]),
         "usd_per_hour": _f(offer["usd_per_hour"]),
         "on_demand_usd_per_hour": _f(offer["od_usd_per_hour"]),
         "usd_per_gb_second": _f(offer["usd_per_gb_second"]),
@@ -168,6 +174,7 @@ def _config_fields(config: Any, offer: Any) -> dict[str, Any]:
         )
         return dict.fromkeys(keys) | {
             "bench_cpu": "",
+            "bench_accelerator": "",
             "bench_recorded": False,
             "estimated": True,
             "fidelity_score": None,
@@ -180,6 +187,7 @@ def _config_fields(config: Any, offer: Any) -> dict[str, Any]:
         "bench_latency_ms_p50": _f(config["latency_ms_p50"]),
         "bench_latency_ms_p95": _f(config["latency_ms_p95"]),
         "bench_cpu": str(config["cpu_model"]),
+        "bench_accelerator": str(config["bench_accelerator"]),
         "bench_recorded": bool(config["recorded"]),
         "estimated": str(config["bench_instance_type"]) != str(offer["instance_type"]),
     }
@@ -263,8 +271,24 @@ def _excluded_summary(ranking: Ranking) -> list[dict[str, Any]]:
     return out
 
 
+def accelerator_summary(ranking: Ranking) -> dict[str, Any]:
+    """Where the benchmarks ran, the required accelerator, and how many accelerator offers (per
+    name) no variant could be placed on for want of a benchmark on that accelerator."""
+    offers = ranking.offers
+    benchmarked = {str(n) for n in ranking.configs["bench_accelerator"]}
+    has = (offers["accelerator_count"] > 0) | (offers["accelerator_name"] != "")
+    lacking = offers.loc[has & ~offers["accelerator_name"].isin(benchmarked - {""}), "accelerator_name"]
+    counts = lacking.replace("", "unnamed").value_counts().sort_index()
+    return {
+        "required": ranking.slo.accelerator,
+        "benchmarked_on": sorted(n or "cpu" for n in benchmarked),
+        "offers_without_benchmark": {str(k): int(v) for k, v in counts.items()},
+    }
+
+
 def _short(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("variant", "provider", "region", "instance_type", "option", "latency_ms_p95_est", "usd_per_month")
+    keys: tuple[str, ...] = ("variant", "provider", "region", "instance_type", "accelerator_name", "option")
+    keys += ("latency_ms_p95_est", "usd_per_month")
     return {k: row[k] for k in keys}
 
 
@@ -339,10 +363,10 @@ def naive_baseline(
 
     from thrifty.catalog.reference import reference_table
 
-    original = perf[perf["is_baseline"].astype(bool)]
+    original = perf[perf["is_baseline"].astype(bool) & (perf["bench_accelerator"] == "")]
     if original.empty:
         raise PlanningError(
-            "no baseline variant (the fp32 original) among the benchmark results",
+            "no baseline variant (the fp32 original benchmarked on a CPU) among the benchmark results",
             hint="benchmark the original model too; its technique must be one of original/export/onnx_export",
         )
     provider, region, instance_type, model = BASELINE_OFFER

@@ -23,6 +23,7 @@ def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
         "",
         f"EXCLUDED ({record['candidates_evaluated']:,} pairs evaluated)",
         *_excluded(record["excluded"]),
+        *_accelerators(record.get("accelerators")),
     ]
     lines += ["", "ASSUMPTIONS", *(f"  - {note}" for note in record["assumptions"].get("notes", []))]
     return "\n".join(lines)
@@ -42,6 +43,8 @@ def _inputs(record: dict[str, Any]) -> list[str]:
         filters.append("providers " + ",".join(slo["providers"]))
     if slo.get("max_interruption_bucket"):
         filters.append(f"interruptions ≤ {slo['max_interruption_bucket']}")
+    if slo.get("accelerator") is not None:
+        filters.append(f"accelerator {slo['accelerator'] or 'none (CPU only)'}")
     return [
         "SLO: " + "; ".join(filters),
         f"traffic: {traffic['rps']:g} req/s, active {traffic['active_fraction']:.0%} of the month"
@@ -59,7 +62,7 @@ def _arithmetic(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
         f"  price row: {_price(c)} — {c['source']}, observed {c['observed_at']}"
         + (" [derived]" if c.get("derived") else ""),
         f"  benchmark: batch {c['batch_size']}, {c['threads']} threads: {c['bench_throughput_rps']:.1f} req/s, "
-        f"p95 {c['bench_latency_ms_p95']:.1f} ms on {c['bench_cpu'] or '?'}"
+        f"p95 {c['bench_latency_ms_p95']:.1f} ms on {c.get('bench_accelerator') or c['bench_cpu'] or '?'}"
         + (" (recorded numbers)" if c.get("bench_recorded") else ""),
     ]
     if c["option"] == "serverless":
@@ -88,8 +91,10 @@ def _dedicated_lines(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
     factor, copies, machines = c["family_factor"], c["copies_per_machine"], c["machines"]
     per_machine = copies * c["bench_throughput_rps"] * factor * c["max_utilization"]
     estimate = " (estimate: not measured on this type)" if c.get("estimated") else ""
+    gpus = f", {c['accelerator_count']:g} x {c['accelerator_name']}" if c.get("bench_accelerator") else ""
     lines = [
-        f"  copies per machine = min(floor({c['vcpus']:g} vCPUs / {c['threads']} threads), memory) = {copies:g}",
+        f"  copies per machine = min(floor({c['vcpus']:g} vCPUs / {c['threads']} threads), memory{gpus}) = "
+        f"{copies:g}",
         f"  req/s per machine = {copies:g} x {c['bench_throughput_rps']:.1f} x factor {factor:g} x "
         f"{c['max_utilization']:g} = {per_machine:.1f}; machines = max(1, ceil({traffic['rps']:g} / "
         f"{per_machine:.1f})) = {machines:g}",
@@ -154,14 +159,26 @@ def _runners_up(candidates: list[dict[str, Any]]) -> list[str]:
     return lines or ["  (none)"]
 
 
+def _accelerators(summary: dict[str, Any] | None) -> list[str]:
+    if not summary:
+        return []
+    lacking = summary.get("offers_without_benchmark") or {}
+    line = ", ".join(f"{name} ({count:,} offers)" for name, count in lacking.items()) or "none"
+    return [
+        f"  benchmarks ran on: {', '.join(summary.get('benchmarked_on') or []) or '?'}; accelerator offers "
+        f"left out for want of a benchmark on them: {line}"
+    ]
+
+
 def _excluded(excluded: list[dict[str, Any]]) -> list[str]:
     lines = []
     for entry in excluded:
         ex = entry["closest"]
         p95 = ex.get("latency_ms_p95_est")
         detail = f"p95 {p95:.1f} ms" if isinstance(p95, float) else ""
+        accelerator = f" [{ex['accelerator_name']}]" if ex.get("accelerator_name") else ""
         lines.append(
             f"  {entry['reason']}: {entry['count']:,} — e.g. {ex['variant']} on {ex['provider']} "
-            f"{ex['instance_type']} {ex['region']} ({ex['option']}) {detail}"
+            f"{ex['instance_type']}{accelerator} {ex['region']} ({ex['option']}) {detail}"
         )
     return lines or ["  (none)"]

@@ -62,6 +62,7 @@ def rank(
             "nothing to rank: " + ("no benchmark results" if perf.empty else "the price table is empty"),
             hint="benchmark the model's variants / run `thrifty prices refresh`",
         )
+    check_required_accelerator(perf, slo)
     offers = prepare_offers(catalog, a)
     configs = perf.reset_index(drop=True)
     pairs = _evaluate_all(offers, configs, slo, traffic, a)
@@ -71,6 +72,21 @@ def rank(
     return Ranking(pairs, feasible, offers, configs, slo, traffic, a)
 
 
+def check_required_accelerator(perf: pd.DataFrame, slo: Slo) -> None:
+    """``--accelerator X`` with no benchmark on X fails here, naming where the benchmarks ran."""
+    required = slo.accelerator
+    if required is None:
+        return
+    ran_on = {str(name) or "cpu" for name in perf["bench_accelerator"]}
+    if (required or "cpu") not in ran_on:
+        raise PlanningError(
+            f"the SLO requires {required or 'CPU-only'} offers, but no variant was benchmarked on "
+            f"{required or 'a CPU'} (benchmarks ran on: {', '.join(sorted(ran_on))})",
+            hint=f"benchmark the variants on a machine with {required or 'no accelerator'} "
+            "(the harness records the accelerator it ran on), or drop --accelerator",
+        )
+
+
 def _evaluate_all(
     offers: pd.DataFrame, configs: pd.DataFrame, slo: Slo, traffic: Traffic, a: Assumptions
 ) -> Any:
@@ -78,8 +94,7 @@ def _evaluate_all(
     import pandas as pd
 
     arrays = OfferArrays.of(offers)
-    accelerators = {str(name) for name in configs["bench_accelerator"] if name}
-    base = offer_codes(offers, slo, accelerators)
+    base = offer_codes(offers, slo)
     names, blocks = [], []
     for code, (variant, group) in enumerate(configs.groupby("variant_name", sort=True)):
         best = best_per_offer(group, arrays, base, traffic, slo, a)

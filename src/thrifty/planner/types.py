@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from thrifty.catalog.accelerators import canonical_accelerator
 from thrifty.catalog.schema import INTERRUPTION_BUCKETS
 from thrifty.errors import ConfigError, PlanningError
 from thrifty.targets import clouds
@@ -84,12 +85,17 @@ def perf_frame(rows: Iterable[VariantPerf]) -> pd.DataFrame:
         )
     for column in ("fidelity_score", "peak_memory_mib", "load_ms", "bench_vcpus"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["bench_accelerator"] = frame["bench_accelerator"].map(canonical_accelerator)
     return frame
 
 
 @dataclass(frozen=True)
 class Slo:
-    """What a plan must meet; every filter is data, checked in one place (planner.rank)."""
+    """What a plan must meet; every filter is data, checked in one place (planner.rank).
+
+    ``accelerator``: only offers with this accelerator (any spelling, made canonical: ``t4`` →
+    ``T4``); ``"cpu"`` (stored as ``""``) means CPU-only offers; None means no requirement.
+    """
 
     latency_ms_p95: float
     min_fidelity: float | None = None
@@ -99,8 +105,11 @@ class Slo:
     regions: tuple[str, ...] | None = None
     spot_ok: bool = False
     serverless_ok: bool = True
+    accelerator: str | None = None
 
     def __post_init__(self) -> None:
+        if self.accelerator is not None:
+            object.__setattr__(self, "accelerator", canonical_accelerator(self.accelerator))
         if not self.latency_ms_p95 > 0:
             raise ConfigError(f"p95 target {self.latency_ms_p95} ms", hint="pass a positive --p95-ms")
         bucket = self.max_interruption_bucket
@@ -164,7 +173,10 @@ class Assumptions:
             f"arm64 offers x{self.arm64_factor} when benchmarked on x86",
             f"memory: copies x peak memory + {self.memory_reserve_mib:g} MiB reserve must fit; unknown peak = "
             f"{self.default_peak_memory_mib:g} MiB",
-            "GPU/accelerator offers are excluded unless a benchmark ran on that accelerator",
+            "a variant runs on an accelerator offer only with a benchmark on that accelerator, and on a "
+            "CPU-only offer only with a CPU benchmark: CPU results never stand in for a GPU, nor the reverse",
+            "a GPU benchmark ran on one accelerator: a machine with N of them runs N copies (also limited "
+            "by vCPUs and memory), at the measured speed (no family factor); fractional GPU shares are excluded",
             "burstable types (AWS t*, GCP e2-micro/small/medium, Azure B*) are excluded: CPU credits",
             f"serverless: one request per invocation at batch 1, billed p50 duration x memory + per-request "
             f"price; {self.serverless_overhead_mib:g} MiB runtime overhead; free tiers ignored",
@@ -222,7 +234,9 @@ def perf_from_registry(registry: Registry, model_name: str, version: int | None 
                 cpu_model=str(hardware.get("cpu_model", "")),
                 cpu_flags=tuple(str(f) for f in hardware.get("cpu_flags", []) or []),
                 bench_instance_type=str(hardware.get("instance_type", "")),
-                bench_accelerator=str(hardware.get("accelerator_name", "") or ""),
+                bench_accelerator=canonical_accelerator(
+                    hardware.get("accelerator_name") or hardware.get("accelerator") or ""
+                ),
                 is_baseline=variant.parent_variant_id is None and variant.technique in BASELINE_TECHNIQUES,
             )
         )

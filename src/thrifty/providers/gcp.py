@@ -7,6 +7,11 @@
   automatic restart. A spot stockout falls back to STANDARD, labelled ``thrifty-fallback``, so the
   rebalance moves it back (set ``spot_fallback_on_demand=False`` to fail over to the plan's next
   candidate instead).
+- GPUs: the catalog's ``n1-highmem-4+T4x1`` is sent as machine type ``n1-highmem-4`` with one
+  guestAccelerator ``zones/<zone>/acceleratorTypes/nvidia-tesla-t4``; every GPU VM (attached, or
+  bundled with a2/a3/a4/g2) gets ``onHostMaintenance: TERMINATE``, since GCE refuses live migration
+  for them. A zone that does not sell the GPU answers "acceleratorTypes/... was not found", which
+  becomes ``CapacityError`` (the plan's next candidate may be in a zone that sells it).
 - The cloud-init user data of ``boot`` rides in the ``user-data`` metadata item; the
   deployment's spec rides in ``thrifty-spec`` so ``scale`` needs nothing but the cloud.
 - Ownership: labels ``thrifty-managed=true`` and ``thrifty-deployment=<name>``.
@@ -30,6 +35,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from thrifty.catalog.accelerators import (
+    GCP_ATTACHABLE,
+    GCP_BUNDLED_GPU_FAMILIES,
+    N1_GPU_HOST,
+    split_gcp_type,
+)
 from thrifty.errors import (
     CapacityError,
     ConfigError,
@@ -127,6 +138,12 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
             f"GCP {what} refused: {exc.message}",
             hint="grant the service account roles/compute.instanceAdmin.v1 on the project",
         )
+    if "/acceleratorTypes/" in str(exc.message):
+        return CapacityError(
+            f"GCP {what} refused: {exc.message} (the zone does not sell this GPU)",
+            hint="deploy the plan's next candidate (another zone), or refresh prices: offers list GPUs only "
+            "in zones that sell them",
+        )
     if isinstance(exc, gexc.NotFound):
         return NotFoundError(f"GCP {what}: {exc.message}", hint="it may have been deleted outside thrifty")
     return _translate_codes(codes, str(exc.message), what)
@@ -215,11 +232,13 @@ class GcpProvider:
         from google.cloud import compute_v1
 
         zone = self.zone_of(spec)
+        machine, accelerators = machine_and_accelerators(spec.instance_type, zone)
         spot = (market or self.market_of(spec, slot)) is PriceModel.SPOT
         scheduling = compute_v1.Scheduling(
             provisioning_model="SPOT" if spot else "STANDARD",
             automatic_restart=not spot,
-            on_host_maintenance="TERMINATE" if spot else "MIGRATE",
+            # GPU VMs cannot live-migrate: GCE refuses MIGRATE for them
+            on_host_maintenance="TERMINATE" if spot or has_gpu(machine, accelerators) else "MIGRATE",
         )
         if spot:
             scheduling.instance_termination_action = self.target.termination_action
@@ -233,7 +252,8 @@ class GcpProvider:
         )
         body = compute_v1.Instance(
             name=self.instance_name(spec.name, slot, suffix),
-            machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}",
+            machine_type=f"zones/{zone}/machineTypes/{machine}",
+            guest_accelerators=accelerators,
             scheduling=scheduling,
             labels=self._labels(spec.name, slot, "spot" if spot else "on-demand", spec.replicas, fallback),
             metadata=metadata,
@@ -486,6 +506,32 @@ class GcpProvider:
 
     def delete_resource(self, resource: ManagedResource) -> None:
         self._delete_instance(resource.region, resource.id)
+
+
+def machine_and_accelerators(instance_type: str, zone: str) -> tuple[str, list[Any]]:
+    """The catalog's ``n1-highmem-4+T4x1`` → machine type ``n1-highmem-4`` + one guestAccelerator
+    ``zones/<zone>/acceleratorTypes/nvidia-tesla-t4``; a plain machine type → (it, [])."""
+    from google.cloud import compute_v1
+
+    machine, accelerator, count = split_gcp_type(instance_type)
+    if not accelerator:
+        return machine, []
+    gcp_type = GCP_ATTACHABLE.get(accelerator)
+    if gcp_type is None or not N1_GPU_HOST.match(machine):
+        raise ConfigError(
+            f"GCP instance type {instance_type!r}: {accelerator} does not attach to {machine}",
+            hint=f"GCP attaches {', '.join(GCP_ATTACHABLE)} to N1 machine types only; L4, A100 and H100 "
+            "come with g2/a2/a3 machine types (plan again to get a sold pairing)",
+        )
+    config = compute_v1.AcceleratorConfig(
+        accelerator_type=f"zones/{zone}/acceleratorTypes/{gcp_type}", accelerator_count=count
+    )
+    return machine, [config]
+
+
+def has_gpu(machine: str, accelerators: list[Any]) -> bool:
+    """Attached GPUs, or a machine family that comes with them (a2, a3, a4, g2, g4)."""
+    return bool(accelerators) or machine.split("-")[0] in GCP_BUNDLED_GPU_FAMILIES
 
 
 def _endpoint(inst: Any, port: int) -> str | None:

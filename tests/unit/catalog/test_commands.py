@@ -50,3 +50,11 @@ def test_prices_show_table_for_people(thrifty_home: Path) -> None:
     result = runner.invoke(app, ["prices", "show", "--limit", "3"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "reference list prices" in result.output
+
+
+def test_prices_show_one_accelerator_in_any_spelling(thrifty_home: Path) -> None:
+    result = runner.invoke(app, ["prices", "show", "--accelerator", "tesla-t4", "--limit", "50", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert {row["accelerator_name"] for row in rows} == {"T4"}
+    assert {row["provider"] for row in rows} == {"aws", "gcp", "azure"}  # g4dn, NC4as_T4_v3, N1 + T4

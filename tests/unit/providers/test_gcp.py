@@ -3,20 +3,25 @@
 REPLAYED: there is no Compute Engine here. ``FakeGce`` answers the calls the provider makes with
 real-shaped JSON (compute#operation, compute#instanceAggregatedList, the error bodies GCE sends):
 insert → operation RUNNING → polled → DONE; a stocked-out zone ends its operation with
-ZONE_RESOURCE_POOL_EXHAUSTED; a quota hit is an HTTP 403 with reason quotaExceeded. Every test
-here ends in ``_replayed``.
+ZONE_RESOURCE_POOL_EXHAUSTED; a quota hit is an HTTP 403 with reason quotaExceeded. Like GCE, it
+refuses a GPU VM (guestAccelerators, or an a2/a3/a4/g2 machine type) that asks for live migration
+(400 badRequest "Instances with guest accelerators do not support live migration.") and an
+accelerator type its zone does not sell (404 notFound "The resource '.../acceleratorTypes/...' was
+not found"); which zone sells which GPU comes from the shared price snapshot. Every test here ends
+in ``_replayed``.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.unit.providers.replay import ReplayServer, Request
-from thrifty.errors import CapacityError, QuotaExceededError
+from thrifty.errors import CapacityError, ConfigError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
 from thrifty.providers.gcp import GcpProvider, GcpTarget
 from thrifty.providers.specs import deploy_first_available
@@ -29,6 +34,7 @@ BASE = f"/compute/v1/projects/{PROJECT}"
 class FakeGce:
     def __init__(self, server: ReplayServer) -> None:
         self.url = server.url
+        self.server = server
         self.instances: dict[str, dict[str, dict[str, Any]]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
@@ -36,6 +42,8 @@ class FakeGce:
         self.stocked_out: set[str] = set()
         self.spot_stocked_out: set[str] = set()
         self.quota_cpus: int | None = None
+        #: zone → GCE accelerator types it sells (tests fill it from the price snapshot)
+        self.accelerator_types: dict[str, set[str]] = {}
         server.route("GET", f"{BASE}/aggregated/instances", self.aggregated)
         server.route("GET", f"{BASE}/zones/", self.get)
         server.route("POST", f"{BASE}/zones/", self.post)
@@ -85,6 +93,9 @@ class FakeGce:
         if self.quota_cpus is not None and sum(map(len, self.instances.values())) >= self.quota_cpus:
             message = "Quota 'CPUS' exceeded.  Limit: 24.0 in region us-central1."
             return 403, _error(403, message, "quotaExceeded", domain="usageLimits")
+        refused = self._refuse_gpu(zone, body)
+        if refused is not None:
+            return refused
         spot = body.get("scheduling", {}).get("provisioningModel") == "SPOT"
         if zone in self.stocked_out or (spot and zone in self.spot_stocked_out):
             message = (
@@ -105,6 +116,35 @@ class FakeGce:
         }  # fmt: skip
         self.instances.setdefault(zone, {})[body["name"]] = inst
         return 200, self._operation(zone, "insert", body["name"])
+
+    def _refuse_gpu(self, zone: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """What GCE answers a GPU VM that asks for live migration or a GPU its zone lacks."""
+        accelerators = body.get("guestAccelerators") or []
+        machine = body["machineType"].rsplit("/", 1)[-1]
+        if not re.fullmatch(
+            r"[a-z]([-a-z0-9]*[a-z0-9])?", machine
+        ):  # e.g. the catalog's "n1-standard-4+T4x1"
+            message = (
+                f"Invalid value for field 'resource.machineType': '{body['machineType']}'. "
+                f"Machine type with name '{machine}' does not exist in zone '{zone}'."
+            )
+            return 400, _error(400, message, "invalid")
+        bundled = machine.split("-")[0] in ("a2", "a3", "a4", "g2")
+        maintenance = body.get("scheduling", {}).get("onHostMaintenance", "MIGRATE")  # GCE's default
+        if (accelerators or bundled) and maintenance == "MIGRATE":
+            message = "Instances with guest accelerators do not support live migration."
+            return 400, _error(400, message, "badRequest")
+        for accelerator in accelerators:
+            path = accelerator["acceleratorType"]
+            name = path.rsplit("/", 1)[-1]
+            if f"zones/{zone}/acceleratorTypes/" not in path or name not in self.accelerator_types.get(
+                zone, set()
+            ):
+                message = (
+                    f"The resource 'projects/{PROJECT}/zones/{zone}/acceleratorTypes/{name}' was not found"
+                )
+                return 404, _error(404, message, "notFound")
+        return None
 
     def get(self, req: Request) -> tuple[int, Any]:
         _, rest = req.path.removeprefix(f"{BASE}/zones/").split("/", 1)
@@ -310,3 +350,115 @@ def test_spot_stockout_falls_back_then_returns_to_spot_replayed(
     assert [(o.action.kind, o.status) for o in outcomes] == [("return_to_spot", "done")] * 2
     left = list(gce.instances["us-central1-a"].values())
     assert len(left) == 2 and {i["scheduling"]["provisioningModel"] for i in left} == {"SPOT"}
+
+
+# -- GPUs -----------------------------------------------------------------------------------------
+#: the GCE accelerator type of each GPU that the snapshot prices per zone (GCE's own names)
+_GCE_TYPES = {
+    "T4": "nvidia-tesla-t4",
+    "P4": "nvidia-tesla-p4",
+    "V100": "nvidia-tesla-v100",
+    "P100": "nvidia-tesla-p100",
+}
+
+
+@pytest.fixture
+def gpu_zones(gce: FakeGce, shared_data: Path) -> dict[str, set[str]]:
+    """Which zone sells which GPU, as the price snapshot says (accelerator-only rows)."""
+    import pandas as pd
+
+    raw = pd.read_csv(shared_data / "pricing" / "gcp.csv", dtype={"instance_type": str})
+    sold = raw[raw["instance_type"].isna() & raw["accelerator_name"].isin(list(_GCE_TYPES))]
+    for zone, name in zip(sold["zone"], sold["accelerator_name"], strict=True):
+        gce.accelerator_types.setdefault(zone, set()).add(_GCE_TYPES[name])
+    return gce.accelerator_types
+
+
+def test_gpu_offer_attaches_the_accelerator_and_terminates_on_maintenance_replayed(
+    gcp: GcpProvider, gce: FakeGce, gpu_zones: dict[str, set[str]], make_spec: Any
+) -> None:
+    spec = _spec(make_spec, region="us-central1-a", instance_type="n1-highmem-4+T4x1", on_demand_floor=1)
+    assert gcp.deploy(spec).replicas_ready == 2
+    for inst in gce.instances["us-central1-a"].values():
+        assert inst["machineType"] == "zones/us-central1-a/machineTypes/n1-highmem-4"
+        assert inst["guestAccelerators"] == [
+            {"acceleratorType": "zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4", "acceleratorCount": 1}
+        ]
+        assert inst["scheduling"]["onHostMaintenance"] == "TERMINATE"
+    floor = gce.instances["us-central1-a"]["thrifty-minilm-0"]["scheduling"]
+    assert (floor["provisioningModel"], floor["automaticRestart"]) == ("STANDARD", True)
+    # a spot replacement (rebalance) reads the spec back and attaches the GPU again
+    replica = gcp.launch_replica("minilm", 1, PriceModel.SPOT, replaces="thrifty-minilm-1")
+    assert gce.instances["us-central1-a"][replica.id]["guestAccelerators"][0]["acceleratorCount"] == 1
+
+
+def test_bundled_gpu_machine_types_terminate_on_maintenance_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    gcp.deploy(_spec(make_spec, region="us-central1-a", instance_type="g2-standard-4", replicas=1,
+                     price_model=PriceModel.ON_DEMAND))  # fmt: skip
+    inst = gce.instances["us-central1-a"]["thrifty-minilm-0"]
+    assert inst["scheduling"]["onHostMaintenance"] == "TERMINATE" and "guestAccelerators" not in inst
+    cpu = _spec(make_spec, name="cpu", region="us-central1-a", replicas=1, price_model=PriceModel.ON_DEMAND)
+    gcp.deploy(cpu)
+    assert gce.instances["us-central1-a"]["thrifty-cpu-0"]["scheduling"]["onHostMaintenance"] == "MIGRATE"
+
+
+def test_the_double_refuses_what_gce_refuses_replayed(gce: FakeGce, gpu_zones: dict[str, set[str]]) -> None:
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    client = compute_v1.InstancesClient(
+        credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": gce.url}
+    )
+    body = compute_v1.Instance(
+        name="raw",
+        machine_type="zones/us-central1-a/machineTypes/n1-standard-4",
+        guest_accelerators=[
+            compute_v1.AcceleratorConfig(
+                accelerator_type="zones/us-central1-a/acceleratorTypes/nvidia-tesla-t4", accelerator_count=1
+            )
+        ],
+        network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")],
+    )
+
+    def insert(instance: Any) -> None:
+        request = compute_v1.InsertInstanceRequest(
+            project=PROJECT, zone="us-central1-a", instance_resource=instance, request_id="r1"
+        )
+        client.insert_unary(request=request)
+
+    with pytest.raises(gexc.BadRequest, match="do not support live migration"):  # no scheduling: MIGRATE
+        insert(body)
+    # what thrifty used to send: the catalog's name as the machine type, no GPU attached
+    old = compute_v1.Instance(name="old", machine_type="zones/us-central1-a/machineTypes/n1-standard-4+T4x1")
+    with pytest.raises(gexc.BadRequest, match="Machine type with name 'n1-standard-4\\+T4x1' does not exist"):
+        insert(old)
+    assert gce.instances == {}
+
+
+def test_a_zone_without_the_gpu_is_a_capacity_error_and_the_next_zone_works_replayed(
+    gcp: GcpProvider, gce: FakeGce, gpu_zones: dict[str, set[str]], make_spec: Any
+) -> None:
+    lacking = sorted(z for z, types in gpu_zones.items() if "nvidia-tesla-t4" not in types)[0]
+    selling = sorted(z for z, types in gpu_zones.items() if "nvidia-tesla-t4" in types)[0]
+    candidates = [
+        _spec(make_spec, region=zone, instance_type="n1-standard-4+T4x1", replicas=1)
+        for zone in (lacking, selling)
+    ]
+    chosen, status, skipped = deploy_first_available(candidates, lambda spec: gcp)
+    assert (chosen.region, status.replicas_ready) == (selling, 1)
+    assert (
+        len(skipped) == 1 and f"zones/{lacking}/acceleratorTypes/nvidia-tesla-t4' was not found" in skipped[0]
+    )
+    assert gce.instances.get(lacking, {}) == {}
+
+
+def test_a_gpu_gcp_does_not_attach_is_refused_before_any_call_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    with pytest.raises(ConfigError, match="L4 does not attach to n1-standard-4") as info:
+        gcp.deploy(_spec(make_spec, region="us-central1-a", instance_type="n1-standard-4+L4x1"))
+    assert info.value.hint and "g2" in info.value.hint
+    assert not any(r.method == "POST" for r in gce.server.requests)
