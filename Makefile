@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint typecheck pytest server server-stop bench clean
+.PHONY: setup run test lint typecheck pytest server server-stop bench image clean
 
 setup:
 	@bash .ci/bootstrap.sh
@@ -36,6 +36,10 @@ server: setup
 
 server-stop: setup
 	$(BIN)/python -m deployments.server stop
+
+image: setup
+	@bash .ci/podman.sh
+	$(BIN)/thrifty image build
 
 bench: setup
 	$(BIN)/python bench/run_all.py

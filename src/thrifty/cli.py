@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "thrifty.planner.commands",
     "thrifty.policies.commands",
     "thrifty.providers.commands",
+    "thrifty.image_cli",
 ]
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,19 +76,6 @@ def _yaml_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def fetch_artifact(store_url: str, sha256: str, dest: Path, *, endpoint_url: str | None = None) -> Path:
-    """Copy the blob ``sha256`` from the store to ``dest`` (verified by the store); idempotent."""
-    from thrifty.artifacts import open_store
-
-    store = open_store(store_url, s3_endpoint_url=endpoint_url, cache_dir=dest.parent / ".cache")
-    source = store.fetch(sha256)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(source, tmp)
-    tmp.replace(dest)
-    return dest
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thrifty.providers.boot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch.add_argument("dest", type=Path)
     fetch.add_argument("--endpoint", default=None)
     args = parser.parse_args(argv)
+    from thrifty.artifacts.fetch import fetch_artifact
+
     fetch_artifact(args.store_url, args.sha256, args.dest, endpoint_url=args.endpoint)
     return 0
 

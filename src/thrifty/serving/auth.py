@@ -1,12 +1,14 @@
 """Bearer-token check shared by the server and the gateway.
 
 With tokens configured, every request except health checks needs ``Authorization: Bearer <token>``.
+A configured token ``sha256:<hex>`` is a digest: the server then never holds the token itself.
 With none configured, only loopback clients are served (a server bound to a public address by
 mistake still answers nobody else).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 
@@ -38,6 +40,7 @@ def check(request: Request, tokens: tuple[bytes, ...]) -> Response | None:
     if scheme.lower() != "bearer" or not token:
         return error_response(401, "missing bearer token: send 'Authorization: Bearer <token>'", challenge)
     given = token.strip().encode()
-    if any(hmac.compare_digest(given, known) for known in tokens):
+    digest = b"sha256:" + hashlib.sha256(given).hexdigest().encode()
+    if any(hmac.compare_digest(digest if known.startswith(b"sha256:") else given, known) for known in tokens):
         return None
     return error_response(401, "invalid bearer token", challenge)

@@ -1,0 +1,172 @@
+"""The serving-runtime image's entrypoint: fetch one variant by sha256, serve it (Open Inference
+Protocol v2) until stopped. Every cloud target runs this, configured only by environment:
+
+    THRIFTY_MODEL_NAME          the name in URLs (/v2/models/NAME/infer); the deployment's name
+    THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, or a folder mounted into the container
+    THRIFTY_ARTIFACT_SHA256     the variant's blob (an .onnx file, or a packed folder with tokenizer.json)
+    THRIFTY_TOKENIZER_SHA256    optional: a blob holding tokenizer.json (or a folder with it)
+    THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
+    THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
+    THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
+    PORT, THRIFTY_HOST          where to listen (default 8080 on 0.0.0.0)
+    THRIFTY_THREADS             onnxruntime threads (default: the CPUs this container may use)
+
+Credentials for the store come from the platform (instance profile, workload identity): nothing
+secret is passed in the environment, and the token digests cannot be turned back into tokens.
+The blob is verified against its sha256 before anything loads it. Imports only the serving code,
+onnxruntime, numpy, tokenizers and (for S3) boto3 — no torch, no Prefect, no pydantic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from thrifty.errors import ConfigError, ThriftyError
+
+log = logging.getLogger("thrifty.container")
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    model_name: str
+    store_url: str
+    artifact_sha256: str
+    tokenizer_sha256: str | None
+    s3_endpoint_url: str | None
+    tokens: tuple[str, ...]
+    host: str
+    port: int
+    threads: int
+    model_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
+        missing = [k for k in _REQUIRED if not env.get(k)]
+        if missing:
+            raise ConfigError(
+                f"the runtime container lacks {', '.join(missing)}",
+                hint="the deploy step sets them; for a manual run pass -e NAME=VALUE for each",
+            )
+        return cls(
+            model_name=env["THRIFTY_MODEL_NAME"],
+            store_url=env["THRIFTY_ARTIFACT_STORE_URL"],
+            artifact_sha256=env["THRIFTY_ARTIFACT_SHA256"],
+            tokenizer_sha256=env.get("THRIFTY_TOKENIZER_SHA256") or None,
+            s3_endpoint_url=env.get("THRIFTY_S3_ENDPOINT_URL") or None,
+            tokens=_tokens(env),
+            host=env.get("THRIFTY_HOST", "0.0.0.0"),
+            port=int(env.get("PORT", "8080")),
+            threads=int(env.get("THRIFTY_THREADS") or allotted_cpus()),
+            model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
+        )
+
+
+_REQUIRED = ("THRIFTY_MODEL_NAME", "THRIFTY_ARTIFACT_STORE_URL", "THRIFTY_ARTIFACT_SHA256")
+
+
+def _tokens(env: Mapping[str, str]) -> tuple[str, ...]:
+    digests = [
+        f"sha256:{d.strip().lower()}" for d in env.get("THRIFTY_API_TOKEN_SHA256", "").split(",") if d.strip()
+    ]
+    path = env.get("THRIFTY_API_TOKENS_FILE")
+    if path:
+        digests += [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return tuple(digests)
+
+
+def allotted_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this container may use: the cgroup v2 quota (``cpu.max``), else the affinity mask."""
+    available = len(os.sched_getaffinity(0))
+    try:
+        quota, period = (cgroup_root / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return max(1, available)
+    if quota == "max":
+        return max(1, available)
+    return max(1, min(available, math.ceil(int(quota) / int(period))))
+
+
+def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None]:
+    """The model and tokenizer as local files, fetched from the store and verified by sha256."""
+    from thrifty.artifacts.fetch import fetch_artifact
+    from thrifty.serving.resolve import onnx_in, tokenizer_near
+
+    blob = fetch_artifact(
+        config.store_url,
+        config.artifact_sha256,
+        config.model_dir / config.artifact_sha256,
+        endpoint_url=config.s3_endpoint_url,
+    )
+    model_path = onnx_in(blob, config.model_dir / f"{config.artifact_sha256}.d")
+    tokenizer = tokenizer_near(model_path)
+    if config.tokenizer_sha256:
+        fetched = fetch_artifact(
+            config.store_url,
+            config.tokenizer_sha256,
+            config.model_dir / config.tokenizer_sha256,
+            endpoint_url=config.s3_endpoint_url,
+        )
+        tokenizer = _tokenizer_in(fetched, config.model_dir / f"{config.tokenizer_sha256}.d")
+    return model_path, tokenizer
+
+
+def _tokenizer_in(blob: Path, unpack_dir: Path) -> Path:
+    import tarfile
+
+    from thrifty.artifacts.base import unpack_tree
+
+    if not tarfile.is_tarfile(blob):
+        return blob
+    found = sorted(unpack_tree(blob, unpack_dir).rglob("tokenizer.json"))
+    if not found:
+        raise ConfigError(
+            f"tokenizer blob {blob.name[:12]} holds no tokenizer.json", hint="attach the tokenizer folder"
+        )
+    return found[0]
+
+
+def serve(config: ContainerConfig) -> None:
+    from thrifty.serving.app import bind_socket, serve_until_stopped
+    from thrifty.serving.http import run
+    from thrifty.serving.runner import RunnerConfig
+    from thrifty.serving.server import InferenceServer, ServerConfig
+
+    started = time.perf_counter()
+    model_path, tokenizer = fetch_files(config)
+    server = InferenceServer(
+        ServerConfig(
+            host=config.host,
+            port=config.port,
+            api_tokens=config.tokens,
+            runner=RunnerConfig(intra_op_threads=config.threads),
+        )
+    )
+    loaded = server.load(config.model_name, model_path, tokenizer_path=tokenizer)
+    sock = bind_socket(config.host, config.port)
+    log.warning(
+        "serving %s on %s:%d (%d threads, fetched and loaded in %.0f ms, model load %.0f ms)",
+        config.model_name, config.host, config.port, config.threads,
+        (time.perf_counter() - started) * 1000, loaded.load_ms,
+    )  # fmt: skip
+    run(serve_until_stopped(server.handle, sock, max_body_bytes=ServerConfig().max_body_bytes))
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        serve(ContainerConfig.from_env(os.environ if env is None else env))
+    except ThriftyError as exc:
+        print(f"thrifty runtime: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
