@@ -53,7 +53,9 @@ def make(
     rps: float = typer.Option(..., "--rps", help="Target traffic in requests per second."),
     providers: str | None = typer.Option(None, "--providers", help="Allowed providers, e.g. aws,gcp."),
     regions: str | None = typer.Option(None, "--regions", help="Allowed regions (comma-separated)."),
-    spot_ok: bool = typer.Option(False, "--spot-ok", help="Allow spot capacity (risk priced in)."),
+    spot_ok: bool = typer.Option(
+        True, "--spot-ok/--no-spot", help="Allow spot capacity (risk priced in); deploy-model's default too."
+    ),
     max_interruption: str | None = typer.Option(
         None, "--max-interruption", help="Worst spot bucket, e.g. 10-15%."
     ),
@@ -63,7 +65,11 @@ def make(
     accepted_only: bool = typer.Option(
         False, "--accepted-only", help="Only variants the guardrail accepted."
     ),
-    no_serverless: bool = typer.Option(False, "--no-serverless", help="Exclude serverless offers."),
+    serverless: bool = typer.Option(
+        False,
+        "--serverless/--no-serverless",
+        help="Allow serverless offers (off by default, as in deploy-model: no serverless target deploys yet).",
+    ),
     accelerator: str | None = typer.Option(
         None,
         "--accelerator",
@@ -91,7 +97,7 @@ def make(
         providers=_split(providers),
         regions=_split(regions),
         spot_ok=spot_ok,
-        serverless_ok=not no_serverless,
+        serverless_ok=serverless,
         accelerator=accelerator,
     )
     traffic = Traffic(rps=rps, active_fraction=active_fraction, scale_to_zero=scale_to_zero)

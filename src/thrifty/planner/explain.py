@@ -37,6 +37,7 @@ def _title(record: dict[str, Any], plan_id: int | None) -> str:
 def _inputs(record: dict[str, Any]) -> list[str]:
     slo, traffic, catalog = record["slo"], record["traffic"], record["catalog"]
     filters = [f"p95 ≤ {slo['latency_ms_p95']:g} ms", "spot ok" if slo.get("spot_ok") else "no spot"]
+    filters.append("serverless ok" if slo.get("serverless_ok") else "no serverless")
     if slo.get("min_fidelity") is not None:
         filters.append(f"fidelity ≥ {slo['min_fidelity']:g}")
     if slo.get("providers"):

@@ -31,6 +31,26 @@ def test_plan_explain_and_list(thrifty_home: Path) -> None:
     assert [row["id"] for row in json.loads(listed.stdout)] == [plan_id]
 
 
+def test_the_cli_plans_with_the_flows_defaults_and_says_which(thrifty_home: Path) -> None:
+    """`thrifty plan` and deploy-model once disagreed (on-demand vs spot): one default, stated."""
+    from flows.deploy_model import DeployModelParams
+
+    defaults = DeployModelParams(model="minilm")
+    made = runner.invoke(app, ["plan", "minilm", "--p95-ms", "50", "--rps", "20", "--recorded", "--json"])
+    slo = json.loads(made.stdout)["slo"]
+    assert (
+        (slo["spot_ok"], slo["serverless_ok"]) == (defaults.spot_ok, defaults.serverless_ok) == (True, False)
+    )
+    shown = runner.invoke(
+        app, ["plan", "explain", str(json.loads(made.stdout)["plan_id"])], env={"COLUMNS": "200"}
+    )
+    assert "spot ok" in shown.output and "no serverless" in shown.output
+    on_demand = runner.invoke(
+        app, ["plan", "minilm", "--p95-ms", "50", "--rps", "20", "--recorded", "--no-spot", "--json"]
+    )
+    assert json.loads(on_demand.stdout)["chosen"]["price_model"] == "on_demand"
+
+
 def test_plan_with_spot_and_provider_filter(thrifty_home: Path) -> None:
     args = ["plan", "make", "minilm", "--p95-ms", "50", "--rps", "20", "--recorded", "--providers", "aws"]
     made = runner.invoke(app, [*args, "--spot-ok", "--json"])
