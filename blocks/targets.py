@@ -45,12 +45,24 @@ class _Boot(DeployTargetBlock, ABC):
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the VMs.")
     port: int = Field(default=8080, description="Port of the inference server on the VM.")
+    image: str = Field(
+        default="",
+        description="The serving-runtime image by digest in this cloud's registry "
+        "(`thrifty image build --push REGISTRY` prints it).",
+    )
+    insecure_registry: bool = Field(
+        default=False, description="Pull without TLS (a local test registry only)."
+    )
 
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig
 
         return BootConfig(
-            artifact_store_url=self.artifact_store_url, s3_endpoint_url=self.s3_endpoint_url, port=self.port
+            artifact_store_url=self.artifact_store_url,
+            s3_endpoint_url=self.s3_endpoint_url,
+            port=self.port,
+            image=self.image,
+            insecure_registry=self.insecure_registry,
         )
 
 

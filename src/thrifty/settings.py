@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         default=None, description="S3 endpoint override (moto, MinIO, a VPC endpoint)."
     )
+    runtime_image: str = Field(
+        default="",
+        description="The serving-runtime image by digest that `thrifty deploy` starts on cloud VMs "
+        "(`thrifty image build --push REGISTRY` prints it).",
+    )
     max_model_bytes: int = Field(
         default=4 * 1024**3, description="Ingest refuses model files above this size."
     )

@@ -34,6 +34,7 @@ from tests.unit.providers.replay import ReplayServer, handler_class
 pytestmark = pytest.mark.slow
 
 BUCKET = "thrifty-artifacts"
+IMAGE = "127.0.0.1:5000/thrifty/thrifty-runtime@sha256:" + "0" * 64
 STORE_URL = f"s3://{BUCKET}/models"
 TARGET_SLUGS = ("aws", "gcp", "azure", "kubernetes")
 
@@ -156,7 +157,11 @@ def _save_aws_target(moto: str) -> None:
         endpoint_url=moto,
     )
     AwsDeployTarget(
-        credentials=credentials, region="us-east-1", artifact_store_url=STORE_URL, s3_endpoint_url=moto
+        credentials=credentials,
+        region="us-east-1",
+        artifact_store_url=STORE_URL,
+        s3_endpoint_url=moto,
+        image=IMAGE,
     ).save("default", overwrite=True)
 
 
@@ -275,6 +280,7 @@ def test_gcp_target_end_to_end_replayed(
         api_endpoint=gce.url,
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
+        image=IMAGE,
     ).save("default", overwrite=True)
 
     summary = run_cloud_flow(tiny_model, target="gcp", providers=["gcp"])
@@ -319,6 +325,7 @@ def test_azure_target_end_to_end_replayed(
         base_url=arm.url,
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
+        image=IMAGE,
     ).save("default", overwrite=True)
 
     summary = run_cloud_flow(tiny_model, target="azure", providers=["azure"])
@@ -359,6 +366,7 @@ def test_kubernetes_target_end_to_end_replayed(
         namespace="ml",
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
+        image=IMAGE,
     ).save("default", overwrite=True)
 
     # the price catalog has no Kubernetes offers: the plan ranks the VM clouds, the cluster runs it

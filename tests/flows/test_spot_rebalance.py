@@ -31,7 +31,9 @@ def aws_target_ref(moto: str) -> Iterator[str]:
     credentials = AwsCredentials(
         aws_access_key_id="testing", aws_secret_access_key="flow-test-secret", endpoint_url=moto
     )
-    AwsDeployTarget(credentials=credentials, region="us-east-1").save("default", overwrite=True)
+    AwsDeployTarget(
+        credentials=credentials, region="us-east-1", image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64
+    ).save("default", overwrite=True)
     yield "thrifty-aws-target/default"
     AwsDeployTarget.delete("default")
 

@@ -1,13 +1,17 @@
-"""Booting a replica: the cloud-init user data of every VM target (AWS, GCP, Azure) and the
-artifact fetch that pods run too — a fresh machine becomes a thrifty server for one variant.
+"""Booting a replica: the cloud-init user data of every VM target (AWS, GCP, Azure) — a fresh VM
+becomes a thrifty server for one variant by running the serving-runtime image.
 
-The script installs thrifty, pulls the variant's artifact from the artifact store by sha256 (the
-same ``S3Store.fetch`` the rest of thrifty uses, so the bytes are verified), starts the inference
-server and, on spot capacity, the interruption watcher. The VM reads S3 through its instance role:
-user data never carries a credential. GCP (``user-data`` metadata) and Azure (``custom_data``) take
-the same document, so the VM providers share this module.
+The user data writes one script and runs it: find a container runtime (podman or docker; install
+podman from the OS's own packages only when the image has neither), log in to the registry with
+the VM's identity (ECR through the instance profile, Artifact Registry through the service account,
+ACR through the managed identity), pull the runtime image by digest, and run it with the variant's
+sha256, the artifact store and the digest of the deployment's API token — never a credential or a
+token: the container reads the store with the VM's identity and knows the token only by digest.
+On spot capacity a second container from the same image watches for the interruption notice.
+Nothing is installed from a package index. GCP (``user-data`` metadata) and Azure
+(``custom_data``) take the same document, so the VM providers share this module.
 
-On the VM: ``python -m thrifty.providers.boot fetch STORE_URL SHA256 DEST [--endpoint URL]``.
+``boot_script`` is what the rehearsal (tests/e2e) runs in a "VM" container made from a fresh base.
 """
 
 from __future__ import annotations
@@ -18,58 +22,132 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from thrifty.errors import ConfigError
 from thrifty.providers.base import DeploySpec, PriceModel
 
 MODEL_DIR = "/var/lib/thrifty/models"
+SCRIPT_PATH = "/usr/local/sbin/thrifty-boot.sh"
 
 
 @dataclass(frozen=True)
 class BootConfig:
-    """What the VM needs besides the spec: where artifacts live and how to start serving."""
+    """What the VM needs besides the spec: the runtime image, where artifacts live, the port."""
 
     artifact_store_url: str
     s3_endpoint_url: str | None = None
     port: int = 8080
-    thrifty_requirement: str = "thrifty"
-    serve_command: str = "thrifty serve {model_path} --name {name} --host 0.0.0.0 --port {port}"
-    watch_command: str = "thrifty spot-watch --deployment {name} --cloud {cloud}"
+    #: the serving-runtime image by digest in the target's registry (``thrifty image build --push``)
+    image: str = ""
+    #: pull over plain HTTP / without TLS verification (a local registry in the rehearsal only)
+    insecure_registry: bool = False
 
 
-def fetch_line(spec: DeploySpec, boot: BootConfig) -> list[str]:
-    """The argv that pulls the variant on the VM (also what the tests run against moto)."""
-    argv = ["python3", "-m", "thrifty.providers.boot", "fetch", boot.artifact_store_url]
-    argv += [spec.artifact_sha256, f"{MODEL_DIR}/{spec.artifact_sha256}"]
+def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
+    """The runtime container's environment: what to serve and where from; no secret."""
+    env = {
+        "THRIFTY_MODEL_NAME": spec.name,
+        "THRIFTY_ARTIFACT_STORE_URL": boot.artifact_store_url,
+        "THRIFTY_ARTIFACT_SHA256": spec.artifact_sha256,
+        "PORT": str(boot.port),
+    }
     if boot.s3_endpoint_url:
-        argv += ["--endpoint", boot.s3_endpoint_url]
-    return argv
+        env["THRIFTY_S3_ENDPOINT_URL"] = boot.s3_endpoint_url
+    if spec.serving.get("tokenizer_sha256"):
+        env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
+    if spec.serving.get("token_sha256"):
+        env["THRIFTY_API_TOKEN_SHA256"] = str(spec.serving["token_sha256"])
+    return env
 
 
-def render_user_data(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
-    """A ``#cloud-config`` document: install, fetch the artifact, serve, watch for interruption."""
-    model_path = f"{MODEL_DIR}/{spec.artifact_sha256}"
-    serve = boot.serve_command.format(model_path=model_path, name=spec.name, port=boot.port)
-    commands = [
-        f"python3 -m pip install --quiet {shlex.quote(boot.thrifty_requirement)}",
-        f"mkdir -p {MODEL_DIR}",
-        shlex.join(fetch_line(spec, boot)),
-        f"nohup {serve} >/var/log/thrifty-serve.log 2>&1 &",
+def registry_login(image: str) -> list[str]:
+    """Shell lines that log the runtime in to the image's registry with the VM's own identity."""
+    host = image.split("/", 1)[0]
+    if ".dkr.ecr." in host:
+        region = host.split(".dkr.ecr.", 1)[1].split(".", 1)[0]
+        return [
+            f"aws ecr get-login-password --region {region} | $RT login --username AWS --password-stdin {host}"
+        ]
+    if host.endswith("-docker.pkg.dev") or host.endswith("gcr.io"):
+        token = (
+            "curl -fsS -H 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/"
+            "instance/service-accounts/default/token | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+            '["access_token"])\''
+        )
+        return [f"{token} | $RT login --username oauth2accesstoken --password-stdin {host}"]
+    if host.endswith(".azurecr.io"):
+        aad = (
+            "curl -fsS -H Metadata:true 'http://169.254.169.254/metadata/identity/oauth2/token?api-version="
+            "2018-02-01&resource=https://management.azure.com/' | python3 -c 'import json,sys; "
+            'print(json.load(sys.stdin)["access_token"])\''
+        )
+        exchange = (
+            f"curl -fsS -X POST https://{host}/oauth2/exchange -d grant_type=access_token -d service={host} "
+            f'--data-urlencode access_token="$({aad})" | python3 -c \'import json,sys; '
+            'print(json.load(sys.stdin)["refresh_token"])\''
+        )
+        user = "00000000-0000-0000-0000-000000000000"
+        return [f"{exchange} | $RT login --username {user} --password-stdin {host}"]
+    return []  # a public or pre-authorized registry
+
+
+def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
+    """The shell script the VM runs at first boot (and the rehearsal runs in a container)."""
+    if not boot.image:
+        raise ConfigError(
+            "the target names no serving-runtime image",
+            hint="build and push it (`thrifty image build --push REGISTRY`), then set `image` on the target block",
+        )
+    tls = " --tls-verify=false" if boot.insecure_registry else ""
+    env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env(spec, boot).items())
+    name = f"thrifty-{spec.name}"
+    lines = [
+        "#!/bin/sh",
+        "# thrifty: serve one variant with the serving-runtime image (generated; see thrifty.providers.boot)",
+        "set -eu",
+        "if command -v podman >/dev/null 2>&1; then RT=podman",
+        "elif command -v docker >/dev/null 2>&1; then RT=docker",
+        "elif command -v apt-get >/dev/null 2>&1; then",
+        "  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman && RT=podman",
+        "else dnf install -y -q podman && RT=podman; fi",
+        *registry_login(boot.image),
+        f"$RT pull{tls} {shlex.quote(boot.image)}",
+        f"$RT rm -f {name} {name}-watch >/dev/null 2>&1 || true",
+        f"$RT run -d --restart=always --network host --name {name} {env} {shlex.quote(boot.image)}",
     ]
     if spec.price_model is PriceModel.SPOT:
-        watch = boot.watch_command.format(name=spec.name, cloud=cloud)
-        commands.append(f"nohup {watch} >/var/log/thrifty-watch.log 2>&1 &")
-    lines = ["#cloud-config", "runcmd:"]
-    lines += [f"  - [sh, -c, {_yaml_quote(cmd)}]" for cmd in commands]
+        lines.append(
+            f"$RT run -d --restart=always --network host --name {name}-watch {shlex.quote(boot.image)} "
+            f"watch --deployment {shlex.quote(spec.name)} --cloud {cloud}"
+        )
     return "\n".join(lines) + "\n"
 
 
-def runcmd_lines(user_data: str) -> list[str]:
-    """The shell commands of a document made by ``render_user_data`` (for tests and debugging)."""
-    prefix = "  - [sh, -c, "
-    return [
-        line[len(prefix) : -1].strip("'").replace("''", "'")
-        for line in user_data.splitlines()
-        if line.startswith(prefix)
-    ]
+def render_user_data(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
+    """A ``#cloud-config`` document: write the boot script, run it once."""
+    script = boot_script(spec, boot, cloud=cloud)
+    body = "".join(f"      {line}\n" for line in script.splitlines())
+    return (
+        "#cloud-config\n"
+        "write_files:\n"
+        f"  - path: {SCRIPT_PATH}\n"
+        "    permissions: '0755'\n"
+        "    content: |\n"
+        f"{body}"
+        "runcmd:\n"
+        f"  - [sh, {SCRIPT_PATH}]\n"
+    )
+
+
+def script_of(user_data: str) -> str:
+    """The boot script inside a document made by ``render_user_data`` (what cloud-init writes)."""
+    lines = user_data.splitlines()
+    start = lines.index("    content: |") + 1
+    body = []
+    for line in lines[start:]:
+        if not line.startswith("      "):
+            break
+        body.append(line[6:])
+    return "\n".join(body) + "\n"
 
 
 def _yaml_quote(text: str) -> str:

@@ -47,7 +47,8 @@ def _boot(require_s3: bool) -> Any:
             hint="set THRIFTY_ARTIFACT_STORE_URL=s3://bucket/prefix, then `thrifty ingest` and "
             "`thrifty optimize` the model again: they write its variants to that bucket",
         )
-    return BootConfig(artifact_store_url=store_url, s3_endpoint_url=settings.s3_endpoint_url)
+    image = settings.runtime_image or ("IMAGE@sha256:<set THRIFTY_RUNTIME_IMAGE>" if not require_s3 else "")
+    return BootConfig(artifact_store_url=store_url, s3_endpoint_url=settings.s3_endpoint_url, image=image)
 
 
 def build_provider(

@@ -158,9 +158,38 @@ def serve(config: ContainerConfig) -> None:
     run(serve_until_stopped(server.handle, sock, max_body_bytes=ServerConfig().max_body_bytes))
 
 
-def main(env: Mapping[str, str] | None = None) -> int:
+def watch(argv: list[str]) -> None:
+    """``watch --deployment NAME --cloud CLOUD``: on a spot VM, print the interruption notice as JSON.
+
+    The same image runs it beside the server; the notice lands in the container's log.
+    """
+    import argparse
+    import json
+
+    from thrifty.providers.aws_interruption import metadata_client, probe_for
+    from thrifty.providers.aws_interruption import watch as watch_notices
+
+    parser = argparse.ArgumentParser(prog="thrifty-runtime watch")
+    parser.add_argument("--deployment", required=True)
+    parser.add_argument("--cloud", required=True, choices=("aws", "gcp", "azure"))
+    parser.add_argument("--poll-s", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    with metadata_client() as client:
+        watch_notices(
+            probe_for(args.cloud, client),
+            args.deployment,
+            lambda notice: print(json.dumps(notice.payload()), flush=True),
+            poll_s=args.poll_s,
+        )
+
+
+def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["watch"]:
+            watch(argv[1:])
+            return 0
         serve(ContainerConfig.from_env(os.environ if env is None else env))
     except ThriftyError as exc:
         print(f"thrifty runtime: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""), file=sys.stderr)

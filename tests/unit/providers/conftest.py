@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.unit.providers.replay import ReplayServer, handler_class
+from thrifty.providers.boot import BootConfig
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,15 +51,19 @@ def s3_artifact(moto: str, tmp_path: Path) -> tuple[str, str]:
     return url, stored.sha256
 
 
+#: a runtime image reference as `thrifty image build --push` prints it (no VM pulls it here)
+RUNTIME_IMAGE = "127.0.0.1:5000/thrifty/thrifty-runtime@sha256:" + "0" * 64
+TEST_BOOT = BootConfig(artifact_store_url="s3://thrifty-artifacts", image=RUNTIME_IMAGE)
+
+
 @pytest.fixture
 def aws_target(moto: str, s3_artifact: tuple[str, str]) -> Any:
     from thrifty.providers.aws import AwsTarget
-    from thrifty.providers.boot import BootConfig
 
     return AwsTarget(
         region="us-east-1",
         endpoint_url=moto,
-        boot=BootConfig(artifact_store_url=s3_artifact[0], s3_endpoint_url=moto),
+        boot=BootConfig(artifact_store_url=s3_artifact[0], s3_endpoint_url=moto, image=RUNTIME_IMAGE),
     )
 
 

@@ -7,8 +7,8 @@ botocore hook with the exact error AWS sends, before the request would leave the
 from __future__ import annotations
 
 import base64
+import hashlib
 import shlex
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,8 +19,7 @@ from tests.unit.providers.replay import CapacityFault
 from thrifty.errors import CapacityError, CredentialsError, NotFoundError, QuotaExceededError
 from thrifty.providers.aws import AwsProvider
 from thrifty.providers.base import PriceModel, Provider, provider_class
-from thrifty.providers.boot import main as cloudinit_main
-from thrifty.providers.boot import runcmd_lines
+from thrifty.providers.boot import script_of
 
 
 @pytest.fixture
@@ -94,21 +93,37 @@ def test_scale_of_an_unknown_deployment_names_it(aws: AwsProvider) -> None:
         aws.scale("ghost", 2)
 
 
-def test_user_data_pulls_the_variant_from_the_s3_store(
-    aws: AwsProvider, make_spec: Any, s3_artifact: tuple[str, str], tmp_path: Path
+def test_user_data_runs_the_runtime_image_with_no_secret(
+    aws: AwsProvider, make_spec: Any, s3_artifact: tuple[str, str]
 ) -> None:
-    aws.deploy(make_spec(replicas=1))
+    token_sha = hashlib.sha256(b"the-deployment-token").hexdigest()
+    spec = make_spec(replicas=1).with_changes(serving={"token_sha256": token_sha})
+    aws.deploy(spec)
     data = aws.ec2.describe_launch_template_versions(LaunchTemplateName="thrifty-minilm")
     user_data = base64.b64decode(data["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
     assert user_data.startswith("#cloud-config")
-    fetch = next(line for line in runcmd_lines(user_data) if " fetch " in line)
-    argv = shlex.split(fetch)[3:]  # drop "python3 -m thrifty.providers.boot"
-    assert argv[:3] == ["fetch", s3_artifact[0], s3_artifact[1]]
-    dest = tmp_path / "vm" / s3_artifact[1]
-    argv[3] = str(dest)  # the VM writes under /var/lib/thrifty; the test under tmp
-    assert cloudinit_main(argv) == 0
-    assert dest.read_bytes() == b"not really onnx but bytes with a sha256" * 100
-    assert any("spot-watch" in line for line in runcmd_lines(user_data))
+    script = script_of(user_data)
+    run = next(line for line in script.splitlines() if line.startswith("$RT run") and "-watch" not in line)
+    argv = shlex.split(run)
+    env = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "-e")
+    assert argv[-1] == aws.target.boot.image, "the image runs by digest"
+    assert env["THRIFTY_ARTIFACT_STORE_URL"] == s3_artifact[0]
+    assert env["THRIFTY_ARTIFACT_SHA256"] == s3_artifact[1]
+    assert env["THRIFTY_API_TOKEN_SHA256"] == token_sha
+    assert "the-deployment-token" not in user_data and "SECRET" not in user_data.upper()
+    assert "pip install" not in user_data, "nothing is installed from a package index at boot"
+    assert any(line.endswith("--cloud aws") for line in script.splitlines()), "spot: the watcher runs"
+
+
+def test_a_target_without_a_runtime_image_is_refused_before_launch(aws_target: Any, make_spec: Any) -> None:
+    from dataclasses import replace
+
+    from thrifty.errors import ConfigError
+
+    bare = AwsProvider(replace(aws_target, boot=replace(aws_target.boot, image="")))
+    with pytest.raises(ConfigError, match="thrifty image build --push"):
+        bare.deploy(make_spec(replicas=1))
+    assert _raw_instances(bare) == []
 
 
 def test_spot_without_capacity_falls_back_to_on_demand_tagged(aws: AwsProvider, make_spec: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.providers.conftest import TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import CapacityError, CredentialsError, QuotaExceededError
 from thrifty.providers.azure import AzureProvider, AzureTarget
@@ -177,6 +178,7 @@ def _target(arm: FakeArm) -> AzureTarget:
         ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI thrifty@test",
         base_url=arm.url,
         polling_interval_s=0.01,
+        boot=TEST_BOOT,
     )
 
 

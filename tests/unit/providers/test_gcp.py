@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.providers.conftest import TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import CapacityError, ConfigError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
@@ -205,7 +206,7 @@ def gce(replay_server: ReplayServer) -> FakeGce:
 def gcp(gce: FakeGce) -> GcpProvider:
     from google.auth.credentials import AnonymousCredentials
 
-    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01)
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=TEST_BOOT)
     return GcpProvider(target, credentials=AnonymousCredentials())
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.providers.conftest import TEST_BOOT
 from tests.unit.providers.replay import ReplayServer
 from tests.unit.providers.test_azure import FakeArm, StaticToken, _target
 from tests.unit.providers.test_gcp import PROJECT, FakeGce
@@ -81,7 +82,7 @@ def test_gcp_attaches_the_t4_in_the_planned_zone_replayed(
 
     gce = FakeGce(replay_server)
     gce.accelerator_types["us-central1-a"] = {"nvidia-tesla-t4"}
-    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01)
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=TEST_BOOT)
     GcpProvider(target, credentials=AnonymousCredentials()).deploy(_spec(t4_candidates["gcp"]))
     (inst,) = gce.instances["us-central1-a"].values()
     assert inst["machineType"] == "zones/us-central1-a/machineTypes/n1-standard-4"

@@ -1,0 +1,165 @@
+"""Rehearse a cloud boot on this machine: a "VM" is a privileged container made from a fresh Debian
+base (podman inside, nothing of thrifty's), and it runs the exact boot script thrifty generated for
+the cloud. Around it, on loopback: the artifact store (moto's S3 in tests), the registry the runtime
+image is pulled from, and an instance-metadata stand-in that hands out role credentials the way
+EC2's IMDSv2 does, so the runtime container finds its credentials as it would on a real instance.
+
+What a rehearsal cannot show: the cloud's own VM start, its IAM policies as the cloud evaluates
+them, and its network (security groups, public IPs); those are the first real run's to check.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from thrifty.image import SLIM, ImageError, _run, cache_dir, image_exists, podman
+
+VM_REF = "localhost/thrifty-vm:bookworm"
+#: a fresh cloud image has a shell, curl, python3 and (here) podman; thrifty brings nothing else
+VM_PACKAGES = "podman,runc,python3,curl,ca-certificates,iproute2"
+
+
+def vm_image() -> str:
+    """The "VM" base: Debian bookworm minbase with podman, made once per machine."""
+    if image_exists(VM_REF):
+        return VM_REF
+    cache = cache_dir()
+    rootfs = cache / "vm-rootfs.tar"
+    if not rootfs.is_file():
+        part = cache / "vm-rootfs.tar.part"
+        _run(["mmdebstrap", "--variant=minbase", "--format=tar", *SLIM, f"--include={VM_PACKAGES}",
+              "bookworm", str(part)], "mmdebstrap (the VM base)")  # fmt: skip
+        part.replace(rootfs)
+    podman("import", str(rootfs), VM_REF)
+    return VM_REF
+
+
+class _Imds(BaseHTTPRequestHandler):
+    """IMDSv2: a session token first, then the instance role's temporary credentials."""
+
+    token = "rehearsal-imds-token"
+
+    def do_PUT(self) -> None:
+        if self.path != "/latest/api/token":
+            self._send(404, b"")
+            return
+        self._send(200, self.token.encode())
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") != self.token:
+            self._send(401, b"")  # IMDSv2 only, as thrifty's launch templates require
+            return
+        base = "/latest/meta-data/iam/security-credentials/"
+        if self.path == base:
+            self._send(200, b"thrifty-rehearsal-role")
+        elif self.path == base + "thrifty-rehearsal-role":
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+            body = {"Code": "Success", "AccessKeyId": "testing", "SecretAccessKey": "testing",
+                    "Token": "testing", "Expiration": expiry, "Type": "AWS-HMAC"}  # fmt: skip
+            self._send(200, json.dumps(body).encode())
+        else:
+            self._send(404, b"")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@contextmanager
+def metadata_server() -> Iterator[str]:
+    """An IMDSv2 stand-in on loopback; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Vm:
+    """A booted "VM": a privileged container running the boot script, with its own podman."""
+
+    name: str
+    workdir: Path
+    started_at: float = field(default_factory=time.perf_counter)
+
+    def logs(self) -> str:
+        import subprocess
+
+        from thrifty.image import podman_env
+
+        argv = ["podman", "--runtime", "runc", "logs", self.name]
+        done = subprocess.run(argv, env=podman_env(), capture_output=True, text=True, check=False)
+        return done.stdout + done.stderr
+
+    def state(self) -> str:
+        return podman("inspect", self.name, "--format", "{{.State.Status}}").strip()
+
+    def exec(self, *argv: str) -> str:
+        return podman("exec", self.name, *argv)
+
+    def stop(self) -> None:
+        with suppress(ImageError):
+            podman("rm", "-f", "-t", "2", self.name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+#: what the rehearsal writes into the "VM" before its first boot: the OS's own container settings
+#: (vfs storage: overlay inside overlay is refused here) and, for every container, the route to
+#: the metadata service (on a cloud it is 169.254.169.254; here the loopback stand-in)
+_VM_SETUP = """set -eu
+mkdir -p /etc/containers
+printf '[storage]\\ndriver = "vfs"\\nrunroot = "/run/containers/storage"\\ngraphroot = "/var/lib/containers/storage"\\n' > /etc/containers/storage.conf
+printf '[containers]\\ndefault_ulimits = []\\npids_limit = 0\\nenv = ["AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", "AWS_DEFAULT_REGION=%s"]\\n[engine]\\nruntime = "runc"\\ncgroup_manager = "cgroupfs"\\nevents_logger = "file"\\n' > /etc/containers/containers.conf
+sh /rehearsal/boot.sh
+echo "thrifty-rehearsal: boot script done"
+exec sleep infinity
+"""
+
+
+def boot_vm(script: str, *, metadata_url: str, region: str = "us-east-1") -> Vm:
+    """Start a "VM" that runs ``script`` (the boot script from the user data) as its first boot."""
+    workdir = Path(tempfile.mkdtemp(prefix="thrifty-vm-"))
+    (workdir / "boot.sh").write_text(script)
+    (workdir / "setup.sh").write_text(_VM_SETUP % (metadata_url, region))
+    vm = Vm(name=f"thrifty-vm-{uuid.uuid4().hex[:8]}", workdir=workdir)
+    podman("run", "-d", "--privileged", "--network", "host", "--name", vm.name,
+           "-v", f"{workdir}:/rehearsal:ro", vm_image(), "sh", "/rehearsal/setup.sh")  # fmt: skip
+    return vm
+
+
+def wait_ready(url: str, vm: Vm, deadline_s: float = 240.0) -> float:
+    """Seconds until ``url``/v2/health/ready answers 200; an ImageError with the VM's log if never."""
+    import httpx
+
+    while time.perf_counter() - vm.started_at < deadline_s:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
+                return time.perf_counter() - vm.started_at
+        except httpx.HTTPError:
+            pass
+        if vm.state() != "running":
+            break
+        time.sleep(0.25)
+    raise ImageError(
+        f"the rehearsed VM {vm.name} never served {url} (state {vm.state()})",
+        hint="its boot log: " + vm.logs()[-2000:],
+    )

@@ -1,0 +1,117 @@
+"""The rehearsal: the AWS target deploys on moto's EC2, and the exact user data it put in the launch
+template boots a "VM" — a privileged container from a fresh Debian base that knows nothing of
+thrifty — which installs nothing from a package index, pulls the runtime image by digest from the
+local registry, and serves the variant it fetched from moto's S3 with credentials from the
+instance-metadata stand-in. The answer goes through the bearer token that only the deployment
+knows; the VM holds its digest. Also: the boot scripts of GCP and Azure parse and name the image."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.conftest import tiny_onnx
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def vm_base() -> str:
+    from thrifty.rehearsal import vm_image
+
+    return vm_image()
+
+
+def _spec(sha: str, token_sha: str, **kw: Any) -> Any:
+    from thrifty.providers.base import DeploySpec, PriceModel
+
+    return DeploySpec(
+        name="tiny",
+        model_name="tiny",
+        variant_id=1,
+        artifact_sha256=sha,
+        region="us-east-1",
+        instance_type="c7g.large",
+        price_model=PriceModel.ON_DEMAND,
+        serving={"token_sha256": token_sha},
+        **kw,
+    )
+
+
+def test_aws_user_data_boots_a_fresh_vm_into_a_verified_endpoint(
+    vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
+) -> None:
+    from thrifty.providers.aws import AwsProvider, AwsTarget
+    from thrifty.providers.boot import BootConfig, script_of
+    from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
+
+    s3, moto = store
+    weights = tiny_onnx(tmp_path / "tiny.onnx")
+    sha = s3.put_file(tmp_path / "tiny.onnx").sha256
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    boot = BootConfig(
+        artifact_store_url="s3://artifacts/blobs",
+        s3_endpoint_url=moto,
+        port=port,
+        image=pushed_image,
+        insecure_registry=True,
+    )
+    aws = AwsProvider(AwsTarget(region="us-east-1", endpoint_url=moto, boot=boot))
+    aws.deploy(_spec(sha, hashlib.sha256(token.encode()).hexdigest()))
+    template = aws.ec2.describe_launch_template_versions(LaunchTemplateName="thrifty-tiny")
+    user_data = base64.b64decode(template["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"])
+    assert token not in user_data.decode()
+
+    with metadata_server() as imds:
+        vm = boot_vm(script_of(user_data.decode()), metadata_url=imds)
+        try:
+            ready_s = wait_ready(f"http://127.0.0.1:{port}", vm)
+            x = np.random.default_rng(11).standard_normal((3, 4)).astype(np.float32)
+            body = {
+                "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": x.ravel().tolist()}]
+            }
+            url = f"http://127.0.0.1:{port}/v2/models/tiny/infer"
+            answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
+            assert answer.status_code == 200, answer.text
+            out = answer.json()["outputs"][0]
+            got = np.array(out["data"]).reshape(out["shape"])
+            np.testing.assert_allclose(got, x @ weights, rtol=1e-5, atol=1e-5)
+            assert httpx.post(url, json=body, timeout=10.0).status_code == 401
+            assert "thrifty-rehearsal: boot script done" in vm.logs()
+            assert "pip" not in vm.exec("sh", "-c", "ls /usr/bin /usr/local/bin"), "the VM got no pip"
+        finally:
+            vm.stop()
+    assert ready_s < 240
+    aws.delete("tiny")
+
+
+@pytest.mark.parametrize(
+    ("image", "login"),
+    [
+        ("us-central1-docker.pkg.dev/p/thrifty/thrifty-runtime@sha256:" + "a" * 64, "oauth2accesstoken"),
+        ("thriftyacr.azurecr.io/thrifty-runtime@sha256:" + "a" * 64, "oauth2/exchange"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/thrifty-runtime@sha256:" + "a" * 64, "ecr get-login"),
+    ],
+)
+def test_every_clouds_boot_script_is_valid_shell_and_logs_in_with_the_vms_identity(
+    image: str, login: str
+) -> None:
+    from thrifty.providers.boot import BootConfig, render_user_data, script_of
+
+    boot = BootConfig(artifact_store_url="s3://artifacts/blobs", image=image)
+    cloud = "gcp" if "pkg.dev" in image else "azure" if "azurecr" in image else "aws"
+    script = script_of(render_user_data(_spec("ab" * 32, "cd" * 32), boot, cloud=cloud))
+    checked = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert login in script and f"pull {image}" in script
+    assert "pip install" not in script
