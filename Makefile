@@ -14,7 +14,7 @@ setup:
 	@bash .ci/bootstrap.sh
 
 run: setup
-	$(BIN)/python -m thrifty.demo
+	$(BIN)/python -m flows.demo
 
 lint: setup
 	$(BIN)/ruff check .
