@@ -37,8 +37,10 @@ def cli_env(thrifty_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         daemon.stop_daemon(get_settings())
 
 
-def thrifty(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(THRIFTY), *args], env=env, capture_output=True, text=True, timeout=120)
+def thrifty(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(THRIFTY), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_deploy_local_hibernate_and_wake_from_the_command_line(
@@ -65,9 +67,8 @@ def test_deploy_local_of_a_missing_file_names_it_and_changes_nothing(
 ) -> None:
     from thrifty import runtime
 
-    missing = tmp_path / "nope.onnx"
-    done = thrifty(cli_env, "deploy-local", str(missing))
+    done = thrifty(cli_env, "deploy-local", "nope.onnx", cwd=tmp_path)  # with a "/" it reads MODEL/VARIANT
     message = " ".join(done.stderr.split())  # rich wraps long lines
     assert done.returncode == 1
-    assert f"no file at {missing}" in message and "Traceback" not in message
+    assert "no file at nope.onnx" in message and "Traceback" not in message
     assert runtime.registry().list_deployments() == []
