@@ -14,11 +14,12 @@ setup:
 	@bash .ci/bootstrap.sh
 
 run: setup
-	$(BIN)/python -m thrifty.demo
+	$(BIN)/python -m flows.demo
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
 	$(BIN)/mypy src/thrifty

@@ -1,6 +1,6 @@
 """Pipeline benchmark: the wall time of `make run`, its split per step, and Prefect's share of it.
 
-1. `make run` as a user runs it (``python -m thrifty.demo``: the deploy-model flow on the bundled
+1. `make run` as a user runs it (``python -m flows.demo``: the deploy-model flow on the bundled
    all-MiniLM-L6-v2, an ephemeral Prefect API, a fresh THRIFTY_HOME so nothing is cached), then the
    same command again on the same homes (everything reused: the cached re-run).
 2. In one process, with the ephemeral API already started and the heavy imports done: the flow on
@@ -79,7 +79,7 @@ def make_run(env: dict[str, str]) -> tuple[float, str | None]:
     """(wall seconds, None) or (wall seconds, the last error line) when `make run` failed."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "thrifty.demo"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "flows.demo"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     wall_s = time.perf_counter() - started
     if done.returncode == 0:
@@ -374,7 +374,7 @@ def print_tables(runs: dict[str, Any], inproc: dict[str, Any]) -> None:
 def main() -> int:
     import argparse
 
-    from thrifty.demo import bundled_minilm
+    from flows.demo import bundled_minilm
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -1,29 +1,15 @@
-"""thrifty: from a model file to the cheapest verified deployment.
+"""thrifty: from a model file to the cheapest verified deployment — the domain library.
 
-    from thrifty import deploy_model
+The library never imports Prefect nor the Prefect layer (``flows/``, ``tasks/``, ``blocks/``); an
+import contract in ``make lint`` and ``tests/unit/test_architecture.py`` hold it to that. To run the
+``deploy-model`` flow from Python::
+
+    from flows.run import deploy_model  # in this process
     summary = deploy_model("/path/to/model", p95_ms=50, rps=20)
 
-``deploy_model`` runs the ``deploy-model`` Prefect flow in this process (the library itself never
-imports Prefect; this entry point loads the flow only when called). To trigger the flow on a
-Prefect server instead, use ``thrifty.client.run_deployment``.
+or ``thrifty.client.run_deployment`` to trigger it on a Prefect server and wait.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
-__all__ = ["deploy_model"]
-
-
-def deploy_model(model: str, **params: Any) -> dict[str, Any]:
-    """Run the deploy-model flow on ``model`` (a path or a registered name); returns its summary.
-
-    Keyword arguments are the flow's parameters (``p95_ms``, ``rps``, ``providers``, ``target``…,
-    see ``flows.deploy_model.DeployModelParams``).
-    """
-    import importlib
-
-    module = importlib.import_module("flows.deploy_model")
-    result: dict[str, Any] = module.deploy_model(module.DeployModelParams(model=model, **params))
-    return result

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "thrifty.optimize.commands",
     "thrifty.report_cli",
     "thrifty.serving.commands",
+    "thrifty.providers.local_commands",
     "thrifty.catalog.commands",
     "thrifty.planner.commands",
     "thrifty.policies.commands",

@@ -4,7 +4,7 @@
     run = run_deployment("deploy-model/deploy-model", {"params": {"model": "/models/minilm"}})
 
 This module talks HTTP with httpx, so the library keeps its rule of never importing prefect.
-To run the flow in this process instead, use ``from thrifty import deploy_model``.
+To run the flow in this process instead, use ``from flows.run import deploy_model``.
 """
 
 from __future__ import annotations

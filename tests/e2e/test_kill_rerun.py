@@ -1,6 +1,6 @@
 """A deploy-model run killed mid-deploy (SIGKILL), then re-run: it converges.
 
-The run is a real process (``from thrifty import deploy_model`` on a tiny ONNX classifier, ephemeral
+The run is a real process (``from flows.run import deploy_model`` on a tiny ONNX classifier, ephemeral
 Prefect API under a tmp PREFECT_HOME). The test kills its whole process group as soon as the
 deployment row appears in the registry — inside the deploy step, while the gateway and the replica
 are starting — and runs the same call again. After the re-run there is one deployment, one set of
@@ -27,7 +27,7 @@ from tests.flows.test_deploy_model import IN_FEATURES, TECHNIQUES, build_classif
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = (
-    "import sys; from thrifty import deploy_model; "
+    "import sys; from flows.run import deploy_model; "
     "deploy_model(sys.argv[1], name='tiny', p95_ms=1000.0, rps=5.0, bench_runs=5, target='local', "
     f"techniques={TECHNIQUES!r})"
 )

@@ -180,3 +180,23 @@ def test_the_interruption_notice_becomes_the_trigger_event() -> None:
     assert event.resource.id == "thrifty.deployment.minilm"
     assert event.resource["thrifty.instance-id"] == "i-0abc"
     assert event.payload["at"] == "2026-11-26T10:02:00+00:00"
+
+
+def test_spot_watch_finds_the_prefect_emitter_through_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library names no Prefect module: pyproject registers the emitter as a plugin."""
+    from importlib.metadata import entry_points
+
+    from tasks.providers import emit_interruption_event
+    from thrifty.providers.aws_interruption import EMITTER_GROUP, installed_emitter
+
+    assert installed_emitter() is emit_interruption_event
+    # a plugin sorted first whose layer is not installed here is skipped, not fatal
+    dist = tmp_path / "broken_plugin-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(f"[{EMITTER_GROUP}]\naaa = layer_not_installed_here:emit\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert sorted(e.name for e in entry_points(group=EMITTER_GROUP)) == ["aaa", "prefect"]
+    assert installed_emitter() is emit_interruption_event

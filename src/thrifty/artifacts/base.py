@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from thrifty.errors import ConfigError
+from thrifty.errors import ConfigError, NotFoundError
 
 #: storage tiers, hottest first, and the S3 storage class each maps to
 TIERS: dict[str, str] = {"hot": "STANDARD", "warm": "STANDARD_IA", "cold": "GLACIER_IR"}
@@ -81,6 +81,22 @@ def pack_tree(folder: Path, out: Path) -> None:
             info.mtime = 0
             with path.open("rb") as handle:
                 tar.addfile(info, handle)
+
+
+def put_path(store: ArtifactStore, path: Path) -> StoredBlob:
+    """Store a model file, or a folder packed with ``pack_tree``; the same bytes give the same blob."""
+    if not path.exists():
+        raise NotFoundError(
+            f"no file at {path}", hint="pass an .onnx file, a folder holding one, or a variant id"
+        )
+    if not path.is_dir():
+        return store.put_file(path)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        packed = Path(tmp) / "model.tar"
+        pack_tree(path, packed)
+        return store.put_file(packed)
 
 
 def unpack_tree(tar_path: Path, dest: Path) -> Path:

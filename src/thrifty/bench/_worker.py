@@ -69,7 +69,7 @@ def _onnx_runner(path: str, threads: int, device: str = "auto") -> Made:
 def _torch_runner(path: str, threads: int, device: str = "auto") -> Made:
     import torch
 
-    from thrifty.optimize.export import TEXT_INPUTS, sentence_embedding_module
+    from thrifty.bench.reference import TEXT_INPUTS, sentence_embedding_module
 
     torch.set_num_threads(threads)
     module = sentence_embedding_module(Path(path))

@@ -11,8 +11,8 @@ import numpy as np
 
 from thrifty.bench.evalsets import SENTENCES, TEXT_INPUTS, batches, encode_texts
 from thrifty.bench.fidelity import measure_fidelity, run_onnx, task_fidelity
+from thrifty.bench.tolerance import Tolerance
 from thrifty.errors import BenchmarkError
-from thrifty.optimize.config import Tolerance
 
 
 @dataclass
@@ -47,7 +47,7 @@ def text_eval_set(folder: Path, texts: Sequence[str] = SENTENCES, batch_size: in
     """Sentence-embedding eval set; the reference is the original PyTorch model's output."""
     import torch
 
-    from thrifty.optimize.export import sentence_embedding_module
+    from thrifty.bench.reference import sentence_embedding_module
 
     if len(texts) < 3:
         raise BenchmarkError(f"{len(texts)} eval sentences", hint="nearest-neighbour agreement needs ≥ 3")

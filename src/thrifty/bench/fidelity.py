@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.bench.tolerance import Tolerance
 from thrifty.errors import BenchmarkError
-from thrifty.optimize.config import Tolerance
 
 TASKS = ("embedding", "classification", "regression")
 

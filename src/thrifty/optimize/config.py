@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from thrifty.bench.tolerance import Tolerance as Tolerance  # the guardrail's type, re-exported
 from thrifty.errors import ConfigError
 
 #: technique names, in the order the pipeline runs them
@@ -232,21 +233,6 @@ class DistillConfig:
         _check_fraction("alpha", self.alpha)
         if self.epochs < 1 or self.batch_size < 1:
             raise _bad(f"epochs={self.epochs}, batch_size={self.batch_size}", "both must be ≥ 1")
-
-
-@dataclass
-class Tolerance:
-    """How far a variant may drift from the original before it is rejected."""
-
-    min_cosine: float = 0.99
-    min_agreement: float = 0.95
-    max_accuracy_drop: float = 0.01
-    max_abs_error: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_fraction("min_cosine", self.min_cosine, low=-1.0)
-        _check_fraction("min_agreement", self.min_agreement)
-        _check_fraction("max_accuracy_drop", self.max_accuracy_drop)
 
 
 @dataclass

@@ -8,12 +8,12 @@ folders go through Optimum's exporter.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from thrifty.bench.reference import sentence_embedding_module
 from thrifty.errors import OptimizeError
 from thrifty.optimize._io import prepare_out, save_config, tmp_path_for
 from thrifty.optimize.config import ExportConfig
@@ -96,55 +96,12 @@ def is_sentence_transformers(folder: Path) -> bool:
     return (folder / "modules.json").exists() or (folder / "config_sentence_transformers.json").exists()
 
 
-def _pooling_mode(folder: Path, config: ExportConfig) -> tuple[str, bool]:
-    """(pooling, normalize) from the folder's sentence-transformers modules, else the config."""
-    modules_file = folder / "modules.json"
-    if not modules_file.exists():
-        return config.pooling, config.normalize
-    modules = json.loads(modules_file.read_text())
-    types = [m.get("type", "") for m in modules]
-    normalize = any(t.endswith("Normalize") for t in types)
-    pooling = config.pooling
-    for m in modules:
-        if m.get("type", "").endswith("Pooling"):
-            pool_cfg = json.loads((folder / m["path"] / "config.json").read_text())
-            pooling = "cls" if pool_cfg.get("pooling_mode_cls_token") else "mean"
-    return pooling, normalize
-
-
-def sentence_embedding_module(folder: Path, config: ExportConfig | None = None) -> Any:
-    """The folder's transformer + pooling + normalization as one ``nn.Module``."""
-    import torch
-    from transformers import AutoModel
-
-    pooling, normalize = _pooling_mode(folder, config or ExportConfig())
-    encoder = AutoModel.from_pretrained(str(folder)).eval()
-
-    class SentenceEmbedding(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1) if normalize else pooled
-
-    return SentenceEmbedding().eval()
-
-
 def export_sentence_transformer(folder: Path, out_dir: Path, config: ExportConfig | None = None) -> Path:
     """Export a sentence-transformers folder to ONNX with output ``sentence_embedding``."""
     from transformers import AutoTokenizer
 
     config = config or ExportConfig()
-    module = sentence_embedding_module(folder, config)
+    module = sentence_embedding_module(folder, config.pooling, config.normalize)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))  # type: ignore[no-untyped-call]
     enc = tokenizer(["an example", "a second, longer example sentence"], padding=True, return_tensors="pt")
     inputs = tuple(enc[name] for name in TEXT_INPUTS)

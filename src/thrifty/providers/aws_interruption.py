@@ -9,9 +9,10 @@ cloud announces a reclaim differently; one probe per cloud turns it into an ``In
 - Azure: Scheduled Events ``GET /metadata/scheduledevents`` (``Metadata: true``), an event of type
   ``Preempt`` naming this VM, about 30 s ahead.
 
-The metadata base URL is a parameter (tests point it at a local server); the emitter is a callable
-(on the VM: ``tasks.providers.emit_interruption_event``, which sends the Prefect event
-``thrifty.spot.interruption`` that triggers the ``spot-rebalance`` flow).
+The metadata base URL is a parameter (tests point it at a local server); the emitter is a callable.
+The library does not know who sends the event: the Prefect layer registers its emitter (the event
+``thrifty.spot.interruption`` that triggers the ``spot-rebalance`` flow) under the entry-point group
+``thrifty.interruption_emitters`` in pyproject.toml, and ``installed_emitter`` finds it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any, Protocol
 import httpx
 
 EVENT_NAME = "thrifty.spot.interruption"
+#: entry-point group of the callables that send an ``InterruptionNotice`` on (plugins register here)
+EMITTER_GROUP = "thrifty.interruption_emitters"
 DEFAULT_BASE_URLS = {
     "aws": "http://169.254.169.254",
     "gcp": "http://metadata.google.internal",
@@ -208,6 +211,19 @@ def watch(
             emit(notice)
             return notice
         stop.wait(poll_s)
+    return None
+
+
+def installed_emitter() -> Callable[[InterruptionNotice], Any] | None:
+    """The emitter a plugin registered under ``EMITTER_GROUP`` (first by name that loads), else None."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=EMITTER_GROUP), key=lambda e: e.name):
+        try:
+            emitter: Callable[[InterruptionNotice], Any] = entry.load()
+        except ImportError:  # its layer (e.g. Prefect) is not installed on this machine
+            continue
+        return emitter
     return None
 
 

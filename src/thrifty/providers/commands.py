@@ -290,14 +290,10 @@ def spot_watch(
     poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 5.0,
 ) -> None:
     """On a spot VM: wait for the interruption notice and emit thrifty.spot.interruption."""
-    import importlib
+    from thrifty.providers.aws_interruption import installed_emitter, metadata_client, probe_for, watch
 
-    from thrifty.providers.aws_interruption import metadata_client, probe_for, watch
-
-    try:  # the Prefect emitter lives in the tasks package, installed with thrifty
-        emit = importlib.import_module("tasks.providers").emit_interruption_event
-    except ImportError:
-        emit = lambda notice: typer.echo(json.dumps(notice.payload()))  # noqa: E731
+    # the Prefect layer registers its event emitter as a plugin; without one, print the notice
+    emit = installed_emitter() or (lambda notice: typer.echo(json.dumps(notice.payload())))
     with metadata_client() as client:
         watch(probe_for(cloud, client, metadata_url), deployment, emit, poll_s=poll_s)
 

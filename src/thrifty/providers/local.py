@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from thrifty.errors import NotFoundError
 from thrifty.providers.base import (
     DeploymentStatus,
     DeploySpec,
@@ -186,21 +185,9 @@ def spec_for_path(
     path: Path, name: str, store: Any, *, replicas: int = 1, serving: Mapping[str, Any] | None = None
 ) -> DeploySpec:
     """A DeploySpec for a plain ONNX file (or folder) that is not a registered variant yet."""
-    if not path.exists():
-        raise NotFoundError(
-            f"no file at {path}", hint="pass an .onnx file, a folder holding one, or a variant id"
-        )
-    if path.is_dir():
-        import tempfile
+    from thrifty.artifacts.base import put_path
 
-        from thrifty.artifacts.base import pack_tree
-
-        with tempfile.TemporaryDirectory() as tmp:
-            packed = Path(tmp) / "model.tar"
-            pack_tree(path, packed)
-            blob = store.put_file(packed)
-    else:
-        blob = store.put_file(path)
+    blob = put_path(store, path)
     return DeploySpec(
         name=name,
         model_name=name,

@@ -1,4 +1,7 @@
-"""CLI: ``thrifty serve``, ``deploy-local``, ``hibernate``, ``wake``, ``up``, ``down``, ``status``."""
+"""CLI: ``thrifty serve``, ``up``, ``down``, ``status``, ``deployments``, ``events``.
+
+``deploy-local``, ``hibernate`` and ``wake`` drive the local provider: ``providers/local_commands.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +16,6 @@ if TYPE_CHECKING:
     from thrifty.read import LocalDeployment
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def spec_for(ref: str, name: str | None, replicas: int, tokenizer: Path | None) -> Any:
-    """A DeploySpec from a variant (id or MODEL/VARIANT) or an ONNX path (stored in the artifact store first)."""
-    from thrifty import read, runtime
-    from thrifty.providers.base import DeploySpec
-    from thrifty.providers.local import spec_for_path
-
-    serving = {"tokenizer_path": str(tokenizer.resolve())} if tokenizer else {}
-    path = Path(ref)
-    if ref.isdigit() or ("/" in ref and not path.exists()):
-        registry = runtime.registry()
-        variant = read.resolve_variant(registry, ref)
-        version = registry.get_model_version_by_id(variant.model_version_id)
-        default = f"{version.model.name}-{variant.name}".replace("/", "-")
-        return DeploySpec(
-            name=name or default,
-            model_name=version.model.name,
-            variant_id=variant.id,
-            artifact_sha256=variant.artifact.sha256,
-            replicas=replicas,
-            serving=serving,
-        )
-    return spec_for_path(path, name or path.stem, runtime.store(), replicas=replicas, serving=serving)
 
 
 def serve(
@@ -57,13 +36,14 @@ def serve(
     from thrifty.cli import console
     from thrifty.serving.app import bind_socket, serve_until_stopped
     from thrifty.serving.http import run
-    from thrifty.serving.resolve import resolve_files
+    from thrifty.serving.resolve import resolve_files, served_model
     from thrifty.serving.server import InferenceServer
     from thrifty.settings import get_settings
 
     settings = get_settings()
-    spec = spec_for(ref, name, 1, tokenizer)
-    files = resolve_files(spec, runtime.registry(), runtime.store(), settings.home / "cache")
+    registry, store = runtime.registry(), runtime.store()
+    spec = served_model(ref, name, tokenizer, registry, store)
+    files = resolve_files(spec, registry, store, settings.home / "cache")
     config = _server_config(
         settings, host, port, files.optimized_graph_path, max_batch_size, max_queue_delay_ms
     )
@@ -94,62 +74,6 @@ def _server_config(
         api_tokens=tuple(t.get_secret_value() for t in settings.api_tokens),
         runner=runner,
     )
-
-
-def _print_status(status: Any, as_json: bool) -> None:
-    from thrifty.cli import console, print_json
-
-    row = {
-        "name": status.name,
-        "state": status.state,
-        "replicas_desired": status.replicas_desired,
-        "replicas_ready": status.replicas_ready,
-        "endpoint_url": status.endpoint_url,
-    }
-    if as_json:
-        print_json(row)
-        return
-    console.print(
-        f"[bold]{status.name}[/]: {status.state}, {status.replicas_ready}/{status.replicas_desired} replicas, {status.endpoint_url}"
-    )
-
-
-def deploy_local(
-    ref: Annotated[
-        str,
-        typer.Argument(
-            help="A variant id or MODEL/VARIANT (see `thrifty variants`), or an .onnx file (or folder)."
-        ),
-    ],
-    name: Annotated[str | None, typer.Option(help="Deployment name (the model name in URLs).")] = None,
-    replicas: Annotated[
-        int, typer.Option(min=0, help="Replicas to run (0 = hibernated until a request).")
-    ] = 1,
-    tokenizer: Annotated[
-        Path | None, typer.Option(help="tokenizer.json (or its folder) for text models.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Deploy on this machine behind the gateway (starts the gateway daemon if needed)."""
-    from thrifty.providers.local import LocalProvider
-
-    _print_status(LocalProvider().deploy(spec_for(ref, name, replicas, tokenizer)), as_json)
-
-
-def hibernate(
-    name: Annotated[str, typer.Argument(help="Deployment name.")], as_json: JsonOpt = False
-) -> None:
-    """Scale a deployment to zero; the gateway wakes it on the next request."""
-    from thrifty.providers.local import LocalProvider
-
-    _print_status(LocalProvider(start_gateway=False).hibernate(name), as_json)
-
-
-def wake(name: Annotated[str, typer.Argument(help="Deployment name.")], as_json: JsonOpt = False) -> None:
-    """Start a hibernated deployment's replicas now (without waiting for a request)."""
-    from thrifty.providers.local import LocalProvider
-
-    _print_status(LocalProvider().wake(name), as_json)
 
 
 def up() -> None:
@@ -286,9 +210,6 @@ def events(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.command("deploy-local")(deploy_local)
-    app.command("hibernate")(hibernate)
-    app.command("wake")(wake)
     app.command("up")(up)
     app.command("down")(down)
     app.command("status")(status)

@@ -13,11 +13,12 @@ Convention (documented in the issue's closing note):
 from __future__ import annotations
 
 import tarfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thrifty.artifacts.base import unpack_tree
+from thrifty.artifacts.base import put_path, unpack_tree
 from thrifty.errors import NotFoundError, ServingError
 
 
@@ -33,6 +34,34 @@ class ServedFiles:
             "tokenizer_path": str(self.tokenizer_path) if self.tokenizer_path else None,
             "optimized_graph_path": str(self.optimized_graph_path) if self.optimized_graph_path else None,
         }
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What serving needs to find a model's files; a provider's ``DeploySpec`` has the same fields."""
+
+    name: str
+    model_name: str
+    artifact_sha256: str
+    variant_id: int = 0
+    serving: Mapping[str, Any] = field(default_factory=dict)
+
+
+def served_model(
+    ref: str, name: str | None, tokenizer: Path | None, registry: Any, store: Any
+) -> ServedModel:
+    """A variant (id or MODEL/VARIANT), or an ONNX file (or folder, stored first), to serve as ``name``."""
+    serving = {"tokenizer_path": str(tokenizer.resolve())} if tokenizer else {}
+    path = Path(ref)
+    if ref.isdigit() or ("/" in ref and not path.exists()):
+        from thrifty import read
+
+        variant = read.resolve_variant(registry, ref)
+        version = registry.get_model_version_by_id(variant.model_version_id)
+        default = f"{version.model.name}-{variant.name}".replace("/", "-")
+        return ServedModel(name or default, version.model.name, variant.artifact.sha256, variant.id, serving)
+    blob = put_path(store, path)
+    return ServedModel(name or path.stem, name or path.stem, blob.sha256, 0, serving)
 
 
 def _is_onnx_file(path: Path) -> bool:
@@ -61,7 +90,7 @@ def tokenizer_near(model_path: Path) -> Path | None:
 
 
 def resolve_files(spec: Any, registry: Any, store: Any, cache_dir: Path) -> ServedFiles:
-    """Local paths for a DeploySpec (fetching and unpacking from the artifact store as needed)."""
+    """Local paths for a ``ServedModel`` or a DeploySpec (fetched and unpacked from the store as needed)."""
     serving = dict(spec.serving or {})
     sha = spec.artifact_sha256
     try:

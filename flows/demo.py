@@ -1,4 +1,4 @@
-"""``make run``: the main job on the embedded defaults.
+"""``make run`` (``python -m flows.demo``): the main job on the embedded defaults.
 
 The deploy-model flow on the bundled all-MiniLM-L6-v2, an ephemeral Prefect API (or the server in
 PREFECT_API_URL), SQLite under THRIFTY_HOME, reference prices (or THRIFTY_PRICE_SNAPSHOT), the local
@@ -50,7 +50,7 @@ def main() -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from rich.console import Console
 
-    from thrifty import deploy_model
+    from flows.run import deploy_model
 
     console = Console()
     started = time.perf_counter()
