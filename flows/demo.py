@@ -44,15 +44,27 @@ def live_answer(endpoint_url: str, text: str) -> dict[str, Any]:
 
 
 def main() -> int:
+    """Run the demo; a failure prints its cause and fix (no traceback) and exits 1."""
+    from rich.console import Console
+
+    from thrifty.errors import ThriftyError
+
+    try:
+        return _run(Console())
+    except ThriftyError as exc:
+        Console(stderr=True).print(
+            f"[red]make run failed:[/] {exc.message}" + (f"\n  fix: {exc.hint}" if exc.hint else "")
+        )
+        return 1
+
+
+def _run(console: Any) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # a busy 2-core machine can need more than the default 20 s to start the ephemeral API
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from rich.console import Console
-
     from flows.run import deploy_model
 
-    console = Console()
     started = time.perf_counter()
     summary = deploy_model(str(bundled_minilm()), name="minilm")
     answer = live_answer(
