@@ -203,14 +203,14 @@ def main() -> None:
         "",
         f"{time.strftime('%Y-%m-%d')}, {machine_line()}, load average {load:.1f} at the start.",
         "",
-        "| image | size | rebuild (base + wheels cached) | unchanged tree (reused) |",
+        "| image | size | build without layer cache (base + wheels cached) | unchanged tree (reused) |",
         "|---|---:|---:|---:|",
         f"| `{image['ref']}` | {image['size_mb']:.0f} MB (goal ≤ 400) | {image['rebuild_s']:.0f} s | {image['reuse_s']:.1f} s |",
         "",
         f"Container start → first correct inference through the token, {args.boots} fresh containers each"
         " (the variant fetched from moto's S3 and verified at every start; goal ≤ 10 s p50):",
         "",
-        "| variant | size MB | p50 s | worst s | max abs diff vs local runtime |",
+        "| variant | size MB | p50 s | worst s | max abs diff vs the local runtime (the gateway replicas' runner) |",
         "|---|---:|---:|---:|---:|",
     ]
     for variant in ("int8", "fp32"):

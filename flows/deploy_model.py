@@ -166,7 +166,8 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
         if params.verify == "state" and choice.descriptor.kind is not TargetKind.LOCAL:
             smoke = verify_state(name, choice)
         else:
-            smoke = smoke_test(name, version.version_id, params.min_cosine)
+            deadline_s = choice.descriptor.ready_deadline_s
+            smoke = smoke_test(name, version.version_id, params.min_cosine, deadline_s)
     return _finish(name, planned, choice, deployed, smoke)
 
 

@@ -84,9 +84,15 @@ def resolve_model(model: str, name: str | None = None) -> ResolvedModel:
 # transaction back on the first failed attempt, so a retry would only find the deployment gone.
 # deploy-local already waits until the gateway and the replicas are live.
 @task(name="smoke-test", cache_policy=NO_CACHE)
-def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dict[str, Any]:
-    """A real inference through the gateway, compared with the original model's answer."""
+def smoke_test(
+    deployment: str, model_version_id: int, min_cosine: float, ready_deadline_s: float = 60.0
+) -> dict[str, Any]:
+    """A real inference through the deployment's endpoint (OIP path, its own token), compared with
+    the original model's answer, once the endpoint is ready (waiting up to ``ready_deadline_s``)."""
+    from thrifty import tokens
+    from thrifty.errors import NotFoundError
     from thrifty.serving.resolve import resolve_files
+    from thrifty.verify import model_url
     from thrifty.verify import smoke_test as run_smoke
 
     registry, store, settings = runtime.registry(), runtime.store(), get_settings()
@@ -96,13 +102,19 @@ def smoke_test(deployment: str, model_version_id: int, min_cosine: float) -> dic
         raise ConfigError(f"model version {model_version_id} has no fp32 export to compare with")
     reference = spec_for_variant(registry, original.id, name=f"{deployment}-reference")
     files = resolve_files(reference, registry, store, settings.home / "cache")
-    token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else None
+    try:
+        token: str | None = tokens.token_for(settings.home, deployment)
+    except NotFoundError:  # a local deployment: the gateway's tokens, if any
+        token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else None
+    if not row.endpoint_url:
+        raise ConfigError(f"deployment {deployment!r} reports no endpoint", hint="see `thrifty status`")
     result = run_smoke(
-        f"{row.endpoint_url}/infer",
+        f"{model_url(row.endpoint_url, deployment)}/infer",
         files.model_path,
         files.tokenizer_path,
         min_cosine=min_cosine,
         token=token,
+        ready_deadline_s=ready_deadline_s,
     )
     if not result.ok:
         raise ConfigError(

@@ -18,7 +18,7 @@ from prefect.events import emit_event
 from prefect.transactions import Transaction, get_transaction
 from pydantic import BaseModel, Field
 
-from thrifty import runtime
+from thrifty import runtime, tokens
 from thrifty.errors import (
     CapacityError,
     ConfigError,
@@ -40,6 +40,7 @@ from thrifty.providers.base import (
 from thrifty.providers.gc import sweep
 from thrifty.providers.rebalance import Executor, rebalance_deployment
 from thrifty.providers.specs import deploy_first_available, for_target
+from thrifty.settings import get_settings
 from thrifty.states import DeploymentState, state_of
 from thrifty.targets import (
     TargetDescriptor,
@@ -174,7 +175,7 @@ def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
     """
     registry = runtime.registry()
     provider = build_provider(choice)
-    ready = [for_target(spec, choice.descriptor) for spec in specs]
+    ready = [_with_token(for_target(spec, choice.descriptor), choice) for spec in specs]
     transaction = get_transaction()
     if transaction is not None and ready:
         existed = registry.find_deployment(ready[0].name) is not None
@@ -191,6 +192,14 @@ def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
         replicas_ready=status.replicas_ready,
         skipped=skipped,
     )
+
+
+def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
+    """A remote deployment gets its own API token; its replicas get only the digest."""
+    if choice.descriptor.kind is TargetKind.LOCAL or spec.serving.get("token_sha256"):
+        return spec
+    token_sha256 = tokens.issue(get_settings().home, spec.name)
+    return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256})
 
 
 @deploy_to_target.on_rollback

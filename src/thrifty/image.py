@@ -202,7 +202,8 @@ def build_image(root: Path | None = None, *, force: bool = False) -> ImageBuild:
     try:
         wheelhouse(root, cache, context / "wheelhouse")
         containerfile = root / "deployments" / "image" / "Containerfile"
-        podman("build", "--network", "host", "--build-arg", f"BASE={base}", "-f", str(containerfile),
+        no_cache = ["--no-cache"] if force else []
+        podman("build", "--network", "host", *no_cache, "--build-arg", f"BASE={base}", "-f", str(containerfile),
                "-t", ref, str(context))  # fmt: skip
     finally:
         shutil.rmtree(context, ignore_errors=True)

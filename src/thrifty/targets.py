@@ -9,6 +9,7 @@ serverless platform. Each is described once, here, by a ``TargetDescriptor``:
     provider               "module:Class" implementing ``thrifty.providers.base.Provider``
     block_slug             the Prefect block type that configures it (None: needs no configuration)
     interruption_notice_s  seconds between a spot interruption notice and the reclaim (drain budget)
+    ready_deadline_s       how long a new deployment may take to answer before the smoke test fails
     family                 how the cloud's instance types group into families (capacity model)
     price_fetcher          "module:function(settings) -> DataFrame" of the cloud's live prices
 
@@ -65,6 +66,9 @@ class TargetDescriptor:
     interruption_notice_s: int = 30
     family: Callable[[str], str] | None = None
     price_fetcher: str | None = None
+    #: how long the smoke test waits for a new replica to answer: the cloud's own start plus the
+    #: rehearsed boot (image pull, fetch, load: bench/cloud_boot.py), with room to spare
+    ready_deadline_s: float = 600.0
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -178,6 +182,7 @@ register_target(
         clouds=("local",),
         provider="thrifty.providers.local:LocalProvider",
         interruption_notice_s=0,
+        ready_deadline_s=60.0,
         description="processes on this machine behind the gateway",
     )
 )
@@ -228,6 +233,7 @@ register_target(
         provider="thrifty.providers.kubernetes:KubernetesProvider",
         block_slug="thrifty-kubernetes-target",
         interruption_notice_s=30,
+        ready_deadline_s=300.0,
         description="a Deployment, Service and autoscaler on a cluster",
     )
 )

@@ -109,6 +109,38 @@ def compare(reference: Any, served: Any, min_cosine: float) -> tuple[str, float,
     return "cosine_min", cosine, min_cosine
 
 
+def model_url(endpoint_url: str, name: str) -> str:
+    """The OIP model URL of a deployment: its endpoint as providers report it, or the server root."""
+    endpoint = endpoint_url.rstrip("/")
+    return endpoint if "/v2/models/" in endpoint else f"{endpoint}/v2/models/{name}"
+
+
+def wait_ready(url: str, token: str | None, deadline_s: float, poll_s: float = 1.0) -> float:
+    """Poll ``url``/ready (OIP model readiness) until 200; seconds waited, or ServingError at the deadline."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    started = time.perf_counter()
+    last = "no answer yet"
+    while True:
+        try:
+            response = httpx.get(f"{url}/ready", headers=headers, timeout=min(10.0, max(poll_s, 1.0)))
+            if response.status_code == 200:
+                return time.perf_counter() - started
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+            if response.status_code in (401, 403):
+                break  # a refused token does not get better by waiting
+        except httpx.HTTPError as exc:
+            last = str(exc) or type(exc).__name__
+        if time.perf_counter() - started + poll_s > deadline_s:
+            break
+        time.sleep(poll_s)
+    raise ServingError(
+        f"smoke test: {url} was not ready within {deadline_s:.0f} s ({last})",
+        hint="the replicas never became ready: look at the deployment's boot log; it is rolled back",
+    )
+
+
 def smoke_test(
     infer_url: str,
     reference_model: Path,
@@ -117,9 +149,16 @@ def smoke_test(
     min_cosine: float = 0.99,
     token: str | None = None,
     timeout_s: float = 60.0,
+    ready_deadline_s: float = 0.0,
 ) -> SmokeResult:
-    """Infer through ``infer_url`` and compare with the reference model's outputs."""
+    """Infer through ``infer_url`` (``…/v2/models/NAME/infer``) and compare with the reference model.
+
+    With ``ready_deadline_s``, first wait for the model's readiness (``…/ready``) up to that long:
+    a cloud replica answers only after its VM booted and its container fetched the variant.
+    """
     feeds, expected = reference_outputs(reference_model, tokenizer_path)
+    if ready_deadline_s > 0:
+        wait_ready(infer_url.removesuffix("/infer"), token, ready_deadline_s)
     served, latency_ms = infer_over_http(infer_url, feeds, token, timeout_s)
     name = next(iter(expected))
     if name not in served:
