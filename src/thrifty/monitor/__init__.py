@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from thrifty.monitor.anomaly import Alert, DetectorConfig, MinuteMetrics, SeriesRule, detect
+from thrifty.monitor.anomaly import (
+    Alert,
+    DetectorConfig,
+    MinuteMetrics,
+    SeriesRule,
+    detect,
+    metrics_from_requests,
+)
 
-__all__ = ["Alert", "DetectorConfig", "MinuteMetrics", "SeriesRule", "detect"]
+__all__ = ["Alert", "DetectorConfig", "MinuteMetrics", "SeriesRule", "detect", "metrics_from_requests"]

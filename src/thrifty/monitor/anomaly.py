@@ -537,3 +537,34 @@ def detect(
         raise ConfigError(f"unknown series {unknown}", hint=f"choose from {', '.join(SERIES)}")
     alerts = [a for s in series for a in detect_series(metrics, s, config)]
     return sorted(alerts, key=lambda a: (a.minute, a.series))
+
+
+# -- from the gateway's request log ------------------------------------------------------------
+def metrics_from_requests(
+    deployment: str,
+    rows: Sequence[tuple[datetime, float, int]],
+    start: datetime,
+    minutes: int,
+    usd_per_minute: FloatArray | float,
+) -> MinuteMetrics:
+    """One-minute rollups of ``(at, latency_ms, status_code)`` rows in ``[start, start + minutes)``.
+
+    A status of 500 or more is an error (4xx is the client's). Spend comes from the caller (the
+    ledger, or replicas × the price in force), one value per minute or one for all.
+    """
+    if start.tzinfo is None:
+        raise ConfigError("start is a naive datetime", hint="pass a timezone-aware UTC datetime")
+    index = np.array([int((at - start).total_seconds() // 60) for at, _, _ in rows], dtype=np.int64)
+    keep = (index >= 0) & (index < minutes)
+    index = index[keep]
+    latency = np.array([r[1] for r in rows], dtype=np.float64)[keep]
+    failed = np.array([r[2] >= 500 for r in rows], dtype=np.float64)[keep]
+    requests = np.bincount(index, minlength=minutes).astype(np.float64)
+    errors = np.bincount(index, weights=failed, minlength=minutes).astype(np.float64)
+    p95 = np.full(minutes, np.nan)
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(minutes + 1))
+    for minute in np.flatnonzero(requests):
+        p95[minute] = np.percentile(latency[order][bounds[minute] : bounds[minute + 1]], 95)
+    usd = np.broadcast_to(np.asarray(usd_per_minute, dtype=np.float64), (minutes,)).copy()
+    return MinuteMetrics(deployment, start, requests, errors, p95, usd)

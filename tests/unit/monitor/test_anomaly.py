@@ -178,3 +178,21 @@ def test_alerts_never_use_the_future(cut: int) -> None:
 def test_bad_input_is_named(build: Callable[[], object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         build()
+
+
+def test_rollups_from_the_request_log() -> None:
+    from datetime import timedelta
+
+    from thrifty.monitor.anomaly import metrics_from_requests
+
+    def at(minute: int, second: int = 0) -> datetime:
+        return START + timedelta(minutes=minute, seconds=second)
+
+    rows = [(at(0, 1), 10.0, 200), (at(0, 59), 30.0, 503), (at(2), 50.0, 404), (at(5), 1.0, 200)]
+    rows.append((START - timedelta(seconds=1), 99.0, 500))  # before the window: left out
+    metrics = metrics_from_requests("m", rows, START, 3, 0.02)
+    assert metrics.requests.tolist() == [2, 0, 1]
+    assert metrics.errors.tolist() == [1, 0, 0]  # a 404 is the client's error, not the deployment's
+    assert metrics.latency_ms_p95[0] == pytest.approx(np.percentile([10.0, 30.0], 95))
+    assert np.isnan(metrics.latency_ms_p95[1]) and metrics.latency_ms_p95[2] == 50.0
+    assert metrics.usd.tolist() == [0.02] * 3
