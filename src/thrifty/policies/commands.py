@@ -11,14 +11,33 @@ from thrifty.render import Col
 
 if TYPE_CHECKING:
     from thrifty.policies.simulate import PolicySummary
+    from thrifty.policies.trace import Trace
 
 DEFAULT_POLICIES = ["hybrid-histogram", "thrifty-cost-aware"]
 
 
 def simulate_command(
     trace: Annotated[
-        Path, typer.Option("--trace", help="Trace folder (Azure Functions 2019 layout or Azure LLM CSVs).")
-    ],
+        Path | None,
+        typer.Option(
+            "--trace",
+            help="Trace folder or file: Azure Functions 2019 (as published, or minute_N), Azure LLM CSVs, "
+            "or one row per request (CSV / JSON lines with a timestamp column).",
+        ),
+    ] = None,
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deployment", "-d", help="Replay a deployment's own request log (repeat for several)."
+        ),
+    ] = None,
+    days: Annotated[float, typer.Option("--days", help="With --deployment: how many days of log.")] = 7.0,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="Numeric timestamps in an arrivals file: auto, s or ms.")
+    ] = "auto",
+    trigger: Annotated[
+        str | None, typer.Option("--trigger", help="Only functions of this trigger (http, timer, …).")
+    ] = None,
     policy: Annotated[
         list[str] | None,
         typer.Option("--policy", "-p", help="Policy name (repeat for several); see `thrifty policies`."),
@@ -34,9 +53,8 @@ def simulate_command(
     from thrifty.cli import console, print_json
     from thrifty.policies import get_policy
     from thrifty.policies.simulate import compare, plot_tradeoff
-    from thrifty.policies.trace import load_trace
 
-    loaded = load_trace(trace)
+    loaded = _load(trace, deployment or [], days, time_unit, trigger)
     chosen = [get_policy(name) for name in (policy or DEFAULT_POLICIES)]
     with console.status(f"simulating {loaded.n_functions} functions × {loaded.minutes} min…", spinner="dots"):
         summaries = compare(loaded, chosen, usd_per_gib_hour=usd_per_gib_hour)
@@ -46,12 +64,46 @@ def simulate_command(
         )
     if as_json:
         print_json(
-            {"trace": str(trace), "png": str(png) if png else None, "policies": [s.row() for s in summaries]}
+            {
+                "trace": str(trace) if trace else None,
+                "deployments": deployment or [],
+                "source": loaded.source,
+                "functions": loaded.n_functions,
+                "minutes": loaded.minutes,
+                "png": str(png) if png else None,
+                "policies": [s.row() for s in summaries],
+            }
         )
         return
     _print_summaries(summaries, loaded.source)
     if png is not None:
         console.print(f"trade-off curve written to [bold]{png}[/]")
+
+
+def _load(
+    trace: Path | None, deployments: list[str], days: float, time_unit: str, trigger: str | None
+) -> Trace:
+    """The trace named on the command line: a file or folder, or deployments' request logs."""
+    from datetime import UTC, datetime
+
+    from thrifty.errors import ConfigError
+    from thrifty.policies.trace import load_trace
+    from thrifty.policies.trace_files import load_request_log
+
+    if (trace is None) == (not deployments):
+        raise ConfigError(
+            "give either --trace or --deployment", hint="e.g. `--trace trace.csv` or `--deployment minilm`"
+        )
+    if deployments:
+        if days <= 0:
+            raise ConfigError(f"--days {days:g}", hint="a positive number of days of request log")
+        from thrifty import runtime
+
+        loaded = load_request_log(runtime.registry(), deployments, datetime.now(UTC), days)
+    else:
+        assert trace is not None
+        loaded = load_trace(trace, time_unit)
+    return loaded.with_trigger(trigger) if trigger else loaded
 
 
 SIMULATE_COLUMNS = [Col("policy", key=True), Col("cold % p75", key=True, justify="right")]

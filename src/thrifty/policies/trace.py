@@ -2,7 +2,9 @@
 
 Readers for the two shared traces (../shared/data/traces) and the derivations used to check a
 policy's robustness: halves of a day, binomial thinning, and per-minute binning of raw request
-timestamps (the gateway's request log, the Azure LLM inference trace).
+timestamps (the gateway's request log, the Azure LLM inference trace). Single files in the layouts
+people have (the Azure Functions 2019 trace as published, arrivals as CSV or JSON lines) are read
+by ``trace_files``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from thrifty.policies.base import FloatArray, IntArray
 AZURE_FUNCTIONS_FILE = "invocations_per_minute.csv"
 AZURE_MEMORY_FILE = "memory.csv"
 LLM_GLOB = "AzureLLMInferenceTrace_*.csv"
+PUBLISHED_DAYS_GLOB = "invocations_per_function_md.anon.d*.csv"  # the 2019 trace as Azure publishes it
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,18 @@ class Trace:
     names: tuple[str, ...]
     memory_mb: FloatArray | None = None
     source: str = ""
+    triggers: tuple[str, ...] | None = None  # the published 2019 trace's Trigger column (http, timer, …)
 
     def __post_init__(self) -> None:
         if self.counts.ndim != 2 or len(self.names) != self.counts.shape[0]:
             raise ConfigError(
                 f"trace {self.source!r}: counts of shape {self.counts.shape} for {len(self.names)} names",
                 hint="counts must be functions × minutes with one name per function",
+            )
+        if self.triggers is not None and len(self.triggers) != len(self.names):
+            raise ConfigError(
+                f"trace {self.source!r}: {len(self.triggers)} triggers for {len(self.names)} functions",
+                hint="one trigger per function row",
             )
         if (self.counts < 0).any():
             raise ConfigError(f"trace {self.source!r} has negative counts", hint="counts are invocations ≥ 0")
@@ -58,33 +67,59 @@ class Trace:
         counts = rng.binomial(self.counts, keep_fraction).astype(np.int64)
         return replace(self, counts=counts, source=f"{self.source} thinned to {keep_fraction:g}")
 
+    def with_trigger(self, trigger: str) -> Trace:
+        """Only the functions of one trigger kind (``http``, ``timer``, …; case-insensitive)."""
+        if self.triggers is None:
+            raise ConfigError(
+                f"trace {self.source!r} has no Trigger column", hint="drop --trigger for this trace"
+            )
+        keep = [i for i, t in enumerate(self.triggers) if t.lower() == trigger.lower()]
+        if not keep:
+            raise ConfigError(
+                f"trace {self.source!r} has no {trigger!r} functions",
+                hint=f"triggers in it: {', '.join(sorted(set(self.triggers)))}",
+            )
+        memory = None if self.memory_mb is None else self.memory_mb[keep]
+        return replace(
+            self,
+            counts=self.counts[keep],
+            names=tuple(self.names[i] for i in keep),
+            memory_mb=memory,
+            triggers=tuple(self.triggers[i] for i in keep),
+            source=f"{self.source} ({trigger} only)",
+        )
 
-def load_trace(path: Path) -> Trace:
-    """Read a trace folder: the Azure Functions 2019 layout or the Azure LLM inference CSVs."""
+
+def load_trace(path: Path, time_unit: str = "auto") -> Trace:
+    """Read a trace folder or file.
+
+    Folders: the shared Azure Functions 2019 sample, the published trace's daily files
+    (``invocations_per_function_md.anon.d01.csv`` …, days side by side) or the Azure LLM inference
+    CSVs. Files: a per-minute table or an arrivals file (see ``trace_files``).
+    """
+    from thrifty.policies import trace_files
+
+    if path.is_file():
+        return trace_files.read_trace_file(path, time_unit)
     if (path / AZURE_FUNCTIONS_FILE).is_file():
         return load_azure_functions(path)
+    if path.is_dir() and (days := sorted(path.glob(PUBLISHED_DAYS_GLOB))):
+        return trace_files.join_days([trace_files.read_trace_file(d) for d in days], path.name)
     if path.is_dir() and sorted(path.glob(LLM_GLOB)):
         return load_llm_inference(path)
     raise NotFoundError(
         f"no trace in {path}",
-        hint=f"pass a folder holding {AZURE_FUNCTIONS_FILE} (+ {AZURE_MEMORY_FILE}) or {LLM_GLOB}",
+        hint=f"pass a trace file (CSV or JSON lines) or a folder holding {AZURE_FUNCTIONS_FILE} "
+        f"(+ {AZURE_MEMORY_FILE}), {PUBLISHED_DAYS_GLOB} or {LLM_GLOB}",
     )
 
 
 def load_azure_functions(folder: Path) -> Trace:
-    """The Azure Functions 2019 layout: one row per function, columns minute_1 … minute_N."""
-    import pandas as pd
+    """The sampler's Azure Functions 2019 layout: one row per function, minute columns, memory.csv."""
+    from thrifty.policies import trace_files
 
-    frame = pd.read_csv(folder / AZURE_FUNCTIONS_FILE)
-    minute_columns = [c for c in frame.columns if c.startswith("minute_")]
-    if not minute_columns:
-        raise ConfigError(
-            f"{folder / AZURE_FUNCTIONS_FILE} has no minute_ columns",
-            hint="is this the Azure Functions 2019 layout?",
-        )
-    counts = frame[minute_columns].to_numpy(dtype=np.int64)
-    names = tuple(str(h) for h in frame["HashFunction"])
-    return Trace(counts, names, _memory_mb(folder, names), source=folder.name)
+    table = trace_files.read_trace_file(folder / AZURE_FUNCTIONS_FILE)
+    return replace(table, memory_mb=_memory_mb(folder, table.names), source=folder.name)
 
 
 def _memory_mb(folder: Path, names: Sequence[str]) -> FloatArray | None:
