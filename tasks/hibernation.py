@@ -15,6 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.providers import TargetChoice, build_provider
 from thrifty import runtime
 from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConfig, sweep_decision
+from thrifty.registry import Registry
+from thrifty.registry.models import Deployment
 
 EVENT_KIND = POLICY_EVENT_KIND
 _SAME_DECISION_KEYS = ("do", "action", "policy", "warm_until", "next_prewarm_at")
@@ -29,7 +31,7 @@ def list_sweep_deployments(only: str | None = None) -> list[dict[str, str]]:
     ]
 
 
-def _facts(deployment: Any, registry: Any) -> DeploymentFacts:
+def _facts(deployment: Deployment, registry: Registry) -> DeploymentFacts:
     idle_usd_per_hour = None
     if deployment.plan_id is not None:
         chosen = registry.get_plan(deployment.plan_id).chosen or {}

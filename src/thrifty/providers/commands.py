@@ -18,6 +18,8 @@ import typer
 
 if TYPE_CHECKING:
     from thrifty.providers.base import DeploySpec
+    from thrifty.registry import Registry
+    from thrifty.registry.models import Plan, Variant
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TargetOpt = Annotated[
@@ -109,7 +111,7 @@ def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]
     return [spec]
 
 
-def _variant_of_plan(registry: Any, plan: Any, variant_name: str) -> Any:
+def _variant_of_plan(registry: Registry, plan: Plan, variant_name: str) -> Variant:
     from thrifty.errors import NotFoundError
 
     if plan.model_version_id is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from thrifty.providers.base import (
     DeploymentStatus,
@@ -22,6 +22,9 @@ from thrifty.providers.base import (
 )
 from thrifty.serving import daemon
 from thrifty.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from thrifty.registry import Registry
 
 PROVIDER = "local"
 
@@ -37,7 +40,7 @@ class LocalProvider:
 
     def __init__(
         self,
-        registry: Any = None,
+        registry: Registry | None = None,
         store: Any = None,
         settings: Settings | None = None,
         *,
