@@ -63,8 +63,8 @@ def load_xgboost(path: Path) -> Any:
     import xgboost as xgb
 
     booster = xgb.Booster()
-    try:
-        booster.load_model(str(path))
+    try:  # from bytes: XGBoost tells JSON from UBJ by content (stored blobs have no suffix)
+        booster.load_model(bytearray(path.read_bytes()))
     except xgb.core.XGBoostError as exc:
         raise CorruptModelError(
             f"{path} is not a readable XGBoost model: {str(exc).splitlines()[0]}", hint=SKLEARN_HINT
