@@ -102,14 +102,14 @@ def check_user_inputs(fmt: str, techniques: tuple[str, ...], user: UserInputs) -
         )
     asked = [t for t in techniques if t in NEEDS_USER_INPUTS]
     needs_module = (bool(asked) and fmt not in ("torch_export",)) or fmt in MODULE_FORMATS
-    missing = []
+    missing: dict[str, str] = {}
     if needs_module and not user.module:
-        missing.append(f"the module's code ({MODULE_HINT})")
+        missing["the module's code"] = MODULE_HINT
     if asked and not user.data:
-        missing.append(f"a data file ({DATA_HINT})")
+        missing["a data file"] = DATA_HINT
     if missing:
         what = ", ".join(asked) if asked else f"a {fmt} model (weights without an architecture)"
-        raise OptimizeError(f"{what} needs " + " and ".join(missing), hint="; ".join(missing))
+        raise OptimizeError(f"{what} needs " + " and ".join(missing), hint="; ".join(missing.values()))
     if asked and fmt in CLASSIC_FORMATS:
         raise OptimizeError(
             f"{', '.join(asked)} apply to neural networks, not to a {fmt} model",
@@ -480,6 +480,9 @@ def make_variant(
     reason = applies(technique, version.format)
     if reason is not None:
         raise OptimizeError(reason, hint=f"use --techniques {','.join(CLASSIC_TECHNIQUES)}")
+    if user is not None:
+        user = user.merged(UserInputs.load(work_dir))
+        user.save(work_dir)  # a later benchmark or judge of this version uses the same data
     source, evals = source_and_evals(version, store, work_dir, evals, user)
     parent_path = (
         _private_copy(store.fetch(parent.artifact.sha256), work_dir / name) if parent is not None else None
