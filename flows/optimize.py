@@ -86,8 +86,8 @@ def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @flow(name="optimize-model", log_prints=True)
 def optimize_model(params: OptimizeParams) -> list[dict[str, Any]]:
     """Variants of one model version, benchmarked and judged; returns the summary rows."""
-    techniques = pipeline.check_techniques(params.techniques)
     version = runtime.registry().get_model_version(params.model, params.version)
+    techniques = pipeline.applicable_techniques(params.techniques, version.format)
     pipeline.check_user_inputs(version.format, techniques, UserInputs(params.module, params.data))
     tolerance = {"min_cosine": params.min_cosine, "min_agreement": params.min_agreement}
     refs: list[VariantRef] = [export_onnx(version.id, params.target, params.module, params.data)]

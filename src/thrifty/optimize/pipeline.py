@@ -105,8 +105,8 @@ def check_user_inputs(fmt: str, techniques: tuple[str, ...], user: UserInputs) -
     missing: dict[str, str] = {}
     if needs_module and not user.module:
         missing["the module's code"] = MODULE_HINT
-    if asked and not user.data:
-        missing["a data file"] = DATA_HINT
+    if (asked or fmt in MODULE_FORMATS) and not user.data:
+        missing["a data file"] = DATA_HINT  # training data, and the example input of an export
     if missing:
         what = ", ".join(asked) if asked else f"a {fmt} model (weights without an architecture)"
         raise OptimizeError(f"{what} needs " + " and ".join(missing), hint="; ".join(missing.values()))
@@ -453,6 +453,11 @@ def applies(technique: str, fmt: str) -> str | None:
     if fmt in CLASSIC_FORMATS and technique not in CLASSIC_TECHNIQUES:
         return f"{technique} does not apply to a {fmt} model (no float MatMul / Conv weights to convert)"
     return None
+
+
+def applicable_techniques(techniques: list[str] | tuple[str, ...], fmt: str) -> tuple[str, ...]:
+    """``check_techniques`` less those that do not apply to a model of format ``fmt``."""
+    return tuple(t for t in check_techniques(techniques) if applies(t, fmt) is None)
 
 
 def make_variant(

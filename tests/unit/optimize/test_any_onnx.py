@@ -110,3 +110,25 @@ def test_every_dtype_gets_valid_inputs_and_a_fitting_task(stores: tuple[Any, Any
         assert feeds.min() >= 0 and feeds.max() < VOCAB
         assert evals.task == "embedding"  # [batch, seq, 4] from the lookup
     assert len(evals.reference) >= 64
+
+
+def test_token_feeds_look_like_a_tokenizers_output() -> None:
+    """ids below the vocabulary (0 under padding), masks of ones then zeros, zero token types,
+    and a dim name shared by two inputs gets one size."""
+    import numpy as np
+
+    from thrifty.bench.evalsets import synthetic_feeds
+
+    specs = [
+        ("input_ids", "tensor(int64)", ["batch", "sequence"]),
+        ("attention_mask", "tensor(int64)", ["batch", "sequence"]),
+        ("token_type_ids", "tensor(int64)", ["batch", "sequence"]),
+    ]
+    feeds = synthetic_feeds(specs, 8, 32, {"input_ids": 30522, "token_type_ids": 2})
+    ids, mask, types = feeds["input_ids"], feeds["attention_mask"], feeds["token_type_ids"]
+    assert ids.shape == mask.shape == types.shape == (8, 32)
+    assert ids.max() < 30522 and (ids[mask == 1] >= 1000).all() and (ids[mask == 0] == 0).all()
+    assert (np.diff(mask, axis=1) <= 0).all() and mask[:, 0].all() and not mask.all()  # padding at the end
+    assert not types.any()
+    timing = synthetic_feeds(specs, 1, 128, {"input_ids": 30522}, pad=False)
+    assert timing["attention_mask"].shape == (1, 128) and timing["attention_mask"].all()
