@@ -101,6 +101,11 @@ def check_user_inputs(fmt: str, techniques: tuple[str, ...], user: UserInputs) -
             f"TorchScript cannot be exported here: {TORCHSCRIPT_REASON}", hint=TORCHSCRIPT_HINT
         )
     asked = [t for t in techniques if t in NEEDS_USER_INPUTS]
+    if asked and fmt in CLASSIC_FORMATS:
+        raise OptimizeError(
+            f"{', '.join(asked)} apply to neural networks, not to a {fmt} model",
+            hint=f"use --techniques {','.join(CLASSIC_TECHNIQUES)}",
+        )
     needs_module = (bool(asked) and fmt not in ("torch_export",)) or fmt in MODULE_FORMATS
     missing: dict[str, str] = {}
     if needs_module and not user.module:
@@ -110,11 +115,6 @@ def check_user_inputs(fmt: str, techniques: tuple[str, ...], user: UserInputs) -
     if missing:
         what = ", ".join(asked) if asked else f"a {fmt} model (weights without an architecture)"
         raise OptimizeError(f"{what} needs " + " and ".join(missing), hint="; ".join(missing.values()))
-    if asked and fmt in CLASSIC_FORMATS:
-        raise OptimizeError(
-            f"{', '.join(asked)} apply to neural networks, not to a {fmt} model",
-            hint=f"use --techniques {','.join(CLASSIC_TECHNIQUES)}",
-        )
 
 
 def open_source(
