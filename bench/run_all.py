@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = ("planner.py", "policies.py", "anomaly.py", "optimize.py", "serving.py", "pipeline.py")
+
+SCRIPTS = ("planner.py", "policies.py", "anomaly.py", "optimize.py", "formats.py", "serving.py", "pipeline.py")
 
 
 def main() -> int:

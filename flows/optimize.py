@@ -16,9 +16,18 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
 from tasks.benchmark import measure_fidelity, run_benchmark
-from tasks.optimize import VariantRef, convert_fp16, export_onnx, optimize_graph, quantize_model
+from tasks.optimize import (
+    VariantRef,
+    convert_fp16,
+    distill_model,
+    export_onnx,
+    optimize_graph,
+    prune_model,
+    quantize_model,
+)
 from thrifty import runtime
 from thrifty.optimize import pipeline
+from thrifty.optimize.user_inputs import UserInputs
 
 MAPPED_QUANT = ("dynamic_int8", "blockwise_int8", "static_int8", "search")
 
@@ -28,7 +37,16 @@ class OptimizeParams(BaseModel):
     version: int | None = Field(None, description="Model version; default: the newest.")
     techniques: list[str] = Field(
         default=list(pipeline.DEFAULT_TECHNIQUES),
-        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, static_int8, fp16, search.",
+        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, static_int8, fp16, "
+        "search; prune and distill when module and data are given.",
+    )
+    module: str | None = Field(
+        None,
+        description="The model's code for prune / distill / state dicts: FILE.py:FUNCTION returning the "
+        "nn.Module (registered weights are loaded into it).",
+    )
+    data: str | None = Field(
+        None, description="Training data for prune / distill: an .npz with 'inputs' (and 'labels')."
     )
     target: str = Field("cpu", description="Preset: cpu (picked from this CPU's flags) or gpu.")
     min_cosine: float = Field(0.99, description="Tolerance: minimum mean cosine to the original.")
@@ -68,10 +86,11 @@ def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @flow(name="optimize-model", log_prints=True)
 def optimize_model(params: OptimizeParams) -> list[dict[str, Any]]:
     """Variants of one model version, benchmarked and judged; returns the summary rows."""
-    techniques = pipeline.check_techniques(params.techniques)
     version = runtime.registry().get_model_version(params.model, params.version)
+    techniques = pipeline.applicable_techniques(params.techniques, version.format)
+    pipeline.check_user_inputs(version.format, techniques, UserInputs(params.module, params.data))
     tolerance = {"min_cosine": params.min_cosine, "min_agreement": params.min_agreement}
-    refs: list[VariantRef] = [export_onnx(version.id, params.target)]
+    refs: list[VariantRef] = [export_onnx(version.id, params.target, params.module, params.data)]
     if "graph" in techniques:
         refs.append(optimize_graph(version.id, refs[0], params.target))
         quant = [t for t in MAPPED_QUANT if t in techniques]
@@ -81,6 +100,10 @@ def optimize_model(params: OptimizeParams) -> list[dict[str, Any]]:
         if "fp16" in techniques:
             refs.append(convert_fp16(version.id, refs[1], params.target))
         refs += futures.result()
+    if "prune" in techniques:
+        refs.append(prune_model(version.id, refs[0], params.module, params.data, params.target))
+    if "distill" in techniques:
+        refs.append(distill_model(version.id, refs[0], params.module, params.data, params.target))
     spec = {
         "batch_sizes": tuple(params.batch_sizes),
         "threads": tuple(params.threads),

@@ -1,24 +1,20 @@
 """Prefect tasks for the optimize stage: one task per technique, each calling one library function.
 
-Registered-model techniques go through ``thrifty.optimize.pipeline.make_variant`` (idempotent:
-the same version and technique give the same variant). ``prune_model`` and ``distill_model`` take a
-PyTorch module and data and return the ONNX path, like their library functions.
+Every technique goes through ``thrifty.optimize.pipeline.make_variant`` (idempotent: the same
+version and technique give the same variant). ``prune_model`` and ``distill_model`` also take what
+the user supplies: the module's code (``file.py:factory``) and a data file (``.npz``).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from thrifty import runtime
-from thrifty.optimize import distill as _distill
 from thrifty.optimize import pipeline
-from thrifty.optimize import prune as _prune
-from thrifty.optimize.config import DistillConfig, PruneConfig, Tolerance, for_cpu, for_gpu
+from thrifty.optimize.config import Tolerance, for_cpu, for_gpu
+from thrifty.optimize.user_inputs import UserInputs
 from thrifty.settings import get_settings
 
 
@@ -37,6 +33,7 @@ def _make(
     parent: VariantRef | None,
     target: str,
     tolerance: dict[str, float] | None,
+    user: UserInputs | None = None,
 ) -> VariantRef:
     registry, store = runtime.registry(), runtime.store()
     version = registry.get_model_version_by_id(model_version_id)
@@ -49,6 +46,7 @@ def _make(
         parent=registry.get_variant(parent.variant_id) if parent else None,
         preset=for_gpu() if target == "gpu" else for_cpu(),
         tolerance=Tolerance(**(tolerance or {})),
+        user=user,
     )
     return VariantRef(
         variant_id=variant.id,
@@ -59,9 +57,12 @@ def _make(
 
 
 @task(name="export-onnx", cache_policy=NO_CACHE)
-def export_onnx(model_version_id: int, target: str = "cpu") -> VariantRef:
-    """ONNX export of the model version (an ONNX original is registered as is)."""
-    return _make(model_version_id, "export", None, target, None)
+def export_onnx(
+    model_version_id: int, target: str = "cpu", module: str | None = None, data: str | None = None
+) -> VariantRef:
+    """ONNX export of the model version (an ONNX original is registered as is); a state dict
+    needs the module's code (``module``) and a data file for its example input."""
+    return _make(model_version_id, "export", None, target, None, UserInputs(module, data))
 
 
 @task(name="optimize-graph", cache_policy=NO_CACHE)
@@ -90,24 +91,15 @@ def convert_fp16(model_version_id: int, parent: VariantRef, target: str = "cpu")
 
 @task(name="prune-model", cache_policy=NO_CACHE)
 def prune_model(
-    module: Any,
-    example_input: Any,
-    out_dir: str,
-    config: PruneConfig | None = None,
-    train_data: tuple[Any, Any] | None = None,
-) -> str:
-    """Structured pruning (+ brief fine-tune), exported to ONNX; returns the file path."""
-    return str(_prune.prune_model(module, example_input, Path(out_dir), config, train_data=train_data))
+    model_version_id: int, parent: VariantRef, module: str | None, data: str | None, target: str = "cpu"
+) -> VariantRef:
+    """Structured pruning of the user's module (+ a short fine-tune on the data's labels)."""
+    return _make(model_version_id, "prune", parent, target, None, UserInputs(module, data))
 
 
 @task(name="distill-model", cache_policy=NO_CACHE)
 def distill_model(
-    teacher: Any,
-    student: Any,
-    inputs: Any,
-    out_dir: str,
-    labels: Any = None,
-    config: DistillConfig | None = None,
-) -> str:
-    """Knowledge distillation into ``student``, exported to ONNX; returns the file path."""
-    return str(_distill.distill_model(teacher, student, inputs, Path(out_dir), config, labels=labels))
+    model_version_id: int, parent: VariantRef, module: str | None, data: str | None, target: str = "cpu"
+) -> VariantRef:
+    """Knowledge distillation of the user's module into a pruned copy of it, on the data."""
+    return _make(model_version_id, "distill", parent, target, None, UserInputs(module, data))

@@ -140,7 +140,14 @@ def variants_of(registry: Registry, version: ModelVersion) -> list[VariantView]:
     return views
 
 
-_HEADLINE = ("cosine_mean", "nn_agreement", "top1_agreement", "accuracy")
+_HEADLINE = (
+    "cosine_mean",
+    "nn_agreement",
+    "top1_agreement",
+    "accuracy",
+    "prediction_agreement",
+    "max_abs_error",
+)
 
 
 def _variant_view(variant: Variant, version: ModelVersion, result: Any) -> VariantView:

@@ -28,22 +28,11 @@ def _text_feeds(job: dict[str, Any], batch_size: int, seq_len: int | None) -> di
 
 
 def _random_feeds(
-    specs: list[tuple[str, str, list[Any]]], batch_size: int, seq_len: int | None
+    specs: list[tuple[str, str, list[Any]]], batch_size: int, seq_len: int | None, inputs: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    feeds: dict[str, np.ndarray] = {}
-    for name, dtype, shape in specs:
-        dims = [batch_size] + [d if isinstance(d, int) else (seq_len or 16) for d in shape[1:]]
-        if "int" in dtype:
-            if "mask" in name:
-                feeds[name] = np.ones(dims, np.int64)
-            elif "type" in name:
-                feeds[name] = np.zeros(dims, np.int64)
-            else:
-                feeds[name] = rng.integers(1000, 2000, dims).astype(np.int64)
-        else:
-            feeds[name] = rng.standard_normal(dims).astype(np.float32)
-    return feeds
+    from thrifty.bench.evalsets import synthetic_feeds
+
+    return synthetic_feeds(specs, batch_size, seq_len, inputs.get("vocab_sizes"), pad=False)
 
 
 Made = tuple[Runner, list[tuple[str, str, list[Any]]], str]  # runner, input specs, execution provider
@@ -119,7 +108,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             if job["inputs"].get("kind") == "text":
                 feeds = _text_feeds(job, batch, seq)
             else:
-                feeds = _random_feeds(specs, batch, seq)
+                feeds = _random_feeds(specs, batch, seq, job["inputs"])
             results.append(_case_result(case, _time_case(run, feeds, job)))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"cases": results, "load_ms": load_ms, "peak_memory_mib": peak_mib, "execution_provider": used}

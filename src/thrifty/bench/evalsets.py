@@ -1,7 +1,13 @@
-"""A built-in eval set for text-embedding models (used when the user gives none).
+"""Inputs to judge and time a model on: a built-in text eval set, and valid synthetic feeds.
 
-120 short sentences in 12 topics, written for this project, so nearest-neighbour agreement has
-real neighbours to keep or lose: several sentences per topic are near paraphrases.
+The text set (used when the user gives none) is 120 short sentences in 12 topics, written for this
+project, so nearest-neighbour agreement has real neighbours to keep or lose: several sentences per
+topic are near paraphrases.
+
+``synthetic_feeds`` makes inputs a model accepts from its input signature alone: float tensors
+from a normal distribution, booleans, and integers that are valid *as what they are* — token ids
+below the vocabulary size read from the embedding, attention masks of ones and zeros (padding at
+the end), zeros for token types, small indices otherwise.
 """
 
 from __future__ import annotations
@@ -168,3 +174,132 @@ def batches(feeds: dict[str, np.ndarray], batch_size: int) -> list[dict[str, np.
     """Split feeds along the first axis into batches of ``batch_size``."""
     total = len(next(iter(feeds.values())))
     return [{k: v[i : i + batch_size] for k, v in feeds.items()} for i in range(0, total, batch_size)]
+
+
+#: onnxruntime's type strings → numpy dtypes for the inputs thrifty can make
+ORT_DTYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(bfloat16)": np.float32,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+}
+#: numpy dtype names (as ingest records them) → onnxruntime type strings
+NUMPY_TO_ORT = {np.dtype(v).name: k for k, v in reversed(list(ORT_DTYPES.items()))}
+DEFAULT_DYNAMIC_DIM = 16
+InputSpec = tuple[str, str, list[Any]]
+
+
+def input_kind(name: str) -> str:
+    """ids | mask | type | position | other, from an integer input's name."""
+    lowered = name.lower()
+    if "mask" in lowered:
+        return "mask"
+    if "type" in lowered or "segment" in lowered:
+        return "type"
+    if "position" in lowered:
+        return "position"
+    if "ids" in lowered or "token" in lowered or "input" in lowered:
+        return "ids"
+    return "other"
+
+
+def input_shape(
+    shape: Sequence[Any], batch_size: int, seq_len: int | None, sizes: dict[str, int], *, tokens: bool
+) -> list[int]:
+    """Concrete dims: fixed dims kept, dynamic ones from the batch size / sequence length.
+
+    A symbolic dim keeps one size across inputs (``sizes`` remembers it), so inputs that share a
+    dim name still agree.
+    """
+    dims: list[int] = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, int) and dim > 0:
+            dims.append(dim)
+            continue
+        if isinstance(dim, str) and dim and dim != "?" and dim in sizes:
+            dims.append(sizes[dim])
+            continue
+        size = (
+            batch_size if axis == 0 else (seq_len or DEFAULT_DYNAMIC_DIM) if tokens else DEFAULT_DYNAMIC_DIM
+        )
+        if isinstance(dim, str) and dim and dim != "?":
+            sizes[dim] = size
+        dims.append(size)
+    return dims
+
+
+def _integers(
+    name: str, dtype: Any, dims: list[int], vocab_size: int | None, rng: np.random.Generator, pad: bool
+) -> np.ndarray:
+    kind = input_kind(name)
+    if kind == "mask":
+        return (_mask(dims, rng) if pad else np.ones(dims, np.int64)).astype(dtype)
+    if kind == "type":
+        return np.zeros(dims, dtype)
+    if kind == "position" and dims:
+        return np.broadcast_to(np.arange(dims[-1]), dims).astype(dtype)
+    high = vocab_size if vocab_size else 2
+    low = 1000 if high > 2000 else 0  # BERT-like vocabularies keep [unused] / special ids below 1000
+    info = np.iinfo(dtype)
+    return rng.integers(max(low, info.min), min(high, int(info.max) + 1), dims).astype(dtype)
+
+
+def _mask(dims: list[int], rng: np.random.Generator) -> np.ndarray:
+    """Ones, with padding (zeros) at the end of some rows of a [batch, sequence] mask."""
+    mask = np.ones(dims, np.int64)
+    if len(dims) == 2 and dims[1] > 4:
+        lengths = rng.integers(max(1, dims[1] // 4), dims[1] + 1, dims[0])
+        mask[np.arange(dims[1])[None, :] >= lengths[:, None]] = 0
+    return mask
+
+
+def synthetic_feeds(
+    specs: Sequence[InputSpec],
+    batch_size: int,
+    seq_len: int | None = None,
+    vocab_sizes: dict[str, int] | None = None,
+    *,
+    seed: int = 0,
+    pad: bool = True,
+) -> dict[str, np.ndarray]:
+    """Valid inputs for a model with these ``(name, onnxruntime type, shape)`` inputs.
+
+    ``pad=False`` keeps attention masks all ones (timing at a stated sequence length).
+    """
+    rng = np.random.default_rng(seed)
+    vocab = vocab_sizes or {}
+    sizes: dict[str, int] = {}
+    feeds: dict[str, np.ndarray] = {}
+    for name, ort_type, shape in specs:
+        dtype = ORT_DTYPES.get(ort_type)
+        if dtype is None:
+            raise ValueError(f"input {name!r} has type {ort_type}, which thrifty cannot generate")
+        is_int = np.issubdtype(dtype, np.integer)
+        dims = input_shape(shape, batch_size, seq_len, sizes, tokens=is_int)
+        if dtype is np.bool_:
+            feeds[name] = rng.random(dims) < 0.5
+        elif is_int:
+            feeds[name] = _integers(name, dtype, dims, vocab.get(name), rng, pad)
+        else:
+            feeds[name] = rng.standard_normal(dims).astype(dtype)
+    _zero_padded_ids(feeds, specs)
+    return feeds
+
+
+def _zero_padded_ids(feeds: dict[str, np.ndarray], specs: Sequence[InputSpec]) -> None:
+    """Token ids under a zero of the attention mask become 0 (the pad id), as a tokenizer does."""
+    masks = [feeds[n] for n, _, _ in specs if input_kind(n) == "mask"]
+    for name, _, _ in specs:
+        value = feeds[name]
+        integer = np.issubdtype(value.dtype, np.integer)
+        if integer and input_kind(name) == "ids" and masks and masks[0].shape == value.shape:
+            value[masks[0] == 0] = 0

@@ -12,10 +12,22 @@ models_app = typer.Typer(help="Registered models and their versions.", no_args_i
 
 def ingest(
     path: Annotated[
-        Path, typer.Argument(help="Model file or folder: ONNX, PyTorch, or a Hugging Face folder.")
+        Path,
+        typer.Argument(
+            help="Model file or folder: ONNX, PyTorch, a Hugging Face folder, scikit-learn (skops), "
+            "XGBoost (JSON/UBJ) or LightGBM (text)."
+        ),
     ],
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Registry name (default: from the path).")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokenizer",
+            help="Tokenizer folder (with tokenizer.json) for an ONNX text model: stored with it, "
+            "used to judge variants on real sentences and to serve text.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -26,7 +38,9 @@ def ingest(
     from thrifty.read import version_view
 
     with console.status(f"ingesting {path}…", spinner="dots"):
-        result = ingest_model(path, name, registry=runtime.registry(), store=runtime.store())
+        result = ingest_model(
+            path, name, registry=runtime.registry(), store=runtime.store(), tokenizer=tokenizer
+        )
     row = version_view(result.version)
     if as_json:
         print_json(row.model_dump(mode="json") | {"created": result.created})

@@ -50,14 +50,35 @@ def ingest_model(
     registry: Registry,
     store: ArtifactStore,
     max_bytes: int | None = None,
+    tokenizer: Path | None = None,
 ) -> IngestResult:
-    """Validate the model at ``path``, store its bytes and register a version of ``name``."""
+    """Validate the model at ``path``, store its bytes and register a version of ``name``.
+
+    ``tokenizer`` (a folder with ``tokenizer.json``) is stored with an ONNX model whose inputs are
+    token ids, so its variants can be judged on real sentences and served to text requests.
+    """
     from thrifty.settings import get_settings
 
     path = require_exists(Path(path).expanduser())
     name = check_name(name or default_name(path.resolve()))
-    size = check_size(path, max_bytes if max_bytes is not None else get_settings().max_model_bytes)
+    limit = max_bytes if max_bytes is not None else get_settings().max_model_bytes
+    if tokenizer is None:
+        return _ingest(path, path, name, registry, store, limit)
+    from thrifty.ingest.tokenizer import staged_with_tokenizer
+
+    with staged_with_tokenizer(path, Path(tokenizer).expanduser()) as staged:
+        return _ingest(staged, path, name, registry, store, limit)
+
+
+def _ingest(
+    path: Path, source: Path, name: str, registry: Registry, store: ArtifactStore, limit: int
+) -> IngestResult:
+    size = check_size(path, limit)
     info = inspect_path(path)
+    if path != source:
+        from thrifty.ingest.tokenizer import check_tokenizer_fits
+
+        check_tokenizer_fits(info, path, source)
     blob = _store(path, store)
     artifact = registry.upsert_artifact(blob.sha256, blob.size_bytes, blob.uri, kind=_layout(path))
     version, created = registry.add_model_version(
@@ -70,8 +91,8 @@ def ingest_model(
         parameter_count=info.parameter_count,
         opset=info.opset,
         signature=info.signature,
-        details={**info.details, "layout": _layout(path), "filename": path.name},
-        source_path=str(path.resolve()),
+        details={**info.details, "layout": _layout(path), "filename": source.name},
+        source_path=str(source.resolve()),
     )
     return IngestResult(version=version, created=created, info=info)
 

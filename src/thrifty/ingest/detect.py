@@ -43,12 +43,18 @@ def _inspect_folder(folder: Path) -> ModelInfo:
 
 
 def _inspect_file(path: Path) -> ModelInfo:
-    from thrifty.ingest import inspect_hf, inspect_onnx, inspect_torch
+    from thrifty.ingest import inspect_classic, inspect_hf, inspect_onnx, inspect_torch
 
     with path.open("rb") as handle:
-        head = handle.read(16)
+        head = handle.read(64)
+    if inspect_classic.is_xgboost(path, head):
+        return inspect_classic.inspect_classic("xgboost", path)
+    if inspect_classic.is_lightgbm_text(head):
+        return inspect_classic.inspect_classic("lightgbm", path)
     if head.startswith(ZIP_MAGIC):
         kind = inspect_torch.zip_kind(path)
+        if kind == "skops":
+            return inspect_classic.inspect_classic("sklearn", path)
         if kind == "torchscript":
             return inspect_torch.inspect_torchscript(path)
         if kind == "torch_export":

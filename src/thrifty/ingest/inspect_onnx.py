@@ -44,7 +44,10 @@ def inspect_onnx(path: Path) -> ModelInfo:
             "inputs": [_value_info(v) for v in _real_inputs(model)],
             "outputs": [_value_info(v) for v in model.graph.output],
         },
-        details={"producer": f"{model.producer_name} {model.producer_version}".strip()},
+        details={
+            "producer": f"{model.producer_name} {model.producer_version}".strip(),
+            **({"vocab_sizes": vocab} if (vocab := vocab_sizes(model)) else {}),
+        },
     )
 
 
@@ -105,3 +108,45 @@ def _value_info(value: Any) -> dict[str, Any]:
         shape.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or "?"))
     dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
     return {"name": value.name, "dtype": dtype, "shape": shape}
+
+
+#: ops a token id passes through unchanged on its way to the embedding lookup
+_PASS_THROUGH = {"Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Expand"}
+INTEGER_TYPES = {6, 7, 12, 13}  # onnx.TensorProto INT32, INT64, UINT32, UINT64
+
+
+def vocab_sizes(model: Any) -> dict[str, int]:
+    """Integer inputs that index an embedding table → the table's row count (the vocabulary).
+
+    Follows each integer input through shape-only ops to a ``Gather`` whose data is an
+    initializer; the first dim of that initializer bounds the valid ids.
+    """
+    tables = {init.name: int(init.dims[0]) for init in model.graph.initializer if init.dims}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found: dict[str, int] = {}
+    for value in _real_inputs(model):
+        if value.type.tensor_type.elem_type in INTEGER_TYPES:
+            rows = _embedding_rows(value.name, consumers, tables)
+            if rows:
+                found[value.name] = min(rows)
+    return found
+
+
+def _embedding_rows(name: str, consumers: dict[str, list[Any]], tables: dict[str, int]) -> list[int]:
+    rows: list[int] = []
+    frontier, seen = [name], {name}
+    for _ in range(6):  # a few shape-only hops at most
+        following: list[str] = []
+        for tensor in frontier:
+            for node in consumers.get(tensor, []):
+                if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == tensor:
+                    if node.input[0] in tables:
+                        rows.append(tables[node.input[0]])
+                elif node.op_type in _PASS_THROUGH and node.input[0] == tensor:
+                    following += [o for o in node.output if o not in seen]
+        seen.update(following)
+        frontier = following
+    return rows

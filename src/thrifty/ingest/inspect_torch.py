@@ -24,7 +24,7 @@ PICKLE_HINT = (
 
 
 def zip_kind(path: Path) -> str:
-    """torchscript | torch_export | torch_zip, from the archive's member names."""
+    """torchscript | torch_export | skops | torch_zip, from the archive's member names."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -35,6 +35,8 @@ def zip_kind(path: Path) -> str:
         ) from exc
     if bad is not None:
         raise CorruptModelError(f"{path} has a corrupt member {bad!r}", hint="save the model again")
+    if "schema.json" in names:
+        return "skops"
     tails = {name.split("/", 1)[-1] for name in names}
     if "archive_format" in tails or "serialized_exported_program.json" in tails:
         return "torch_export"
@@ -101,7 +103,7 @@ def inspect_state_dict(path: Path) -> ModelInfo:
         raise UnsafeModelError(
             f"{path} holds a pickle with Python objects beyond tensors "
             "(e.g. a whole nn.Module saved with torch.save(model)); unpickling it could run any code",
-            hint=PICKLE_HINT,
+            hint=_pickle_hint(path),
         ) from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise CorruptModelError(
@@ -120,6 +122,17 @@ def inspect_state_dict(path: Path) -> ModelInfo:
             "note": "a state dict has no architecture: export TorchScript, .pt2 or ONNX to optimize it",
         },
     )
+
+
+def _pickle_hint(path: Path) -> str:
+    """The fix for a refused pickle: skops / native formats when it holds a classic model."""
+    from thrifty.ingest.inspect_classic import SKLEARN_HINT
+
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if any(marker in head for marker in (b"sklearn", b"xgboost", b"lightgbm")):
+        return SKLEARN_HINT
+    return PICKLE_HINT
 
 
 def _is_zip(path: Path) -> bool:

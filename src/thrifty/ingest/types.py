@@ -13,6 +13,9 @@ SUPPORTED = {
     "state_dict": "a state dict saved with torch.save(model.state_dict())",
     "safetensors": "a .safetensors weights file",
     "huggingface": "a Hugging Face folder (config.json + *.safetensors)",
+    "sklearn": "a scikit-learn model saved with skops (skops.io.dump)",
+    "xgboost": "an XGBoost model in its JSON or UBJ format (Booster.save_model)",
+    "lightgbm": "a LightGBM text model (Booster.save_model)",
 }
 
 

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from thrifty.optimize.config import Tolerance
     from thrifty.read import VariantView
 
-TECHNIQUES_HELP = "comma-separated: export,graph,dynamic_int8,blockwise_int8,static_int8,fp16,search"
+TECHNIQUES_HELP = (
+    "comma-separated: export,graph,dynamic_int8,blockwise_int8,static_int8,fp16,search; "
+    "prune,distill when --module and --data are given"
+)
 
 
 def _split(text: str) -> list[str]:
@@ -53,8 +56,18 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def _fidelity_text(fidelity: dict[str, float]) -> str:
-    short = {"cosine_mean": "cos", "nn_agreement": "NN", "top1_agreement": "top1", "accuracy": "acc"}
-    return " ".join(f"{short[k]} {v:.3f}" for k, v in fidelity.items())
+    short = {
+        "cosine_mean": "cos",
+        "nn_agreement": "NN",
+        "top1_agreement": "top1",
+        "accuracy": "acc",
+        "prediction_agreement": "agree",
+        "max_abs_error": "max err",
+    }
+    return " ".join(
+        f"{short.get(k, k)} {v:.3g}" if k == "max_abs_error" else f"{short.get(k, k)} {v:.3f}"
+        for k, v in fidelity.items()
+    )
 
 
 def _verdict(row: VariantView) -> tuple[str, str]:
@@ -138,13 +151,24 @@ def optimize_command(
     threads: str = typer.Option("1", help="benchmark thread counts"),
     seq_lens: str = typer.Option("128", help="sequence lengths for text models ('natural' = unpadded)"),
     runs: int = typer.Option(30, help="timed runs per case"),
+    module: str | None = typer.Option(
+        None,
+        "--module",
+        help="FILE.py:FUNCTION returning the nn.Module (needed by prune, distill and state dicts); "
+        "registered weights are loaded into it",
+    ),
+    data: str | None = typer.Option(
+        None, "--data", help=".npz with 'inputs' (and 'labels'): training data for prune / distill"
+    ),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Make variants of a model (ONNX, graph-optimized, int8, fp16, ...), then benchmark and judge them."""
+    """Make variants of a model (ONNX, graph-optimized, int8, fp16, pruned, distilled), then
+    benchmark and judge them."""
     from thrifty import read, runtime
     from thrifty.cli import print_json
     from thrifty.optimize import pipeline
     from thrifty.optimize.config import for_cpu, for_gpu
+    from thrifty.optimize.user_inputs import UserInputs
     from thrifty.settings import get_settings
 
     tolerance = _tolerance(min_cosine, min_agreement)
@@ -154,6 +178,7 @@ def optimize_command(
     registry, store = runtime.registry(), runtime.store()
     mv = registry.get_model_version(name, version)
     work = pipeline.work_dir_for(mv, get_settings().home)
+    skipped: dict[str, str] = {}
     with _progress() as bar:
         job = bar.add_task("optimize", total=len(chosen))
 
@@ -169,12 +194,24 @@ def optimize_command(
             preset=preset,
             tolerance=tolerance,
             progress=step,
+            user=UserInputs(module, data),
+            skipped=skipped,
         )
     rows = bench_all(name, version, spec, tolerance) if bench else read.variants_of(registry, mv)
     if json_out:
         print_json(rows)
     else:
         print_summary(rows, f"{name} v{mv.version}: variants ({preset.name})")
+    _print_skipped(skipped)
+
+
+def _print_skipped(skipped: dict[str, str]) -> None:
+    from rich.markup import escape
+
+    from thrifty.cli import err_console
+
+    for technique, reason in skipped.items():
+        err_console.print(f"[yellow]skipped[/] {technique}: {escape(reason)}")
 
 
 def bench_command(

@@ -77,3 +77,25 @@ def distill_model(
         student_parameters=parameter_count(trained),
     )
     return target
+
+
+def distill_into_pruned(
+    teacher: Any,
+    inputs: np.ndarray,
+    out_dir: Path,
+    config: DistillConfig | None = None,
+    *,
+    labels: np.ndarray | None = None,
+    prune_config: Any = None,
+) -> Path:
+    """Distill the teacher into a structurally pruned copy of itself (same layers, fewer
+    channels), for when the user names no student architecture."""
+    import copy
+
+    import torch
+
+    from thrifty.optimize.prune import prune_structured
+
+    student = copy.deepcopy(teacher)
+    prune_structured(student, torch.from_numpy(inputs[:2].astype(np.float32)), prune_config)
+    return distill_model(teacher, student, inputs, out_dir, config, labels=labels)

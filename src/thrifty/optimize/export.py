@@ -66,6 +66,34 @@ def export_torch_module(
     return target
 
 
+def export_exported_program(path: Path, out_dir: Path, config: ExportConfig | None = None) -> Path:
+    """A ``torch.export`` archive (.pt2) to ONNX: the program carries its graph, example shapes
+    and dynamic dims, so no Python class is needed."""
+    import torch
+
+    config = config or ExportConfig()
+    target = prepare_out(out_dir)
+    try:
+        program = torch.export.load(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # exporter deprecation chatter, not about this model
+            onnx_program = torch.onnx.export(
+                program, (), dynamo=True, opset_version=config.opset, optimize=True, verbose=False
+            )
+    except Exception as exc:
+        raise OptimizeError(
+            f"torch.onnx.export failed on the torch.export program {path}: {str(exc).splitlines()[0]}",
+            hint="ops without an ONNX translation are named above; export ONNX yourself and ingest it",
+        ) from exc
+    if onnx_program is None:
+        raise OptimizeError(f"torch.onnx.export returned nothing for {path}")
+    param_bytes = sum(t.numel() * t.element_size() for t in program.state_dict.values())
+    external = param_bytes > config.external_data_above_bytes
+    _save_program(onnx_program, target, external)
+    save_config(target, "export", config, source="torch_export", parameter_bytes=param_bytes)
+    return target
+
+
 def _dynamic_shapes(names: list[str], inputs: tuple[Any, ...], config: ExportConfig) -> dict[str, Any]:
     import torch
 

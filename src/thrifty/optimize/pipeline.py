@@ -12,16 +12,19 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from thrifty.artifacts import ArtifactStore
 from thrifty.bench.evaluation import EvalSet, text_eval_set
 from thrifty.bench.harness import BenchSpec, run_benchmark
-from thrifty.errors import OptimizeError
+from thrifty.errors import OptimizeError, ThriftyError
 from thrifty.optimize._io import load_config
 from thrifty.optimize.config import TECHNIQUES, GraphOptConfig, Preset, Tolerance, for_cpu
+from thrifty.optimize.user_inputs import DATA_HINT, MODULE_HINT, UserInputs
 from thrifty.registry import Registry
 from thrifty.registry.models import Artifact, BenchmarkResult, ModelVersion, Variant
 
@@ -34,9 +37,27 @@ VARIANT_NAMES: dict[str, tuple[str, str | None]] = {
     "static_int8": ("int8-static-qdq", "graph"),
     "fp16": ("fp16", "graph"),
     "search": ("int8-search", "graph"),
+    "prune": ("pruned", "export"),
+    "distill": ("distilled", "export"),
 }
 PIPELINE_TECHNIQUES = tuple(VARIANT_NAMES)
-DEFAULT_TECHNIQUES = PIPELINE_TECHNIQUES
+#: prune and distill run only when asked: they need the module's code and a data file
+NEEDS_USER_INPUTS = ("prune", "distill")
+DEFAULT_TECHNIQUES = tuple(t for t in PIPELINE_TECHNIQUES if t not in NEEDS_USER_INPUTS)
+CLASSIC_FORMATS = ("sklearn", "xgboost", "lightgbm")
+#: what each kind of source can go through (a tree ensemble has no MatMul to quantize)
+CLASSIC_TECHNIQUES = ("export", "graph")
+MODULE_FORMATS = ("state_dict", "safetensors")
+TORCHSCRIPT_REASON = (
+    "a TorchScript archive records its arguments' types (Tensor) but not their shapes or dtypes, so "
+    "there is no example input to export with; and torch 2.13's ONNX exporter (dynamo) traces with "
+    "torch.export, which cannot trace a ScriptModule"
+)
+TORCHSCRIPT_HINT = (
+    "save a torch.export archive instead: torch.export.save(torch.export.export(model, (example,)), "
+    "'model.pt2'), or export ONNX yourself: torch.onnx.export(scripted, (example,), 'model.onnx', "
+    "dynamo=False), and ingest that"
+)
 
 
 def check_techniques(techniques: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -44,13 +65,6 @@ def check_techniques(techniques: list[str] | tuple[str, ...]) -> tuple[str, ...]
     unknown = [t for t in techniques if t not in TECHNIQUES]
     if unknown:
         raise OptimizeError(f"unknown technique(s) {', '.join(unknown)}", hint=f"use {', '.join(TECHNIQUES)}")
-    torch_only = [t for t in techniques if t not in VARIANT_NAMES]
-    if torch_only:
-        raise OptimizeError(
-            f"{', '.join(torch_only)} need a PyTorch module and training data, not a registered model",
-            hint="call thrifty.optimize.prune_model / distill_model from Python (see README), "
-            "then register the result with register_variant",
-        )
     needed = set(techniques)
     for technique in list(techniques):
         parent = VARIANT_NAMES[technique][1]
@@ -68,48 +82,152 @@ class Source:
     path: Path
     hf_dir: Path | None
     work_dir: Path
+    tokenizer_dir: Path | None = None
+    user: UserInputs = field(default_factory=UserInputs)
 
     @property
     def is_hf(self) -> bool:
         return self.hf_dir is not None
 
+    @property
+    def format(self) -> str:
+        return str(self.version.format)
 
-def open_source(version: ModelVersion, store: ArtifactStore, work_dir: Path) -> Source:
+
+def check_user_inputs(fmt: str, techniques: tuple[str, ...], user: UserInputs) -> None:
+    """Refuse, before any work, a run that lacks what its techniques need (saying what is missing)."""
+    if fmt == "torchscript":
+        raise OptimizeError(
+            f"TorchScript cannot be exported here: {TORCHSCRIPT_REASON}", hint=TORCHSCRIPT_HINT
+        )
+    asked = [t for t in techniques if t in NEEDS_USER_INPUTS]
+    if asked and fmt in CLASSIC_FORMATS:
+        raise OptimizeError(
+            f"{', '.join(asked)} apply to neural networks, not to a {fmt} model",
+            hint=f"use --techniques {','.join(CLASSIC_TECHNIQUES)}",
+        )
+    needs_module = (bool(asked) and fmt not in ("torch_export",)) or fmt in MODULE_FORMATS
+    missing: dict[str, str] = {}
+    if needs_module and not user.module:
+        missing["the module's code"] = MODULE_HINT
+    if (asked or fmt in MODULE_FORMATS) and not user.data:
+        missing["a data file"] = DATA_HINT  # training data, and the example input of an export
+    if missing:
+        what = ", ".join(asked) if asked else f"a {fmt} model (weights without an architecture)"
+        raise OptimizeError(f"{what} needs " + " and ".join(missing), hint="; ".join(missing.values()))
+
+
+def open_source(
+    version: ModelVersion, store: ArtifactStore, work_dir: Path, user: UserInputs | None = None
+) -> Source:
     from thrifty.ingest import materialize
 
+    user = (user or UserInputs()).merged(UserInputs.load(work_dir))
     path = materialize(version, store, work_dir / "cache")
     if version.format == "huggingface":
-        return Source(version, path, path, work_dir)
-    if version.format == "onnx":
-        return Source(version, path, None, work_dir)
+        return Source(version, path, path, work_dir, user=user)
+    tokenizer = version.details.get("tokenizer")
+    supported = ("onnx", "torch_export", *CLASSIC_FORMATS)
+    if version.format in supported or (version.format in MODULE_FORMATS and user.module):
+        return Source(version, path, None, work_dir, path.parent / tokenizer if tokenizer else None, user)
+    check_user_inputs(version.format, (), user)
     raise OptimizeError(
-        f"model {version.model.name!r} v{version.version} is {version.format}: without the Python class "
-        "it cannot be exported here",
-        hint="export it to ONNX yourself (torch.onnx.export) and ingest the .onnx file, "
-        "or ingest the Hugging Face folder",
+        f"model {version.model.name!r} v{version.version} is {version.format}, which cannot be exported",
+        hint="export it to ONNX yourself (torch.onnx.export) and ingest the .onnx file",
     )
 
 
 def eval_set_for(source: Source) -> EvalSet:
-    """The default eval set: built-in sentences for text models, random inputs otherwise."""
+    """The default eval set: sentences for text models (their own tokenizer), the user's data for
+    a module, generated inputs (valid for each input's dtype and vocabulary) otherwise."""
+    from thrifty.bench import evaluation
+
     if source.hf_dir is not None:
         return text_eval_set(source.hf_dir)
-    from thrifty.bench.evaluation import array_eval_set
+    if source.format == "onnx" and source.tokenizer_dir is not None:
+        return evaluation.onnx_text_eval_set(source.path, source.tokenizer_dir)
+    if source.format == "onnx":
+        return evaluation.synthetic_eval_set(source.path, onnx_vocab_sizes(source.path))
+    if source.format in CLASSIC_FORMATS:
+        return _classic_eval_set(source)
+    if source.user.data:
+        return _module_eval_set(source)
+    return _torch_eval_set(source)
 
-    return array_eval_set(source.path, random_inputs(source.path), task="classification")
+
+def onnx_vocab_sizes(onnx_path: Path) -> dict[str, int]:
+    import onnx
+
+    from thrifty.ingest.inspect_onnx import vocab_sizes
+
+    return vocab_sizes(onnx.load_model(str(onnx_path), load_external_data=False))
 
 
-def random_inputs(onnx_path: Path, count: int = 128) -> dict[str, Any]:
-    import numpy as np
-    import onnxruntime as ort
+def _classic_eval_set(source: Source) -> EvalSet:
+    from thrifty.bench.evaluation import reference_eval_set, signature_specs
+    from thrifty.ingest.inspect_classic import load_classic, predict
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feeds: dict[str, Any] = {}
-    for item in session.get_inputs():
-        dims = [count] + [d if isinstance(d, int) else 16 for d in item.shape[1:]]
-        feeds[item.name] = rng.standard_normal(dims).astype(np.float32)
-    return feeds
+    model = load_classic(source.format, source.path)
+    task = "label" if source.version.task == "classification" else "regression"
+    return reference_eval_set(
+        lambda feeds: predict(source.format, model, feeds["input"]),
+        signature_specs(source.version.signature),
+        task,
+    )
+
+
+def _torch_eval_set(source: Source) -> EvalSet:
+    """A torch.export program (or the user's module) on generated inputs; the reference is its
+    own output in PyTorch, so the export itself is judged too."""
+    import torch
+
+    from thrifty.bench.evaluation import reference_eval_set, signature_specs
+
+    module = load_module(source)
+    specs = signature_specs(source.version.signature)
+
+    def predict(feeds: dict[str, Any]) -> Any:
+        with torch.inference_mode():
+            out = module(*[torch.from_numpy(feeds[name]) for name, _, _ in specs])
+        return (out[0] if isinstance(out, tuple | list) else out).numpy()
+
+    return reference_eval_set(predict, specs, "classification")
+
+
+def _module_eval_set(source: Source) -> EvalSet:
+    """The held-out part of the user's data; the reference is the module's output on it."""
+    from thrifty.bench.evalsets import batches
+    from thrifty.optimize.training import predict
+    from thrifty.optimize.user_inputs import load_data, split
+
+    _, (inputs, labels) = split(*load_data(str(source.user.data)))
+    reference = predict(load_module(source), inputs)
+    feeds = batches({"input": inputs}, 64)
+    return EvalSet("classification", feeds, reference.astype(np.float32), labels, {"kind": "synthetic"})
+
+
+def load_module(source: Source) -> Any:
+    """The original as an ``nn.Module``: the user's factory (+ registered weights), or the program."""
+    import torch
+
+    if source.user.module:
+        from thrifty.optimize.user_inputs import build_module
+
+        weights = _registered_weights(source) if source.format in MODULE_FORMATS else None
+        return build_module(source.user.module, weights)
+    if source.format == "torch_export":
+        return torch.export.load(str(source.path)).module()
+    raise OptimizeError(f"{source.format} model without the module's code", hint=MODULE_HINT)
+
+
+def _registered_weights(source: Source) -> dict[str, Any]:
+    import torch
+
+    if source.format == "safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(source.path)))
+    return dict(torch.load(str(source.path), map_location="cpu", weights_only=True))
 
 
 def run_technique(
@@ -121,13 +239,35 @@ def run_technique(
     evals: EvalSet,
     tolerance: Tolerance,
 ) -> Path:
-    """One worker call; returns the produced ONNX file."""
-    from thrifty.optimize import export, fp16, graph, quantize, search
+    """One worker call; returns the produced ONNX file. A library's own exception becomes an
+    ``OptimizeError`` naming the technique, so no failure reaches a user as a traceback."""
+    try:
+        return _run_technique(technique, parent, source, out_dir, preset, evals, tolerance)
+    except ThriftyError:
+        raise
+    except Exception as exc:
+        raise OptimizeError(
+            f"{technique} failed on {source.version.model.name!r} v{source.version.version}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            hint=f"leave {technique} out of --techniques for this model",
+        ) from exc
+
+
+def _run_technique(
+    technique: str,
+    parent: Path | None,
+    source: Source,
+    out_dir: Path,
+    preset: Preset,
+    evals: EvalSet,
+    tolerance: Tolerance,
+) -> Path:
+    from thrifty.optimize import fp16, graph, quantize, search
 
     if technique == "export":
-        if source.hf_dir is not None:
-            return export.export_hf_folder(source.hf_dir, out_dir, preset.export)
-        return source.path
+        return _export(source, out_dir, preset)
+    if technique in NEEDS_USER_INPUTS:
+        return _train_variant(technique, source, out_dir, preset)
     if parent is None:
         raise OptimizeError(f"technique {technique!r} needs its parent variant first")
     if technique == "graph":
@@ -157,6 +297,71 @@ def run_technique(
             hint="loosen the tolerance or keep an fp32/fp16 variant",
         )
     return result.path
+
+
+def _export(source: Source, out_dir: Path, preset: Preset) -> Path:
+    """The original as ONNX, whatever format it came in."""
+    from thrifty.optimize import export
+
+    if source.hf_dir is not None:
+        return export.export_hf_folder(source.hf_dir, out_dir, preset.export)
+    if source.format == "onnx":
+        return source.path
+    if source.format in CLASSIC_FORMATS:
+        from thrifty.optimize.classic import convert_classic
+
+        return convert_classic(source.format, source.path, out_dir)
+    if source.format == "torch_export" and not source.user.module:
+        return export.export_exported_program(source.path, out_dir, preset.export)
+    inputs = _user_data(source)[0][0]
+    return export.export_torch_module(
+        load_module(source), (_example(inputs),), out_dir, _module_export_config(), input_names=("input",)
+    )
+
+
+def _module_export_config() -> Any:
+    from thrifty.optimize.config import ExportConfig
+
+    return ExportConfig(dynamic_sequence=False, normalize=False, pooling="none")
+
+
+def _example(inputs: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(inputs[:2].astype(np.float32))
+
+
+def _user_data(
+    source: Source,
+) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
+    from thrifty.optimize.user_inputs import load_data, split
+
+    if not source.user.data:
+        raise OptimizeError(f"{source.format} model needs a data file for its example input", hint=DATA_HINT)
+    return split(*load_data(source.user.data))
+
+
+def _train_variant(technique: str, source: Source, out_dir: Path, preset: Preset) -> Path:
+    """prune (structured, then a short fine-tune on the labels) or distill (into a pruned copy)."""
+    (inputs, labels), _ = _user_data(source)
+    module = load_module(source)
+    if technique == "prune":
+        from thrifty.optimize.prune import prune_model
+
+        train = (inputs, labels) if labels is not None else None
+        return prune_model(
+            module,
+            _example(inputs),
+            out_dir,
+            preset.prune,
+            train_data=train,
+            export_config=_module_export_config(),
+        )
+    from thrifty.optimize.distill import distill_into_pruned
+
+    return distill_into_pruned(
+        module, inputs, out_dir, preset.distill, labels=labels, prune_config=preset.prune
+    )
 
 
 def _graph_config(preset: Preset, source: Source) -> GraphOptConfig:
@@ -224,19 +429,35 @@ def work_dir_for(version: ModelVersion, home: Path) -> Path:
 
 
 def source_and_evals(
-    version: ModelVersion, store: ArtifactStore, work_dir: Path, evals: EvalSet | None = None
+    version: ModelVersion,
+    store: ArtifactStore,
+    work_dir: Path,
+    evals: EvalSet | None = None,
+    user: UserInputs | None = None,
 ) -> tuple[Source, EvalSet]:
     """The original model and its eval set (cached per process: the reference costs a model run)."""
     # one thread at a time: techniques mapped in parallel share the eval set, and importing
     # transformers from two threads at once can see a half-initialized module
     with _EVAL_LOCK:
-        source = open_source(version, store, work_dir)
+        source = open_source(version, store, work_dir, user)
         if evals is None:
-            key = (version.id, str(work_dir))
+            key = (version.id, f"{work_dir}|{source.user.module}|{source.user.data}")
             if key not in _EVAL_CACHE:
                 _EVAL_CACHE[key] = eval_set_for(source)
             evals = _EVAL_CACHE[key]
     return source, evals
+
+
+def applies(technique: str, fmt: str) -> str | None:
+    """Why ``technique`` does not apply to a model of format ``fmt`` (None when it does)."""
+    if fmt in CLASSIC_FORMATS and technique not in CLASSIC_TECHNIQUES:
+        return f"{technique} does not apply to a {fmt} model (no float MatMul / Conv weights to convert)"
+    return None
+
+
+def applicable_techniques(techniques: list[str] | tuple[str, ...], fmt: str) -> tuple[str, ...]:
+    """``check_techniques`` less those that do not apply to a model of format ``fmt``."""
+    return tuple(t for t in check_techniques(techniques) if applies(t, fmt) is None)
 
 
 def make_variant(
@@ -250,6 +471,7 @@ def make_variant(
     preset: Preset | None = None,
     tolerance: Tolerance | None = None,
     evals: EvalSet | None = None,
+    user: UserInputs | None = None,
 ) -> Variant:
     """One technique on one version → a registered variant (the existing one if already made)."""
     name, parent_technique = VARIANT_NAMES[check_techniques([technique])[-1]]
@@ -260,7 +482,13 @@ def make_variant(
         raise OptimizeError(
             f"{technique!r} starts from the {parent_technique!r} variant", hint="make it first"
         )
-    source, evals = source_and_evals(version, store, work_dir, evals)
+    reason = applies(technique, version.format)
+    if reason is not None:
+        raise OptimizeError(reason, hint=f"use --techniques {','.join(CLASSIC_TECHNIQUES)}")
+    if user is not None:
+        user = user.merged(UserInputs.load(work_dir))
+        user.save(work_dir)  # a later benchmark or judge of this version uses the same data
+    source, evals = source_and_evals(version, store, work_dir, evals, user)
     parent_path = (
         _private_copy(store.fetch(parent.artifact.sha256), work_dir / name) if parent is not None else None
     )
@@ -300,25 +528,58 @@ def optimize_version(
     tolerance: Tolerance | None = None,
     evals: EvalSet | None = None,
     progress: Progress | None = None,
+    user: UserInputs | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> list[Variant]:
-    """Run ``techniques`` (plus the parents they need) on ``version``, in order."""
+    """Run ``techniques`` (plus the parents they need) on ``version``, in order.
+
+    With ``skipped`` (a dict), a technique that does not apply to this model or fails after the
+    export is recorded there (technique → why) and the others go on; without it, it raises.
+    """
+    chosen = check_techniques(techniques)
+    user = (user or UserInputs()).merged(UserInputs.load(work_dir))
+    check_user_inputs(version.format, chosen, user)
+    user.save(work_dir)
     made: dict[str, Variant] = {}
-    for technique in check_techniques(techniques):
+    for technique in chosen:
         if progress:
             progress(technique)
         parent_technique = VARIANT_NAMES[technique][1]
-        made[technique] = make_variant(
-            version,
-            technique,
-            registry=registry,
-            store=store,
-            work_dir=work_dir,
-            parent=made.get(parent_technique) if parent_technique else None,
-            preset=preset,
-            tolerance=tolerance,
-            evals=evals,
-        )
+        if skipped is not None and _skip_reason(technique, parent_technique, version, made, skipped):
+            continue
+        try:
+            made[technique] = make_variant(
+                version,
+                technique,
+                registry=registry,
+                store=store,
+                work_dir=work_dir,
+                parent=made.get(parent_technique) if parent_technique else None,
+                preset=preset,
+                tolerance=tolerance,
+                evals=evals,
+                user=user,
+            )
+        except ThriftyError as exc:
+            if skipped is None or technique == "export":
+                raise
+            skipped[technique] = str(exc)
     return list(made.values())
+
+
+def _skip_reason(
+    technique: str,
+    parent: str | None,
+    version: ModelVersion,
+    made: dict[str, Variant],
+    skipped: dict[str, str],
+) -> bool:
+    reason = applies(technique, version.format)
+    if reason is None and parent is not None and parent not in made:
+        reason = f"needs the {parent} variant, which was not made ({parent} skipped)"
+    if reason is not None:
+        skipped[technique] = reason
+    return reason is not None
 
 
 def benchmark_rows(variant_id: int, result: dict[str, Any]) -> list[BenchmarkResult]:
@@ -382,7 +643,15 @@ def summarize(registry: Registry, version: ModelVersion) -> list[dict[str, Any]]
 
 def _summary_row(variant: Variant, result: BenchmarkResult | None) -> dict[str, Any]:
     fid = variant.fidelity or {}
-    headline = {k: fid[k] for k in ("cosine_mean", "nn_agreement", "top1_agreement", "accuracy") if k in fid}
+    keys = (
+        "cosine_mean",
+        "nn_agreement",
+        "top1_agreement",
+        "accuracy",
+        "prediction_agreement",
+        "max_abs_error",
+    )
+    headline = {k: fid[k] for k in keys if k in fid}
     return {
         "variant": variant.name,
         "id": variant.id,

@@ -5,7 +5,7 @@ Convention (documented in the issue's closing note):
   (``pack_tree``) holding one ``*.onnx`` (``model.onnx`` preferred) — and then maybe ``tokenizer.json``;
 * the tokenizer is, first found wins: ``DeploySpec.serving["tokenizer_path"]``; ``tokenizer.json``
   beside the ONNX file in the variant's folder; the model version's Hugging Face folder (format
-  ``huggingface``), unpacked from the store;
+  ``huggingface``) or the tokenizer stored with an ONNX version (``--tokenizer``), unpacked from the store;
 * the optimized graph (onnxruntime's extended optimizations, saved once) lives in the cache as
   ``<cache>/serving/<sha256>.opt.ort`` (onnxruntime's flatbuffer format); ``serving["optimized_graph"] = False`` turns it off.
 """
@@ -130,8 +130,8 @@ def _tokenizer_for(
 def _version_tokenizer(variant_id: int, registry: Any, store: Any, cache_dir: Path) -> Path | None:
     variant = registry.get_variant(variant_id)
     version = registry.get_model_version_by_id(variant.model_version_id)
-    if version.format != "huggingface":
-        return None
+    if version.format != "huggingface" and not version.details.get("tokenizer"):
+        return None  # an ONNX version carries one only when ingested with --tokenizer
     blob = Path(store.fetch(version.sha256))
     folder = blob if blob.is_dir() else unpack_tree(blob, cache_dir / "serving" / version.sha256)
     found = sorted(folder.rglob("tokenizer.json"))

@@ -77,12 +77,16 @@ def test_optimize_minilm_yields_accepted_and_rejected_variants(
     assert re.search(r"│ int8-blockwise +│ blockwise_int8 +│", table.output)  # cells under their headers
 
 
-def test_unknown_and_torch_only_techniques_are_refused() -> None:
+def test_unknown_techniques_and_prune_without_its_inputs_are_refused() -> None:
     from thrifty.errors import OptimizeError
-    from thrifty.optimize.pipeline import check_techniques
+    from thrifty.optimize.pipeline import check_techniques, check_user_inputs
+    from thrifty.optimize.user_inputs import UserInputs
 
     with pytest.raises(OptimizeError, match="unknown technique"):
         check_techniques(["int3"])
-    with pytest.raises(OptimizeError, match="need a PyTorch module"):
-        check_techniques(["prune"])
+    assert check_techniques(["prune"]) == ("export", "prune")
+    with pytest.raises(OptimizeError, match="prune needs the module's code and a data file"):
+        check_user_inputs("onnx", ("export", "prune"), UserInputs())
+    with pytest.raises(OptimizeError, match="apply to neural networks"):
+        check_user_inputs("xgboost", ("export", "prune"), UserInputs("m.py:f", "d.npz"))
     assert check_techniques(["dynamic_int8"]) == ("export", "graph", "dynamic_int8")
