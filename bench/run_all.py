@@ -11,8 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-
-SCRIPTS = ("planner.py", "policies.py", "anomaly.py", "optimize.py", "formats.py", "serving.py", "pipeline.py")
+SCRIPTS = (
+    "planner.py",
+    "policies.py",
+    "anomaly.py",
+    "optimize.py",
+    "formats.py",
+    "serving.py",
+    "cloud_boot.py",
+    "pipeline.py",
+)
 
 
 def main() -> int:

@@ -39,6 +39,7 @@ from tasks.prices import fetch_prices
 from tasks.providers import Deployed, TargetChoice, choose_target, deploy_to_target
 from thrifty import runtime
 from thrifty.errors import OptimizeError
+from thrifty.optimize.pipeline import applicable_techniques
 from thrifty.providers.base import DeploySpec
 from thrifty.providers.specs import candidates_for, spec_from_candidate
 from thrifty.targets import TargetKind, clouds, target_names
@@ -102,12 +103,16 @@ class DeployModelParams(BaseModel):
     )
 
 
-def _optimize(version_id: int, techniques: list[str], tolerance: dict[str, float]) -> list[VariantRef]:
+def _optimize(version: ResolvedModel, techniques: list[str], tolerance: dict[str, float]) -> list[VariantRef]:
+    version_id = version.version_id
     refs = [export_onnx(version_id)]
-    if not {"graph", *DERIVED_TECHNIQUES} & set(techniques):
+    usable = applicable_techniques(techniques, version.format)  # int8 does not apply to a tree model
+    for skipped in sorted(set(techniques) - set(usable) - {"export"}):
+        print(f"technique {skipped} does not apply to a {version.format} model: skipped")
+    if not {"graph", *DERIVED_TECHNIQUES} & set(usable):
         return refs
     refs.append(optimize_graph(version_id, refs[0]))
-    derived = [t for t in DERIVED_TECHNIQUES if t in techniques]
+    derived = [t for t in DERIVED_TECHNIQUES if t in usable]
     futures = quantize_model.map(version_id, derived, unmapped(refs[1]), unmapped("cpu"), unmapped(tolerance))
     for technique, state in zip(derived, futures.result(raise_on_failure=False), strict=True):
         if isinstance(state, VariantRef):
@@ -136,7 +141,7 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
     """Deploy a model at the lowest cost that meets its SLO; returns the summary."""
     version = resolve_model(params.model, params.name)
     tolerance = {"min_cosine": params.min_cosine, "min_agreement": params.min_agreement}
-    refs = _optimize(version.version_id, params.techniques, tolerance)
+    refs = _optimize(version, params.techniques, tolerance)
     verdicts = _measure(refs, params, tolerance)
     accepted = [v for v in verdicts if v["status"] == "accepted"]
     print(f"{len(refs)} variants, {len(accepted)} within the guardrail")

@@ -52,8 +52,11 @@ def test_dry_run_prints_the_user_data_decoded(seeded: dict[str, Any], target: st
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     user_data = body["UserData"] if target == "aws" else body[0]["properties"]["osProfile"]["customData"]
-    assert user_data.startswith("#cloud-config\nruncmd:\n")
-    assert "thrifty" in user_data and "spot-watch" in user_data
+    assert user_data.startswith("#cloud-config\nwrite_files:\n")
+    assert (
+        "thrifty-boot.sh" in user_data
+        and f"watch --deployment minilm-onnx-fp32 --cloud {target}" in user_data
+    )
 
 
 def test_a_cloud_deploy_from_a_local_store_says_exactly_what_to_do(seeded: dict[str, Any]) -> None:
