@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = ("planner.py", "policies.py", "optimize.py", "serving.py", "pipeline.py")
+SCRIPTS = ("planner.py", "policies.py", "optimize.py", "serving.py", "pipeline.py", "noise.py")
 
 
 def main() -> int:
