@@ -102,3 +102,25 @@ def test_the_summary_says_which_numbers_are_noisy() -> None:
     (line,) = [x for x in text.splitlines() if "Noisy" in x]
     assert "`int8-dynamic`" in line and "onnx-fp32" not in line and reason in line
     assert "thrifty bench minilm" in line
+
+
+def test_variants_marks_noisy_latencies() -> None:
+    from thrifty.cli import console
+    from thrifty.optimize.commands import print_summary
+    from thrifty.read import VariantView
+
+    common = {"model": "minilm", "version": 1, "parent_variant_id": None, "size_mb": 90.0, "fidelity": {}}
+    rows = [
+        VariantView(id=1, variant="onnx-fp32", technique="export", status="accepted", rejection_reason=None,
+                    latency_ms_p50=16.8, latency_ms_p95=17.0, **common),
+        VariantView(id=2, variant="int8-dynamic", technique="dynamic_int8", status="accepted",
+                    rejection_reason=None, latency_ms_p50=34.1, latency_ms_p95=40.2,
+                    noisy="other processes kept 1.9 of 2 vCPUs busy", **common),
+    ]  # fmt: skip
+    with console.capture() as captured:
+        print_summary(rows, "minilm v1: variants")
+    text = captured.get()
+    assert "~34.10" in text and "~16.80" not in text and "16.80" in text, text
+    assert "int8-dynamic: noisy, measured while other processes kept 1.9 of 2 vCPUs busy" in " ".join(
+        text.split()
+    )
