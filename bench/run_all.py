@@ -20,6 +20,7 @@ SCRIPTS = (
     "serving.py",
     "cloud_boot.py",
     "pipeline.py",
+    "noise.py",
 )
 
 

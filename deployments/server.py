@@ -3,20 +3,30 @@
     python -m deployments.server start   # UI at http://127.0.0.1:4200
     python -m deployments.server stop
 
-``start`` is idempotent: a server or worker that is already running is reused. Pid files and logs
-live under ``$THRIFTY_HOME/prefect``. The worker is stopped with SIGINT (it ignored SIGTERM for
-13 s when this was measured), the server with SIGTERM.
+``start`` is idempotent: a server or worker that is already running is reused, the pool is created
+only when the API says it is missing, block types and deployments are (re)applied every time, and it
+returns once the worker is online (the API shows its heartbeat). It prints one line per step and a
+short summary; what Prefect's own commands print goes to ``$THRIFTY_HOME/prefect/start.log`` (shown
+when a step fails). Pid files and logs live under ``$THRIFTY_HOME/prefect``. The worker is stopped
+with SIGINT (it ignored SIGTERM for 13 s when this was measured), the server with SIGTERM.
+
+Nothing here parses a table printed for people: the work pool, the worker and the deployments are
+read from Prefect's REST API, and the CLI steps are judged by their exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,41 +86,131 @@ def _spawn(name: str, args: list[str], port: int) -> int:
     return proc.pid
 
 
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"{api_url(port)}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_healthy(port: int, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api_url(port)}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if _healthy(port):
+            return
         time.sleep(0.5)
     log = state_dir() / "server.log"
     raise SystemExit(f"the Prefect server did not answer on port {port} within {timeout_s:.0f} s; see {log}")
 
 
-def _prefect(args: list[str], port: int) -> None:
-    subprocess.run([str(BIN / "prefect"), *args], cwd=ROOT, env=_env(port), check=True)
+def _api(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    return httpx.request(method, f"{api_url(port)}{path}", json=body, timeout=30.0)
 
 
-def start(port: int = 4200, worker: bool = True) -> str:
-    _spawn(
+def _quiet(args: list[str], port: int, step: str) -> None:
+    """Run one command with its output in start.log; a failure names the step and shows the tail."""
+    log = state_dir() / "start.log"
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(args)}\n")
+        out.flush()
+        done = subprocess.run(args, cwd=ROOT, env=_env(port), stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise SystemExit(
+            "\n".join([f"{step} failed (exit {done.returncode}):", *tail, f"full output: {log}"])
+        )
+
+
+def _ensure_server(port: int) -> str:
+    if _healthy(port):
+        return f"already running on port {port}"
+    pid = _spawn(
         "server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], port
     )
     wait_healthy(port)
-    pools = subprocess.run(
-        [str(BIN / "prefect"), "work-pool", "ls"], cwd=ROOT, env=_env(port), capture_output=True, text=True
+    return f"started (pid {pid})"
+
+
+def _ensure_pool(port: int) -> str:
+    found = _api(port, "GET", f"/work_pools/{POOL}")
+    if found.status_code == 200:
+        return "exists"
+    if found.status_code != 404:
+        raise SystemExit(f"the Prefect API answered {found.status_code} for work pool {POOL}: {found.text}")
+    _quiet(
+        [str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"], port, "creating the pool"
     )
-    if POOL not in pools.stdout:
-        _prefect(["work-pool", "create", POOL, "--type", "process"], port)
-    # the block types show up in the UI's block catalog (targets, credentials, policies)
-    modules = [f"blocks.{p.stem}" for p in sorted((ROOT / "blocks").glob("*.py")) if p.stem != "__init__"]
-    for module in modules:
-        _prefect(["block", "register", "-m", module], port)
-    _prefect(["--no-prompt", "deploy", "--all"], port)
+    return "created"
+
+
+def register_blocks() -> list[str]:
+    """Register the block types of blocks/*.py, as `prefect block register -m` does (in one process)."""
+    import importlib
+    import inspect
+
+    from prefect.blocks.core import Block, InvalidBlockRegistration
+
+    names = []
+    for path in sorted((ROOT / "blocks").glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        for _, cls in inspect.getmembers(importlib.import_module(f"blocks.{path.stem}")):
+            if cls is not None and Block.is_block_class(cls):
+                with contextlib.suppress(InvalidBlockRegistration):
+                    cls.register_type_and_schema()
+                    names.append(cls.get_block_type_slug())
+    return sorted(set(names))
+
+
+def _deployments(port: int) -> list[str]:
+    body = {"work_pools": {"name": {"any_": [POOL]}}}
+    found = _api(port, "POST", "/deployments/filter", body).raise_for_status().json()
+    return sorted(d["name"] for d in found)
+
+
+def _online_workers(port: int, name: str | None) -> list[str]:
+    answer = _api(port, "POST", f"/work_pools/{POOL}/workers/filter", {})
+    if answer.status_code != 200:
+        return []
+    return [w["name"] for w in answer.json() if w.get("status") == "ONLINE" and name in (None, w["name"])]
+
+
+def _ensure_worker(port: int, timeout_s: float = 120.0) -> str:
+    name_file = state_dir() / "worker.name"
+    if _alive(state_dir() / "worker.pid") is not None and name_file.exists():
+        name = name_file.read_text().strip()
+    else:
+        name = f"thrifty-{uuid.uuid4().hex[:8]}"
+        name_file.write_text(name)
+        args = [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+        _spawn("worker", args, port)
+    deadline = time.monotonic() + timeout_s
+    while not _online_workers(port, name):
+        if _alive(state_dir() / "worker.pid") is None:
+            raise SystemExit(f"the worker exited before it came online; see {state_dir() / 'worker.log'}")
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"worker {name} was not online after {timeout_s:.0f} s; see {state_dir()}/worker.log"
+            )
+        time.sleep(0.5)
+    return name
+
+
+def start(port: int = 4200, worker: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Server, pool, block types, deployments and (optionally) a worker that is online; a summary."""
+    say(f"Prefect server: {_ensure_server(port)}")
+    say(f"work pool {POOL}: {_ensure_pool(port)}")
+    _quiet(
+        [sys.executable, "-m", "deployments.server", "register-blocks", "--port", str(port)], port, "blocks"
+    )
+    _quiet([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], port, "prefect deploy --all")
+    deployments = _deployments(port)
+    say(f"deployments: {len(deployments)} applied from prefect.yaml")
+    worker_name = None
     if worker:
-        _spawn("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"], port)
-    return f"http://127.0.0.1:{port}"
+        say("worker: waiting until it is online …")
+        worker_name = _ensure_worker(port)
+    return {"url": f"http://127.0.0.1:{port}", "deployments": deployments, "worker": worker_name}
 
 
 def stop() -> None:
@@ -128,21 +228,36 @@ def stop() -> None:
         pid_file.unlink(missing_ok=True)
 
 
+def _summary(found: dict[str, Any], port: int) -> str:
+    worker = f"worker {found['worker']} online" if found["worker"] else "no worker (--no-worker)"
+    return "\n".join(
+        [
+            f"Prefect UI {found['url']}  ·  pool {POOL}: {worker}",
+            f"deployments: {', '.join(found['deployments'])}",
+            f"from Python or the CLI: export PREFECT_API_URL={api_url(port)}",
+            f"logs in {state_dir()}  ·  `make server-stop` stops it",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "register-blocks"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("THRIFTY_PREFECT_PORT", "4200")))
     parser.add_argument("--no-worker", action="store_true", help="apply deployments but start no worker")
     args = parser.parse_args()
     if args.action == "stop":
         stop()
         print("stopped the Prefect worker and server")
-        return
-    url = start(args.port, worker=not args.no_worker)
-    print(f"Prefect UI: {url}   (API {api_url(args.port)}; `make server-stop` stops it)")
-    print(f"work pool {POOL!r} has a worker; deployments applied from prefect.yaml")
+    elif args.action == "register-blocks":  # run by `start` in a child with PREFECT_API_URL set
+        print("registered block types:", ", ".join(register_blocks()))
+    else:
+        try:
+            print(_summary(start(args.port, worker=not args.no_worker), args.port))
+        except httpx.HTTPError as exc:
+            raise SystemExit(f"the Prefect API on port {args.port} failed: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Trigger thrifty's flows on a Prefect server and wait for them — over Prefect's REST API.
 
+    # PREFECT_API_URL=http://127.0.0.1:4200/api (what `make server` prints), or pass api_url=
     from thrifty.client import run_deployment
-    run = run_deployment("deploy-model/deploy-model", {"params": {"model": "/models/minilm"}})
+    run = run_deployment("deploy-model/deploy-model", {"model": "/models/minilm", "rps": 200})
+
+thrifty's flows take one parameter, ``params`` (a pydantic model, so the UI renders one form).
+Both shapes are accepted: flat fields (``{"model": ...}``) are wrapped into ``{"params": {...}}``,
+and a name the flow does not take is refused before any run is created, with the names it does
+take. (Prefect itself accepted the flat shape and the run crashed 15 s later on the worker.)
 
 This module talks HTTP with httpx, so the library keeps its rule of never importing prefect.
 To run the flow in this process instead, use ``from flows.run import deploy_model``.
@@ -58,11 +64,60 @@ def run_deployment(
         if found.status_code == 404:
             raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
         found.raise_for_status()
-        created = http.post(
-            f"/deployments/{found.json()['id']}/create_flow_run", json={"parameters": parameters or {}}
-        )
+        deployment = found.json()
+        shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters or {})
+        created = http.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped})
+        if created.status_code in (409, 422):  # the server's own parameter validation
+            raise ConfigError(
+                f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
+                hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
+            )
         created.raise_for_status()
         return _wait(http, created.json()["id"], timeout_s, poll_s)
+
+
+def _properties(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """The properties of ``node``, following one ``$ref`` (also inside ``X | None``) into definitions."""
+    refs = [n for n in node.get("anyOf", []) if isinstance(n, dict) and "$ref" in n]
+    ref = str((refs[0] if refs else node).get("$ref", ""))
+    if ref.startswith("#/"):
+        section, _, key = ref[2:].partition("/")
+        node = schema.get(section, {}).get(key, {})
+    return dict(node.get("properties") or {})
+
+
+def _field_names(deployment: dict[str, Any]) -> str:
+    schema = deployment.get("parameter_openapi_schema") or {}
+    top = _properties(schema, schema)
+    if len(top) == 1:
+        (only,) = top
+        return f"{sorted(_properties(schema, top[only]))} (flat, or inside {{{only!r}: {{...}}}})"
+    return str(sorted(top))
+
+
+def shape_parameters(name: str, schema: dict[str, Any] | None, parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` in the shape the deployment's flow takes, or a ConfigError naming the fix.
+
+    A flow with one model parameter (``params``) gets flat fields wrapped; unknown names are
+    refused at the top level and inside that model (pydantic would drop them without a word).
+    """
+    if not schema or not schema.get("properties"):
+        return parameters  # a deployment without a schema: the server decides
+    top = _properties(schema, schema)
+    wrapped = len(top) == 1 and bool(set(parameters) - set(top))
+    shaped = {next(iter(top)): parameters} if wrapped else parameters
+    unknown = sorted(set(shaped) - set(top))
+    for key, value in shaped.items():
+        inner = _properties(schema, top.get(key, {}))
+        if inner and isinstance(value, dict):
+            prefix = "" if wrapped else f"{key}."
+            unknown += [f"{prefix}{k}" for k in sorted(set(value) - set(inner))]
+    if unknown:
+        raise ConfigError(
+            f"deployment {name} takes no parameter {', '.join(unknown)}",
+            hint=f"use the fields of its form: {_field_names({'parameter_openapi_schema': schema})}",
+        )
+    return shaped
 
 
 def _wait(http: httpx.Client, run_id: str, timeout_s: float, poll_s: float) -> FlowRunResult:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from thrifty.bench.load import load_note
 from thrifty.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class VariantView(View):
     throughput_rps: float | None = None
     load_ms: float | None = None
     peak_memory_mib: float | None = None
+    noisy: str | None = None  # why the benchmark is noisy (a busy machine), None when it is not
     fidelity: dict[str, float]
     status: str
     rejection_reason: str | None
@@ -156,6 +158,7 @@ def _variant_view(variant: Variant, version: ModelVersion, result: Any) -> Varia
     if result is not None:
         keys = ("batch_size", "seq_len", "latency_ms_p50", "latency_ms_p95", "throughput_rps")
         bench = {k: getattr(result, k) for k in (*keys, "load_ms", "peak_memory_mib")}
+        bench["noisy"] = load_note(result.details)
     return VariantView(
         id=variant.id,
         variant=variant.name,

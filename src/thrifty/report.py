@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thrifty.bench.load import load_note
 from thrifty.errors import NotFoundError
 from thrifty.registry import Registry
 
@@ -53,6 +54,7 @@ def _bench_row(results: list[Any]) -> dict[str, Any]:
         "peak_memory_mib": best.peak_memory_mib,
         "threads": best.threads,
         "seq_len": best.seq_len,
+        "noisy": load_note(best.details),
     }
 
 
@@ -210,6 +212,7 @@ def _facts(report: RunReport, local_endpoint: str | None) -> list[str]:
     variant = next((v for v in report.variants if v["variant"] == chosen.get("variant")), None)
     if variant:
         facts.append(f"**Fidelity vs the original:** {variant['fidelity']}")
+    facts += _noisy_lines(report)
     slo = report.decision.get("slo", {})
     traffic = report.decision.get("traffic", {})
     facts.append(f"**SLO:** p95 ≤ {slo.get('latency_ms_p95')} ms at {traffic.get('rps')} req/s")
@@ -256,6 +259,18 @@ def fallback_line(report: RunReport) -> str | None:
         f"planned ({share:.0%}; the plan wanted {planned:g} × {chosen.get('instance_type')}): "
         "save a target block for the plan's cloud to carry the full load"
     )
+
+
+def _noisy_lines(report: RunReport) -> list[str]:
+    """Which variants' numbers were measured on a busy machine (and so may be too slow)."""
+    noisy = [v for v in report.variants if v.get("noisy")]
+    if not noisy:
+        return []
+    names = ", ".join(f"`{v['variant']}`" for v in noisy)
+    return [
+        f"**Noisy benchmarks:** {names}: measured while {noisy[0]['noisy']}; "
+        f"re-measure on a quiet machine with `thrifty bench {report.model}`"
+    ]
 
 
 def _ms(value: Any) -> str:

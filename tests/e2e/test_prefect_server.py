@@ -37,7 +37,7 @@ class Server:
     home: Path
 
 
-def _run_module(action: str, env: dict[str, str], port: int, timeout_s: float) -> None:
+def _run_module(action: str, env: dict[str, str], port: int, timeout_s: float) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "deployments.server", action, "--port", str(port)],
         cwd=ROOT,
@@ -47,6 +47,7 @@ def _run_module(action: str, env: dict[str, str], port: int, timeout_s: float) -
         timeout=timeout_s,
     )
     assert result.returncode == 0, f"{action} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
 
 
 def processes_of(home: Path) -> list[int]:
@@ -79,14 +80,7 @@ def _kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    from thrifty import runtime
-    from thrifty.serving.daemon import stop_daemon
-    from thrifty.settings import get_settings
-
-    home = tmp_path / "thrifty-home"
-    port = free_port()
+def _server_env(home: Path, tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "THRIFTY_HOME": str(home),
@@ -101,6 +95,18 @@ def prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "PREFECT_API_URL",
     ):
         env.pop(var, None)
+    return env
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    from thrifty import runtime
+    from thrifty.serving.daemon import stop_daemon
+    from thrifty.settings import get_settings
+
+    home = tmp_path / "thrifty-home"
+    port = free_port()
+    env = _server_env(home, tmp_path)
     for var in ("THRIFTY_HOME", "THRIFTY_GATEWAY_PORT"):
         monkeypatch.setenv(var, env[var])
     runtime.reset()
@@ -183,3 +189,69 @@ def wait_final_runs(flow_name: str, count: int, timeout_s: float) -> list[Any]:
                 return runs
             assert time.monotonic() < deadline, [(r.name, r.state_name) for r in runs]
             time.sleep(1.0)
+
+
+def _ready(port: int) -> dict[str, Any]:
+    """What the API says, not what server.py printed: health, the pool, online workers, deployments."""
+    import httpx
+
+    api = f"http://127.0.0.1:{port}/api"
+    assert httpx.get(f"{api}/health", timeout=10).status_code == 200
+    pool = httpx.get(f"{api}/work_pools/thrifty-process", timeout=10).raise_for_status().json()
+    workers = httpx.post(f"{api}/work_pools/thrifty-process/workers/filter", json={}, timeout=10)
+    deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).raise_for_status().json()
+    return {
+        "pool_type": pool["type"],
+        "online": sorted(w["name"] for w in workers.raise_for_status().json() if w["status"] == "ONLINE"),
+        "deployments": sorted(d["name"] for d in deployments),
+    }
+
+
+def _quiet_summary(output: str) -> None:
+    lines = output.strip().splitlines()
+    assert len(lines) <= 10, output  # it was 211 lines, Prefect's "start a worker" advice 7 times
+    assert "start a worker" not in output and "Traceback" not in output, output
+    assert "online" in lines[-4] and "PREFECT_API_URL=" in output, output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_start_twice_and_start_stop_start(tmp_path: Path) -> None:
+    """`make server` twice, then `make server-stop` and again: server, worker and deployments each time."""
+    import yaml
+
+    from thrifty.client import run_deployment
+
+    home = tmp_path / "thrifty-home"
+    env, port = _server_env(home, tmp_path), free_port()
+    expected = sorted(d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"])
+    try:
+        _quiet_summary(_run_module("start", env, port, timeout_s=400))
+        first = _ready(port)
+        assert first["pool_type"] == "process" and first["deployments"] == expected
+        assert len(first["online"]) == 1, first
+
+        # a second start reuses the running server and worker, re-applies the deployments
+        again = _run_module("start", env, port, timeout_s=400)
+        _quiet_summary(again)
+        assert "already running" in again and _ready(port) == first
+
+        _run_module("stop", env, port, timeout_s=120)
+        assert wait_gone(home, timeout_s=30) == [], "processes left after stop"
+
+        # start → stop → start: the server's database still has the pool; a new worker comes online
+        _quiet_summary(_run_module("start", env, port, timeout_s=400))
+        after = _ready(port)
+        assert after["deployments"] == expected and after["pool_type"] == "process"
+        assert len(set(after["online"]) - set(first["online"])) == 1, (first, after)
+        # ... and runs flows: flat parameters through thrifty's client (wrapped into params)
+        api = f"http://127.0.0.1:{port}/api"
+        done = run_deployment(
+            "hibernation-sweep/hibernation-sweep", {"dry_run": True}, api_url=api, timeout_s=400
+        )
+        assert done.ok, done.state_message
+
+        _run_module("stop", env, port, timeout_s=120)
+        assert wait_gone(home, timeout_s=30) == [], "processes left after stop"
+    finally:
+        _kill(processes_of(home))

@@ -85,18 +85,30 @@ VARIANT_COLUMNS += [Col(h, justify="right") for h in ("size MB", "req/s", "p95 m
 VARIANT_COLUMNS += [Col("technique")]
 
 
+def _noisy(row: VariantView) -> str:
+    """``~`` before latencies measured on a busy machine (see thrifty.bench.load)."""
+    return "~" if row.noisy else ""
+
+
 def print_summary(rows: list[VariantView], title: str) -> None:
     """Id, name and verdict always; then latency, size, throughput, fidelity as the width allows."""
     from thrifty.cli import console
     from thrifty.render import print_table
 
     cells = [
-        [str(r.id), r.variant, _verdict(r)[0], _fmt(r.latency_ms_p50, ".2f"), _fidelity_text(r.fidelity),
-         _verdict(r)[1], _fmt(r.size_mb), _fmt(r.throughput_rps), _fmt(r.latency_ms_p95, ".2f"),
+        [str(r.id), r.variant, _verdict(r)[0], _noisy(r) + _fmt(r.latency_ms_p50, ".2f"), _fidelity_text(r.fidelity),
+         _verdict(r)[1], _fmt(r.size_mb), _fmt(r.throughput_rps), _noisy(r) + _fmt(r.latency_ms_p95, ".2f"),
          _fmt(r.load_ms, ".0f"), r.technique]
         for r in rows
     ]  # fmt: skip
     print_table(console, VARIANT_COLUMNS, cells, title=title)
+    for row in rows:
+        if row.noisy:
+            console.print(
+                f"~ {row.variant}: noisy, measured while {row.noisy}; "
+                f"re-measure on a quiet machine with `thrifty bench {row.model}`",
+                highlight=False,
+            )
     if rows:
         console.print(f"deploy one by id or name: `thrifty deploy-local {rows[0].ref}`", highlight=False)
 

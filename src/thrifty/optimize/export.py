@@ -16,11 +16,13 @@ from typing import Any
 from thrifty.bench.reference import sentence_embedding_module
 from thrifty.errors import OptimizeError
 from thrifty.optimize._io import prepare_out, save_config, tmp_path_for
+from thrifty.optimize._quiet import EXPORT, known_harmless
 from thrifty.optimize.config import ExportConfig
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+@known_harmless(EXPORT)
 def export_torch_module(
     module: Any,
     example_inputs: tuple[Any, ...],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from thrifty.errors import OptimizeError
 from thrifty.optimize._io import prepare_out, save_config, tmp_path_for
+from thrifty.optimize._quiet import GRAPH, GRAPH_STDOUT, known_harmless
 from thrifty.optimize.config import GraphOptConfig
 
 LEVEL_NUMBERS = {"basic": 1, "extended": 2, "all": 99}
@@ -52,6 +53,7 @@ def _ort_optimize(onnx_path: Path, target: Path, config: GraphOptConfig) -> None
     tmp.replace(target)
 
 
+@known_harmless(GRAPH, stdout=GRAPH_STDOUT)
 def _optimum_optimize(onnx_path: Path, target: Path, config: GraphOptConfig, hf_dir: Path) -> None:
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig

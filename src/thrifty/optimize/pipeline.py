@@ -21,6 +21,7 @@ import numpy as np
 from thrifty.artifacts import ArtifactStore
 from thrifty.bench.evaluation import EvalSet, text_eval_set
 from thrifty.bench.harness import BenchSpec, run_benchmark
+from thrifty.bench.load import load_note
 from thrifty.errors import OptimizeError, ThriftyError
 from thrifty.optimize._io import load_config
 from thrifty.optimize.config import TECHNIQUES, GraphOptConfig, Preset, Tolerance, for_cpu
@@ -598,7 +599,11 @@ def benchmark_rows(variant_id: int, result: dict[str, Any]) -> list[BenchmarkRes
             load_ms=float(result["load_ms"]) if result.get("load_ms") is not None else None,
             file_size_bytes=int(result["file_size_bytes"]),
             hardware=dict(result["hardware"]),
-            details={"runtime": result.get("runtime", "onnxruntime"), "runs": int(case["runs"])},
+            details={
+                "runtime": result.get("runtime", "onnxruntime"),
+                "runs": int(case["runs"]),
+                "load": result.get("load", {}),  # how busy the machine was (bench/load.py)
+            },
         )
         for case in result["cases"]
     ]
@@ -665,6 +670,7 @@ def _summary_row(variant: Variant, result: BenchmarkResult | None) -> dict[str, 
         "throughput_rps": result.throughput_rps if result else None,
         "load_ms": result.load_ms if result else None,
         "peak_memory_mib": result.peak_memory_mib if result else None,
+        "noisy": load_note(result.details) if result else None,
         "fidelity": headline,
         "status": variant.status,
         "rejection_reason": variant.rejection_reason,

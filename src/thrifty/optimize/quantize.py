@@ -10,6 +10,7 @@ import numpy as np
 
 from thrifty.errors import OptimizeError
 from thrifty.optimize._io import prepare_out, save_config, tmp_path_for
+from thrifty.optimize._quiet import QUANTIZE, known_harmless
 from thrifty.optimize.config import BlockwiseQuantConfig, DynamicQuantConfig, StaticQuantConfig
 
 
@@ -19,6 +20,7 @@ def _quant_type(name: str) -> Any:
     return QuantType.QInt8 if name == "qint8" else QuantType.QUInt8
 
 
+@known_harmless(QUANTIZE)
 def quantize_dynamic_int8(onnx_path: Path, out_dir: Path, config: DynamicQuantConfig | None = None) -> Path:
     """Weights to int8 ahead of time, activations quantized at run time; returns the new file."""
     from onnxruntime.quantization import quantize_dynamic
@@ -61,6 +63,7 @@ class FeedsCalibrationReader:
         return len(self._feeds)
 
 
+@known_harmless(QUANTIZE)
 def quantize_static_int8(
     onnx_path: Path,
     out_dir: Path,
@@ -132,6 +135,7 @@ def weight_matmuls(onnx_path: Path) -> list[str]:
     ]
 
 
+@known_harmless(QUANTIZE)
 def quantize_blockwise_int8(
     onnx_path: Path, out_dir: Path, config: BlockwiseQuantConfig | None = None
 ) -> Path:

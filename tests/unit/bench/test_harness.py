@@ -59,3 +59,40 @@ def test_a_broken_model_fails_with_the_child_error(tmp_path: Path) -> None:
     bad.write_bytes(os.urandom(64))
     with pytest.raises(BenchmarkError, match="failed"):
         run_benchmark(bad, BenchSpec(runs=1))
+
+
+def _matmul_onnx(path: Path, rows: int, cols: int) -> Path:
+    weight = numpy_helper.from_array(np.ones((rows, cols), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", cols])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _own_peak_mib() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc/self/status")
+def test_peak_memory_is_the_childs_own_not_the_large_parents(tiny_onnx: Path) -> None:
+    # Linux keeps ru_maxrss across fork + exec: a worker started by a 1 GiB parent reported ≥ 1 GiB
+    ballast = np.ones(128 * 1024 * 1024, np.float64)  # 1 GiB, touched
+    assert _own_peak_mib() >= 1024
+    spec = BenchSpec(batch_sizes=(1,), seq_lens=(None,), runs=3, warmup=1)
+    peak = run_benchmark(tiny_onnx, spec)["peak_memory_mib"]
+    del ballast
+    assert 10 < peak < 512, peak  # Python + numpy + onnxruntime + a 4 kB model
+
+
+def test_peak_memory_grows_with_the_model(tiny_onnx: Path, tmp_path: Path) -> None:
+    """Two models, two numbers: a 64 MiB weight shows up in the child's peak."""
+    spec = BenchSpec(batch_sizes=(1,), seq_lens=(None,), runs=3, warmup=1)
+    small = run_benchmark(tiny_onnx, spec)["peak_memory_mib"]
+    big = run_benchmark(_matmul_onnx(tmp_path / "big.onnx", 4096, 4096), spec)["peak_memory_mib"]
+    assert big - small > 60, (small, big)
