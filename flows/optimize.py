@@ -20,7 +20,7 @@ from tasks.optimize import VariantRef, convert_fp16, export_onnx, optimize_graph
 from thrifty import runtime
 from thrifty.optimize import pipeline
 
-MAPPED_QUANT = ("dynamic_int8", "blockwise_int8", "static_int8", "search")
+MAPPED_QUANT = ("dynamic_int8", "blockwise_int8", "smooth_int8", "static_int8", "search")
 
 
 class OptimizeParams(BaseModel):
@@ -28,7 +28,7 @@ class OptimizeParams(BaseModel):
     version: int | None = Field(None, description="Model version; default: the newest.")
     techniques: list[str] = Field(
         default=list(pipeline.DEFAULT_TECHNIQUES),
-        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, static_int8, fp16, search.",
+        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, smooth_int8, static_int8, fp16, search.",
     )
     target: str = Field("cpu", description="Preset: cpu (picked from this CPU's flags) or gpu.")
     min_cosine: float = Field(0.99, description="Tolerance: minimum mean cosine to the original.")
