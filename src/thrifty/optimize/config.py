@@ -167,12 +167,15 @@ class SmoothQuantConfig:
 
     Channel maxima are calibrated on ``calibration_samples`` inputs (the search split, never the
     held-out one). ``nodes_to_exclude`` (original node names) stay fp32, untouched.
+    ``quantize_embeddings`` stores the embedding tables as int8 too (a quarter of their size, a
+    little error: the search's per-node probes turn it off so that only the probed node counts).
     """
 
     alpha: float = 0.6
     outlier_tokens: int = 1
     calibration_samples: int = 64
     per_channel: bool = True
+    quantize_embeddings: bool = True
     nodes_to_exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

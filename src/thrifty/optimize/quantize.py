@@ -384,7 +384,7 @@ def quantize_smooth_int8(
         quantize_dynamic(
             rewritten,
             tmp,
-            op_types_to_quantize=["MatMul", "Gather"],
+            op_types_to_quantize=["MatMul", "Gather"] if config.quantize_embeddings else ["MatMul"],
             per_channel=config.per_channel,
             weight_type=_quant_type("qint8"),
             nodes_to_exclude=[*fp32_rows, *config.nodes_to_exclude],

@@ -215,7 +215,9 @@ class _Search:
         )
 
     def sensitivities(self, base: SmoothQuantConfig) -> list[tuple[float, str]]:
-        """(error when quantized alone, node name) per weight MatMul, most harmful first."""
+        """(error when quantized alone, node name) per weight MatMul, most harmful first.
+
+        The probes keep the embeddings fp32, so each one measures its node and nothing else."""
         import onnx
 
         model = onnx.load(str(self.fp32), load_external_data=False)
@@ -223,7 +225,8 @@ class _Search:
         errors = []
         for node in nodes:
             others = tuple(n for n in nodes if n != node) + base.nodes_to_exclude
-            fid = self.smooth(dataclasses.replace(base, nodes_to_exclude=others), f"probe-{node}", probe=True)
+            probe = dataclasses.replace(base, nodes_to_exclude=others, quantize_embeddings=False)
+            fid = self.smooth(probe, f"probe-{node}", probe=True)
             errors.append((1.0 - score(fid), node))
         return sorted(errors, reverse=True)
 

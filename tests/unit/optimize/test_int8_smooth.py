@@ -110,6 +110,10 @@ def test_smooth_int8_artifact_structure_and_saved_config(tmp_path: Path) -> None
     assert ops["MatMulInteger"] == 3  # every weight MatMul runs int8 on the ordinary tokens
     assert ops["MatMul"] == 3  # the outlier token's fp32 row, one per weight MatMul
     assert ops["Slice"] == 4 and ops["Concat"] == 3  # two inputs split, three outputs joined
+    smoothing = [
+        n for n in onnx.load(str(out)).graph.node if n.op_type == "Mul" and n.name.endswith("_smooth")
+    ]
+    assert len(smoothing) == 2  # one smoothing Mul per activation input
     saved = json.loads((tmp_path / "smooth" / "thrifty_config.json").read_text())
     assert saved["technique"] == "smooth_int8" and saved["config"]["alpha"] == 0.6
     assert (saved["int8_matmuls"], saved["outlier_row_matmuls"], saved["smoothed_inputs"]) == (3, 3, 2)
