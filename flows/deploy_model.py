@@ -45,7 +45,7 @@ from thrifty.providers.specs import candidates_for, spec_from_candidate
 from thrifty.targets import TargetKind, clouds, target_names
 
 #: techniques that derive a variant from the graph-optimized ONNX model, one task run each
-DERIVED_TECHNIQUES = ("fp16", "dynamic_int8", "static_int8", "blockwise_int8", "search")
+DERIVED_TECHNIQUES = ("fp16", "dynamic_int8", "static_int8", "blockwise_int8", "smooth_int8", "search")
 ALL_TECHNIQUES = ("export", "graph", *DERIVED_TECHNIQUES)
 
 

@@ -29,7 +29,7 @@ from thrifty import runtime
 from thrifty.optimize import pipeline
 from thrifty.optimize.user_inputs import UserInputs
 
-MAPPED_QUANT = ("dynamic_int8", "blockwise_int8", "static_int8", "search")
+MAPPED_QUANT = ("dynamic_int8", "blockwise_int8", "smooth_int8", "static_int8", "search")
 
 
 class OptimizeParams(BaseModel):
@@ -37,7 +37,7 @@ class OptimizeParams(BaseModel):
     version: int | None = Field(None, description="Model version; default: the newest.")
     techniques: list[str] = Field(
         default=list(pipeline.DEFAULT_TECHNIQUES),
-        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, static_int8, fp16, "
+        description="Techniques to run: export, graph, dynamic_int8, blockwise_int8, smooth_int8, static_int8, fp16, "
         "search; prune and distill when module and data are given.",
     )
     module: str | None = Field(

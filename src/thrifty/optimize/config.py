@@ -21,6 +21,7 @@ TECHNIQUES = (
     "graph",
     "dynamic_int8",
     "blockwise_int8",
+    "smooth_int8",
     "static_int8",
     "fp16",
     "search",
@@ -151,6 +152,49 @@ class BlockwiseQuantConfig:
 
 
 @dataclass
+class SmoothQuantConfig:
+    """Dynamic int8 with the activation outliers taken out first (MiniLM/BERT-style encoders).
+
+    Two exact rewrites of the fp32 graph before plain dynamic int8:
+
+    - ``outlier_tokens``: the first tokens (the ``[CLS]`` position carries activations ~7x larger
+      than any other token) go through their own fp32 MatMul, so the per-tensor activation scale
+      of the int8 MatMul is set by the ordinary tokens only (a Slice, a small fp32 MatMul and a
+      Concat per weight MatMul; the fp32 weights stay in the file for that one row);
+    - ``alpha`` (SmoothQuant): each activation channel j is divided by
+      ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (an explicit Mul) and the weight's row j
+      multiplied by it, so outlier channels move into the per-channel int8 weights. 0 turns it off.
+
+    Channel maxima are calibrated on ``calibration_samples`` inputs (the search split, never the
+    held-out one). ``nodes_to_exclude`` (original node names) stay fp32, untouched.
+    ``quantize_embeddings`` stores the embedding tables as int8 too (a quarter of their size, a
+    little error: the search's per-node probes turn it off so that only the probed node counts).
+    """
+
+    alpha: float = 0.6
+    outlier_tokens: int = 1
+    calibration_samples: int = 64
+    per_channel: bool = True
+    quantize_embeddings: bool = True
+    nodes_to_exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_fraction("alpha", self.alpha, high=0.95)
+        if not 0 <= self.outlier_tokens <= 8:
+            raise _bad(
+                f"outlier_tokens={self.outlier_tokens}",
+                "use 0 (off) .. 8 leading tokens in fp32 (1 = the [CLS] position)",
+            )
+        if self.calibration_samples < 1:
+            raise _bad(f"calibration_samples={self.calibration_samples}", "give at least 1 sample")
+        if self.alpha == 0 and self.outlier_tokens == 0:
+            raise _bad(
+                "alpha=0 with outlier_tokens=0 is plain dynamic int8",
+                "use the dynamic_int8 technique, or set alpha > 0 or outlier_tokens ≥ 1",
+            )
+
+
+@dataclass
 class StaticQuantConfig:
     """int8 static QDQ quantization calibrated on sample inputs."""
 
@@ -244,6 +288,7 @@ class Preset:
     graph: GraphOptConfig = field(default_factory=GraphOptConfig)
     dynamic: DynamicQuantConfig | None = None
     blockwise: BlockwiseQuantConfig | None = None
+    smooth: SmoothQuantConfig | None = None
     static: StaticQuantConfig | None = None
     fp16: Fp16Config | None = None
     prune: PruneConfig = field(default_factory=PruneConfig)
@@ -271,6 +316,7 @@ def for_cpu(flags: list[str] | None = None, machine: str | None = None) -> Prese
         name=f"cpu-{isa}",
         dynamic=for_isa(isa),
         blockwise=BlockwiseQuantConfig(accuracy_level=4 if isa in {"avx512_vnni", "arm64"} else 0),
+        smooth=SmoothQuantConfig(),
         static=StaticQuantConfig(),
         fp16=Fp16Config(target="cpu"),
     )

@@ -35,6 +35,7 @@ VARIANT_NAMES: dict[str, tuple[str, str | None]] = {
     "graph": ("onnx-graph", "export"),
     "dynamic_int8": ("int8-dynamic", "graph"),
     "blockwise_int8": ("int8-blockwise", "graph"),
+    "smooth_int8": ("int8-smooth", "graph"),
     "static_int8": ("int8-static-qdq", "graph"),
     "fp16": ("fp16", "graph"),
     "search": ("int8-search", "graph"),
@@ -279,6 +280,10 @@ def _run_technique(
         return quantize.quantize_dynamic_int8(parent, out_dir, _need(preset.dynamic, technique, preset))
     if technique == "blockwise_int8":
         return quantize.quantize_blockwise_int8(parent, out_dir, _need(preset.blockwise, technique, preset))
+    if technique == "smooth_int8":
+        cfg = _need(preset.smooth, technique, preset)
+        calibration = search.split_eval_set(evals).search.calibration_feeds()
+        return quantize.quantize_smooth_int8(parent, out_dir, calibration, cfg)
     if technique == "static_int8":
         cfg = _need(preset.static, technique, preset)
         return quantize.quantize_static_int8(parent, out_dir, evals.calibration_feeds(), cfg)
@@ -287,10 +292,11 @@ def _run_technique(
     result = search.search_int8(
         parent,
         out_dir,
-        evals.fidelity,
+        evals,
         evals.timing_feeds(),
         tolerance,
         _need(preset.dynamic, technique, preset),
+        smooth=preset.smooth,
     )
     if result.path is None:
         raise OptimizeError(
@@ -613,7 +619,11 @@ def judge_variant(
     registry: Registry, store: ArtifactStore, variant: Variant, evals: EvalSet, tolerance: Tolerance
 ) -> Variant:
     """Measure fidelity on the eval set and mark the variant accepted or rejected (with the number)."""
-    verdict = evals.judge(store.fetch(variant.artifact.sha256), tolerance)
+    from thrifty.optimize.search import guardrail_eval_set
+
+    verdict = guardrail_eval_set(evals, variant.technique).judge(
+        store.fetch(variant.artifact.sha256), tolerance
+    )
     status = "accepted" if verdict["accepted"] else "rejected"
     fidelity = {k: v for k, v in verdict.items() if k not in {"accepted", "rejection_reason"}}
     fidelity["tolerance"] = {"min_cosine": tolerance.min_cosine, "min_agreement": tolerance.min_agreement}
