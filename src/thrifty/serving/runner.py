@@ -124,6 +124,7 @@ def save_optimized_graph(model_path: Path, out: Path) -> Path | None:
         return graph
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # as any other cache folder (mkdtemp makes it private)
     try:
         _optimize_to(model_path, tmp / GRAPH_NAME, external_data=True)
         create_session(model_path, RunnerConfig(optimized_graph_path=tmp / GRAPH_NAME))  # it must load back
