@@ -152,6 +152,11 @@ def test_a_storm_of_hibernate_wake_and_requests_leaves_exactly_the_expected_work
     spare = state["warm_pool"]["spares"][0]
     assert kids == {spare["pid"]} == {w["pid"] for w in state["workers"]}
     assert refuses(spare["port"])  # a warm spare never leaves a connection unanswered
+    from thrifty import read
+    from thrifty.settings import get_settings
+
+    shown = read.local_status(runtime.registry(), get_settings()).gateway.workers  # `thrifty status`
+    assert [(w["pid"], w["role"]) for w in shown] == [(spare["pid"], "spare")]
 
     assert httpx.post(f"{url}/v2/models/mlp/infer", json=BODY, timeout=60).status_code == 200
     assert wait_for(_settled(url, 1)), _accounted(url)
