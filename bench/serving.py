@@ -477,6 +477,7 @@ def wake_table(cases: list[WakeCase]) -> dict[tuple[str, str], list[float]]:
                     )
         rows[("awake", "cached")] = _awake(address, cases[0])
         rows.update(_memory(address, cases[0]))
+        rows.update(worker_cpu(cases, home))
         log = (home / "logs" / "gateway.log").read_text()
     rows.update(_ready_timings(log))
     return rows
@@ -522,6 +523,57 @@ def _ready_timings(log: str) -> dict[tuple[str, str], list[float]]:
     for name, session_ms in re.findall(pattern, log):
         found.setdefault((name, "session"), []).append(float(session_ms))
     return found
+
+
+def _cpu_ms(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def worker_cpu(cases: list[WakeCase], home: Path) -> dict[tuple[str, str], list[float]]:
+    """CPU (user + sys, ms) a warm worker spends to load each case and answer its first request.
+
+    Unlike wall time this barely depends on what else runs on the machine: the work a wake costs.
+    """
+    import hashlib
+
+    out: dict[tuple[str, str], list[float]] = {}
+    graphs = {}
+    for case in cases:  # the cache names the saved graph by the file's sha256 (serving/resolve.py)
+        sha = hashlib.sha256(case.path.read_bytes()).hexdigest()
+        graphs[case.name] = (
+            home / "cache" / "serving" / (f"{sha}.opt.ort" if case.graph == "ort" else f"{sha}.opt")
+        )
+    for _ in range(3):
+        for case in cases:
+            load_ms, first_ms = _one_worker(case, graphs[case.name])
+            out.setdefault((case.name, "cpu load"), []).append(load_ms)
+            out.setdefault((case.name, "cpu first request"), []).append(first_ms)
+    return out
+
+
+def _one_worker(case: WakeCase, graph: Path) -> tuple[float, float]:
+    proc = subprocess.Popen(
+        [str(PY), "-m", "thrifty.serving.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        before = _cpu_ms(proc.pid)
+        graph_file = graph if graph.is_file() else graph / "model.onnx"
+        order = {"name": "m", "model_path": str(case.path), "tokenizer_path": str(model_folder()),
+                 "optimized_graph_path": str(graph_file), "runner": {}}  # fmt: skip
+        proc.stdin.write(json.dumps(order).encode() + b"\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        loaded = _cpu_ms(proc.pid)
+        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TEXT]}]}
+        httpx.post(f"http://127.0.0.1:{port}/v2/models/m/infer", json=body, timeout=60).raise_for_status()
+        return loaded - before, _cpu_ms(proc.pid) - loaded
+    finally:
+        proc.stdin.write(b'{"command": "stop"}\n')
+        proc.stdin.flush()
+        proc.wait(30)
 
 
 def floors(cases: list[WakeCase]) -> dict[tuple[str, str], list[float]]:
@@ -658,6 +710,16 @@ def wake_markdown(cases: list[WakeCase], rows: dict[tuple[str, str], list[float]
     for (name, kind), values in sorted(rows.items()):
         if kind == "floor":
             lines.append(f"| session creation only: {name} | {_stats(values)} |")
+    lines += [
+        "",
+        "CPU a warm worker spends (user + sys from /proc, ms; p50 of 3; barely affected by the machine's load):",
+        "",
+    ]
+    lines += ["| variant | saved graph | load the model | answer the first request |", "|---|---|---:|---:|"]
+    for case in cases:
+        load_ms = statistics.median(rows[(case.name, "cpu load")])
+        first_ms = statistics.median(rows[(case.name, "cpu first request")])
+        lines.append(f"| {case.variant} | {case.label} | {load_ms:.0f} | {first_ms:.0f} |")
     memory = [(name, v) for (name, kind), v in rows.items() if kind == "memory"]
     lines += [
         "",
