@@ -8,10 +8,13 @@ ONNX file with onnxruntime from a separate virtualenv (bench/.peers-venv, create
 not a project dependency). Load comes from a separate process (bench/_load.py: keep-alive
 connections, one request at a time each) at concurrency 1 and 32.
 
-Then the wake table: request → response through the gateway for a hibernated MiniLM int8, next to
-the floor (bare session creation; a fresh process's start to first answer).
+Then the wake table: request → answer through the gateway (tritonclient) for hibernated MiniLM fp32
+and int8, each with the saved graph's weights memory-mapped (the default) and, side by side in the
+same gateway, with the ORT flatbuffer graph used before; then with the files evicted from the page
+cache; next to the floors (session creation alone, a request to an awake model).
 
     .venv/bin/python bench/serving.py            # THRIFTY_BENCH_SECONDS=8 per run by default
+    .venv/bin/python bench/serving.py wake       # the wake section only (THRIFTY_BENCH_WAKES=10)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -47,7 +51,8 @@ PEER_DIR = ROOT / "bench" / "peers"
 PY = ROOT / ".venv" / "bin" / "python"
 THRIFTY = ROOT / ".venv" / "bin" / "thrifty"
 DURATION_S = float(os.environ.get("THRIFTY_BENCH_SECONDS", "8"))
-WAKE_TRIALS = int(os.environ.get("THRIFTY_BENCH_WAKES", "8"))
+WAKE_TRIALS = int(os.environ.get("THRIFTY_BENCH_WAKES", "10"))
+COLD_WAKE_TRIALS = int(os.environ.get("THRIFTY_BENCH_COLD_WAKES", "5"))
 PEER_REQUIREMENTS = {
     "mlserver": ["mlserver==1.7.1"],
     "kserve": ["kserve==0.21.0"],
@@ -353,70 +358,248 @@ def run_case(case: Case, peers: dict[str, Path]) -> dict[str, dict[int, dict[str
 
 
 # -- wake ----------------------------------------------------------------------------------------
-def wake_table(case: Case) -> dict[str, list[float]]:
-    """Hibernate, wait for the warm pool to refill, then time one request through the gateway."""
-    rows: dict[str, list[float]] = {}
-    body = case.body_file.read_bytes()
-    with thrifty_gateway(case) as (url, env):
-        wakes = []
+#: (deployment, label, the serving option that picks the saved graph's format)
+WAKE_FORMATS = (
+    ("mapped", "optimized ONNX, weights memory-mapped (model.data)", "onnx"),
+    ("ort", "ORT flatbuffer (.opt.ort, before)", "ort"),
+)
+DEPLOY_SCRIPT = """
+import json, sys
+from pathlib import Path
+from thrifty import runtime
+from thrifty.providers.local import LocalProvider, spec_for_path
+for name, path, tokenizer, graph in json.loads(sys.argv[1]):
+    serving = {"tokenizer_path": tokenizer, "optimized_graph": graph}
+    LocalProvider().deploy(spec_for_path(Path(path), name, runtime.store(), replicas=0, serving=serving))
+"""
+
+
+class WakeCase:
+    def __init__(self, variant: str, path: Path, fmt: str, label: str, graph: str) -> None:
+        self.variant, self.path, self.fmt, self.label, self.graph = variant, path, fmt, label, graph
+        self.name = f"{variant}-{fmt}"
+        self.size_mb = path.stat().st_size / 1e6
+
+
+def wake_cases() -> list[WakeCase]:
+    fp32, int8 = export_minilm(OUT / "minilm")
+    return [
+        WakeCase(variant, path, fmt, label, graph)
+        for variant, path in (("minilm-fp32", fp32), ("minilm-int8", int8))
+        for fmt, label, graph in WAKE_FORMATS
+    ]
+
+
+@contextlib.contextmanager
+def wake_gateway(cases: list[WakeCase]) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """One gateway, every case deployed hibernated (the optimized graphs are saved at deploy)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as home:
+        env = _thrifty_env(Path(home), port)
+        orders = [[c.name, str(c.path), str(model_folder()), c.graph] for c in cases]
+        try:
+            subprocess.run([str(PY), "-c", DEPLOY_SCRIPT, json.dumps(orders)], env=env, check=True)
+            yield f"127.0.0.1:{port}", env, Path(home)
+        finally:
+            subprocess.run([str(THRIFTY), "down"], env=env, check=False, stdout=subprocess.DEVNULL)
+
+
+def _admin(address: str) -> dict[str, Any]:
+    return dict(httpx.get(f"http://{address}/admin/status", timeout=10).json())
+
+
+def _quiet(address: str, name: str, timeout_s: float = 60.0) -> None:
+    """Wait until ``name`` has no replica and a warm spare is ready (the state a wake starts from)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = _admin(address)
+        model = state["models"].get(name, {})
+        booting = any(w["role"] == "booting" for w in state["workers"])
+        if (
+            not model.get("replicas")
+            and not model.get("retiring")
+            and state["warm_pool"]["spares"]
+            and not booting
+        ):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not settle hibernated with a warm spare within {timeout_s:g} s")
+
+
+def evict(home: Path, case: WakeCase) -> None:
+    """Drop the deployment's files from the page cache (as after a long hibernation)."""
+    for path in [case.path, *(home / "cache" / "serving").rglob("*")]:
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def one_wake(address: str, env: dict[str, str], home: Path, case: WakeCase, *, cold_cache: bool) -> float:
+    """Hibernate ``case``, let it settle, then time one request through the gateway (tritonclient)."""
+    import tritonclient.http as triton
+
+    subprocess.run([str(THRIFTY), "hibernate", case.name], env=env, check=True, stdout=subprocess.DEVNULL)
+    _quiet(address, case.name)
+    time.sleep(1.0)  # idle, as a hibernated model would be
+    if cold_cache:
+        evict(home, case)
+    client = triton.InferenceServerClient(address, network_timeout=60)
+    try:
+        assert client.is_server_live()  # connect first: time the wake, not TCP
+        text = triton.InferInput("text", [1], "BYTES")
+        text.set_data_from_numpy(np.array([TEXT.encode()], dtype=object))
+        started = time.perf_counter()
+        result = client.infer(case.name, [text])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    finally:
+        client.close()
+    assert result.as_numpy("sentence_embedding").shape == (1, 384)
+    return elapsed_ms
+
+
+def wake_table(cases: list[WakeCase]) -> dict[tuple[str, str], list[float]]:
+    """Wakes per (case, page cache), interleaved round by round so noise hits every case alike."""
+    rows: dict[tuple[str, str], list[float]] = {}
+    with wake_gateway(cases) as (address, env, home):
         for _ in range(WAKE_TRIALS):
-            subprocess.run(
-                [str(THRIFTY), "hibernate", case.name], env=env, check=True, stdout=subprocess.DEVNULL
-            )
-            time.sleep(2.0)  # idle, as a hibernated model would be; the warm pool refills meanwhile
-            with httpx.Client() as client:
-                client.get(
-                    url.rsplit("/v2/", 1)[0] + "/v2/health/live"
-                )  # connect first: time the wake, not TCP
-                started = time.perf_counter()
-                response = client.post(
-                    url, content=body, headers={"content-type": "application/json"}, timeout=60
+            for case in cases:
+                rows.setdefault((case.name, "cached"), []).append(
+                    one_wake(address, env, home, case, cold_cache=False)
                 )
-                wakes.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.text
-        rows["thrifty gateway: request → response, hibernated (warm pool + saved optimized graph)"] = wakes
-        with httpx.Client() as client:
-            warm = []
-            for _ in range(20):
-                started = time.perf_counter()
-                client.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
-                warm.append((time.perf_counter() - started) * 1000)
-        rows["thrifty gateway: request → response, already awake"] = warm
-    rows.update(floors(case))
+        for _ in range(COLD_WAKE_TRIALS):
+            for case in cases:
+                if case.variant == "minilm-fp32":
+                    rows.setdefault((case.name, "evicted"), []).append(
+                        one_wake(address, env, home, case, cold_cache=True)
+                    )
+        rows[("awake", "cached")] = _awake(address, cases[0])
+        rows.update(_memory(address, cases[0]))
+        rows.update(worker_cpu(cases, home))
+        log = (home / "logs" / "gateway.log").read_text()
+    rows.update(_ready_timings(log))
     return rows
 
 
-def floors(case: Case) -> dict[str, list[float]]:
+def _memory(address: str, awake: WakeCase) -> dict[tuple[str, str], list[float]]:
+    """Resident memory (MB) of the warm spare and of ``awake``'s replica: what hibernation frees."""
+    deadline = time.monotonic() + 60
+    while not (state := _admin(address))["warm_pool"]["spares"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    def rss(pid: int) -> list[float]:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        return [int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile")]
+
+    replica = state["models"][awake.name]["replicas"][0]["pid"]
+    spare = state["warm_pool"]["spares"][0]["pid"]
+    return {("warm spare", "memory"): rss(spare), (awake.name, "memory"): rss(replica)}
+
+
+def _awake(address: str, case: WakeCase) -> list[float]:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(address, network_timeout=60)
+    text = triton.InferInput("text", [1], "BYTES")
+    text.set_data_from_numpy(np.array([TEXT.encode()], dtype=object))
+    client.infer(case.name, [text])  # untimed: it is awake from here on
+    warm = []
+    for _ in range(20):
+        started = time.perf_counter()
+        client.infer(case.name, [text])
+        warm.append((time.perf_counter() - started) * 1000)
+    client.close()
+    return warm
+
+
+def _ready_timings(log: str) -> dict[tuple[str, str], list[float]]:
+    """The worker's own load times per case, from the gateway log ('session_ms': …)."""
+    found: dict[tuple[str, str], list[float]] = {}
+    pattern = r"replica of (\S+) ready on port \d+ \(pid \d+\) in [\d.]+ ms: .*?'session_ms': ([\d.]+)"
+    for name, session_ms in re.findall(pattern, log):
+        found.setdefault((name, "session"), []).append(float(session_ms))
+    return found
+
+
+def _cpu_ms(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def worker_cpu(cases: list[WakeCase], home: Path) -> dict[tuple[str, str], list[float]]:
+    """CPU (user + sys, ms) a warm worker spends to load each case and answer its first request.
+
+    Unlike wall time this barely depends on what else runs on the machine: the work a wake costs.
+    """
+    import hashlib
+
+    out: dict[tuple[str, str], list[float]] = {}
+    graphs = {}
+    for case in cases:  # the cache names the saved graph by the file's sha256 (serving/resolve.py)
+        sha = hashlib.sha256(case.path.read_bytes()).hexdigest()
+        graphs[case.name] = (
+            home / "cache" / "serving" / (f"{sha}.opt.ort" if case.graph == "ort" else f"{sha}.opt")
+        )
+    for _ in range(3):
+        for case in cases:
+            load_ms, first_ms = _one_worker(case, graphs[case.name])
+            out.setdefault((case.name, "cpu load"), []).append(load_ms)
+            out.setdefault((case.name, "cpu first request"), []).append(first_ms)
+    return out
+
+
+def _one_worker(case: WakeCase, graph: Path) -> tuple[float, float]:
+    proc = subprocess.Popen(
+        [str(PY), "-m", "thrifty.serving.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        before = _cpu_ms(proc.pid)
+        graph_file = graph if graph.is_file() else graph / "model.onnx"
+        order = {"name": "m", "model_path": str(case.path), "tokenizer_path": str(model_folder()),
+                 "optimized_graph_path": str(graph_file), "runner": {}}  # fmt: skip
+        proc.stdin.write(json.dumps(order).encode() + b"\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        loaded = _cpu_ms(proc.pid)
+        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [TEXT]}]}
+        httpx.post(f"http://127.0.0.1:{port}/v2/models/m/infer", json=body, timeout=60).raise_for_status()
+        return loaded - before, _cpu_ms(proc.pid) - loaded
+    finally:
+        proc.stdin.write(b'{"command": "stop"}\n')
+        proc.stdin.flush()
+        proc.wait(30)
+
+
+def floors(cases: list[WakeCase]) -> dict[tuple[str, str], list[float]]:
+    """Session creation alone, in this (warm) process: the original file and each saved graph."""
     import onnxruntime as ort
 
     from thrifty.serving.runner import RunnerConfig, create_session, save_optimized_graph
 
-    plain, optimized = [], []
-    opt_path = save_optimized_graph(case.path, OUT / "minilm" / "minilm-int8.opt.ort")
-    for _ in range(5):
-        started = time.perf_counter()
-        ort.InferenceSession(str(case.path), providers=["CPUExecutionProvider"])
-        plain.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        create_session(case.path, RunnerConfig(optimized_graph_path=opt_path))
-        optimized.append((time.perf_counter() - started) * 1000)
-    script = (
-        "import numpy as np, onnxruntime as ort; from tokenizers import Tokenizer\n"
-        f"t = Tokenizer.from_file({str(case.tokenizer / 'tokenizer.json')!r}); t.enable_truncation(max_length=128)\n"
-        f"s = ort.InferenceSession({str(case.path)!r}, providers=['CPUExecutionProvider'])\n"
-        f"e = t.encode({TEXT!r})\n"
-        "s.run(None, {'input_ids': np.array([e.ids]), 'attention_mask': np.array([e.attention_mask]), 'token_type_ids': np.array([e.type_ids])})\n"
-    )
-    process = []
-    for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([str(PY), "-c", script], check=True)
-        process.append((time.perf_counter() - started) * 1000)
-    return {
-        "floor: bare InferenceSession creation, int8 export (warm process)": plain,
-        "floor: session from the saved optimized graph (warm process)": optimized,
-        "floor: fresh process start → first answer (import, session, tokenize, run)": process,
-    }
+    out: dict[tuple[str, str], list[float]] = {}
+    for case in cases:
+        suffix = ".opt.ort" if case.graph == "ort" else ".opt"
+        graph = save_optimized_graph(case.path, OUT / "minilm" / f"{case.path.stem}{suffix}")
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            create_session(case.path, RunnerConfig(optimized_graph_path=graph))
+            times.append((time.perf_counter() - started) * 1000)
+        out[(case.name, "floor")] = times
+    for variant, path in {(c.variant, c.path) for c in cases}:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            times.append((time.perf_counter() - started) * 1000)
+        out[(f"{variant}-original", "floor")] = times
+    return out
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -475,26 +658,112 @@ def targets(case_name: str, results: dict[str, dict[int, dict[str, float]]]) -> 
     return out
 
 
-def wake_markdown(rows: dict[str, list[float]]) -> str:
+def _stats(values: list[float]) -> str:
+    return (
+        f"{statistics.median(values):.0f} | {float(np.percentile(values, 95)):.0f} | "
+        f"{min(values):.0f} | {max(values):.0f} | {len(values)}"
+    )
+
+
+def wake_markdown(cases: list[WakeCase], rows: dict[tuple[str, str], list[float]], load: str) -> str:
     lines = [
         "## Wake from zero (bench/serving.py)",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {machine_line()}. MiniLM int8, one 128-token text;"
-        f" {WAKE_TRIALS} wakes, each after `thrifty hibernate` and 2 s idle. Target: p50 < 150 ms.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {machine_line()}. all-MiniLM-L6-v2 (mean-pooled"
+        " sentence embedding), one 128-token text tokenized server-side, sent with tritonclient through the"
+        " gateway. Each wake: `thrifty hibernate`, wait until a warm worker is ready, 1 s idle, then one timed"
+        " request (request → answer). Both saved-graph formats are deployed side by side in one gateway and"
+        f" woken in turn, round by round. Load average {load} (1/5/15 min, before → after; 2 shared cores)."
+        " Target (issue 17): p50 ≤ 150 ms for every variant up to 100 MB.",
         "",
-        "| what | p50 ms | min ms | max ms | n |",
-        "|---|---:|---:|---:|---:|",
+        "| variant | file MB | saved graph | wake p50 ms | p95 | min | max | n | session ms p50 (worker) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, values in rows.items():
+    for case in cases:
+        session = rows.get((case.name, "session"), [])
+        session_p50 = f"{statistics.median(session):.0f}" if session else "—"
         lines.append(
-            f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} | {max(values):.0f} | {len(values)} |"
+            f"| {case.variant} | {case.size_mb:.0f} | {case.label} | {_stats(rows[(case.name, 'cached')])} | {session_p50} |"
         )
+    lines += [
+        "",
+        "Files evicted from the page cache before each wake (`POSIX_FADV_DONTNEED`), as after a long hibernation:",
+        "",
+    ]
+    lines += [
+        "| variant | saved graph | wake p50 ms | p95 | min | max | n |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        if (case.name, "evicted") in rows:
+            lines.append(f"| {case.variant} | {case.label} | {_stats(rows[(case.name, 'evicted')])} |")
+    lines += [
+        "",
+        "Floors, in this already-warm process:",
+        "",
+        "| what | p50 ms | p95 | min | max | n |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines.append(
+        f"| request → answer, already awake ({cases[0].variant}) | {_stats(rows[('awake', 'cached')])} |"
+    )
+    for (name, kind), values in sorted(rows.items()):
+        if kind == "floor":
+            lines.append(f"| session creation only: {name} | {_stats(values)} |")
+    lines += [
+        "",
+        "CPU a warm worker spends (user + sys from /proc, ms; p50 of 3; barely affected by the machine's load):",
+        "",
+    ]
+    lines += ["| variant | saved graph | load the model | answer the first request |", "|---|---|---:|---:|"]
+    for case in cases:
+        load_ms = statistics.median(rows[(case.name, "cpu load")])
+        first_ms = statistics.median(rows[(case.name, "cpu first request")])
+        lines.append(f"| {case.variant} | {case.label} | {load_ms:.0f} | {first_ms:.0f} |")
+    memory = [(name, v) for (name, kind), v in rows.items() if kind == "memory"]
+    lines += [
+        "",
+        "Resident memory after the run (MB: total / anonymous / file-backed, the mapped weights):",
+        "",
+    ]
+    lines += [f"- {name}: {v[0]:.0f} / {v[1]:.0f} / {v[2]:.0f}" for name, v in memory]
+    lines += ["", *wake_verdict(cases, rows)]
     return "\n".join(lines)
 
 
-def print_tables(
-    all_results: dict[str, dict[str, dict[int, dict[str, float]]]], wake: dict[str, list[float]]
-) -> None:
+def wake_verdict(cases: list[WakeCase], rows: dict[tuple[str, str], list[float]]) -> list[str]:
+    out = []
+    for case in cases:
+        if case.graph != "onnx":
+            continue
+        p50 = statistics.median(rows[(case.name, "cached")])
+        before = statistics.median(rows[(f"{case.variant}-ort", "cached")])
+        verdict = "met" if p50 <= 150 else "NOT met"
+        out.append(
+            f"- {case.variant} ({case.size_mb:.0f} MB): wake p50 {p50:.0f} ms with mapped weights vs {before:.0f} ms"
+            f" with the ORT flatbuffer — target ≤ 150 ms {verdict}"
+        )
+    return out
+
+
+def print_wake(cases: list[WakeCase], rows: dict[tuple[str, str], list[float]]) -> None:
+    table = Table("case", "page cache", "p50 ms", "p95", "min", "max", "n", title="wake from zero")
+    for (name, kind), values in rows.items():
+        if kind == "memory":
+            continue
+        table.add_row(
+            name,
+            kind,
+            f"{statistics.median(values):.0f}",
+            f"{float(np.percentile(values, 95)):.0f}",
+            f"{min(values):.0f}",
+            f"{max(values):.0f}",
+            str(len(values)),
+        )
+    console.print(table)
+
+
+def print_tables(all_results: dict[str, dict[str, dict[int, dict[str, float]]]]) -> None:
     for case_name, results in all_results.items():
         table = Table("server", "req/s c=1", "p50 c=1", "req/s c=32", "p50 c=32", "p99 c=32", title=case_name)
         for name, by_c in results.items():
@@ -507,10 +776,6 @@ def print_tables(
                 f"{by_c[32]['p99_ms']:.2f}",
             )
         console.print(table)
-    table = Table("wake", "p50 ms", "min", "max", title="wake from zero")
-    for name, values in wake.items():
-        table.add_row(name, f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}")
-    console.print(table)
 
 
 def _load_average() -> str:
@@ -520,14 +785,23 @@ def _load_average() -> str:
 LOAD_BEFORE = _load_average()
 
 
+def run_wake() -> None:
+    load_before = _load_average()
+    wake = wake_cases()
+    rows = wake_table(wake)
+    rows.update(floors(wake))
+    print_wake(wake, rows)
+    write_section("wake", wake_markdown(wake, rows, f"{load_before} → {_load_average()}"))
+
+
 def main() -> None:
-    peers = ensure_peers()
-    all_cases = cases()
-    all_results = {case.name: run_case(case, peers) for case in all_cases}
-    wake = wake_table(all_cases[1])
-    print_tables(all_results, wake)
-    write_section("serving", serving_markdown(all_results))
-    write_section("wake", wake_markdown(wake))
+    """``bench/serving.py`` runs everything; ``bench/serving.py wake`` only the wake section."""
+    if sys.argv[1:] != ["wake"]:
+        peers = ensure_peers()
+        all_results = {case.name: run_case(case, peers) for case in cases()}
+        print_tables(all_results)
+        write_section("serving", serving_markdown(all_results))
+    run_wake()
 
 
 if __name__ == "__main__":

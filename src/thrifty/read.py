@@ -402,6 +402,8 @@ class LocalDeployment(View):
 class GatewayView(View):
     url: str
     pid: int | None
+    #: every worker process of the gateway with its role (spare, booting, loading, replica, retiring, …)
+    workers: list[dict[str, Any]] = []
 
 
 class LocalStatus(View):
@@ -444,11 +446,15 @@ def local_status(registry: Registry, settings: Settings) -> LocalStatus:
     """The registry's local deployments joined with what the gateway runs right now."""
     from thrifty.serving import daemon
 
-    live: dict[str, Any] = dict((daemon.gateway_state(settings) or {}).get("models") or {})  # type: ignore[call-overload]
+    state: dict[str, Any] = dict(daemon.gateway_state(settings) or {})
+    live: dict[str, Any] = dict(state.get("models") or {})
     rows = registry.list_deployments("local")
     stats = request_stats(registry, [r.name for r in rows])
+    workers = list(state.get("workers") or [])
     return LocalStatus(
-        gateway=GatewayView(url=daemon.gateway_url(settings), pid=daemon.daemon_pid(settings)),
+        gateway=GatewayView(
+            url=daemon.gateway_url(settings), pid=daemon.daemon_pid(settings), workers=workers
+        ),
         deployments=[_local_row(registry, r, live, stats[r.name]) for r in rows],
     )
 

@@ -11,15 +11,23 @@ from collections.abc import Awaitable, Callable
 from thrifty.serving.http import Handler, start_server
 
 DRAIN_TIMEOUT_S = 30.0
+LISTEN_BACKLOG = 2048
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 = any free port); bound early so the port is known at once."""
+def bind_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound early so its port is known at once (port 0 = any free port).
+
+    ``listen=False`` only reserves the port: connections are refused at once until the server
+    starts (``serve_until_stopped`` listens), instead of piling up unanswered in an accept queue
+    (a warm replica worker waits like that, possibly for hours, before it is given a model).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if listen:  # without SO_REUSEADDR nobody else can bind a reserved, not yet listening port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 

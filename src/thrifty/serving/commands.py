@@ -144,6 +144,12 @@ def status(as_json: JsonOpt = False) -> None:
         return
     gateway = report.gateway
     console.print(f"gateway: {gateway.url} ({'up, pid ' + str(gateway.pid) if gateway.pid else 'down'})")
+    others = [w for w in gateway.workers if w["role"] != "replica"]  # spares, starting, stopping
+    if others:
+        listed = ", ".join(
+            f"pid {w['pid']} {w['role']}" + (f" ({w['model']})" if w["model"] else "") for w in others
+        )
+        console.print(f"other workers: {listed}")
     if not report.deployments:
         console.print("no local deployments: `thrifty deploy-local MODEL/VARIANT` or `make run`")
         return

@@ -11,7 +11,11 @@
 * Failures: a request whose replica dies is retried on another replica, or after a re-wake.
 * Desired state lives in the registry (the local provider writes it); ``reconcile`` reads it every
   ``reconcile_interval_s`` and on ``POST /admin/reconcile``, so a restarted gateway rebuilds its
-  replicas from the registry.
+  replicas from the registry. A wake on request writes ``running`` to the registry as it starts,
+  so whichever of a wake and a ``hibernate`` came last wins: a replica that finishes starting
+  when its deployment no longer wants it answers the requests that waited for it, then stops.
+* Every worker process is tracked from its spawn (``WarmPool.workers``) and listed by
+  ``/admin/status``; one that belongs to no deployment any more is stopped at the next reconcile.
 * Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
   log in batches from a background task — never on the request's path.
 """
@@ -54,6 +58,17 @@ class GatewayConfig:
     log_flush_interval_s: float = 1.0
 
 
+class Wake:
+    """One wake in progress: its task and how many requests are held waiting for it."""
+
+    def __init__(self, task: asyncio.Task[Worker] | None = None) -> None:
+        self.task = task
+        self.held = 0
+
+    def done(self) -> bool:
+        return self.task is None or self.task.done()
+
+
 @dataclass
 class ModelState:
     """What the gateway knows of one deployment."""
@@ -63,11 +78,12 @@ class ModelState:
     desired: int = 0
     replicas: list[Worker] = field(default_factory=list)
     starting: int = 0
-    waking: asyncio.Task[Worker] | None = None
+    waking: Wake | None = None
     #: a local change (a wake) not yet saved to the registry, and when the last save finished:
     #: registry reads that started before that save are stale for this model and are ignored
     unsaved: bool = False
     saved_at: float = 0.0
+    retiring: list[Worker] = field(default_factory=list)
 
     def pick(self) -> Worker | None:
         live = [r for r in self.replicas if r.alive]
@@ -117,12 +133,13 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop background work, every replica (each drains) and the warm pool."""
-        unfinished = [*self._tasks, *self._pending, *(s.waking for s in self.models.values() if s.waking)]
+        wakes = [s.waking.task for s in self.models.values() if s.waking and s.waking.task]
+        unfinished = [*self._tasks, *self._pending, *wakes]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
         await asyncio.gather(*(r.stop() for s in self.models.values() for r in s.replicas))
-        await self.pool.close()
+        await self.pool.close()  # and whatever else is still alive: no child outlives the gateway
         await self.flush_log()
 
     async def _every(self, interval_s: float, action: Any) -> None:
@@ -178,6 +195,8 @@ class Gateway:
                         for r in s.replicas
                         if r.alive
                     ],
+                    "starting": s.starting,
+                    "retiring": [r.pid for r in s.retiring],
                 }
                 for s in self.models.values()
             },
@@ -185,7 +204,15 @@ class Gateway:
                 "size": self.pool.size,
                 "taken_warm": self.pool.taken_warm,
                 "taken_cold": self.pool.taken_cold,
+                "spares": [{"pid": w.pid, "port": w.port} for w in self.pool.spares()],
             },
+            "workers": [
+                *(
+                    {"pid": w.pid, "port": w.port, "role": w.role, "model": w.name or None}
+                    for w in self.pool.workers
+                ),
+                *({"pid": pid, "port": None, "role": "booting", "model": None} for pid in self.pool.booting),
+            ],
         }
 
     async def _proxy(self, request: Request, name: str) -> Response:
@@ -210,7 +237,7 @@ class Gateway:
                     return replica_or_error, cold
                 replica = replica_or_error
             try:
-                status, headers, body = await replica.upstream.request(data, self.config.request_timeout_s)
+                status, headers, body = await self._send(replica, data)
             except TimeoutError:  # the replica is alive but slow: retrying would only pile on
                 message = f"model {state.name!r} did not answer within {self.config.request_timeout_s:g} s"
                 return error_response(504, message), cold
@@ -228,10 +255,20 @@ class Gateway:
             502, f"model {state.name!r}: every replica failed ({last_error}); retried {MAX_ATTEMPTS} times"
         ), cold
 
+    async def _send(self, replica: Worker, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        replica.in_use += 1  # before the first await: a retiring replica waits for this request
+        try:
+            return await replica.upstream.request(data, self.config.request_timeout_s)
+        finally:
+            replica.in_use -= 1
+
     async def _await_wake(self, state: ModelState, started: float) -> Worker | Response:
         remaining = self.config.wake_timeout_s - (time.perf_counter() - started)
+        wake = self.wake(state)
+        assert wake.task is not None
+        wake.held += 1
         try:
-            return await asyncio.wait_for(asyncio.shield(self.wake(state)), max(remaining, 0.001))
+            return await asyncio.wait_for(asyncio.shield(wake.task), max(remaining, 0.001))
         except TimeoutError:
             return error_response(
                 504,
@@ -239,29 +276,54 @@ class Gateway:
             )
         except ServingError as exc:
             return error_response(504, f"model {state.name!r} could not be woken: {exc.message}")
+        finally:  # the caller sends at once (no await in between), so `in_use` takes over from `held`
+            wake.held -= 1
 
-    def wake(self, state: ModelState, *, by_request: bool = True) -> asyncio.Task[Worker]:
+    def wake(self, state: ModelState, *, by_request: bool = True) -> Wake:
         """The one wake in progress for ``state`` (started if none): many waiters, one replica."""
         if state.waking is None or state.waking.done():
-            state.waking = asyncio.get_running_loop().create_task(self._wake(state, by_request))
+            wake = Wake()
+            wake.task = asyncio.get_running_loop().create_task(self._wake(state, by_request, wake))
+            state.waking = wake
         return state.waking
 
-    async def _wake(self, state: ModelState, by_request: bool) -> Worker:
-        was_zero = state.desired == 0
-        state.desired = max(state.desired, 1)
-        state.unsaved = True
-        kind, reason = (
-            ("wake", "request while hibernated") if was_zero else ("replica_started", "no live replica")
-        )
-        worker = await self._start_replica(state, kind, reason)
+    async def _wake(self, state: ModelState, by_request: bool, wake: Wake) -> Worker:
+        kind = "replica_started"
+        if state.desired == 0:  # saved now, while the replica loads: a later hibernate overrides it
+            state.desired, state.unsaved, kind = 1, True, ""
+            self._background(self._save_wake, state)
+        worker = await self._start_replica(state, kind, "no live replica", wake)
         if by_request:  # a cold start: requests waited for this replica
             self.metrics.cold_starts.labels(state.name).inc()
         return worker
 
     async def _start_replica(
-        self, state: ModelState, kind: str = "replica_started", reason: str = ""
+        self, state: ModelState, kind: str = "replica_started", reason: str = "", wake: Wake | None = None
     ) -> Worker:
         started = time.perf_counter()
+        worker = await self._load_replica(state)
+        if not self._wanted(state):  # hibernated, scaled down or deleted while it started
+            self._background_async(self._retire(state, worker, wake))
+            return worker
+        worker.role = "replica"
+        state.replicas.append(worker)
+        self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
+        self._background_async(self._watch(state, worker))
+        log.info(
+            "replica of %s ready on port %s (pid %s) in %.1f ms: %s",
+            state.name,
+            worker.port,
+            worker.pid,
+            (time.perf_counter() - started) * 1000,
+            worker.timings,
+        )
+        # the registry write waits until the first requests are answered (it would compete with them)
+        asyncio.get_running_loop().call_later(
+            SAVE_DELAY_S, self._background, self._save_state, state, kind, reason or f"port {worker.port}"
+        )
+        return worker
+
+    async def _load_replica(self, state: ModelState) -> Worker:
         state.starting += 1
         try:
             worker = await self.pool.take()
@@ -275,28 +337,24 @@ class Gateway:
         finally:
             state.starting -= 1
             self.pool.fill()
-        state.replicas.append(worker)
-        self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
-        self._background_async(self._watch(state, worker))
-        wake_ms = (time.perf_counter() - started) * 1000
-        log.info(
-            "replica of %s ready on port %s (pid %s) in %.1f ms: %s",
-            state.name,
-            worker.port,
-            worker.pid,
-            wake_ms,
-            worker.timings,
-        )
-        # the registry write waits until the first requests are answered (it would compete with them)
-        asyncio.get_running_loop().call_later(
-            SAVE_DELAY_S,
-            self._background,
-            self._save_state,
-            state,
-            kind,
-            reason or f"replica on port {worker.port}",
-        )
         return worker
+
+    def _wanted(self, state: ModelState) -> bool:
+        live = sum(r.alive for r in state.replicas)
+        return self.models.get(state.name) is state and live < state.desired
+
+    async def _retire(self, state: ModelState, worker: Worker, wake: Wake | None) -> None:
+        """Answer the requests that waited for ``worker`` (never an error), then stop it."""
+        worker.role = "retiring"
+        state.retiring.append(worker)
+        log.info("replica of %s (pid %s) is no longer wanted: stopping it", state.name, worker.pid)
+        deadline = time.monotonic() + self.config.request_timeout_s
+        while ((wake and wake.held) or worker.in_use) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        try:
+            await worker.stop()
+        finally:
+            state.retiring.remove(worker)
 
     async def _watch(self, state: ModelState, worker: Worker) -> None:
         code = await worker.process.wait()
@@ -308,7 +366,6 @@ class Gateway:
     def _lost(self, state: ModelState, worker: Worker) -> None:
         if worker in state.replicas:
             state.replicas.remove(worker)
-            worker.stopping = True
             worker.kill()
             self._background(self._save_state, state, "replica_lost", f"replica pid {worker.pid} died")
 
@@ -333,6 +390,18 @@ class Gateway:
                 await asyncio.gather(*(r.stop() for r in state.replicas))
             for state in self.models.values():
                 await self._converge(state)
+            self._stop_strays()
+
+    def _stop_strays(self) -> None:
+        """Stop any replica worker no deployment owns any more (none should exist: a safety net)."""
+        owned = {id(r) for s in self.models.values() for r in (*s.replicas, *s.retiring)}
+        for worker in self.pool.workers:
+            if worker.role == "replica" and id(worker) not in owned:
+                log.warning(
+                    "stopping stray replica pid %s (port %s) of %s", worker.pid, worker.port, worker.name
+                )
+                worker.mark_stopping()
+                self._background_async(worker.stop())
 
     def _apply(self, row: Any, read_at: float) -> None:
         state = self.models.get(row.name)
@@ -353,11 +422,14 @@ class Gateway:
         missing = state.desired - len(live) - state.starting - (waking and state.starting == 0)
         for index in range(max(missing, 0)):
             if index == 0 and not live and not waking:
-                self._background_async(self.wake(state, by_request=False))  # requests arriving now join it
+                self._background_async(
+                    self.wake(state, by_request=False).task
+                )  # requests arriving now join it
             else:
                 self._background_async(self._start_replica(state, "replica_started", "reconcile"))
         for worker in sorted(live, key=lambda r: r.upstream.outstanding)[: max(-missing, 0)]:
             state.replicas.remove(worker)
+            worker.mark_stopping()
             self._background_async(worker.stop())
         if missing < 0 and not state.replicas:
             log.info("%s hibernated (0 replicas)", state.name)
@@ -376,18 +448,23 @@ class Gateway:
         self._background_async(asyncio.get_running_loop().run_in_executor(None, fn, *args))
 
     def _save_state(self, state: ModelState, kind: str, reason: str) -> None:
+        """Record the live replicas (and an event ``kind``, unless empty) in the registry."""
         live = [r for r in state.replicas if r.alive]
         resources = {"replicas": [{"pid": r.pid, "port": r.port} for r in live], "gateway": self.url}
-        fields: dict[str, Any] = {
-            "resources": resources,
-            "endpoint_url": f"{self.url}/v2/models/{state.name}",
-        }
-        if kind == "wake":
-            fields.update(state="running", replicas=max(state.desired, 1))
-        self.registry.upsert_deployment(state.name, **fields)
-        self.registry.add_event(state.name, kind, reason)
-        state.saved_at = time.monotonic()
-        state.unsaved = False
+        self.registry.upsert_deployment(
+            state.name, resources=resources, endpoint_url=f"{self.url}/v2/models/{state.name}"
+        )
+        if kind:
+            self.registry.add_event(state.name, kind, reason)
+
+    def _save_wake(self, state: ModelState) -> None:
+        """The wake's desired state; registry reads that began before this write ends are stale."""
+        try:
+            self.registry.upsert_deployment(state.name, state="running", replicas=max(state.desired, 1))
+            self.registry.add_event(state.name, "wake", "request while hibernated")
+        finally:
+            state.saved_at = time.monotonic()
+            state.unsaved = False
 
     # -- request log ---------------------------------------------------------------------------
     def _record(self, name: str, started: float, cold: bool, status: int) -> None:

@@ -1,8 +1,17 @@
 """Replica processes and the warm pool that makes waking fast.
 
 A ``Worker`` is a ``thrifty.serving.worker`` process started ahead of time: Python, onnxruntime,
-tokenizers and the server are imported and its port is bound before any model is asked for. Waking
-a model then costs only the session creation (plus a pipe round trip), not a process start.
+tokenizers and the server are imported and its port is reserved before any model is asked for.
+Waking a model then costs only the session creation (plus a pipe round trip), not a process start.
+
+Every worker is tracked from its spawn until its process has exited (``WarmPool.workers``), with
+its role::
+
+    spare ──take──▶ loading ──▶ replica ──────────────▶ stopping
+                           └──▶ retiring (no longer wanted: answers the requests that waited for
+                                it, then stops)
+
+so the gateway can account for every child process it has, and ``close`` leaves none behind.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +43,9 @@ class Worker:
     timings: dict[str, float] = field(default_factory=dict)
     upstream: UpstreamPool = field(init=False)
     stopping: bool = False
+    role: str = "spare"
+    #: requests the gateway is forwarding to this worker now (counted before the connection opens)
+    in_use: int = 0
 
     def __post_init__(self) -> None:
         self.upstream = UpstreamPool("127.0.0.1", self.port)
@@ -56,9 +69,14 @@ class Worker:
         self.timings = {k: float(v) for k, v in event.items() if k.endswith("_ms")}
         return self.load_ms
 
+    def mark_stopping(self) -> None:
+        """From now on no request is routed here and the worker is accounted as stopping."""
+        self.stopping = True
+        self.role = "stopping"
+
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         """Drain in-flight requests, then exit (killed after the timeout)."""
-        self.stopping = True
+        self.mark_stopping()
         self.upstream.close()
         if self.process.returncode is not None:
             close_pipes(self.process)
@@ -75,6 +93,7 @@ class Worker:
         close_pipes(self.process)
 
     def kill(self) -> None:
+        self.mark_stopping()
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
 
@@ -86,8 +105,13 @@ def close_pipes(process: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-async def spawn_worker() -> Worker:
-    """Start one warm worker and wait until it has imported everything and bound its port."""
+async def spawn_worker(
+    on_process: Callable[[asyncio.subprocess.Process], None] | None = None,
+) -> Worker:
+    """Start one warm worker and wait until it has imported everything and bound its port.
+
+    ``on_process`` is told of the process as soon as it exists (before it is warm).
+    """
     creating = asyncio.ensure_future(
         asyncio.create_subprocess_exec(
             sys.executable,
@@ -102,6 +126,8 @@ async def spawn_worker() -> Worker:
     except asyncio.CancelledError:  # the process exists anyway: end it before giving up
         await _discard(await creating)
         raise
+    if on_process is not None:
+        on_process(process)
     assert process.stdout is not None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), WORKER_START_TIMEOUT_S)
@@ -124,17 +150,55 @@ async def _discard(process: asyncio.subprocess.Process) -> None:
 
 
 class WarmPool:
-    """Keeps ``size`` started workers ready; ``take`` hands one out and starts its replacement."""
+    """Keeps ``size`` started workers ready; ``take`` hands one out (``fill`` starts its replacement).
+
+    ``workers`` holds every worker the pool started whose process has not exited yet, whatever
+    became of it (spare, replica, stopping): the gateway's full list of children.
+    """
 
     def __init__(self, size: int = 1) -> None:
         self.size = size
         self._spares: list[asyncio.Task[Worker]] = []
+        self._workers: list[Worker] = []
+        self._booting: list[asyncio.subprocess.Process] = []
+        self.closed = False
         self.taken_warm = 0
         self.taken_cold = 0
 
+    @property
+    def workers(self) -> list[Worker]:
+        self._workers = [w for w in self._workers if w.process.returncode is None]
+        return list(self._workers)
+
+    @property
+    def booting(self) -> list[int]:
+        """Pids of worker processes started but not warm yet."""
+        self._booting = [p for p in self._booting if p.returncode is None]
+        return [p.pid for p in self._booting]
+
+    def spares(self) -> list[Worker]:
+        """The spares started and waiting (not the ones still starting)."""
+        done = [t for t in self._spares if t.done() and not t.cancelled() and t.exception() is None]
+        return [t.result() for t in done if t.result().process.returncode is None]
+
+    async def _spawn(self) -> Worker:
+        holder: list[asyncio.subprocess.Process] = []
+
+        def booting(process: asyncio.subprocess.Process) -> None:
+            holder.append(process)
+            self._booting.append(process)
+
+        try:
+            worker = await spawn_worker(booting)
+        finally:
+            for process in holder:
+                self._booting.remove(process)
+        self._workers.append(worker)
+        return worker
+
     def fill(self) -> None:
-        while len(self._spares) < self.size:
-            self._spares.append(asyncio.get_running_loop().create_task(spawn_worker()))
+        while not self.closed and len(self._spares) < self.size:
+            self._spares.append(asyncio.get_running_loop().create_task(self._spawn()))
 
     async def take(self) -> Worker:
         """A started worker: a warm spare when there is one, else a fresh start (cold).
@@ -142,18 +206,21 @@ class WarmPool:
         The pool is not refilled here: the caller calls ``fill`` once its replica is loaded, so the
         replacement's start (a Python process importing onnxruntime) never competes with a wake.
         """
+        if self.closed:
+            raise ServingError("the gateway is shutting down", hint="start it again with `thrifty up`")
         started = time.perf_counter()
         ready = [t for t in self._spares if t.done() and not t.cancelled() and t.exception() is None]
         task = ready[0] if ready else (self._spares[0] if self._spares else None)
         if task is not None:
             self._spares.remove(task)
         else:
-            task = asyncio.get_running_loop().create_task(spawn_worker())
+            task = asyncio.get_running_loop().create_task(self._spawn())
         warm = task.done()
         worker = await task
         if worker.process.returncode is not None:  # a spare that died while waiting
-            worker = await spawn_worker()
+            worker = await self._spawn()
             warm = False
+        worker.role = "loading"
         self.taken_warm += warm
         self.taken_cold += not warm
         log.debug(
@@ -165,9 +232,10 @@ class WarmPool:
         return worker
 
     async def close(self) -> None:
+        """Stop the spares and any worker still alive (whoever was meant to stop it)."""
+        self.closed = True
         spares, self._spares = self._spares, []
         for task in spares:
             task.cancel()
-        for result in await asyncio.gather(*spares, return_exceptions=True):
-            if isinstance(result, Worker):
-                await result.stop(1.0)
+        await asyncio.gather(*spares, return_exceptions=True)
+        await asyncio.gather(*(w.stop(1.0) for w in self.workers))

@@ -7,7 +7,9 @@ Convention (documented in the issue's closing note):
   beside the ONNX file in the variant's folder; the model version's Hugging Face folder (format
   ``huggingface``) or the tokenizer stored with an ONNX version (``--tokenizer``), unpacked from the store;
 * the optimized graph (onnxruntime's extended optimizations, saved once) lives in the cache as
-  ``<cache>/serving/<sha256>.opt.ort`` (onnxruntime's flatbuffer format); ``serving["optimized_graph"] = False`` turns it off.
+  ``<cache>/serving/<sha256>.opt/model.onnx`` with its initializers in ``model.data`` beside it
+  (memory-mapped at load: the fast wake); ``serving["optimized_graph"] = "ort"`` saves
+  ``<sha256>.opt.ort`` (onnxruntime's flatbuffer format) instead, ``False`` turns it off.
 """
 
 from __future__ import annotations
@@ -102,12 +104,22 @@ def resolve_files(spec: Any, registry: Any, store: Any, cache_dir: Path) -> Serv
         ) from exc
     model_path = onnx_in(Path(blob), cache_dir / "serving" / sha)
     tokenizer = _tokenizer_for(spec, serving, model_path, registry, store, cache_dir)
-    optimized = None
-    if serving.get("optimized_graph", True) is not False:
-        from thrifty.serving.runner import save_optimized_graph
+    return ServedFiles(model_path, tokenizer, _optimized_graph(serving, model_path, cache_dir, sha))
 
-        optimized = save_optimized_graph(model_path, cache_dir / "serving" / f"{sha}.opt.ort")
-    return ServedFiles(model_path, tokenizer, optimized)
+
+def _optimized_graph(serving: dict[str, Any], model_path: Path, cache_dir: Path, sha: str) -> Path | None:
+    choice = serving.get("optimized_graph", True)
+    if choice not in (True, False, "onnx", "ort"):
+        raise ServingError(
+            f"serving.optimized_graph is {choice!r}",
+            hint='use true or "onnx" (the default: memory-mapped initializers), "ort", or false',
+        )
+    if choice is False:
+        return None
+    from thrifty.serving.runner import save_optimized_graph
+
+    name = f"{sha}.opt.ort" if choice == "ort" else f"{sha}.opt"
+    return save_optimized_graph(model_path, cache_dir / "serving" / name)
 
 
 def _tokenizer_for(

@@ -1,5 +1,6 @@
-"""A replica process: starts warm (onnxruntime and the server imported, port bound), then waits
-for one model on stdin, loads it and serves it.
+"""A replica process: starts warm (onnxruntime and the server imported, port reserved), then waits
+for one model on stdin, loads it and serves it. The port listens only once the model serves: a warm
+worker refuses connections at once rather than leave them unanswered.
 
 Protocol on the pipes (one JSON object per line):
 
@@ -118,7 +119,7 @@ def prewarm() -> None:
 
 
 async def main(host: str = "127.0.0.1") -> None:
-    sock = bind_socket(host, 0)
+    sock = bind_socket(host, 0, listen=False)
     prewarm()
     _say({"event": "warm", "port": sock.getsockname()[1], "pid": os.getpid()})
     lines = _stdin_lines()

@@ -220,8 +220,8 @@ def test_down_answers_in_flight_requests_then_stops_everything(env: Env) -> None
     from thrifty.serving import daemon
     from thrifty.settings import get_settings
 
-    # a 400 ms batching delay keeps requests in flight while `down` runs
-    serving = {"max_queue_delay_ms": 400, "max_batch_size": 64}
+    # a 1.5 s batching delay keeps requests in flight while `down` runs
+    serving = {"max_queue_delay_ms": 1500, "max_batch_size": 64}
     env.provider().deploy(spec_for_path(env.mlp_path, "slow", runtime.store(), serving=serving))  # type: ignore[attr-defined]
     models = env.admin()["models"]
     replica_pids = [int(r["pid"]) for m in models.values() for r in m["replicas"]]  # type: ignore[attr-defined]
@@ -235,7 +235,13 @@ def test_down_answers_in_flight_requests_then_stops_everything(env: Env) -> None
 
     sender = threading.Thread(target=lambda: asyncio.run(fire()))
     sender.start()
-    time.sleep(0.15)
+
+    def in_flight() -> int:
+        replicas = env.admin()["models"]["slow"]["replicas"]  # type: ignore[index]
+        return sum(int(r["outstanding"]) for r in replicas)
+
+    # all 8 held by the replica's batching delay (a fixed sleep lost this race on a busy machine)
+    assert _wait_for(lambda: in_flight() == 8), in_flight()
     settings = get_settings()
     assert daemon.stop_daemon(settings) is True
     sender.join(30)
@@ -248,10 +254,11 @@ def test_down_answers_in_flight_requests_then_stops_everything(env: Env) -> None
         assert not _alive(pid)
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return condition()
 
 
 def _alive(pid: int) -> bool:
