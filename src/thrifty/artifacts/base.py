@@ -6,7 +6,9 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,21 @@ class StoredBlob:
     size_bytes: int
     uri: str
     created: bool
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One blob as a listing sees it: what the storage lifecycle plans from."""
+
+    sha256: str
+    size_bytes: int
+    tier: str
+    #: when the object was written or last changed tier (S3 LastModified; a copy resets it), UTC
+    modified_at: datetime
+
+
+#: objects asked for per listing request (S3's own maximum; a listing pages past it)
+LIST_PAGE_SIZE = 1000
 
 
 class ArtifactStore(Protocol):
@@ -43,6 +60,10 @@ class ArtifactStore(Protocol):
     def set_tier(self, sha256: str, tier: str) -> None: ...
 
     def tier_of(self, sha256: str) -> str: ...
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob in the store, however many (the S3 backend pages through the listing)."""
+        ...
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
