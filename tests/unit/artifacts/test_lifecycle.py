@@ -230,3 +230,31 @@ def test_s3_plan_pages_past_1000_objects_and_apply_executes_it(s3_store: Any, re
     assert s3_store.tier_of(shas[1]) == "hot" and registry.get_artifact(shas[2]).storage_tier == "warm"
     rest = plan_for_store(s3_store, registry, LifecycleRules(), now)
     assert rest.actions == [] and rest.objects_scanned == 52
+
+
+# -- the CLI renders the library's plan ---------------------------------------------------------
+def test_cli_plan_is_a_dry_run_and_apply_executes(thrifty_home: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from thrifty import runtime
+    from thrifty.cli import app
+
+    orphan = tmp_path / "orphan.bin"
+    orphan.write_bytes(b"o" * 4096)
+    sha = runtime.store().put_file(orphan).sha256
+    runner = CliRunner()
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    shown = runner.invoke(app, ["storage", "plan", "--now", later, "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert [(a["sha256"], a["action"]) for a in data["actions"]] == [(sha, "delete")]
+    assert data["bytes_deleted"] == 4096 and runtime.store().exists(sha)
+    kept = runner.invoke(app, ["storage", "apply", "--json"])  # now: the orphan is inside its grace
+    assert kept.exit_code == 0, kept.output
+    assert json.loads(kept.stdout)["kept"] == {"unreferenced, within grace period": 1}
+    assert json.loads(kept.stdout)["applied"]["deleted"] == 0 and runtime.store().exists(sha)
+    bad = runner.invoke(app, ["storage", "plan", "--now", "yesterday"])
+    # main() prints a ThriftyError as "error: … / fix: …"; the app itself raises it
+    assert isinstance(bad.exception, ConfigError) and "ISO 8601" in str(bad.exception.hint)
