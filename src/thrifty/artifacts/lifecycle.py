@@ -350,26 +350,37 @@ class AppliedPlan:
 
 
 def apply_plan(store: ArtifactStore, plan: StoragePlan, registry: Any | None = None) -> AppliedPlan:
-    """Execute a plan: one store call per action; a failed action is reported, the rest go on.
+    """Execute a plan: one store call per move, deletes batched; a failed action is reported, the
+    rest go on.
 
     The registry's ``storage_tier`` follows each move. A deleted blob's registry row (if any) stays:
     the registry has no delete for artifacts yet, and an unreferenced row harms nothing.
     """
     result = AppliedPlan()
-    for action in plan.actions:
+    for action in (a for a in plan.actions if a.action == "move"):
         try:
-            _apply_one(store, action, registry)
+            _move(store, action, registry)
         except ThriftyError as exc:
             result.failed.append((action, exc.message))
             continue
         result.done.append(action)
+    _delete_all(store, [a for a in plan.actions if a.action == "delete"], result)
     return result
 
 
-def _apply_one(store: ArtifactStore, action: StorageAction, registry: Any | None) -> None:
-    if action.action == "delete":
-        store.delete(action.sha256)
-        return
+def _delete_all(store: ArtifactStore, deletes: list[StorageAction], result: AppliedPlan) -> None:
+    try:
+        failed = store.delete_many([a.sha256 for a in deletes]) if deletes else {}
+    except ThriftyError as exc:
+        failed = {a.sha256: exc.message for a in deletes}
+    for action in deletes:
+        if action.sha256 in failed:
+            result.failed.append((action, failed[action.sha256]))
+        else:
+            result.done.append(action)
+
+
+def _move(store: ArtifactStore, action: StorageAction, registry: Any | None) -> None:
     assert action.to_tier is not None
     store.set_tier(action.sha256, action.to_tier)
     if registry is not None and registry.get_artifact(action.sha256) is not None:

@@ -68,6 +68,15 @@ class LocalStore:
         self._path(sha256).unlink(missing_ok=True)
         self._tier_file(sha256).unlink(missing_ok=True)
 
+    def delete_many(self, sha256s: list[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for sha256 in sha256s:
+            try:
+                self.delete(sha256)
+            except OSError as exc:
+                failed[sha256] = exc.strerror or str(exc)
+        return failed
+
     def _tier_file(self, sha256: str) -> Path:
         return self._path(sha256).with_suffix(".tier")
 

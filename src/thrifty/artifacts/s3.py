@@ -110,6 +110,21 @@ class S3Store:
     def delete(self, sha256: str) -> None:
         self._call("delete", self.client.delete_object, Bucket=self.bucket, Key=self._key(sha256))
 
+    def delete_many(self, sha256s: list[str]) -> dict[str, str]:
+        """DeleteObjects, up to 1,000 keys a request; per-key errors come back, not raised."""
+        failed: dict[str, str] = {}
+        for start in range(0, len(sha256s), LIST_PAGE_SIZE):
+            keys = [{"Key": self._key(s)} for s in sha256s[start : start + LIST_PAGE_SIZE]]
+            reply = self._call(
+                "delete",
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": keys, "Quiet": True},
+            )
+            for error in reply.get("Errors", []):
+                failed[str(error["Key"]).rsplit("/", 1)[-1]] = f"{error.get('Code')}: {error.get('Message')}"
+        return failed
+
     def set_tier(self, sha256: str, tier: str) -> None:
         """Change the storage class in place (S3 copy onto the same key)."""
         key = self._key(sha256)

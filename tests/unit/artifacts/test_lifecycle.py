@@ -258,3 +258,16 @@ def test_cli_plan_is_a_dry_run_and_apply_executes(thrifty_home: Path, tmp_path: 
     bad = runner.invoke(app, ["storage", "plan", "--now", "yesterday"])
     # main() prints a ThriftyError as "error: … / fix: …"; the app itself raises it
     assert isinstance(bad.exception, ConfigError) and "ISO 8601" in str(bad.exception.hint)
+
+
+def test_a_failed_action_is_reported_and_the_rest_go_on(local_store: Any, tmp_path: Path) -> None:
+    orphan = tmp_path / "orphan.bin"
+    orphan.write_bytes(b"o" * 100)
+    sha = local_store.put_file(orphan).sha256
+    gone = StorageAction(_sha(1), "move", "hot", "warm", 10, "unused for 40 days", 0.1, 0.0)
+    delete = StorageAction(sha, "delete", "hot", None, 100, "unreferenced", 0.01, 0.0)
+    applied = apply_plan(
+        local_store, StoragePlan(created_at=NOW, rules=LifecycleRules(), actions=[gone, delete])
+    )
+    assert [a.sha256 for a, _ in applied.failed] == [_sha(1)] and "missing" in applied.failed[0][1]
+    assert applied.done == [delete] and not local_store.exists(sha)
