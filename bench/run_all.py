@@ -15,6 +15,7 @@ SCRIPTS = (
     "planner.py",
     "policies.py",
     "anomaly.py",
+    "storage.py",
     "optimize.py",
     "formats.py",
     "serving.py",

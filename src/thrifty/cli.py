@@ -41,6 +41,7 @@ COMMAND_MODULES = [
     "thrifty.policies.commands",
     "thrifty.providers.commands",
     "thrifty.image_cli",
+    "thrifty.storage_cli",
 ]
 
 

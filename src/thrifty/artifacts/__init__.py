@@ -6,6 +6,6 @@ each storage tier maps to an S3 storage class. Writes are atomic; the same bytes
 
 from __future__ import annotations
 
-from thrifty.artifacts.base import TIERS, ArtifactStore, StoredBlob, open_store, sha256_file
+from thrifty.artifacts.base import TIERS, ArtifactStore, BlobInfo, StoredBlob, open_store, sha256_file
 
-__all__ = ["TIERS", "ArtifactStore", "StoredBlob", "open_store", "sha256_file"]
+__all__ = ["TIERS", "ArtifactStore", "BlobInfo", "StoredBlob", "open_store", "sha256_file"]

@@ -6,7 +6,9 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +27,21 @@ class StoredBlob:
     created: bool
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """One blob as a listing sees it: what the storage lifecycle plans from."""
+
+    sha256: str
+    size_bytes: int
+    tier: str
+    #: when the object was written or last changed tier (S3 LastModified; a copy resets it), UTC
+    modified_at: datetime
+
+
+#: objects asked for per listing request (S3's own maximum; a listing pages past it)
+LIST_PAGE_SIZE = 1000
+
+
 class ArtifactStore(Protocol):
     """What every backend does. Small enough that a test double is a few lines."""
 
@@ -40,9 +57,17 @@ class ArtifactStore(Protocol):
 
     def delete(self, sha256: str) -> None: ...
 
+    def delete_many(self, sha256s: list[str]) -> dict[str, str]:
+        """Delete blobs in as few requests as the backend allows; returns sha256 → error for failures."""
+        ...
+
     def set_tier(self, sha256: str, tier: str) -> None: ...
 
     def tier_of(self, sha256: str) -> str: ...
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob in the store, however many (the S3 backend pages through the listing)."""
+        ...
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

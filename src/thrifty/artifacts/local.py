@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
-from thrifty.artifacts.base import StoredBlob, blob_key, check_tier, sha256_file
+from thrifty.artifacts.base import BlobInfo, StoredBlob, blob_key, check_tier, sha256_file
 from thrifty.errors import IntegrityError, NotFoundError, StoreError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class LocalStore:
@@ -63,6 +68,15 @@ class LocalStore:
         self._path(sha256).unlink(missing_ok=True)
         self._tier_file(sha256).unlink(missing_ok=True)
 
+    def delete_many(self, sha256s: list[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for sha256 in sha256s:
+            try:
+                self.delete(sha256)
+            except OSError as exc:
+                failed[sha256] = exc.strerror or str(exc)
+        return failed
+
     def _tier_file(self, sha256: str) -> Path:
         return self._path(sha256).with_suffix(".tier")
 
@@ -77,3 +91,18 @@ class LocalStore:
         self.fetch(sha256)
         marker = self._tier_file(sha256)
         return str(json.loads(marker.read_text())["tier"]) if marker.exists() else "hot"
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob under ``sha256/``; its time is the later of the blob's and its tier marker's."""
+        for path in sorted((self.root / "sha256").glob("??/*")):
+            if not _SHA256.fullmatch(path.name):
+                continue  # temp files and .tier markers
+            marker = self._tier_file(path.name)
+            stamps = [path.stat().st_mtime] + ([marker.stat().st_mtime] if marker.exists() else [])
+            tier = str(json.loads(marker.read_text())["tier"]) if marker.exists() else "hot"
+            yield BlobInfo(
+                sha256=path.name,
+                size_bytes=path.stat().st_size,
+                tier=tier,
+                modified_at=datetime.fromtimestamp(max(stamps), UTC),
+            )

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from thrifty.artifacts.base import TIERS, StoredBlob, blob_key, check_tier, sha256_file
+from thrifty.artifacts.base import (
+    LIST_PAGE_SIZE,
+    TIERS,
+    BlobInfo,
+    StoredBlob,
+    blob_key,
+    check_tier,
+    sha256_file,
+)
 from thrifty.errors import IntegrityError, NotFoundError, StoreError
 
 
@@ -27,6 +37,8 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url)
         self.cache_dir = cache_dir or Path(tempfile.gettempdir()) / "thrifty-s3-cache"
+        #: listing requests made by the last ``list_blobs`` (a listing that stops at one page is a bug)
+        self.list_pages = 0
 
     def _key(self, sha256: str) -> str:
         key = blob_key(sha256)
@@ -98,6 +110,21 @@ class S3Store:
     def delete(self, sha256: str) -> None:
         self._call("delete", self.client.delete_object, Bucket=self.bucket, Key=self._key(sha256))
 
+    def delete_many(self, sha256s: list[str]) -> dict[str, str]:
+        """DeleteObjects, up to 1,000 keys a request; per-key errors come back, not raised."""
+        failed: dict[str, str] = {}
+        for start in range(0, len(sha256s), LIST_PAGE_SIZE):
+            keys = [{"Key": self._key(s)} for s in sha256s[start : start + LIST_PAGE_SIZE]]
+            reply = self._call(
+                "delete",
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": keys, "Quiet": True},
+            )
+            for error in reply.get("Errors", []):
+                failed[str(error["Key"]).rsplit("/", 1)[-1]] = f"{error.get('Code')}: {error.get('Message')}"
+        return failed
+
     def set_tier(self, sha256: str, tier: str) -> None:
         """Change the storage class in place (S3 copy onto the same key)."""
         key = self._key(sha256)
@@ -115,6 +142,30 @@ class S3Store:
         head = self._call("head", self.client.head_object, Bucket=self.bucket, Key=self._key(sha256))
         storage_class = head.get("StorageClass", "STANDARD")
         return next((t for t, c in TIERS.items() if c == storage_class), storage_class)
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob under the prefix, following ``NextContinuationToken`` past each 1,000-key page."""
+        root = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": root, "MaxKeys": LIST_PAGE_SIZE}
+        self.list_pages = 0
+        while True:
+            page = self._call("list", self.client.list_objects_v2, **kwargs)
+            self.list_pages += 1
+            for item in page.get("Contents", []):
+                yield _blob_info(item)
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _blob_info(item: dict[str, Any]) -> BlobInfo:
+    storage_class = item.get("StorageClass", "STANDARD")
+    return BlobInfo(
+        sha256=str(item["Key"]).rsplit("/", 1)[-1],
+        size_bytes=int(item["Size"]),
+        tier=next((t for t, c in TIERS.items() if c == storage_class), storage_class),
+        modified_at=item["LastModified"].astimezone(UTC),
+    )
 
 
 def _hint(code: str) -> str:
