@@ -6,7 +6,9 @@ A real flow run (ingest → variants → benchmark + fidelity → plan on the re
 
 - AWS: moto's real HTTP server (EC2, SSM, S3). The artifact store is an S3 bucket on the same moto,
   so the variant a VM's boot script fetches is really there.
-- GCP, Azure, Kubernetes: the replay servers of tests/unit/providers (real-shaped API responses).
+- GCP, Azure, Kubernetes: the replay servers of tests/unit/providers (real-shaped API responses;
+  they refuse sizes a zone or region does not sell, keep operations pending for some polls and give
+  a public IP only to a VM that asks for one).
   Their tests end in ``_replayed``. GCP's and Azure's credential blocks are swapped for an
   anonymous / static-token credential: the real ones would reach Google's or Microsoft's token
   endpoint (no network here).
@@ -294,6 +296,10 @@ def test_gcp_target_end_to_end_replayed(
         assert inst["machineType"].endswith(f"/machineTypes/{row.spec['instance_type']}")
         user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
         assert STORE_URL in user_data and row.spec["artifact_sha256"] in user_data
+    # the double gives an external IP only to a VM that asked for one: the endpoint is that IP
+    nat_ips = {c["natIP"] for i in instances for c in i["networkInterfaces"][0].get("accessConfigs", [])}
+    assert len(nat_ips) == len(instances) and row.endpoint_url.split("//")[1].split(":")[0] in nat_ips
+    assert gce.polls and min(gce.polls.values()) >= gce.polls_to_done, "operations were waited for"
     inserts = _inserts(replay_server, "POST", "/instances")
 
     again = run_cloud_flow(tiny_model, target="gcp", providers=["gcp"])
@@ -336,7 +342,9 @@ def test_azure_target_end_to_end_replayed(
     for vm in arm.vms.values():
         assert vm["tags"]["thrifty:managed"] == "true" and vm["tags"]["thrifty:deployment"] == "tiny"
         assert vm["properties"]["hardwareProfile"]["vmSize"] == row.spec["instance_type"]
+        assert vm["properties"]["provisioningState"] == "Succeeded", "the create operation was awaited"
     names = sorted(arm.vms)
+    assert sorted(arm.public_ips) == names, "each VM asked for its public IP"
     puts = _inserts(replay_server, "PUT", "/virtualMachines/")
 
     again = run_cloud_flow(tiny_model, target="azure", providers=["azure"])
@@ -378,6 +386,7 @@ def test_kubernetes_target_end_to_end_replayed(
     labels = workload["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "thrifty" and labels["thrifty-deployment"] == "tiny"
     assert workload["status"]["readyReplicas"] >= 1
+    assert apiserver.unready_reads > 0, "the deploy waited while the pods were starting"
     assert "/api/v1/namespaces/ml/services/tiny" in apiserver.objects
     assert row.endpoint_url == "http://tiny.ml.svc.cluster.local"
     objects = sorted(apiserver.objects)

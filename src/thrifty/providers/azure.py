@@ -91,6 +91,7 @@ class AzureTarget:
     image: tuple[str, str, str, str] = ("Canonical", "ubuntu-24_04-lts", "server", "latest")
     eviction_policy: str = "Delete"
     spot_fallback_on_demand: bool = True
+    public_ip: bool = True
     base_url: str | None = None
     polling_interval_s: float = 5.0
     boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
@@ -121,6 +122,8 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
         return CapacityError(text, hint="try another VM size, region or the plan's next candidate")
     if code in _QUOTA_CODES:
         return QuotaExceededError(text, hint="request a vCPU quota increase (Subscriptions → Usage + quotas)")
+    if code == "InvalidParameter" and getattr(exc.error, "target", None) == "vmSize":
+        return ConfigError(text, hint="use a VM size Azure sells (plan again from current prices)")
     if code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
         return CredentialsError(
             text,
@@ -270,13 +273,29 @@ class AzureProvider:
                             m.VirtualMachineNetworkInterfaceIPConfiguration(
                                 name="ipconfig1",
                                 properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
-                                    subnet=m.SubResource(id=self.target.subnet_id)
+                                    subnet=m.SubResource(id=self.target.subnet_id),
+                                    public_ip_address_configuration=self._public_ip(vm_name),
                                 ),
                             )
                         ],
                     ),
                 )
             ],
+        )
+
+    def _public_ip(self, vm_name: str) -> Any:
+        """A Standard static public IP deleted with the VM (``public_ip``, the default): new VMs get no
+        default outbound access, and the boot pulls the image and the artifact; None without it."""
+        from azure.mgmt.compute import models as m
+
+        if not self.target.public_ip:
+            return None
+        return m.VirtualMachinePublicIPAddressConfiguration(
+            name=f"{vm_name}-ip",
+            sku=m.PublicIPAddressSku(name="Standard", tier="Regional"),
+            properties=m.VirtualMachinePublicIPAddressConfigurationProperties(
+                delete_option="Delete", public_ip_allocation_method="Static"
+            ),
         )
 
     def _tags(self, spec: DeploySpec, slot: int, fallback: bool = False) -> dict[str, str]:

@@ -90,6 +90,7 @@ class GcpTarget:
     project: str
     zone_suffix: str = "a"
     network: str = "global/networks/default"
+    public_ip: bool = True
     image: str = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
     service_account_email: str | None = None
     termination_action: str = "DELETE"
@@ -143,6 +144,12 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
             f"GCP {what} refused: {exc.message} (the zone does not sell this GPU)",
             hint="deploy the plan's next candidate (another zone), or refresh prices: offers list GPUs only "
             "in zones that sell them",
+        )
+    if "does not exist in zone" in str(exc.message):
+        return CapacityError(
+            f"GCP {what} refused: {exc.message} (the zone does not sell this machine type)",
+            hint="deploy the plan's next candidate (another zone), or refresh prices: offers list machine "
+            "types only in zones that sell them",
         )
     if isinstance(exc, gexc.NotFound):
         return NotFoundError(f"GCP {what}: {exc.message}", hint="it may have been deleted outside thrifty")
@@ -264,7 +271,7 @@ class GcpProvider:
                     initialize_params=compute_v1.AttachedDiskInitializeParams(source_image=self.target.image),
                 )
             ],
-            network_interfaces=[compute_v1.NetworkInterface(network=self.target.network)],
+            network_interfaces=[self._network_interface()],
         )
         if self.target.service_account_email:
             body.service_accounts = [
@@ -274,6 +281,16 @@ class GcpProvider:
                 )
             ]
         return body
+
+    def _network_interface(self) -> Any:
+        """The VM's NIC; with ``public_ip`` (the default) one ephemeral external IP, which the VM needs
+        to pull its image and artifact unless the subnet has Cloud NAT (set ``public_ip=False`` then)."""
+        from google.cloud import compute_v1
+
+        nic = compute_v1.NetworkInterface(network=self.target.network)
+        if self.target.public_ip:
+            nic.access_configs = [compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")]
+        return nic
 
     def _labels(self, name: str, slot: int, market: str, replicas: int, fallback: bool) -> dict[str, str]:
         labels = {

@@ -7,6 +7,11 @@ deployment that a new apply no longer produces (the HPA after hibernate, the flo
 the floor drops to 0) are pruned by label. The deployment's spec rides along as an annotation, so
 ``scale``/``wake`` need nothing but the cluster.
 
+``deploy``/``scale``/``wake`` wait, like ``kubectl rollout status``, until every Deployment reports its
+``readyReplicas`` (polls back off from 0.05 s to ``poll_s``) or ``ready_timeout_s`` passes; then they
+return the status as it is (``pending``: the caller's check rolls back). With KEDA or Knative
+scale-to-zero nothing is waited for: no pod need run before the first request.
+
 The client is the official ``kubernetes`` ApiClient (built from a kubeconfig by the block); this
 module uses its raw ``call_api`` so any resource, CRDs included, goes through the same path.
 """
@@ -14,6 +19,7 @@ module uses its raw ``call_api`` so any resource, CRDs included, goes through th
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -73,9 +79,18 @@ class KubernetesProvider:
         Feature.REGIONS: "a cluster lives in one region; register one target per cluster",
     }
 
-    def __init__(self, api_client: Any, target: KubernetesTarget | None = None) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        target: KubernetesTarget | None = None,
+        *,
+        ready_timeout_s: float = 600.0,
+        poll_s: float = 5.0,
+    ) -> None:
         self.api = api_client
         self.target = target or KubernetesTarget()
+        self.ready_timeout_s = ready_timeout_s
+        self.poll_s = poll_s
 
     # -- HTTP boundary -----------------------------------------------------------------------
 
@@ -227,7 +242,20 @@ class KubernetesProvider:
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
         require(self, spec)
         self._apply_all(spec)
-        return self.status(spec.name)
+        return self._await_ready(spec.name)
+
+    def _await_ready(self, name: str) -> DeploymentStatus:
+        """Poll the status until every replica is ready (or the deadline); see the module doc."""
+        status = self.status(name)
+        if self.target.scale_to_zero != "none":
+            return status
+        deadline = time.monotonic() + self.ready_timeout_s
+        delay_s = 0.05
+        while status.state == "pending" and time.monotonic() + delay_s < deadline:
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, self.poll_s)
+            status = self.status(name)
+        return status
 
     def scale(self, name: str, replicas: int) -> DeploymentStatus:
         if replicas < 0:

@@ -4,12 +4,18 @@ metadata tests)."""
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import SHARED_DATA
 
 
 class CapacityFault:
@@ -31,6 +37,25 @@ class CapacityFault:
             self.refused += 1
             error = {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no spot capacity"}}
             raise ClientError(error, "RunInstances")  # type: ignore[arg-type]
+
+
+@functools.cache
+def sold_offers(cloud: str) -> dict[str, frozenset[str]]:
+    """Where each machine type / VM size is sold, read from the shared price snapshot.
+
+    GCP: zone → machine types; Azure: region → VM sizes (its rows carry no zone). Accelerator-only
+    rows (no instance type) are left out. The doubles refuse anything not listed, as the clouds do.
+    """
+    path = SHARED_DATA / "pricing" / f"{cloud}.csv"
+    if not path.is_file():
+        pytest.skip(f"price snapshot {path} is missing (the shared data sits beside the checkout)")
+    sold: dict[str, set[str]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            where = row["zone"] or row["region"]
+            if row["instance_type"] and where:
+                sold.setdefault(where, set()).add(row["instance_type"])
+    return {where: frozenset(types) for where, types in sold.items()}
 
 
 #: a route answers (status, JSON body) or (status, JSON body, extra headers)

@@ -1,27 +1,37 @@
 """GCP provider through google-cloud-compute's REST transport (AnonymousCredentials, api_endpoint).
 
 REPLAYED: there is no Compute Engine here. ``FakeGce`` answers the calls the provider makes with
-real-shaped JSON (compute#operation, compute#instanceAggregatedList, the error bodies GCE sends):
-insert → operation RUNNING → polled → DONE; a stocked-out zone ends its operation with
-ZONE_RESOURCE_POOL_EXHAUSTED; a quota hit is an HTTP 403 with reason quotaExceeded. Like GCE, it
-refuses a GPU VM (guestAccelerators, or an a2/a3/a4/g2 machine type) that asks for live migration
-(400 badRequest "Instances with guest accelerators do not support live migration.") and an
-accelerator type its zone does not sell (404 notFound "The resource '.../acceleratorTypes/...' was
-not found"); which zone sells which GPU comes from the shared price snapshot. Every test here ends
-in ``_replayed``.
+real-shaped JSON (compute#operation, compute#instanceAggregatedList, the error bodies GCE sends),
+and refuses what GCE refuses:
+
+- a machine type its zone does not sell (the zones come from the shared price snapshot): 400
+  ``invalid`` "Machine type with name '…' does not exist in zone '…'";
+- a GPU VM (guestAccelerators, or an a2/a3/a4/g2 machine type) that asks for live migration
+  (400 badRequest "Instances with guest accelerators do not support live migration.") and an
+  accelerator type its zone does not sell (404 notFound "The resource '.../acceleratorTypes/...'
+  was not found");
+- a quota hit is an HTTP 403 with reason quotaExceeded; a stocked-out zone ends its operation with
+  ZONE_RESOURCE_POOL_EXHAUSTED.
+
+Every mutation answers a zonal operation that stays PENDING, then RUNNING, and is DONE only on the
+``polls_to_done``-th poll; its effect lands then (an instance is PROVISIONING until its insert is
+DONE, STOPPING until its stop is, and is still listed until its delete is). An instance has an
+external IP (``accessConfigs[].natIP``) only when the insert asked for one. Every test here ends in
+``_replayed``.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.unit.providers.conftest import TEST_BOOT
-from tests.unit.providers.replay import ReplayServer, Request
+from tests.unit.providers.replay import ReplayServer, Request, sold_offers
 from thrifty.errors import CapacityError, ConfigError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
 from thrifty.providers.gcp import GcpProvider, GcpTarget
@@ -43,6 +53,11 @@ class FakeGce:
         self.stocked_out: set[str] = set()
         self.spot_stocked_out: set[str] = set()
         self.quota_cpus: int | None = None
+        #: zone → machine types it sells (the shared price snapshot)
+        self.machine_types = sold_offers("gcp")
+        #: an operation is PENDING when returned, RUNNING on the polls before this one, DONE on it
+        self.polls_to_done = 2
+        self.addresses = itertools.count(3)
         #: zone → GCE accelerator types it sells (tests fill it from the price snapshot)
         self.accelerator_types: dict[str, set[str]] = {}
         server.route("GET", f"{BASE}/aggregated/instances", self.aggregated)
@@ -50,7 +65,15 @@ class FakeGce:
         server.route("POST", f"{BASE}/zones/", self.post)
         server.route("DELETE", f"{BASE}/zones/", self.delete)
 
-    def _operation(self, zone: str, kind: str, target: str, error: str | None = None) -> dict[str, Any]:
+    def _operation(
+        self,
+        zone: str,
+        kind: str,
+        target: str,
+        error: str | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """A zonal operation, PENDING until polled; ``done`` is its effect, applied when DONE."""
         name = f"operation-{next(self.ids)}-{kind}"
         op: dict[str, Any] = {
             "kind": "compute#operation",
@@ -59,14 +82,15 @@ class FakeGce:
             "zone": f"https://www.googleapis.com{BASE}/zones/{zone}",
             "operationType": kind,
             "targetLink": f"https://www.googleapis.com{BASE}/zones/{zone}/instances/{target}",
-            "status": "RUNNING",
+            "status": "PENDING",
             "progress": 0,
             "insertTime": "2026-11-26T02:00:00.000-08:00",
+            "_done": done,
         }
         if error:
             op["_error"] = error
         self.operations[name] = op
-        return op
+        return _public(op)
 
     def post(self, req: Request) -> tuple[int, Any]:
         zone, rest = req.path.removeprefix(f"{BASE}/zones/").split("/", 1)
@@ -85,8 +109,9 @@ class FakeGce:
             inst["labels"] = req.body["labels"]
             inst["labelFingerprint"] = f"fp-{next(self.ids)}"
             return 200, self._operation(zone, verb, instance)
-        inst["status"] = {"stop": "TERMINATED", "start": "RUNNING"}[verb]
-        return 200, self._operation(zone, verb, instance)
+        inst["status"] = {"stop": "STOPPING", "start": "STAGING"}[verb]
+        final = {"stop": "TERMINATED", "start": "RUNNING"}[verb]
+        return 200, self._operation(zone, verb, instance, done=lambda: inst.update(status=final))
 
     def _insert(self, zone: str, req: Request) -> tuple[int, Any]:
         body = req.body
@@ -94,7 +119,7 @@ class FakeGce:
         if self.quota_cpus is not None and sum(map(len, self.instances.values())) >= self.quota_cpus:
             message = "Quota 'CPUS' exceeded.  Limit: 24.0 in region us-central1."
             return 403, _error(403, message, "quotaExceeded", domain="usageLimits")
-        refused = self._refuse_gpu(zone, body)
+        refused = self._refuse_machine_type(zone, body) or self._refuse_gpu(zone, body)
         if refused is not None:
             return refused
         spot = body.get("scheduling", {}).get("provisioningModel") == "SPOT"
@@ -108,28 +133,42 @@ class FakeGce:
             **body,
             "kind": "compute#instance",
             "id": str(next(self.ids)),
-            "status": "RUNNING",
+            "status": "PROVISIONING",
             "labelFingerprint": "42WmSpB8rSM=",
             "creationTimestamp": "2026-11-26T02:00:00.000-08:00",
             "zone": f"https://www.googleapis.com{BASE}/zones/{zone}",
-            "networkInterfaces": [{"network": body["networkInterfaces"][0]["network"], "networkIP": "10.128.0.7",
-                                   "accessConfigs": [{"name": "External NAT", "natIP": "34.1.2.3"}]}],
-        }  # fmt: skip
+            "networkInterfaces": [self._nic(nic) for nic in body["networkInterfaces"]],
+        }
         self.instances.setdefault(zone, {})[body["name"]] = inst
-        return 200, self._operation(zone, "insert", body["name"])
+        return 200, self._operation(zone, "insert", body["name"], done=lambda: inst.update(status="RUNNING"))
+
+    def _nic(self, asked: dict[str, Any]) -> dict[str, Any]:
+        """A private IP always; an external one only for an accessConfig the insert asked for."""
+        nic = {"network": asked["network"], "networkIP": f"10.128.0.{next(self.addresses)}"}
+        configs = [
+            {"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": c.get("name", "External NAT"),
+             "natIP": f"34.1.2.{next(self.addresses)}", "networkTier": c.get("networkTier", "PREMIUM")}
+            for c in asked.get("accessConfigs") or []
+        ]  # fmt: skip
+        return {**nic, "accessConfigs": configs} if configs else nic
+
+    def _refuse_machine_type(self, zone: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """GCE's answer to a machine type the zone does not sell (or that does not exist at all)."""
+        machine = body["machineType"].rsplit("/", 1)[-1]
+        if f"zones/{zone}/machineTypes/" in body["machineType"] and machine in self.machine_types.get(
+            zone, ()
+        ):
+            return None
+        message = (
+            f"Invalid value for field 'resource.machineType': '{body['machineType']}'. "
+            f"Machine type with name '{machine}' does not exist in zone '{zone}'."
+        )
+        return 400, _error(400, message, "invalid")
 
     def _refuse_gpu(self, zone: str, body: dict[str, Any]) -> tuple[int, Any] | None:
         """What GCE answers a GPU VM that asks for live migration or a GPU its zone lacks."""
         accelerators = body.get("guestAccelerators") or []
         machine = body["machineType"].rsplit("/", 1)[-1]
-        if not re.fullmatch(
-            r"[a-z]([-a-z0-9]*[a-z0-9])?", machine
-        ):  # e.g. the catalog's "n1-standard-4+T4x1"
-            message = (
-                f"Invalid value for field 'resource.machineType': '{body['machineType']}'. "
-                f"Machine type with name '{machine}' does not exist in zone '{zone}'."
-            )
-            return 400, _error(400, message, "invalid")
         bundled = machine.split("-")[0] in ("a2", "a3", "a4", "g2")
         maintenance = body.get("scheduling", {}).get("onHostMaintenance", "MIGRATE")  # GCE's default
         if (accelerators or bundled) and maintenance == "MIGRATE":
@@ -153,24 +192,30 @@ class FakeGce:
         assert kind == "operations"
         op = self.operations[name]
         self.polls[name] = self.polls.get(name, 0) + 1
-        if self.polls[name] >= 2:  # RUNNING on the first poll, DONE on the second
+        if op["status"] != "DONE" and self.polls[name] >= self.polls_to_done:
             op.update(status="DONE", progress=100, endTime="2026-11-26T02:00:09.000-08:00")
             if "_error" in op:
                 op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
                 op["httpErrorStatusCode"] = 503
                 op["httpErrorMessage"] = "SERVICE UNAVAILABLE"
-        return 200, {k: v for k, v in op.items() if not k.startswith("_")}
+            elif op["_done"] is not None:
+                op["_done"]()
+        elif op["status"] != "DONE":
+            op.update(status="RUNNING", progress=50, startTime="2026-11-26T02:00:01.000-08:00")
+        return 200, _public(op)
 
     def delete(self, req: Request) -> tuple[int, Any]:
         zone, rest = req.path.removeprefix(f"{BASE}/zones/").split("/", 1)
         name = rest.split("/", 1)[1]
-        if self.instances.get(zone, {}).pop(name, None) is None:
+        inst = self.instances.get(zone, {}).get(name)
+        if inst is None:
             return 404, _error(
                 404,
                 f"The resource 'projects/{PROJECT}/zones/{zone}/instances/{name}' was not found",
                 "notFound",
             )
-        return 200, self._operation(zone, "delete", name)
+        inst["status"] = "STOPPING"  # listed until the delete is DONE
+        return 200, self._operation(zone, "delete", name, done=lambda: self.instances[zone].pop(name, None))
 
     def aggregated(self, req: Request) -> tuple[int, Any]:
         wanted = dict(re.findall(r'labels\.([\w-]+) = "([^"]*)"', req.query.get("filter", [""])[0]))
@@ -185,6 +230,10 @@ class FakeGce:
                 "warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope"}}  # fmt: skip
         return 200, {"kind": "compute#instanceAggregatedList", "id": f"projects/{PROJECT}/aggregated/instances",
                      "items": items}  # fmt: skip
+
+
+def _public(op: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in op.items() if not k.startswith("_")}
 
 
 def _error(code: int, message: str, reason: str, domain: str = "global") -> dict[str, Any]:
@@ -224,9 +273,10 @@ def test_deploy_spot_polls_operations_to_done_replayed(
 ) -> None:
     status = gcp.deploy(_spec(make_spec, on_demand_floor=1))
     assert (status.state, status.replicas_ready) == ("running", 2)
-    assert status.endpoint_url == "http://34.1.2.3:8080"
     zone = gce.instances["us-central1-a"]
     floor, spot = zone["thrifty-minilm-0"], zone["thrifty-minilm-1"]
+    nat_ip = floor["networkInterfaces"][0]["accessConfigs"][0]["natIP"]
+    assert status.endpoint_url == f"http://{nat_ip}:8080" and nat_ip.startswith("34.")
     assert floor["scheduling"]["provisioningModel"] == "STANDARD"
     assert spot["scheduling"] == {
         "provisioningModel": "SPOT", "instanceTerminationAction": "DELETE",
@@ -237,7 +287,7 @@ def test_deploy_spot_polls_operations_to_done_replayed(
     assert spot["machineType"] == "zones/us-central1-a/machineTypes/e2-standard-2"
     assert all(count == 2 for count in gce.polls.values()), "each operation polled until DONE"
     user_data = next(i["value"] for i in spot["metadata"]["items"] if i["key"] == "user-data")
-    assert user_data.startswith("#cloud-config") and "spot-watch" in user_data
+    assert user_data.startswith("#cloud-config") and "watch --deployment minilm --cloud gcp" in user_data
 
 
 def test_deploy_twice_scale_hibernate_wake_delete_replayed(
@@ -304,6 +354,66 @@ def test_list_managed_and_delete_resource_replayed(gcp: GcpProvider, gce: FakeGc
     assert resource.created_at is not None and resource.created_at.utcoffset() is not None
     gcp.delete_resource(resource)
     assert gcp.list_managed() == []
+
+
+# -- what GCE refuses, and what it takes time for ---------------------------------------------------
+def _sold_elsewhere(gce: FakeGce, zone: str) -> str:
+    """A machine type the snapshot sells in some us-central1 zone but not in ``zone``."""
+    here = gce.machine_types[zone]
+    return min(
+        t for z, types in gce.machine_types.items() if z.startswith("us-central1-") for t in types - here
+    )
+
+
+def test_a_machine_type_the_zone_does_not_sell_is_a_capacity_error_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    machine = _sold_elsewhere(gce, "us-central1-a")
+    with pytest.raises(CapacityError, match=f"Machine type with name '{machine}' does not exist") as info:
+        gcp.deploy(_spec(make_spec, region="us-central1-a", instance_type=machine))
+    assert "us-central1-a" in str(info.value) and info.value.hint and "next candidate" in info.value.hint
+    assert gce.instances == {} and gcp.list_managed() == []
+
+
+def test_a_machine_type_not_sold_falls_through_to_a_zone_that_sells_it_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    machine = _sold_elsewhere(gce, "us-central1-a")
+    selling = min(
+        z for z, types in gce.machine_types.items() if z.startswith("us-central1-") and machine in types
+    )
+    candidates = [
+        _spec(make_spec, region=z, instance_type=machine, replicas=1) for z in ("us-central1-a", selling)
+    ]
+    chosen, status, skipped = deploy_first_available(candidates, lambda spec: gcp)
+    assert (chosen.region, status.replicas_ready) == (selling, 1)
+    assert len(skipped) == 1 and "does not exist in zone 'us-central1-a'" in skipped[0]
+    assert gce.instances.get("us-central1-a", {}) == {}
+
+
+def test_slow_operations_are_polled_until_done_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    gce.polls_to_done = 4  # PENDING, then RUNNING for three polls, DONE on the fourth
+    status = gcp.deploy(_spec(make_spec, price_model=PriceModel.ON_DEMAND))
+    assert (status.state, status.replicas_ready) == ("running", 2)
+    assert {i["status"] for i in gce.instances["us-central1-a"].values()} == {"RUNNING"}
+    assert sorted(gce.polls.values()) == [4, 4], "each insert waited for, not taken as done"
+    assert gcp.hibernate("minilm").state == "hibernated"
+    assert {i["status"] for i in gce.instances["us-central1-a"].values()} == {"TERMINATED"}
+    gcp.delete("minilm")
+    assert gce.instances["us-central1-a"] == {} and gcp.status("minilm").state == "deleted"
+
+
+def test_no_external_ip_unless_asked_for_replayed(gce: FakeGce, make_spec: Any) -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=TEST_BOOT, public_ip=False)
+    private = GcpProvider(target, credentials=AnonymousCredentials())
+    status = private.deploy(_spec(make_spec, replicas=1, price_model=PriceModel.ON_DEMAND))
+    (nic,) = gce.instances["us-central1-a"]["thrifty-minilm-0"]["networkInterfaces"]
+    assert "accessConfigs" not in nic
+    assert status.endpoint_url == f"http://{nic['networkIP']}:8080" and nic["networkIP"].startswith("10.")
 
 
 # -- spot rebalance on GCE ----------------------------------------------------------------------------

@@ -4,14 +4,17 @@ offline), and the provider against a local HTTP server that answers the API call
 REPLAYED: there is no API server here. ``FakeApiServer`` answers with real-shaped objects and keeps
 server-side-apply semantics for one field manager (create → 201, same apply → unchanged
 generation, changed spec → generation + 1, a field dropped from the applied config disappears),
-label-selector lists, deletes, and a Deployment controller that marks replicas ready. Tests using
-it end in ``_replayed``.
+label-selector lists, deletes, and a Deployment controller. Like a real cluster, a Deployment
+whose spec changed reports its new pods in ``readyReplicas`` only after ``reads_to_ready`` reads
+(pods take time to start; until then the old ready count, or no field at all), so the provider
+must wait for its rollout. Tests using it end in ``_replayed``.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import time
 from typing import Any
 
 import kubernetes_validate
@@ -118,6 +121,11 @@ class FakeApiServer:
         self.applied: dict[str, dict[str, Any]] = {}
         self.counter = itertools.count(1)
         self.fail_kind: tuple[str, int, str] | None = None
+        #: reads of a Deployment (GET or list) after a change before its pods report ready
+        self.reads_to_ready = 3
+        self.starting: dict[str, int] = {}
+        #: how often a Deployment was read while some of its pods were not ready yet
+        self.unready_reads = 0
         server.route("PATCH", "/", self.patch)
         server.route("GET", "/", self.get)
         server.route("DELETE", "/", self.delete)
@@ -143,6 +151,8 @@ class FakeApiServer:
         # SSA: the object's fields are what thrifty last applied, plus the fields other managers
         # own (here: .spec.replicas of a Deployment, owned by the HPA controller when thrifty omits it)
         obj = copy.deepcopy(req.body)
+        if existing is not None and "status" in existing:  # status is the controllers', not the applier's
+            obj["status"] = existing["status"]
         if kind == "Deployment" and "replicas" not in obj["spec"]:
             obj["spec"]["replicas"] = existing["spec"]["replicas"] if existing else 1
         if existing is None:
@@ -165,22 +175,50 @@ class FakeApiServer:
         return status, self.objects[req.path]
 
     def _controllers(self) -> None:
-        """The HPA keeps its target within [min, max]; every Deployment's pods become ready."""
+        """The HPA keeps its target within [min, max]; a changed Deployment starts its pods."""
         for path, obj in self.objects.items():
             if obj["kind"] == "HorizontalPodAutoscaler":
                 ns_path = path.split("/horizontalpodautoscalers/")[0].replace("/autoscaling/v2/", "/apps/v1/")
                 target = self.objects[f"{ns_path}/deployments/{obj['spec']['scaleTargetRef']['name']}"]
                 low, high = obj["spec"]["minReplicas"], obj["spec"]["maxReplicas"]
                 target["spec"]["replicas"] = min(max(target["spec"]["replicas"], low), high)
-        for obj in self.objects.values():
-            if obj["kind"] == "Deployment":
-                replicas = obj["spec"]["replicas"]
-                obj["status"] = {"replicas": replicas, "readyReplicas": replicas}
+        for path, obj in self.objects.items():
+            if obj["kind"] != "Deployment":
+                continue
+            replicas, generation = obj["spec"]["replicas"], obj["metadata"]["generation"]
+            old = obj.get("status") or {}
+            if (old.get("observedGeneration"), old.get("replicas")) == (generation, replicas):
+                continue
+            # the pods still ready (the old ones, at most the new count) stay; the new ones start
+            ready = min(old.get("readyReplicas", 0), replicas)
+            obj["status"] = {
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+            }
+            obj["status"] |= {"readyReplicas": ready, "availableReplicas": ready} if ready else {}
+            self.starting[path] = self.reads_to_ready
+
+    def _read(self, path: str) -> None:
+        """One more read of a Deployment whose pods are starting: after enough, they are ready."""
+        if path not in self.starting:
+            return
+        self.unready_reads += 1
+        self.starting[path] -= 1
+        if self.starting[path] <= 0:
+            del self.starting[path]
+            obj = self.objects[path]
+            ready = obj["spec"]["replicas"]
+            obj["status"] = {
+                k: v for k, v in obj["status"].items() if k not in ("readyReplicas", "availableReplicas")
+            }
+            obj["status"] |= {"readyReplicas": ready, "availableReplicas": ready} if ready else {}
 
     def get(self, req: Request) -> tuple[int, Any]:
         if denied := self._check(req):
             return denied
         if req.path in self.objects:
+            self._read(req.path)
             return 200, self.objects[req.path]
         if req.path.startswith(("/apis/http.keda.sh", "/apis/serving.knative.dev")) and not self.crds:
             return 404, {
@@ -189,19 +227,22 @@ class FakeApiServer:
                 "message": "the server could not find the requested resource",
             }
         wanted = dict(pair.split("=") for pair in req.query.get("labelSelector", [""])[0].split(",") if pair)
-        items = [
-            obj
+        paths = [
+            path
             for path, obj in self.objects.items()
             if path.rsplit("/", 1)[0] == req.path
             and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
         ]
-        return 200, {"kind": "List", "items": items}
+        for path in paths:
+            self._read(path)
+        return 200, {"kind": "List", "items": [self.objects[path] for path in paths]}
 
     crds = False
 
     def delete(self, req: Request) -> tuple[int, Any]:
         if denied := self._check(req):
             return denied
+        self.starting.pop(req.path, None)
         if self.objects.pop(req.path, None) is None:
             return 404, {"kind": "Status", "code": 404, "message": "not found"}
         return 200, {"kind": "Status", "status": "Success"}
@@ -212,13 +253,20 @@ def apiserver(replay_server: ReplayServer) -> FakeApiServer:
     return FakeApiServer(replay_server)
 
 
-def _provider(url: str, token: str = SECRET_TOKEN, **target: Any) -> KubernetesProvider:
+def _provider(
+    url: str, token: str = SECRET_TOKEN, ready_timeout_s: float = 30.0, **target: Any
+) -> KubernetesProvider:
     from kubernetes import client
 
     config = client.Configuration(host=url)
     config.api_key = {"BearerToken": token}
     config.api_key_prefix = {"BearerToken": "Bearer"}
-    return KubernetesProvider(client.ApiClient(config), KubernetesTarget(namespace="ml", **target))
+    return KubernetesProvider(
+        client.ApiClient(config),
+        KubernetesTarget(namespace="ml", **target),
+        ready_timeout_s=ready_timeout_s,
+        poll_s=0.05,
+    )
 
 
 @pytest.fixture
@@ -244,6 +292,28 @@ def test_deploy_applies_every_object_server_side_replayed(
     ]
     assert (status.state, status.replicas_desired, status.replicas_ready) == ("running", 2, 2)
     assert status.endpoint_url == "http://minilm.ml.svc.cluster.local"
+
+
+def test_deploy_and_scale_wait_for_the_pods_to_be_ready_replayed(
+    k8s: KubernetesProvider, apiserver: FakeApiServer, make_spec: Any
+) -> None:
+    status = k8s.deploy(make_spec(replicas=2, on_demand_floor=1))
+    assert apiserver.unready_reads > 0, "the double served Deployments whose pods were still starting"
+    assert (status.state, status.replicas_ready) == ("running", 2) and apiserver.starting == {}
+    apiserver.unready_reads = 0
+    status = k8s.scale("minilm", 4)
+    assert apiserver.unready_reads > 0 and (status.state, status.replicas_ready) == ("running", 4)
+
+
+def test_pods_that_never_become_ready_leave_the_deployment_pending_replayed(
+    replay_server: ReplayServer, apiserver: FakeApiServer, make_spec: Any
+) -> None:
+    apiserver.reads_to_ready = 10**6
+    k8s = _provider(replay_server.url, ready_timeout_s=0.3)
+    started = time.monotonic()
+    status = k8s.deploy(make_spec(replicas=2))
+    assert (status.state, status.replicas_ready) == ("pending", 0)
+    assert 0.2 <= time.monotonic() - started < 10, "waited up to the deadline, not for ever"
 
 
 def test_applying_twice_changes_nothing_replayed(
