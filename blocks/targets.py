@@ -110,6 +110,9 @@ class GcpDeployTarget(_Boot):
     service_account_email: str | None = Field(default=None, description="VM service account.")
     termination_action: Literal["DELETE", "STOP"] = Field(default="DELETE", description="On preemption.")
     api_endpoint: str | None = Field(default=None, description="Compute API endpoint override.")
+    public_ip: bool = Field(
+        default=True, description="Give each VM an external IP (off only where the subnet has Cloud NAT)."
+    )
 
     def build_provider(self) -> Any:
         from thrifty.providers.gcp import GcpProvider, GcpTarget
@@ -127,6 +130,7 @@ class GcpDeployTarget(_Boot):
             service_account_email=self.service_account_email,
             termination_action=self.termination_action,
             api_endpoint=self.api_endpoint,
+            public_ip=self.public_ip,
             boot=self._boot(),
         )
         return GcpProvider(target, credentials=self.credentials.get_credentials_from_service_account())
@@ -146,6 +150,7 @@ class AzureDeployTarget(_Boot):
     ssh_public_key: str = Field(..., description="Public key for the admin user (not secret).")
     eviction_policy: Literal["Delete", "Deallocate"] = Field(default="Delete", description="On eviction.")
     base_url: str | None = Field(default=None, description="ARM endpoint override.")
+    public_ip: bool = Field(default=True, description="Give each VM a static public IP, deleted with it.")
 
     def build_provider(self) -> Any:
         from thrifty.providers.azure import AzureProvider, AzureTarget
@@ -157,6 +162,7 @@ class AzureDeployTarget(_Boot):
             ssh_public_key=self.ssh_public_key,
             eviction_policy=self.eviction_policy,
             base_url=self.base_url,
+            public_ip=self.public_ip,
             boot=self._boot(),
         )
         return AzureProvider(target, credential=self.credentials.get_credential())

@@ -184,7 +184,12 @@ def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
         )
     spec, status, skipped = deploy_first_available(ready, lambda _spec: provider)
     _record(status, spec, choice)
-    registry.add_event(spec.name, "deployed", reason=f"{choice.provider} {spec.region} {spec.instance_type}")
+    registry.add_event(
+        spec.name,
+        "deployed",
+        reason=f"{choice.provider} {spec.region} {spec.instance_type}",
+        details={"variant_id": spec.variant_id, "artifact_sha256": spec.artifact_sha256},
+    )
     return Deployed(
         spec=spec,
         state=status.state,

@@ -238,7 +238,12 @@ def _record(status: Any, spec: DeploySpec) -> None:
 
     registry = runtime.registry()
     record_deployment(registry, status, spec, {"ids": [r.id for r in status.resources]})
-    registry.add_event(spec.name, "deployed", reason=f"thrifty deploy --target {status.provider}")
+    registry.add_event(
+        spec.name,
+        "deployed",
+        reason=f"thrifty deploy --target {status.provider}",
+        details={"variant_id": spec.variant_id, "artifact_sha256": spec.artifact_sha256},
+    )
 
 
 def gc(

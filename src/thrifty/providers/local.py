@@ -77,7 +77,10 @@ class LocalProvider:
                 endpoint_url=self._endpoint(spec.name),
             )
             self.registry.add_event(
-                spec.name, "deploy", f"{spec.replicas} replica(s) of artifact {spec.artifact_sha256[:12]}"
+                spec.name,
+                "deploy",
+                f"{spec.replicas} replica(s) of artifact {spec.artifact_sha256[:12]}",
+                details={"variant_id": spec.variant_id, "artifact_sha256": spec.artifact_sha256},
             )
         row = self.registry.get_deployment(spec.name)
         return self._converge(spec.name, row.replicas if row.state == "running" else 0, ensure_gateway=True)

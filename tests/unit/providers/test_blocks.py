@@ -16,6 +16,7 @@ from blocks.credentials import (
     KubernetesClusterConfig,
 )
 from blocks.targets import TARGET_BLOCKS, AwsDeployTarget, KubernetesDeployTarget
+from tests.unit.providers.conftest import RUNTIME_IMAGE
 from thrifty.errors import CredentialsError
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -55,7 +56,7 @@ def test_a_rejected_key_is_a_credentials_error_without_the_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     creds = AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET, endpoint_url=moto)
-    provider = AwsDeployTarget(credentials=creds).build_provider()
+    provider = AwsDeployTarget(credentials=creds, image=RUNTIME_IMAGE).build_provider()
 
     def refuse(**_: Any) -> None:
         error = {

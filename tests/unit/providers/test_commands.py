@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.unit.providers.conftest import RUNTIME_IMAGE
 from thrifty.cli import app
 
 
@@ -41,6 +42,7 @@ def s3_store_env(monkeypatch: pytest.MonkeyPatch, s3_artifact: tuple[str, str], 
     monkeypatch.setenv("THRIFTY_ARTIFACT_STORE_URL", s3_artifact[0])
     monkeypatch.setenv("THRIFTY_S3_ENDPOINT_URL", moto)
     monkeypatch.setenv("THRIFTY_AWS_ENDPOINT_URL", moto)
+    monkeypatch.setenv("THRIFTY_RUNTIME_IMAGE", RUNTIME_IMAGE)  # what `thrifty image build --push` printed
     runtime.get_settings.cache_clear()
 
 
