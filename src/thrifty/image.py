@@ -169,6 +169,7 @@ def wheelhouse(root: Path, cache: Path, out: Path) -> None:
         part.replace(wheels)
     shutil.copytree(wheels, out)
     shutil.copy(lock, out / "requirements.lock")
+    shutil.rmtree(root / "build" / "lib", ignore_errors=True)  # setuptools' in-tree copies of deleted modules
     _run([*_pip(), "wheel", "--quiet", "--no-deps", "-w", str(out), str(root)], "building thrifty's wheel")
 
 
@@ -203,7 +204,8 @@ def build_image(root: Path | None = None, *, force: bool = False) -> ImageBuild:
         wheelhouse(root, cache, context / "wheelhouse")
         containerfile = root / "deployments" / "image" / "Containerfile"
         no_cache = ["--no-cache"] if force else []
-        podman("build", "--network", "host", *no_cache, "--build-arg", f"BASE={base}", "-f", str(containerfile),
+        podman("build", "--network", "host", *no_cache, "--build-arg", f"BASE={base}",
+               "--build-arg", f"THRIFTY_CONTENT={ref.rsplit(':', 1)[1]}", "-f", str(containerfile),
                "-t", ref, str(context))  # fmt: skip
     finally:
         shutil.rmtree(context, ignore_errors=True)
