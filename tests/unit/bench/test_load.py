@@ -85,7 +85,8 @@ def test_a_benchmark_on_a_busy_machine_is_remeasured_and_flagged(
     result = run_benchmark(_matmul_onnx(tmp_path / "m.onnx", 64, 16), spec)
     record = result["load"]
     assert record["noisy"] and record["contention"] > 1.0, record
-    assert record["others_busy_vcpus"] >= 0.8 * len(hogs), record
+    # the hogs share 2 cores with the benchmark itself, so together they get at least one vCPU, not two
+    assert record["others_busy_vcpus"] >= 0.5 * len(hogs), record
     assert "other processes kept" in record["reasons"][0]
     assert record["remeasured"] and len(record["attempts"]) == 2
     assert "measuring it once more" in caplog.text and "is noisy" in caplog.text
