@@ -361,6 +361,7 @@ def _rewrite_for_smooth(
     return model, fp32_rows, counts
 
 
+@known_harmless(QUANTIZE)
 def quantize_smooth_int8(
     onnx_path: Path,
     out_dir: Path,
