@@ -49,6 +49,38 @@ def _api_url(api_url: str | None) -> str:
     return url.rstrip("/")
 
 
+#: answers a busy or starting server gives; retried with backoff, as Prefect's own client does
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _send(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One API call, retried on a busy server (429/502/503/504) or a dropped connection."""
+    for delay_s in (*RETRY_DELAYS_S, None):
+        try:
+            response = http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            if delay_s is None:
+                raise ThriftyError(
+                    f"the Prefect API at {http.base_url} did not answer {method} {url}: {exc}",
+                    hint="is the server up? `make server` starts one",
+                ) from exc
+        else:
+            if response.status_code not in RETRY_STATUS or delay_s is None:
+                return response
+        time.sleep(delay_s)
+    raise AssertionError("unreachable")  # the loop returns or raises on its last pass
+
+
+def _ok(response: httpx.Response, what: str) -> httpx.Response:
+    if response.is_success:
+        return response
+    raise ThriftyError(
+        f"the Prefect API refused to {what}: HTTP {response.status_code} {response.text[:300]}",
+        hint="see the server's log (make server prints where it is)",
+    )
+
+
 def run_deployment(
     name: str,
     parameters: dict[str, Any] | None = None,
@@ -60,20 +92,21 @@ def run_deployment(
     """Create a run of deployment ``FLOW/DEPLOYMENT`` and wait until it reaches a final state."""
     flow_name, _, deployment_name = name.partition("/")
     with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
-        found = http.get(f"/deployments/name/{flow_name}/{deployment_name}")
+        found = _send(http, "GET", f"/deployments/name/{flow_name}/{deployment_name}")
         if found.status_code == 404:
             raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
-        found.raise_for_status()
-        deployment = found.json()
+        deployment = _ok(found, f"read deployment {name}").json()
         shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters or {})
-        created = http.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped})
+        created = _send(
+            http, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped}
+        )
         if created.status_code in (409, 422):  # the server's own parameter validation
             raise ConfigError(
                 f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
                 hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
             )
-        created.raise_for_status()
-        return _wait(http, created.json()["id"], timeout_s, poll_s)
+        run_id = _ok(created, f"create a run of {name}").json()["id"]
+        return _wait(http, run_id, timeout_s, poll_s)
 
 
 def _properties(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +156,7 @@ def shape_parameters(name: str, schema: dict[str, Any] | None, parameters: dict[
 def _wait(http: httpx.Client, run_id: str, timeout_s: float, poll_s: float) -> FlowRunResult:
     deadline = time.monotonic() + timeout_s
     while True:
-        run = http.get(f"/flow_runs/{run_id}").raise_for_status().json()
+        run = _ok(_send(http, "GET", f"/flow_runs/{run_id}"), f"read flow run {run_id}").json()
         state = run.get("state") or {}
         if state.get("type") in FINAL_STATES:
             return FlowRunResult(run_id, run["name"], state["type"], state.get("message"))

@@ -87,3 +87,25 @@ def test_optional_model_parameter_and_plain_parameters() -> None:
     assert shape_parameters("p/p", schema, {"rps": 2.0}) == {"rps": 2.0}
     with pytest.raises(ConfigError, match="takes no parameter params"):
         shape_parameters("p/p", schema, {"params": {"rps": 2.0}})
+
+
+def test_a_busy_server_is_retried_and_a_refusal_is_a_thrifty_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Prefect server answers 503 while it starts or its database is busy: retried, never a traceback."""
+    import httpx
+
+    from thrifty import client
+    from thrifty.errors import ThriftyError
+
+    monkeypatch.setattr(client, "RETRY_DELAYS_S", (0.0, 0.0))
+    answers = iter([503, 503, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers), json={"id": "r1"})
+
+    with httpx.Client(transport=httpx.MockTransport(handler), base_url="http://127.0.0.1:9") as http:
+        assert client._send(http, "POST", "/x").status_code == 200
+        answers = iter([503, 503, 503])
+        refused = client._send(http, "POST", "/x")
+        assert refused.status_code == 503
+        with pytest.raises(ThriftyError, match="refused to create a run of x: HTTP 503"):
+            client._ok(refused, "create a run of x")
