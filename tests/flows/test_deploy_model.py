@@ -177,8 +177,9 @@ def test_deploys_serves_and_reruns_from_cache(tiny_model: Path, deploy_home: Pat
     assert (row.state, row.provider) == ("running", "local")
     assert summary["endpoint_url"] == row.endpoint_url
     x = np.random.default_rng(7).standard_normal((4, IN_FEATURES)).astype(np.float32)
+    # the plan may choose the fp16 variant (accepted, as small): fp16 precision, not bit-exactness
     np.testing.assert_allclose(
-        infer(row.endpoint_url, x), original_logits(tiny_model, x), rtol=1e-4, atol=1e-4
+        infer(row.endpoint_url, x), original_logits(tiny_model, x), rtol=1e-2, atol=1e-2
     )
     assert summary["smoke_test"]["ok"] and summary["smoke_test"]["value"] >= 0.99
 
@@ -213,7 +214,7 @@ def test_deploys_serves_and_reruns_from_cache(tiny_model: Path, deploy_home: Pat
     replicas = [r for r in LocalProvider(start_gateway=False).list_managed() if r.kind == "replica"]
     assert len(replicas) == 1
     np.testing.assert_allclose(
-        infer(row.endpoint_url, x), original_logits(tiny_model, x), rtol=1e-4, atol=1e-4
+        infer(row.endpoint_url, x), original_logits(tiny_model, x), rtol=1e-2, atol=1e-2
     )
 
 

@@ -81,7 +81,7 @@ def hogs() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_a_benchmark_on_a_busy_machine_is_remeasured_and_flagged(
     tmp_path: Path, hogs: list[subprocess.Popen[bytes]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    spec = BenchSpec(batch_sizes=(1,), seq_lens=(None,), runs=200, warmup=2)
+    spec = BenchSpec(batch_sizes=(1,), seq_lens=(None,), runs=2000, warmup=2)  # long enough to see the hogs
     result = run_benchmark(_matmul_onnx(tmp_path / "m.onnx", 64, 16), spec)
     record = result["load"]
     assert record["noisy"] and record["contention"] > 1.0, record
