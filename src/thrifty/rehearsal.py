@@ -151,11 +151,9 @@ def wait_ready(url: str, vm: Vm, deadline_s: float = 240.0) -> float:
     import httpx
 
     while time.perf_counter() - vm.started_at < deadline_s:
-        try:
+        with suppress(httpx.HTTPError):  # not listening yet: the VM is still booting
             if httpx.get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
                 return time.perf_counter() - vm.started_at
-        except httpx.HTTPError:
-            pass
         if vm.state() != "running":
             break
         time.sleep(0.25)

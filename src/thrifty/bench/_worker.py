@@ -9,6 +9,7 @@ Peak memory is this process's own high-water mark, ``VmHWM`` in /proc/self/statu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
@@ -123,12 +124,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def peak_memory_mib(status: Path = Path("/proc/self/status")) -> float:
     """This process's peak resident memory since exec (``VmHWM``), in MiB."""
-    try:
+    with contextlib.suppress(OSError):  # no procfs (macOS): fall back below
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0  # kB
-    except OSError:
-        pass
     # no procfs (macOS): ru_maxrss, in bytes there (kB on Linux)
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform == "darwin" else 1.0)
     return kib / 1024.0

@@ -13,6 +13,7 @@ parsing requests (onnxruntime releases the GIL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -94,9 +95,8 @@ def read_ahead(graph: Path) -> None:
         except OSError:
             continue
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:  # a file system without fadvise: reading on demand still works
-            pass
+            with contextlib.suppress(OSError):  # a file system without fadvise: reading on demand works
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
         finally:
             os.close(fd)
 
