@@ -1,26 +1,31 @@
 """Anomalies a person can read, in a deployment's per-minute cost, latency, errors and traffic.
 
-Four series are derived from one-minute rollups, each over a short window (``window_min``):
+Each series is judged minute by minute against a **baseline** — the larger of its median over the
+past ``baseline_min`` minutes (ending ``lag_min`` ago, so an anomaly under way does not pull its
+own baseline up) and its median around the same minute yesterday (so a daily ramp is not news) —
+with a **noise model** that knows how the value was measured:
 
-    cost      $ per 1M requests  = Σ spend / Σ requests × 1e6
-    latency   p95 latency, ms    = median of the per-minute p95s
-    errors    error rate         = Σ errors / Σ requests
-    traffic   requests / minute  = Σ requests / window
+    traffic   requests/min     Poisson counts, over-dispersion φ learnt from the series itself
+    latency   p95 ms           log p95 from n requests: variance σ²/n, σ² learnt from the series
+    errors    share failing    errors ~ Poisson(rate × requests)
+    cost      $/1M requests    spend per replica-minute (the price in force) when the rollups
+                               carry replicas; else spend that rises while $/1M rises too
 
-Two detectors look at each, with robust statistics only (medians and MADs: one burst in the
-baseline does not move them):
+The learnt parts (φ, σ²) are robust spreads (MAD) of the series' own standardised residuals over
+the past day, so a bursty function and a steady one are each judged by their own yardstick.
 
-* **jump** — the value is far above the rolling median of the past ``baseline_min`` minutes (robust
-  z ≥ ``z``), *and*, once 24 h of history exist, far above the same hour yesterday (so a daily
-  ramp-up is not news), held for ``confirm_min`` minutes. Catches spikes and level shifts.
-* **drift** — an EWMA (half-life ``drift_halflife_min``) of the value has risen ≥ ``drift_rel``
-  above the same hour yesterday, held for ``drift_confirm_min``. Catches slow drifts that a rolling
-  baseline follows up. Needs 24 h of history.
+A one-sided **CUSUM** (Page's test) adds up the evidence, as a log-likelihood ratio, that the
+series has risen by the rule's ``shift_rel`` (or its absolute floor, if larger) above its baseline,
+and alerts when that sum reaches ``threshold``. A large jump crosses in a minute or two; a smaller
+lasting shift crosses after enough minutes agree; noise keeps pulling the sum back to zero. For a
+given false-alert rate no test finds a lasting shift sooner (Lorden, 1971).
 
-A rise must also clear an absolute floor (the cost floor is in $/day: a $/1M rise × the requests a
-day at the current rate; latency +20 ms; …) and a relative one, so moves too small to act on are
-ignored. After an alert a series stays quiet for ``cooldown_min``. Only rises alert: a drop in
-cost, latency or errors is good news, and a drop in traffic is the hibernation policy's business.
+An alert also has to matter: the rise over the run that crossed must clear the rule's absolute
+floor (the cost floor is in $/day at the current traffic; latency +20 ms; …) and relative bar, or
+it is not worth a person's time. A rise that had been building before its run crossed (or a
+run longer than ``drift_after_min``) is reported as a ``drift``, a sudden one as a ``jump``. After an alert a series stays quiet for ``cooldown_min``.
+Only rises alert: a drop in cost, latency or errors is good news, and a drop in traffic is the
+hibernation policy's business.
 
 Every alert is causal: it depends only on minutes up to its own (tests perturb the future).
 """
@@ -28,7 +33,7 @@ Every alert is causal: it depends only on minutes up to its own (tests perturb t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -36,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from thrifty.errors import ConfigError
-from thrifty.policies.base import FloatArray, IntArray
+from thrifty.policies.base import FloatArray
 
 BoolArray = NDArray[np.bool_]
 
@@ -44,102 +49,108 @@ Series = Literal["cost", "latency", "errors", "traffic"]
 SERIES: tuple[Series, ...] = ("cost", "latency", "errors", "traffic")
 DAY_MIN = 1440
 MAD_TO_SIGMA = 1.4826
-UPPER_QUANTILE = 0.9  # a value no higher than this share of its reference window is not news
+ERROR_RATE_PRIOR = 0.001  # the error rate assumed when the history saw none
 BURSTY_PEAK_RATIO = 5.0  # a day whose peak is over 5× its median is bursty by nature
-ERROR_RATE_PRIOR = 0.001  # the error rate assumed when the baseline saw none, for counting noise
+MIN_CALIBRATION = 60  # minutes of residuals needed before a series' own spread is trusted
 
 
 @dataclass(frozen=True)
 class SeriesRule:
-    """How one series is judged: its window, thresholds, floors and the action to suggest."""
+    """How one series is judged: the shift it looks for, the floors a rise must clear, the action."""
 
     unit: str
-    window_min: int
+    shift_rel: float  # the rise the CUSUM is tuned to find, as a fraction of the baseline
     min_rel: float  # a rise below this fraction of the baseline is ignored
     floor: float  # a rise below this (in floor_unit) is ignored
     floor_unit: str
     action: str
-    min_requests: int = 0  # fewer requests in the window: no value (too few to judge)
-    min_events: float = 0.0  # for rates: a rise must also mean this many more events in the window
-    scale_rel: float = 0.05  # the robust scale is at least this fraction of the baseline
+    min_events: float = 0.0  # for rates: a rise must also mean this many more events in the run
+    scale_rel: float = 0.02  # noise is never taken below this relative σ (log units)
+    yesterday_q: float = 0.5  # the quantile of yesterday's window that counts as usual
 
     def __post_init__(self) -> None:
-        if self.window_min < 1 or self.min_rel < 0 or self.floor < 0 or self.scale_rel <= 0:
+        if self.shift_rel <= 0 or self.min_rel < 0 or self.floor < 0 or self.scale_rel <= 0:
             raise ConfigError(
-                f"series rule {self}", hint="window ≥ 1 minute, min_rel and floor ≥ 0, scale_rel > 0"
+                f"series rule {self}", hint="shift_rel > 0, min_rel and floor ≥ 0, scale_rel > 0"
             )
 
 
 DEFAULT_RULES: Mapping[Series, SeriesRule] = {
     "cost": SeriesRule(
         "$/1M requests",
-        15,
         0.2,
+        0.15,
         0.10,
         "$/day",
-        "check replicas and the price in force (`thrifty status`); scale in or re-plan (`thrifty plan`)",
-        min_requests=20,
+        "check replicas and the price in force (`thrifty costs`); scale in or re-plan (`thrifty plan`)",
     ),
     "latency": SeriesRule(
         "ms",
-        5,
+        0.3,
         0.2,
         20.0,
         "ms",
         "compare replicas with traffic; if it began with a new revision, roll back",
-        min_requests=20,
     ),
     "errors": SeriesRule(
         "share of requests",
-        10,
+        2.0,
         0.5,
         0.01,
         "share of requests",
         "read the gateway log for the failing status; if it began with a new revision, roll back",
-        min_requests=50,
-        min_events=4.0,
-        scale_rel=0.2,
+        min_events=3.0,
     ),
     "traffic": SeriesRule(
         "requests/min",
-        5,
         0.25,
+        0.2,
         5.0,
         "requests/min",
         "confirm the traffic is wanted (a client retrying in a loop?) and that autoscaling keeps up",
+        yesterday_q=0.9,
     ),
 }
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """The detectors' settings; ``rules`` per series (defaults: ``DEFAULT_RULES``)."""
+    """The detector's settings; ``rules`` per series (defaults: ``DEFAULT_RULES``)."""
 
     baseline_min: int = 120
-    z: float = 6.0
-    z_yesterday: float = 4.0
-    confirm_min: int = 3
-    yesterday_halfwidth_min: int = 30
-    drift_halflife_min: float = 60.0
-    drift_rel: float = 0.25
-    drift_confirm_min: int = 30
+    lag_min: int = 30
+    yesterday_halfwidth_min: int = 20
+    history_min: int = DAY_MIN  # the span a series' own noise is learnt from
+    threshold: float = 10.0  # CUSUM log-likelihood ratio that makes an alert
+    confirm_min: int = 3  # one minute adds at most threshold / confirm_min: no one-minute alerts
+    drift_after_min: int = 60  # a crossing run longer than this is a drift
     cooldown_min: int = 60
-    drift_series: tuple[Series, ...] = ("cost", "latency")  # traffic growth is a forecast, not an alarm
-    beyond_day_max: tuple[Series, ...] = ("traffic",)  # bursty traffic within the last day's peak is not odd
     rules: Mapping[Series, SeriesRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
 
     def __post_init__(self) -> None:
-        if self.baseline_min < 10 or self.confirm_min < 1 or self.cooldown_min < 0 or self.z <= 0:
+        if (
+            self.baseline_min < 10
+            or self.lag_min < 0
+            or self.cooldown_min < 0
+            or self.threshold <= 0
+            or self.confirm_min < 1
+            or self.history_min < self.baseline_min
+        ):
             raise ConfigError(
-                f"detector settings baseline_min={self.baseline_min}, confirm_min={self.confirm_min}, "
-                f"cooldown_min={self.cooldown_min}, z={self.z}",
-                hint="baseline ≥ 10 minutes, confirm ≥ 1 minute, cooldown ≥ 0, z > 0",
+                f"detector settings baseline_min={self.baseline_min}, lag_min={self.lag_min}, "
+                f"cooldown_min={self.cooldown_min}, threshold={self.threshold}, "
+                f"history_min={self.history_min}",
+                hint="baseline ≥ 10 minutes, lag and cooldown ≥ 0, threshold > 0, history ≥ baseline",
             )
 
 
 @dataclass(frozen=True)
 class MinuteMetrics:
-    """One deployment's one-minute rollups: minute ``i`` starts at ``start + i`` minutes (no gaps)."""
+    """One deployment's one-minute rollups: minute ``i`` starts at ``start + i`` minutes (no gaps).
+
+    ``replicas`` (replicas serving in each minute) is optional; with it, cost is judged as the price
+    per replica-minute, which traffic does not move.
+    """
 
     deployment: str
     start: datetime
@@ -147,17 +158,20 @@ class MinuteMetrics:
     errors: FloatArray
     latency_ms_p95: FloatArray  # NaN in a minute without requests
     usd: FloatArray  # spend in that minute
+    replicas: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
             raise ConfigError(f"metrics of {self.deployment!r} start at a naive datetime", hint="use UTC")
-        lengths = {len(a) for a in (self.requests, self.errors, self.latency_ms_p95, self.usd)}
+        arrays = [self.requests, self.errors, self.latency_ms_p95, self.usd]
+        lengths = {len(a) for a in [*arrays, *([self.replicas] if self.replicas is not None else [])]}
         if len(lengths) != 1:
             raise ConfigError(
                 f"metrics of {self.deployment!r} have series of lengths {sorted(lengths)}",
                 hint="one value per minute in every series (0 requests and NaN latency when idle)",
             )
-        if (np.asarray(self.requests) < 0).any() or (np.asarray(self.usd) < 0).any():
+        negative = [np.asarray(a) < 0 for a in (self.requests, self.usd, self.replicas) if a is not None]
+        if any(n.any() for n in negative):
             raise ConfigError(
                 f"metrics of {self.deployment!r} hold negative counts or spend", hint="values ≥ 0"
             )
@@ -176,12 +190,13 @@ class Alert:
     detector: str  # "jump" or "drift"
     at: datetime
     minute: int
-    observed: float
+    observed: float  # over the run that crossed
     baseline: float
     deviation_rel: float  # (observed - baseline) / baseline
-    robust_z: float
+    robust_z: float  # the run's rise in units of its noise
     unit: str
     action: str
+    since_minute: int = 0  # where the crossing run began
 
     @property
     def kind(self) -> str:
@@ -189,17 +204,18 @@ class Alert:
         return f"{self.series}.{self.detector}"
 
     def message(self) -> str:
-        reference = "the same hour yesterday" if self.detector == "drift" else "its recent median"
+        span = self.minute - self.since_minute + 1
         return (
-            f"{self.deployment}: {self.series} {self.observed:.4g} {self.unit} vs {self.baseline:.4g} "
-            f"({reference}), {self.deviation_rel:+.0%}, robust z {self.robust_z:.1f} — {self.action}"
+            f"{self.deployment}: {self.series} {self.observed:.4g} {self.unit} over the last {span} min vs "
+            f"{self.baseline:.4g} (its usual level), {self.deviation_rel:+.0%}, z {self.robust_z:.1f} "
+            f"— {self.action}"
         )
 
     def row(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"kind": self.kind}
 
 
-# -- series ------------------------------------------------------------------------------------
+# -- windows -----------------------------------------------------------------------------------
 def _window_sum(values: FloatArray, width: int) -> FloatArray:
     """Sum of the last ``width`` minutes up to and including each minute (fewer at the start)."""
     csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(values))])
@@ -208,56 +224,24 @@ def _window_sum(values: FloatArray, width: int) -> FloatArray:
     return result
 
 
-def derive(metrics: MinuteMetrics, series: Series, rule: SeriesRule) -> FloatArray:
-    """The value each minute judges (NaN where too few requests to judge)."""
-    requests = _window_sum(np.asarray(metrics.requests, dtype=np.float64), rule.window_min)
-    enough = requests >= max(rule.min_requests, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if series == "traffic":
-            return requests / rule.window_min
-        if series == "cost":
-            value = _window_sum(np.asarray(metrics.usd, dtype=np.float64), rule.window_min) / requests * 1e6
-        elif series == "errors":
-            value = _window_sum(np.asarray(metrics.errors, dtype=np.float64), rule.window_min) / requests
-        else:
-            value = _trailing(
-                np.asarray(metrics.latency_ms_p95, dtype=np.float64),
-                rule.window_min,
-                centered=False,
-                upper=0.5,
-            )[0]
-    result: FloatArray = np.where(enough, value, np.nan)
+def _median(values: FloatArray, width: int, *, centered: bool, q: float = 0.5) -> FloatArray:
+    """The ``q`` quantile (median) of each minute's window (trailing, or centered on it).
+
+    NaN where the window is under half full.
+    """
+    import pandas as pd
+
+    size = 2 * (width // 2) + 1 if centered else width
+    rolling = pd.Series(values).rolling(size, min_periods=max(size // 2, 1), center=centered)
+    result: FloatArray = (rolling.median() if q == 0.5 else rolling.quantile(q)).to_numpy(np.float64)
     return result
 
 
-def _trailing(
-    values: FloatArray, width: int, *, centered: bool, upper: float
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Median, MAD and ``upper`` quantile of each minute's window (trailing, or centered on it).
+def _rolling_max(values: FloatArray, width: int) -> FloatArray:
+    """Largest value of the ``width`` minutes up to each minute (NaN ignored)."""
+    import pandas as pd
 
-    NaN where the window is less than half full.
-    """
-    half = width // 2
-    pad_left, pad_right = (half, half) if centered else (width - 1, 0)
-    padded = np.concatenate([np.full(pad_left, np.nan), values, np.full(pad_right, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1 if centered else width)
-    ordered = np.sort(windows, axis=1)  # NaN sort last
-    count = np.isfinite(ordered).sum(axis=1)
-    median = _quantile_sorted(ordered, count, 0.5)
-    spread = np.sort(np.abs(windows - median[:, None]), axis=1)
-    valid = count >= max(windows.shape[1] // 2, 1)
-    parts = (median, _quantile_sorted(spread, count, 0.5), _quantile_sorted(ordered, count, upper))
-    return tuple(np.where(valid, a, np.nan) for a in parts)  # type: ignore[return-value]
-
-
-def _quantile_sorted(ordered: FloatArray, count: IntArray, q: float) -> FloatArray:
-    """The ``q`` quantile of each row's first ``count`` values (rows sorted, NaN last; linear)."""
-    position = np.maximum(count - 1, 0) * q
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, np.maximum(count - 1, 0))
-    below = np.take_along_axis(ordered, low[:, None], axis=1)[:, 0]
-    above = np.take_along_axis(ordered, high[:, None], axis=1)[:, 0]
-    result: FloatArray = below + (above - below) * (position - low)
+    result: FloatArray = pd.Series(values).rolling(width, min_periods=1).max().to_numpy(np.float64)
     return result
 
 
@@ -269,215 +253,257 @@ def _shift(values: FloatArray, minutes: int) -> FloatArray:
     return shifted
 
 
-def _ewma(values: FloatArray, halflife_min: float) -> FloatArray:
-    """Exponentially weighted mean that skips NaN minutes (causal; NaN until the first value)."""
-    import pandas as pd
+def _baseline(values: FloatArray, config: DetectorConfig, yesterday_q: float = 0.5) -> FloatArray:
+    """The larger of the lagged recent median and a quantile around the same minute yesterday.
 
-    alpha = 1.0 - 0.5 ** (1.0 / halflife_min)
-    smoothed = pd.Series(values).ewm(alpha=alpha, adjust=False, ignore_na=True).mean()
-    result: FloatArray = smoothed.to_numpy(dtype=np.float64)
+    A high quantile of yesterday (traffic) means a burst that comes back daily is not news.
+    """
+    recent = _shift(_median(values, config.baseline_min, centered=False), config.lag_min + 1)
+    around = _median(values, 2 * config.yesterday_halfwidth_min + 1, centered=True, q=yesterday_q)
+    yesterday = _shift(around, DAY_MIN)
+    result: FloatArray = np.fmax(recent, yesterday)
     return result
 
 
-# -- detection ---------------------------------------------------------------------------------
+def _spread(residuals: FloatArray, config: DetectorConfig, prior: float) -> FloatArray:
+    """Robust variance of ``residuals`` over the past ``history_min``, refreshed each hour (causal).
+
+    ``prior`` stands in until ``MIN_CALIBRATION`` residuals exist.
+    """
+    variance = np.full(len(residuals), prior)
+    for hour_start in range(60, len(residuals), 60):
+        past = residuals[max(0, hour_start - config.history_min) : hour_start]
+        past = past[np.isfinite(past)]
+        if past.size >= MIN_CALIBRATION:
+            mad = float(np.median(np.abs(past - np.median(past))))
+            variance[hour_start : hour_start + 60] = (MAD_TO_SIGMA * mad) ** 2
+    return variance
+
+
+# -- evidence per series -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class Reference:
-    """What a value is compared with: a median, a robust σ and a high quantile, per minute."""
+class Evidence:
+    """Per minute: the value, its baseline (both in the rule's unit), the LLR increment, its noise."""
 
-    median: FloatArray
-    scale: FloatArray
-    high: FloatArray
-
-
-@dataclass(frozen=True)
-class Baselines:
-    recent: Reference  # the past baseline_min minutes, before the current window
-    yesterday: Reference  # around the same minute a day earlier (NaN in the first day)
-    smoothed: FloatArray  # EWMA of the value, for drifts
+    value: FloatArray
+    baseline: FloatArray
+    llr: FloatArray  # NaN where the minute says nothing
+    variance: FloatArray  # of value − baseline, for the alert's z
 
 
-def _noise(series: Series, level: FloatArray, requests: FloatArray, rule: SeriesRule) -> FloatArray:
-    """Counting noise of a value measured over ``requests`` requests (σ a flat MAD would hide)."""
+def _gaussian_llr(residual: FloatArray, delta: FloatArray, variance: FloatArray) -> FloatArray:
+    """Log-likelihood ratio of a shift ``delta`` against none, for a Gaussian residual."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = delta / variance * (residual - delta / 2.0)
+    return result
+
+
+def _traffic(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
+    counts = np.asarray(metrics.requests, dtype=np.float64)
+    mean = np.maximum(_baseline(counts, config, rule.yesterday_q), 0.5)
+    with np.errstate(invalid="ignore"):
+        dispersion = np.maximum(_spread((counts - mean) / np.sqrt(mean), config, 1.0), 1.0)
+    variance = dispersion * mean
+    delta = np.maximum(rule.shift_rel * mean, rule.floor)
+    llr = _gaussian_llr(counts - mean, delta, variance)
+    within, peak = _within_bursts(counts, config)
+    llr = np.where(within, np.minimum(llr, 0.0), llr)
+    return Evidence(counts, np.where(within, np.fmax(mean, peak), mean), llr, variance)
+
+
+def _within_bursts(counts: FloatArray, config: DetectorConfig) -> tuple[BoolArray, FloatArray]:
+    """Minutes of a bursty series (the past day peaked over ``BURSTY_PEAK_RATIO`` × its median,
+    over 3-minute means) that stay under that peak: such a series bursts by nature.
+
+    Also returns the peak.
+    """
+    smooth = _window_sum(counts, 3) / 3.0
+    history = min(config.history_min, DAY_MIN)
+    peak = _shift(_rolling_max(smooth, history), config.lag_min + 1)
+    usual = _shift(_median(counts, history, centered=False), config.lag_min + 1)
+    with np.errstate(invalid="ignore"):
+        bursty = peak > BURSTY_PEAK_RATIO * np.maximum(np.nan_to_num(usual), 1.0)
+        within: BoolArray = bursty & (smooth <= peak)
+    return within, peak
+
+
+def _latency(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
+    requests = np.asarray(metrics.requests, dtype=np.float64)
+    p95 = np.asarray(metrics.latency_ms_p95, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logged = np.where((requests > 0) & (p95 > 0), np.log(p95), np.nan)
+    base = _baseline(logged, config)
+    residual = logged - base
     n = np.maximum(requests, 1.0)
-    if series == "traffic":
-        noise = np.sqrt(np.maximum(level, 1.0 / rule.window_min) * rule.window_min) / rule.window_min
-    elif series == "errors":
-        noise = np.sqrt(np.maximum(level, ERROR_RATE_PRIOR) / n)
+    sigma2 = np.maximum(_spread(residual * np.sqrt(n), config, 1.0), 1e-6)
+    variance = np.maximum(sigma2 / n, rule.scale_rel**2)
+    with np.errstate(invalid="ignore"):
+        delta = np.maximum(np.log1p(rule.shift_rel), np.log1p(rule.floor / np.exp(base)))
+    llr = _gaussian_llr(residual, delta, variance)
+    llr = np.where(_load_rose(metrics, config), np.minimum(llr, 0.0), llr)
+    return Evidence(p95, np.exp(base), llr, variance)
+
+
+def _load_rose(metrics: MinuteMetrics, config: DetectorConfig) -> BoolArray:
+    """Minutes whose load per replica is well above usual: slower answers are load, not a regression.
+
+    Well above: over the past day's 90th percentile of load per replica, by more than three
+    Poisson σ, so the counting noise of a quiet deployment never excuses a regression. Without replicas in the
+    rollups, requests against their recent level stand in for load.
+    """
+    requests = np.asarray(metrics.requests, dtype=np.float64)
+    replicas = np.ones(len(requests)) if metrics.replicas is None else np.asarray(metrics.replicas)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        load = np.where(replicas > 0, requests / replicas, np.nan)
+        busy = _median(load, min(config.history_min, DAY_MIN), centered=False, q=0.9)
+        usual = np.maximum(_shift(busy, config.lag_min + 1), 1.0)
+        expected = usual * replicas
+        result: BoolArray = (load > usual) & (requests - expected > 3.0 * np.sqrt(expected))
+    return result
+
+
+def _pooled_rate(events: FloatArray, requests: FloatArray, config: DetectorConfig) -> FloatArray:
+    """Σ events / Σ requests over the past ``history_min``, ending ``lag_min`` ago."""
+    seen = _shift(_window_sum(requests, config.history_min), config.lag_min + 1)
+    failed = _shift(_window_sum(events, config.history_min), config.lag_min + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = np.where(seen > 0, failed / seen, np.nan)
+    return result
+
+
+def _errors(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
+    requests = np.asarray(metrics.requests, dtype=np.float64)
+    errors = np.asarray(metrics.errors, dtype=np.float64)
+    p0 = np.maximum(np.nan_to_num(_pooled_rate(errors, requests, config), nan=0.0), ERROR_RATE_PRIOR)
+    p1 = np.minimum(p0 + np.maximum(rule.shift_rel * p0, rule.floor * 3.0), 0.999)
+    llr = errors * np.log(p1 / p0) - requests * (p1 - p0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(requests > 0, errors / requests, np.nan)
+    return Evidence(rate, p0, np.where(requests > 0, llr, np.nan), p0 * requests)
+
+
+def _cost(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
+    """Spend per replica-minute (the price in force) when known; else spend gated by $/1M."""
+    usd = np.asarray(metrics.usd, dtype=np.float64)
+    if metrics.replicas is not None:
+        replicas = np.asarray(metrics.replicas, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = np.where((replicas > 0) & (usd > 0), usd / replicas, np.nan)
+        scale = replicas
     else:
-        noise = np.abs(level) / np.sqrt(n)  # a ratio or a p95 from n requests: relative σ ≈ 1/√n
-    result: FloatArray = noise
+        unit, scale = np.where(usd > 0, usd, np.nan), np.ones(len(usd))
+    logged = np.log(unit)
+    base = _baseline(logged, config)
+    residual = logged - base
+    variance = np.maximum(_spread(residual, config, rule.scale_rel**2), rule.scale_rel**2)
+    llr = _gaussian_llr(residual, np.full(len(usd), np.log1p(rule.shift_rel)), variance)
+    if metrics.replicas is None:  # spend that follows traffic is autoscaling doing its job
+        llr = np.where(_per_million_rose(metrics, rule, config), llr, np.minimum(llr, 0.0))
+    return Evidence(usd, np.exp(base) * scale, llr, variance)
+
+
+def _per_million_rose(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> BoolArray:
+    """Whether $/1M requests over the last 15 minutes is above its baseline by half the bar."""
+    spend = _window_sum(np.asarray(metrics.usd, dtype=np.float64), 15)
+    requests = _window_sum(np.asarray(metrics.requests, dtype=np.float64), 15)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_million = np.where(requests > 0, spend / requests, np.nan)
+        result: BoolArray = per_million >= _baseline(per_million, config) * (1.0 + rule.min_rel / 2)
     return result
 
 
-def _pooled_rate(x: FloatArray, requests: FloatArray, width: int, *, centered: bool) -> FloatArray:
-    """Σ events / Σ requests over each minute's window of windows (trailing or centered)."""
-    events = _window_sum(np.nan_to_num(x) * requests * np.isfinite(x), width)
-    seen = _window_sum(requests * np.isfinite(x), width)
-    if centered:  # the trailing sum ending ``width // 2`` minutes later is the centered one
-        events, seen = (np.append(a[width // 2 :], np.full(width // 2, np.nan)) for a in (events, seen))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        result: FloatArray = events / seen
-    return result
+EVIDENCE = {"traffic": _traffic, "latency": _latency, "errors": _errors, "cost": _cost}
 
 
-def _reference(
-    series: Series, x: FloatArray, requests: FloatArray, rule: SeriesRule, width: int, *, centered: bool
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    median, mad, high = _trailing(x, width, centered=centered, upper=UPPER_QUANTILE)
-    if series == "errors":  # most windows see no error: the median rate says 0; pool them instead
-        median = np.where(np.isfinite(median), _pooled_rate(x, requests, width, centered=centered), np.nan)
-    scale = np.maximum(MAD_TO_SIGMA * np.nan_to_num(mad), rule.scale_rel * np.abs(np.nan_to_num(median)))
-    return median, scale, high
+# -- the test ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """The minutes ``first..last`` whose evidence crossed the threshold."""
+
+    first: int
+    last: int
+
+    @property
+    def span(self) -> slice:
+        return slice(self.first, self.last + 1)
 
 
-def baselines(
-    series: Series, x: FloatArray, requests: FloatArray, rule: SeriesRule, config: DetectorConfig
-) -> Baselines:
-    """The recent and yesterday references and the EWMA, each from minutes before the judged one."""
-    recent = _reference(series, x, requests, rule, config.baseline_min, centered=False)
-    around = _reference(series, x, requests, rule, 2 * config.yesterday_halfwidth_min + 1, centered=True)
-    noise_recent = _noise(series, _shift(recent[0], rule.window_min), requests, rule)
-    noise_yesterday = _noise(series, _shift(around[0], DAY_MIN), requests, rule)
-    return Baselines(
-        _shifted(recent, rule.window_min, noise_recent),
-        _shifted(around, DAY_MIN, noise_yesterday),
-        _ewma(x, config.drift_halflife_min),
-    )
+def _crossings(llr: FloatArray, threshold: float, confirm_min: int) -> list[Run]:
+    """Page's CUSUM over ``llr`` (NaN minutes leave it unchanged); restarts after each crossing.
 
-
-def _shifted(parts: tuple[FloatArray, FloatArray, FloatArray], minutes: int, noise: FloatArray) -> Reference:
-    median, scale, high = (_shift(a, minutes) for a in parts)
-    return Reference(median, np.maximum(np.maximum(scale, np.nan_to_num(noise)), 1e-12), high)
-
-
-def _clears_floor(series: Series, rise: FloatArray, requests: FloatArray, rule: SeriesRule) -> BoolArray:
-    """Whether a rise matters in absolute terms; for cost, in dollars a day at the current traffic.
-
-    ``requests`` are those in the judged window.
+    Each minute adds at most ``threshold / confirm_min``, so one wild minute is never an alert.
     """
-    rise = np.nan_to_num(rise, nan=-np.inf)
-    with np.errstate(invalid="ignore"):
-        per_day = rise / 1e6 * requests / rule.window_min * DAY_MIN if series == "cost" else rise
-        result: BoolArray = (per_day >= rule.floor) & (rise * requests >= rule.min_events)
-    return result
+    runs: list[Run] = []
+    total, first = 0.0, 0
+    cap = threshold / confirm_min
+    for minute, step in enumerate(np.minimum(llr, cap).tolist()):
+        if step != step:  # NaN: the minute says nothing
+            continue
+        total += step
+        if total <= 0.0:
+            total, first = 0.0, minute + 1
+        elif total >= threshold:
+            runs.append(Run(first, minute))
+            total, first = 0.0, minute + 1
+    return runs
 
 
-def _rolling_max(values: FloatArray, width: int) -> FloatArray:
-    """Largest value of the ``width`` minutes up to each minute (NaN ignored)."""
-    padded = np.concatenate([np.full(width - 1, -np.inf), np.nan_to_num(values, nan=-np.inf)])
-    result: FloatArray = np.lib.stride_tricks.sliding_window_view(padded, width).max(axis=1)
-    return result
+def _summary(
+    series: Series, metrics: MinuteMetrics, evidence: Evidence, run: Run
+) -> tuple[float, float, float]:
+    """(observed, baseline, z) over the run, in the rule's unit ($/1M requests for cost)."""
+    span = run.span
+    requests = np.asarray(metrics.requests, dtype=np.float64)[span]
+    if series == "errors":
+        expected = float(np.sum(evidence.baseline[span] * requests))
+        seen, failed = float(requests.sum()), float(np.nansum(np.asarray(metrics.errors)[span]))
+        z = (failed - expected) / max(np.sqrt(expected), 1e-9)
+        return failed / max(seen, 1.0), expected / max(seen, 1.0), z
+    value, base = evidence.value[span], evidence.baseline[span]
+    if series == "cost":  # $/1M requests; spend per minute while nothing was served
+        seen = float(requests.sum())
+        per = 1e6 / seen if seen > 0 else 1.0 / (run.last - run.first + 1)
+        observed, baseline = float(np.nansum(value)) * per, float(np.nansum(base)) * per
+    elif series == "latency":
+        weights = np.where(np.isfinite(value), requests, 0.0)
+        observed = float(np.exp(np.nansum(np.log(value) * weights) / max(weights.sum(), 1.0)))
+        baseline = float(np.exp(np.nansum(np.log(base) * weights) / max(weights.sum(), 1.0)))
+    else:
+        observed, baseline = float(np.nanmean(value)), float(np.nanmean(base))
+    noise = float(np.sqrt(np.nanmean(evidence.variance[span]) / max(run.last - run.first + 1, 1)))
+    relative = np.log(observed / baseline) if series in ("cost", "latency") else observed - baseline
+    return observed, baseline, float(relative / max(noise, 1e-12))
 
 
-def _above(value: FloatArray, ref: Reference, z: float, min_rel: float) -> BoolArray:
-    """Far above ``ref``: robust z, at least ``min_rel`` over its median, above its high quantile."""
-    with np.errstate(invalid="ignore"):
-        far = (
-            (value - ref.median >= z * ref.scale)
-            & (value >= ref.median * (1.0 + min_rel))
-            & (value > ref.high)
-        )
-    result: BoolArray = far & np.isfinite(value) & np.isfinite(ref.median)
-    return result
-
-
-def _held(condition: BoolArray, minutes: int) -> BoolArray:
-    """True where ``condition`` has held for the last ``minutes`` minutes in a row."""
-    run = np.zeros(len(condition), dtype=np.int64)
-    count = 0
-    for i, flag in enumerate(condition):
-        count = count + 1 if flag else 0
-        run[i] = count
-    result: BoolArray = run >= minutes
-    return result
-
-
-def _spend_rose(
-    metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig
-) -> tuple[BoolArray, BoolArray]:
-    """(jump, drift) of dollars per minute, judged like any series but without counting noise.
-
-    Spend is what moves when something costs more (replicas, price); $/1M alone also moves when
-    traffic falls, which is the hibernation policy's business, not a cost alarm.
-    """
-    spend = _window_sum(np.asarray(metrics.usd, dtype=np.float64), rule.window_min)
-    recent = _reference("cost", spend, spend, rule, config.baseline_min, centered=False)
-    around = _reference("cost", spend, spend, rule, 2 * config.yesterday_halfwidth_min + 1, centered=True)
-    no_noise = np.zeros(len(spend))
-    recent_ref, yesterday_ref = (
-        _shifted(recent, rule.window_min, no_noise),
-        _shifted(around, DAY_MIN, no_noise),
-    )
-    jump = _above(spend, recent_ref, config.z, rule.min_rel) & (
-        ~np.isfinite(yesterday_ref.median) | _above(spend, yesterday_ref, config.z_yesterday, rule.min_rel)
-    )
-    smoothed = _ewma(spend, config.drift_halflife_min)
-    return jump, _above(smoothed, yesterday_ref, config.z_yesterday, config.drift_rel)
-
-
-def _ratio_rose(x: FloatArray, base: FloatArray, min_rel: float) -> BoolArray:
-    with np.errstate(invalid="ignore"):
-        result: BoolArray = (x >= base * (1.0 + min_rel)) & np.isfinite(x) & np.isfinite(base)
-    return result
-
-
-def _cost_conditions(
-    metrics: MinuteMetrics, x: FloatArray, base: Baselines, requests: FloatArray, config: DetectorConfig
-) -> tuple[BoolArray, BoolArray]:
-    """Cost: spend jumped (or drifted) *and* $/1M rose by half the relative bar, above the $/day floor."""
-    rule = config.rules["cost"]
-    spend_jump, spend_drift = _spend_rose(metrics, rule, config)
-    jump = (
-        spend_jump
-        & _ratio_rose(x, base.recent.median, rule.min_rel / 2)
-        & _clears_floor("cost", x - base.recent.median, requests, rule)
-    )
-    drift = (
-        spend_drift
-        & _above(base.smoothed, base.yesterday, config.z_yesterday, config.drift_rel)
-        & _clears_floor("cost", base.smoothed - base.yesterday.median, requests, rule)
-    )
-    if "cost" not in config.drift_series:
-        drift = np.zeros(len(x), dtype=bool)
-    return _held(jump, config.confirm_min), _held(drift, config.drift_confirm_min)
-
-
-def _bursty(x: FloatArray, rule: SeriesRule) -> tuple[BoolArray, FloatArray]:
-    """Whether the last day peaked over ``BURSTY_PEAK_RATIO`` × its median, and that peak."""
-    peak = _shift(_rolling_max(x, DAY_MIN), rule.window_min)
-    median = _shift(_trailing(x, DAY_MIN, centered=False, upper=0.5)[0], rule.window_min)
-    with np.errstate(invalid="ignore"):
-        bursty: BoolArray = peak > BURSTY_PEAK_RATIO * np.maximum(np.nan_to_num(median), 1e-9)
-    return bursty, peak
-
-
-def _conditions(
-    metrics: MinuteMetrics,
+def _matters(
     series: Series,
-    x: FloatArray,
-    base: Baselines,
-    requests: FloatArray,
-    config: DetectorConfig,
-) -> tuple[BoolArray, BoolArray]:
-    """(jump, drift) per minute, each already held for its confirmation time."""
-    if series == "cost":
-        return _cost_conditions(metrics, x, base, requests, config)
-    rule = config.rules[series]
-    no_yesterday = ~np.isfinite(base.yesterday.median)
-    jump = (
-        _above(x, base.recent, config.z, rule.min_rel)
-        & _clears_floor(series, x - base.recent.median, requests, rule)
-        & (no_yesterday | _above(x, base.yesterday, config.z_yesterday, rule.min_rel))
-    )
-    if series in config.beyond_day_max:
-        bursty, peak = _bursty(x, rule)
-        jump &= ~bursty | (x > peak)
-    if series not in config.drift_series:
-        return _held(jump, config.confirm_min), np.zeros(len(x), dtype=bool)
-    drift = _above(base.smoothed, base.yesterday, config.z_yesterday, config.drift_rel) & _clears_floor(
-        series, base.smoothed - base.yesterday.median, requests, rule
-    )
-    return _held(jump, config.confirm_min), _held(drift, config.drift_confirm_min)
+    evidence: Evidence,
+    metrics: MinuteMetrics,
+    rule: SeriesRule,
+    run: Run,
+    summary: tuple[float, float, float],
+) -> bool:
+    """Whether the run's rise clears the rule's relative bar and absolute floor.
+
+    Traffic and latency judge the floor on the rise less two σ of the run's own noise, so a few
+    noisy minutes of a quiet deployment do not pass for a rise that matters.
+    """
+    observed, baseline, z = summary
+    if not (np.isfinite(observed) and np.isfinite(baseline)) or observed < baseline * (1.0 + rule.min_rel):
+        return False
+    if series == "cost":  # dollars a day more, at the run's rate of spend
+        rise_usd_per_min = float(
+            np.nanmean(evidence.value[run.span]) - np.nanmean(evidence.baseline[run.span])
+        )
+        return rise_usd_per_min * DAY_MIN >= rule.floor
+    if series == "errors":
+        seen = float(np.sum(np.asarray(metrics.requests)[run.span]))
+        rise = observed - baseline
+        return rise >= rule.floor and rise * seen >= rule.min_events
+    sure = max(1.0 - 2.0 / z, 0.0) if z > 0 else 0.0  # the share of the rise two σ leave standing
+    if series == "latency":
+        return bool(baseline * (np.exp(np.log(observed / baseline) * sure) - 1.0) >= rule.floor)
+    return (observed - baseline) * sure >= rule.floor
 
 
 def detect_series(
@@ -486,44 +512,62 @@ def detect_series(
     """Alerts on one series, at most one per ``cooldown_min``."""
     config = config or DetectorConfig()
     rule = config.rules[series]
-    x = derive(metrics, series, rule)
-    requests = _window_sum(np.asarray(metrics.requests, dtype=np.float64), rule.window_min)
-    base = baselines(series, x, requests, rule, config)
-    jump, drift = _conditions(metrics, series, x, base, requests, config)
+    evidence = EVIDENCE[series](metrics, rule, config)
     alerts: list[Alert] = []
     quiet_until = -1
-    for minute in np.flatnonzero(jump | drift):
-        if minute < quiet_until:
+    for run in _crossings(evidence.llr, config.threshold, config.confirm_min):
+        if run.last < quiet_until:
             continue
-        alerts.append(_alert(metrics, series, rule, int(minute), x, base, bool(jump[minute])))
-        quiet_until = int(minute) + config.cooldown_min
+        summary = _summary(series, metrics, evidence, run)
+        if not _matters(series, evidence, metrics, rule, run, summary):
+            continue
+        drift = run.last - run.first >= config.drift_after_min or _building(evidence, run, config)
+        alerts.append(_alert(metrics, series, _unit(series, metrics, rule, run), run, summary, drift))
+        quiet_until = run.last + config.cooldown_min
     return alerts
+
+
+def _building(evidence: Evidence, run: Run, config: DetectorConfig) -> bool:
+    """Whether the rise had been building before the run: in the ``drift_after_min`` before it the
+    value already sat above its baseline by at least a third of the run's own excess (a drift)."""
+    before = slice(max(run.first - config.drift_after_min, 0), run.first)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.log(evidence.value / evidence.baseline)
+    if not np.isfinite(excess[before]).any() or not np.isfinite(excess[run.span]).any():
+        return False
+    now = float(np.nanmean(excess[run.span]))
+    return now > 0 and float(np.nanmean(excess[before])) >= now / 3.0
+
+
+def _unit(series: Series, metrics: MinuteMetrics, rule: SeriesRule, run: Run) -> SeriesRule:
+    """The rule, with cost in $/min when the run served no request ($/1M has no meaning then)."""
+    if series == "cost" and float(np.sum(np.asarray(metrics.requests)[run.span])) == 0:
+        return replace(rule, unit="$/min (no requests served)")
+    return rule
 
 
 def _alert(
     metrics: MinuteMetrics,
     series: Series,
     rule: SeriesRule,
-    minute: int,
-    x: FloatArray,
-    base: Baselines,
-    jump: bool,
+    run: Run,
+    summary: tuple[float, float, float],
+    drift: bool,
 ) -> Alert:
-    ref = base.recent if jump else base.yesterday
-    observed = x[minute] if jump else base.smoothed[minute]
-    baseline, scale = ref.median[minute], ref.scale[minute]
+    observed, baseline, z = summary
     return Alert(
         deployment=metrics.deployment,
         series=series,
-        detector="jump" if jump else "drift",
-        at=metrics.start + timedelta(minutes=minute),
-        minute=minute,
-        observed=float(observed),
-        baseline=float(baseline),
-        deviation_rel=float((observed - baseline) / baseline) if baseline > 0 else float("inf"),
-        robust_z=float((observed - baseline) / scale),
+        detector="drift" if drift else "jump",
+        at=metrics.start + timedelta(minutes=run.last),
+        minute=run.last,
+        observed=observed,
+        baseline=baseline,
+        deviation_rel=observed / baseline - 1.0 if baseline > 0 else float("inf"),
+        robust_z=z,
         unit=rule.unit,
         action=rule.action,
+        since_minute=run.first,
     )
 
 
@@ -546,11 +590,12 @@ def metrics_from_requests(
     start: datetime,
     minutes: int,
     usd_per_minute: FloatArray | float,
+    replicas: FloatArray | float | None = None,
 ) -> MinuteMetrics:
     """One-minute rollups of ``(at, latency_ms, status_code)`` rows in ``[start, start + minutes)``.
 
     A status of 500 or more is an error (4xx is the client's). Spend comes from the caller (the
-    ledger, or replicas × the price in force), one value per minute or one for all.
+    ledger, or replicas × the price in force), one value per minute or one for all; so do replicas.
     """
     if start.tzinfo is None:
         raise ConfigError("start is a naive datetime", hint="pass a timezone-aware UTC datetime")
@@ -567,4 +612,23 @@ def metrics_from_requests(
     for minute in np.flatnonzero(requests):
         p95[minute] = np.percentile(latency[order][bounds[minute] : bounds[minute + 1]], 95)
     usd = np.broadcast_to(np.asarray(usd_per_minute, dtype=np.float64), (minutes,)).copy()
-    return MinuteMetrics(deployment, start, requests, errors, p95, usd)
+    serving = (
+        None
+        if replicas is None
+        else np.broadcast_to(np.asarray(replicas, dtype=np.float64), (minutes,)).copy()
+    )
+    return MinuteMetrics(deployment, start, requests, errors, p95, usd, serving)
+
+
+__all__ = [
+    "DAY_MIN",
+    "DEFAULT_RULES",
+    "SERIES",
+    "Alert",
+    "DetectorConfig",
+    "MinuteMetrics",
+    "SeriesRule",
+    "detect",
+    "detect_series",
+    "metrics_from_requests",
+]
