@@ -51,6 +51,7 @@ DAY_MIN = 1440
 MAD_TO_SIGMA = 1.4826
 ERROR_RATE_PRIOR = 0.001  # the error rate assumed when the history saw none
 BURSTY_PEAK_RATIO = 5.0  # a day whose peak is over 5× its median is bursty by nature
+ERROR_SHIFT_FLOORS = 3.0  # the error CUSUM looks for a rise of three floors (3 points)
 MIN_CALIBRATION = 60  # minutes of residuals needed before a series' own spread is trusted
 
 
@@ -375,7 +376,7 @@ def _errors(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) ->
     requests = np.asarray(metrics.requests, dtype=np.float64)
     errors = np.asarray(metrics.errors, dtype=np.float64)
     p0 = np.maximum(np.nan_to_num(_pooled_rate(errors, requests, config), nan=0.0), ERROR_RATE_PRIOR)
-    p1 = np.minimum(p0 + np.maximum(rule.shift_rel * p0, rule.floor * 3.0), 0.999)
+    p1 = np.minimum(p0 + np.maximum(rule.shift_rel * p0, rule.floor * ERROR_SHIFT_FLOORS), 0.999)
     llr = errors * np.log(p1 / p0) - requests * (p1 - p0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(requests > 0, errors / requests, np.nan)
