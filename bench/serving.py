@@ -15,6 +15,7 @@ cache; next to the floors (session creation alone, a request to an awake model).
 
     .venv/bin/python bench/serving.py            # THRIFTY_BENCH_SECONDS=8 per run by default
     .venv/bin/python bench/serving.py wake       # the wake section only (THRIFTY_BENCH_WAKES=10)
+    .venv/bin/python bench/serving.py rollup     # serving with and without the fleet-metrics rollup
 """
 
 from __future__ import annotations
@@ -795,7 +796,13 @@ def run_wake() -> None:
 
 
 def main() -> None:
-    """``bench/serving.py`` runs everything; ``bench/serving.py wake`` only the wake section."""
+    """``bench/serving.py`` runs everything; ``wake`` only the wake section; ``rollup`` only the
+    fleet-metrics rollup against serving (bench/fleet.py)."""
+    if sys.argv[1:] == ["rollup"]:
+        from bench.fleet import run
+
+        run(sys.modules[__name__])
+        return
     if sys.argv[1:] != ["wake"]:
         peers = ensure_peers()
         all_results = {case.name: run_case(case, peers) for case in cases()}

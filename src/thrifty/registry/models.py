@@ -245,3 +245,74 @@ class RequestLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     cold: Mapped[bool] = mapped_column(Boolean, default=False)
     status_code: Mapped[int] = mapped_column(Integer, default=200)
+
+
+# -- issue 16: fleet metrics, spend ledger, anomaly alerts (migration 0002_costs) -----------------
+class MetricRollup(Base):
+    """One deployment's requests in one bucket (60 s kept 7 days, 3600 s kept 400 days)."""
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = (UniqueConstraint("deployment", "resolution_s", "bucket_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    resolution_s: Mapped[int] = mapped_column(Integer)
+    bucket_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    cold_starts: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms_p50: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms_p95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms_p99: Mapped[float | None] = mapped_column(Float, nullable=True)
+    busy_s: Mapped[float] = mapped_column(Float, default=0.0)
+    replica_s: Mapped[float] = mapped_column(Float, default=0.0)
+    usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RollupCursor(Base):
+    """Up to when (exclusive) a deployment's buckets of one resolution are rolled up."""
+
+    __tablename__ = "rollup_cursors"
+    __table_args__ = (UniqueConstraint("deployment", "resolution_s"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    resolution_s: Mapped[int] = mapped_column(Integer)
+    done_until: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SpendEntry(Base):
+    """One hour of one deployment's spend of one kind (compute, storage), with the price used."""
+
+    __tablename__ = "spend_ledger"
+    __table_args__ = (UniqueConstraint("deployment", "hour_start", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
+    usd: Mapped[float] = mapped_column(Float)
+    usd_saved: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(Text, default="")
+
+
+class AnomalyAlert(Base):
+    """An anomaly the monitor flow found (and announced as ``thrifty.anomaly.<kind>``)."""
+
+    __tablename__ = "anomaly_alerts"
+    __table_args__ = (UniqueConstraint("deployment", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    observed: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[float] = mapped_column(Float)
+    deviation_rel: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,191 @@
+"""The registry's SQL for fleet metrics, the spend ledger and anomaly alerts (issue 16).
+
+Kept beside ``repository.py`` (still inside ``thrifty.registry``, the only package that issues SQL)
+as functions of a ``Registry``. Every write replaces a whole range of buckets and moves its cursor in
+one transaction, so a rollup step that crashes or runs twice leaves the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select
+
+from thrifty.registry.models import AnomalyAlert, MetricRollup, RequestLog, RollupCursor, SpendEntry
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from thrifty.registry.repository import Registry
+
+#: (at, latency_ms, cold, status_code): what a rollup needs of one logged request
+RequestRow = tuple[datetime, float, bool, int]
+
+
+def request_rows(registry: Registry, name: str, start: datetime, end: datetime) -> list[RequestRow]:
+    """The request log of ``name`` in ``[start, end)``, oldest first, as plain tuples."""
+    query = (
+        select(RequestLog.at, RequestLog.latency_ms, RequestLog.cold, RequestLog.status_code)
+        .where(RequestLog.model_name == name, RequestLog.at >= start, RequestLog.at < end)
+        .order_by(RequestLog.at)
+    )
+    with registry.session() as s:
+        return [(at, float(ms), bool(cold), int(code)) for at, ms, cold, code in s.execute(query)]
+
+
+def first_request_at(registry: Registry, name: str) -> datetime | None:
+    with registry.session() as s:
+        found: datetime | None = s.scalar(
+            select(func.min(RequestLog.at)).where(RequestLog.model_name == name)
+        )
+        return found
+
+
+def cursor(registry: Registry, name: str, resolution_s: int) -> datetime | None:
+    """Where the next rollup of ``name`` at ``resolution_s`` starts (None: never rolled up)."""
+    with registry.session() as s:
+        found = s.scalar(
+            select(RollupCursor).where(
+                RollupCursor.deployment == name, RollupCursor.resolution_s == resolution_s
+            )
+        )
+        return None if found is None else found.done_until
+
+
+def _move_cursor(s: Session, name: str, resolution_s: int, done_until: datetime) -> None:
+    found = s.scalar(
+        select(RollupCursor).where(RollupCursor.deployment == name, RollupCursor.resolution_s == resolution_s)
+    )
+    if found is None:
+        s.add(RollupCursor(deployment=name, resolution_s=resolution_s, done_until=done_until))
+    else:
+        found.done_until = done_until
+
+
+def replace_buckets(
+    registry: Registry,
+    name: str,
+    resolution_s: int,
+    span: tuple[datetime, datetime],
+    rollups: Sequence[dict[str, Any]],
+    spend: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Replace ``name``'s buckets (and ledger hours) in ``[start, end)`` and set the cursor to ``end``."""
+    start, end = span
+    with registry.session() as s:
+        s.execute(
+            delete(MetricRollup).where(
+                MetricRollup.deployment == name,
+                MetricRollup.resolution_s == resolution_s,
+                MetricRollup.bucket_start >= start,
+                MetricRollup.bucket_start < end,
+            )
+        )
+        if rollups:
+            s.execute(
+                insert(MetricRollup), [dict(r, deployment=name, resolution_s=resolution_s) for r in rollups]
+            )
+        if resolution_s == 3600:
+            s.execute(
+                delete(SpendEntry).where(
+                    SpendEntry.deployment == name, SpendEntry.hour_start >= start, SpendEntry.hour_start < end
+                )
+            )
+            if spend:
+                s.execute(insert(SpendEntry), [dict(r, deployment=name) for r in spend])
+        _move_cursor(s, name, resolution_s, end)
+
+
+def rollups(
+    registry: Registry, name: str, resolution_s: int, start: datetime, end: datetime
+) -> list[MetricRollup]:
+    query = (
+        select(MetricRollup)
+        .where(
+            MetricRollup.deployment == name,
+            MetricRollup.resolution_s == resolution_s,
+            MetricRollup.bucket_start >= start,
+            MetricRollup.bucket_start < end,
+        )
+        .order_by(MetricRollup.bucket_start)
+    )
+    with registry.session() as s:
+        return list(s.scalars(query))
+
+
+def prune(registry: Registry, resolution_s: int, before: datetime) -> int:
+    """Drop buckets (and, for hours, ledger rows) older than ``before``; returns the rows dropped."""
+    with registry.session() as s:
+        result = s.execute(
+            delete(MetricRollup).where(
+                MetricRollup.resolution_s == resolution_s, MetricRollup.bucket_start < before
+            )
+        )
+        dropped = int(result.rowcount)  # type: ignore[attr-defined]
+        if resolution_s == 3600:
+            result = s.execute(delete(SpendEntry).where(SpendEntry.hour_start < before))
+            dropped += int(result.rowcount)  # type: ignore[attr-defined]
+        return dropped
+
+
+def spend(registry: Registry, name: str, start: datetime, end: datetime) -> list[SpendEntry]:
+    query = (
+        select(SpendEntry)
+        .where(SpendEntry.deployment == name, SpendEntry.hour_start >= start, SpendEntry.hour_start < end)
+        .order_by(SpendEntry.hour_start, SpendEntry.kind)
+    )
+    with registry.session() as s:
+        return list(s.scalars(query))
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+def add_alerts(registry: Registry, rows: Sequence[dict[str, Any]]) -> list[AnomalyAlert]:
+    """Store the alerts not stored yet (same deployment, kind and minute); returns the new ones."""
+    added = []
+    with registry.session() as s:
+        for row in rows:
+            exists = s.scalar(
+                select(AnomalyAlert.id).where(
+                    AnomalyAlert.deployment == row["deployment"],
+                    AnomalyAlert.kind == row["kind"],
+                    AnomalyAlert.at == row["at"],
+                )
+            )
+            if exists is None:
+                alert = AnomalyAlert(**row)
+                s.add(alert)
+                added.append(alert)
+        s.flush()
+    return added
+
+
+def last_alert_at(registry: Registry, name: str, kind: str) -> datetime | None:
+    with registry.session() as s:
+        found: datetime | None = s.scalar(
+            select(func.max(AnomalyAlert.at)).where(
+                AnomalyAlert.deployment == name, AnomalyAlert.kind == kind
+            )
+        )
+        return found
+
+
+def set_alert_event(registry: Registry, alert_id: int, event_id: str) -> None:
+    with registry.session() as s:
+        alert = s.get(AnomalyAlert, alert_id)
+        if alert is not None:
+            alert.event_id = event_id
+
+
+def alerts(
+    registry: Registry, name: str | None = None, since: datetime | None = None, limit: int = 100
+) -> list[AnomalyAlert]:
+    """Newest first."""
+    query = select(AnomalyAlert)
+    if name is not None:
+        query = query.where(AnomalyAlert.deployment == name)
+    if since is not None:
+        query = query.where(AnomalyAlert.at >= since)
+    with registry.session() as s:
+        return list(s.scalars(query.order_by(AnomalyAlert.at.desc(), AnomalyAlert.id.desc()).limit(limit)))
