@@ -13,6 +13,9 @@ needs them); nothing here writes.
     request_stats         from the request log: count, rate, last request, latency p50/p95
     local_status          ``thrifty status``: local deployments joined with the live gateway
     prices                the normalized price table as the catalog answers it
+    costs                 the spend ledger: month to date, forecast, $/1M requests, plan and baseline
+    fleet_metrics         one-minute / one-hour rollups of a deployment's requests, latency, replicas
+    alerts                anomalies the monitor flow found
 """
 
 from __future__ import annotations
@@ -493,6 +496,183 @@ def prices(
     )
     rows = cheapest_rows(rows, limit) if cheapest else rows.sort_values(["provider", "region"]).head(limit)
     return PriceTable(origin=catalog.origin, total_rows=len(catalog.table), rows=to_records(rows))
+
+
+# -- spend ledger, fleet metrics, alerts (issue 16) ---------------------------------------------------
+class SpendView(View):
+    """One deployment's spend this month (``thrifty costs NAME``)."""
+
+    deployment: str
+    state: str
+    offer: str | None
+    price_sources: list[str]
+    requests: int
+    errors: int
+    replica_hours: float
+    busy_hours: float
+    compute_usd: float
+    storage_usd: float
+    transfer_usd: float | None  # None: not measured (see notes)
+    total_usd: float
+    storage_bytes_by_tier: dict[str, int]
+    storage_usd_saved: float
+    usd_per_hour_now: float | None
+    usd_per_million_requests_reservation: float | None
+    usd_per_million_requests_usage: float | None
+    run_rate_usd_per_hour: float
+    forecast_month_usd: float
+    plan_usd_per_month: float | None
+    plan_usd_per_million_requests: float | None
+    baseline_usd_per_month: float | None
+    baseline_usd_per_million_requests: float | None
+    notes: list[str]
+
+
+class CostsView(View):
+    as_of: datetime
+    month_start: datetime
+    month_end: datetime
+    total_usd: float
+    forecast_month_usd: float
+    deployments: list[SpendView]
+
+
+def _plan_figures(plan_row: Plan | None) -> dict[str, float | None]:
+    record = dict(plan_row.record or {}) if plan_row else {}
+    chosen = dict(record.get("chosen") or (plan_row.chosen if plan_row else {}) or {})
+    baseline = dict(record.get("baseline") or {})
+    return {
+        "plan_usd_per_month": _float(chosen.get("usd_per_month")),
+        "plan_usd_per_million_requests": _float(chosen.get("usd_per_million_requests")),
+        "baseline_usd_per_month": _float(baseline.get("usd_per_month")),
+        "baseline_usd_per_million_requests": _float(baseline.get("usd_per_million_requests")),
+    }
+
+
+def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView:
+    from thrifty.monitor import ledger
+
+    usage, spent = ledger.month_to_date(registry, row, now)
+    rate = ledger.run_rate_usd_per_hour(registry, usage, now)
+    reservation, use = spent.per_million()
+    notes = [ledger.TRANSFER_NOTE]
+    if usage.offer is None:
+        notes.append("no cloud offer: deployed without a plan, so its machines are not priced")
+    return SpendView(
+        deployment=row.name,
+        state=row.state,
+        offer=usage.offer.label() if usage.offer else None,
+        price_sources=sorted(spent.sources),
+        requests=spent.requests,
+        errors=spent.errors,
+        replica_hours=spent.replica_s / 3600,
+        busy_hours=spent.busy_s / 3600,
+        compute_usd=spent.compute_usd,
+        storage_usd=spent.storage_usd,
+        transfer_usd=None,
+        total_usd=spent.total_usd,
+        storage_bytes_by_tier=usage.storage.bytes_by_tier,
+        storage_usd_saved=spent.storage_usd_saved,
+        usd_per_hour_now=ledger.price_now(usage, now),
+        usd_per_million_requests_reservation=reservation,
+        usd_per_million_requests_usage=use,
+        run_rate_usd_per_hour=rate,
+        forecast_month_usd=spent.total_usd + rate * (ledger.month_end(now) - now).total_seconds() / 3600,
+        notes=notes,
+        **_plan_figures(_plan_or_none(registry, row.plan_id)),
+    )
+
+
+def costs(registry: Registry, name: str | None = None, *, now: datetime | None = None) -> CostsView:
+    """Month-to-date spend and forecast of every deployment (or ``name``), from the spend ledger."""
+    from thrifty.monitor import ledger
+
+    now = now or datetime.now(UTC)
+    rows = [registry.get_deployment(name)] if name else registry.list_deployments()
+    views = [_spend_view(registry, row, now) for row in rows]
+    return CostsView(
+        as_of=now,
+        month_start=ledger.month_start(now),
+        month_end=ledger.month_end(now),
+        total_usd=sum(v.total_usd for v in views),
+        forecast_month_usd=sum(v.forecast_month_usd for v in views),
+        deployments=views,
+    )
+
+
+class MetricPoint(View):
+    bucket_start: datetime
+    requests: int
+    rps: float
+    errors: int
+    error_rate: float | None
+    cold_starts: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_p99: float | None
+    replicas: float
+    usd: float
+
+
+def fleet_metrics(
+    registry: Registry,
+    name: str,
+    *,
+    resolution_s: int = 60,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> list[MetricPoint]:
+    """A deployment's rolled-up buckets (60 s or 3600 s) since ``since`` (default: the last hour or 7 days)."""
+    from thrifty.registry import fleet
+
+    if resolution_s not in (60, 3600):
+        raise NotFoundError(
+            f"no rollups at {resolution_s} s", hint="ask for 60 (one minute) or 3600 (one hour)"
+        )
+    registry.get_deployment(name)
+    now = now or datetime.now(UTC)
+    since = since or now - (timedelta(hours=1) if resolution_s == 60 else timedelta(days=7))
+    return [
+        MetricPoint(
+            bucket_start=r.bucket_start,
+            requests=r.requests,
+            rps=r.requests / resolution_s,
+            errors=r.errors,
+            error_rate=r.errors / r.requests if r.requests else None,
+            cold_starts=r.cold_starts,
+            latency_ms_p50=r.latency_ms_p50,
+            latency_ms_p95=r.latency_ms_p95,
+            latency_ms_p99=r.latency_ms_p99,
+            replicas=r.replica_s / resolution_s,
+            usd=r.usd,
+        )
+        for r in fleet.rollups(registry, name, resolution_s, since, now)
+    ]
+
+
+class AlertView(View):
+    deployment: str
+    kind: str
+    at: datetime
+    observed: float
+    baseline: float
+    deviation_rel: float | None
+    unit: str
+    action: str
+    message: str
+    event_id: str | None
+
+
+def alerts(registry: Registry, name: str | None = None, *, limit: int = 50) -> list[AlertView]:
+    """Anomalies the monitor flow recorded, newest first."""
+    from thrifty.registry import fleet
+
+    if name is not None:
+        registry.get_deployment(name)
+    return [
+        AlertView(**{k: getattr(a, k) for k in AlertView.model_fields})
+        for a in fleet.alerts(registry, name, limit=limit)
+    ]
 
 
 def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:

@@ -1,0 +1,119 @@
+"""CLI: ``thrifty costs`` (the spend ledger), ``thrifty alerts`` (anomalies found by the monitor flow)
+and ``thrifty recommend`` (cheaper set-ups from observed traffic). They render ``thrifty.read``
+answers; ``--json`` prints the same fields.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from thrifty.render import Col
+
+if TYPE_CHECKING:
+    from thrifty.read import CostsView, SpendView
+
+COSTS_COLUMNS = [
+    Col("deployment", key=True),
+    Col("month to date $", key=True, justify="right"),
+    Col("forecast $", key=True, justify="right"),
+    Col("plan $/month", justify="right"),
+    Col("baseline $/month", justify="right"),
+    Col("$/1M reserved", justify="right"),
+    Col("$/1M used", justify="right"),
+    Col("requests", justify="right"),
+    Col("replica h", justify="right"),
+    Col("storage $", justify="right"),
+    Col("offer"),
+]
+
+
+def _money(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _row(view: SpendView) -> list[str]:
+    return [
+        view.deployment,
+        _money(view.total_usd, 4),
+        _money(view.forecast_month_usd),
+        _money(view.plan_usd_per_month),
+        _money(view.baseline_usd_per_month),
+        _money(view.usd_per_million_requests_reservation),
+        _money(view.usd_per_million_requests_usage),
+        f"{view.requests:,}",
+        f"{view.replica_hours:,.1f}",
+        _money(view.storage_usd, 4),
+        view.offer or "unpriced",
+    ]
+
+
+def _print_costs(answer: CostsView) -> None:
+    from thrifty.cli import console
+    from thrifty.render import print_table
+
+    month = answer.month_start.strftime("%B %Y")
+    title = f"spend in {month} to {answer.as_of:%d %H:%M} UTC (USD; forecast to month end at the last 24 h's rate)"
+    print_table(console, COSTS_COLUMNS, [_row(v) for v in answer.deployments], title=title)
+    console.print(
+        f"total ${answer.total_usd:,.4f} so far, ${answer.forecast_month_usd:,.2f} forecast for {month}",
+        highlight=False,
+    )
+    notes = sorted({note for view in answer.deployments for note in view.notes})
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def costs_command(
+    name: Annotated[str | None, typer.Argument(help="One deployment (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """What each deployment cost this month, its forecast, and $/1M requests next to its plan and the naive baseline."""
+    from thrifty import read, runtime
+    from thrifty.cli import print_json
+
+    answer = read.costs(runtime.registry(), name)
+    if as_json:
+        print_json(answer)
+        return
+    if not answer.deployments:
+        from thrifty.cli import console
+
+        console.print("no deployments yet: `thrifty deploy` or `make run` makes one")
+        return
+    _print_costs(answer)
+
+
+def alerts_command(
+    name: Annotated[str | None, typer.Argument(help="One deployment (default: all).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic)."""
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.render import print_table
+
+    found = read.alerts(runtime.registry(), name, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console.print(
+            "no anomalies recorded (the monitor flow records them: `prefect deployment run monitor/monitor`)"
+        )
+        return
+    columns = [
+        Col("at", key=True),
+        Col("deployment", key=True),
+        Col("kind", key=True),
+        Col("what and what to do"),
+    ]
+    cells = [[f"{a.at:%Y-%m-%d %H:%M}", a.deployment, a.kind, a.message] for a in found]
+    print_table(console, columns, cells, title="anomalies, newest first")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("costs")(costs_command)
+    app.command("alerts")(alerts_command)
