@@ -4,7 +4,8 @@
     python -m deployments.server stop
 
 ``start`` is idempotent: a server or worker that is already running is reused, the pool is created
-only when the API says it is missing, block types and deployments are (re)applied every time, and it
+only when the API says it is missing, block types, deployments and the automation that routes
+``thrifty.anomaly.*`` events to ``THRIFTY_ANOMALY_WEBHOOK_URL`` are (re)applied every time, and it
 returns once the worker is online (the API shows its heartbeat). It prints one line per step and a
 short summary; what Prefect's own commands print goes to ``$THRIFTY_HOME/prefect/start.log`` (shown
 when a step fails). Pid files and logs live under ``$THRIFTY_HOME/prefect``. The worker is stopped
@@ -26,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -162,6 +163,58 @@ def register_blocks() -> list[str]:
     return sorted(set(names))
 
 
+ANOMALY_AUTOMATION = "thrifty-anomaly-alerts"
+ANOMALY_WEBHOOK_BLOCK = "thrifty-anomaly-webhook"
+#: what the webhook receives: the event's name, the deployment and the detector's payload (baseline,
+#: observed, deviation, suggested action, message)
+ANOMALY_PAYLOAD = (
+    '{"event": {{ event.event | tojson }}, '
+    '"deployment": {{ event.resource["thrifty.deployment"] | tojson }}, '
+    '"occurred": {{ event.occurred | string | tojson }}, '
+    '"anomaly": {{ event.payload | tojson }}}'
+)
+
+
+def register_automations(webhook_url: str | None) -> str:
+    """The automation routing ``thrifty.anomaly.*`` events to a webhook (created or updated in place).
+
+    Without a URL nothing is routed (the monitor flow still records every alert: ``thrifty alerts``)
+    and an automation left from an earlier start is disabled, not kept firing at an old address.
+    """
+    from prefect.automations import Automation, CallWebhook, EventTrigger, Posture
+    from prefect.blocks.webhook import Webhook
+    from pydantic import SecretStr
+
+    try:
+        existing = cast("Automation | None", Automation.read(name=ANOMALY_AUTOMATION))
+    except ValueError:
+        existing = None
+    if not webhook_url:
+        if existing is not None and existing.enabled:
+            existing.disable()
+        return "anomaly events are recorded only (set THRIFTY_ANOMALY_WEBHOOK_URL to route them)"
+    block = Webhook(url=SecretStr(webhook_url), method="POST", allow_private_urls=True)
+    block_id = block.save(ANOMALY_WEBHOOK_BLOCK, overwrite=True)
+    automation = Automation(
+        name=ANOMALY_AUTOMATION,
+        description="thrifty.anomaly.* from the monitor flow → the anomaly webhook",
+        enabled=True,
+        trigger=EventTrigger(
+            expect={"thrifty.anomaly.*"},
+            match={"prefect.resource.id": "thrifty.deployment.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[CallWebhook(block_document_id=block_id, payload=ANOMALY_PAYLOAD)],
+    )
+    if existing is None:
+        automation.create()
+    else:
+        automation.id = existing.id
+        automation.update()
+    return f"anomaly events → webhook block {ANOMALY_WEBHOOK_BLOCK}"
+
+
 def _deployments(port: int) -> list[str]:
     body = {"work_pools": {"name": {"any_": [POOL]}}}
     found = _api(port, "POST", "/deployments/filter", body).raise_for_status().json()
@@ -206,11 +259,28 @@ def start(port: int = 4200, worker: bool = True, say: Callable[[str], None] = pr
     _quiet([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], port, "prefect deploy --all")
     deployments = _deployments(port)
     say(f"deployments: {len(deployments)} applied from prefect.yaml")
+    _quiet(
+        [sys.executable, "-m", "deployments.server", "register-automations", "--port", str(port)],
+        port,
+        "automations",
+    )
+    say(f"automation {ANOMALY_AUTOMATION}: {_automation_state(port)}")
     worker_name = None
     if worker:
         say("worker: waiting until it is online …")
         worker_name = _ensure_worker(port)
     return {"url": f"http://127.0.0.1:{port}", "deployments": deployments, "worker": worker_name}
+
+
+def _automation_state(port: int) -> str:
+    body = {"automations": {"name": {"any_": [ANOMALY_AUTOMATION]}}}
+    found = _api(port, "POST", "/automations/filter", body)
+    rows = found.json() if found.status_code == 200 else []
+    if not rows:
+        return "not registered (set THRIFTY_ANOMALY_WEBHOOK_URL to route thrifty.anomaly.* events)"
+    return (
+        "routes thrifty.anomaly.* to the webhook" if rows[0].get("enabled") else "disabled (no webhook URL)"
+    )
 
 
 def stop() -> None:
@@ -244,7 +314,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["start", "stop", "register-blocks"])
+    parser.add_argument("action", choices=["start", "stop", "register-blocks", "register-automations"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("THRIFTY_PREFECT_PORT", "4200")))
     parser.add_argument("--no-worker", action="store_true", help="apply deployments but start no worker")
     args = parser.parse_args()
@@ -253,6 +323,8 @@ def main() -> None:
         print("stopped the Prefect worker and server")
     elif args.action == "register-blocks":  # run by `start` in a child with PREFECT_API_URL set
         print("registered block types:", ", ".join(register_blocks()))
+    elif args.action == "register-automations":  # likewise, after the deployments
+        print(register_automations(os.environ.get("THRIFTY_ANOMALY_WEBHOOK_URL")))
     else:
         try:
             print(_summary(start(args.port, worker=not args.no_worker), args.port))
