@@ -16,6 +16,7 @@ needs them); nothing here writes.
     costs                 the spend ledger: month to date, forecast, $/1M requests, plan and baseline
     fleet_metrics         one-minute / one-hour rollups of a deployment's requests, latency, replicas
     alerts                anomalies the monitor flow found
+    recommendations       cheaper set-ups from observed traffic, with $/month saved and evidence
 """
 
 from __future__ import annotations
@@ -673,6 +674,49 @@ def alerts(registry: Registry, name: str | None = None, *, limit: int = 50) -> l
         AlertView(**{k: getattr(a, k) for k in AlertView.model_fields})
         for a in fleet.alerts(registry, name, limit=limit)
     ]
+
+
+class RecommendationView(View):
+    deployment: str
+    kind: str
+    title: str
+    usd_per_month_now: float
+    usd_per_month_after: float
+    usd_saved_per_month: float
+    evidence: dict[str, Any]
+    flow: str | None
+    parameters: dict[str, Any]
+    command: str
+
+
+class RecommendationsView(View):
+    as_of: datetime
+    days: float
+    recommendations: list[RecommendationView]
+    skipped: dict[str, str]
+
+
+def recommendations(
+    registry: Registry,
+    settings: Settings,
+    name: str | None = None,
+    *,
+    days: float = 7.0,
+    now: datetime | None = None,
+) -> RecommendationsView:
+    """Re-plan each live deployment (or ``name``) with its observed traffic and backtest its hibernation."""
+    from thrifty.monitor.recommend import recommend
+
+    now = now or datetime.now(UTC)
+    advice = recommend(registry, settings, now, name, days)
+    views = [
+        RecommendationView(
+            **{k: getattr(r, k) for k in RecommendationView.model_fields if k != "usd_saved_per_month"},
+            usd_saved_per_month=r.usd_saved_per_month,
+        )
+        for r in advice.recommendations
+    ]
+    return RecommendationsView(as_of=now, days=days, recommendations=views, skipped=advice.skipped)
 
 
 def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:

@@ -12,6 +12,7 @@ import typer
 from thrifty.render import Col
 
 if TYPE_CHECKING:
+    from thrifty import read
     from thrifty.read import CostsView, SpendView
 
 COSTS_COLUMNS = [
@@ -114,6 +115,68 @@ def alerts_command(
     print_table(console, columns, cells, title="anomalies, newest first")
 
 
+def recommend_command(
+    name: Annotated[str | None, typer.Argument(help="One deployment (default: every live one).")] = None,
+    days: Annotated[float, typer.Option(min=0.01, help="How many days of request log to learn from.")] = 7.0,
+    apply: Annotated[
+        str | None, typer.Option("--apply", help="Apply the recommendation of this kind (needs NAME).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Cheaper set-ups from the traffic each deployment really gets, with $/month saved and the evidence."""
+    from thrifty import read, runtime
+    from thrifty.cli import console, print_json
+    from thrifty.settings import get_settings
+
+    answer = read.recommendations(runtime.registry(), get_settings(), name, days=days)
+    if apply is not None:
+        _apply(answer, name, apply)
+        return
+    if as_json:
+        print_json(answer)
+        return
+    for rec in answer.recommendations:
+        console.print(
+            f"[bold]{rec.deployment}[/]: {rec.title} — saves ${rec.usd_saved_per_month:,.2f}/month "
+            f"(${rec.usd_per_month_now:,.2f} → ${rec.usd_per_month_after:,.2f})",
+            highlight=False,
+        )
+        console.print(f"  evidence: {_evidence_text(rec.evidence)}", highlight=False, soft_wrap=True)
+        console.print(f"  apply: thrifty recommend {rec.deployment} --apply {rec.kind}", highlight=False)
+    for skipped, why in answer.skipped.items():
+        console.print(f"{skipped}: nothing to recommend — {why}", highlight=False)
+
+
+def _evidence_text(evidence: dict[str, object]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in evidence.items())
+
+
+def _apply(answer: read.RecommendationsView, name: str | None, kind: str) -> None:
+    """Run the recommendation's flow on the Prefect API, or print the exact command when none exists."""
+    from thrifty.cli import console
+    from thrifty.errors import ConfigError
+
+    found = [r for r in answer.recommendations if r.kind == kind and (name is None or r.deployment == name)]
+    if name is None or len(found) != 1:
+        kinds = ", ".join(sorted({r.kind for r in answer.recommendations if r.deployment == name})) or "none"
+        raise ConfigError(
+            f"--apply {kind} needs one deployment with a {kind!r} recommendation",
+            hint=f"name the deployment; its recommendations now: {kinds}",
+        )
+    rec = found[0]
+    if rec.flow is None:
+        console.print(f"no flow applies this yet; run:\n{rec.command}", highlight=False, soft_wrap=True)
+        return
+    from thrifty.client import run_deployment
+
+    console.print(
+        f"running {rec.flow} for {rec.deployment} (same as: {rec.command})", highlight=False, soft_wrap=True
+    )
+    result = run_deployment(rec.flow, {"params": rec.parameters})
+    console.print(f"{rec.flow}: {result.state}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("costs")(costs_command)
     app.command("alerts")(alerts_command)
+    app.command("recommend")(recommend_command)
