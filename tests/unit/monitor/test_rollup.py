@@ -19,6 +19,7 @@ from tests.unit.monitor.fleet import (
     make_fleet,
     requests,
 )
+from thrifty import read
 from thrifty.monitor.rollup import HOUR_S, MINUTE_S, roll_up
 from thrifty.registry import fleet
 
@@ -47,6 +48,9 @@ def test_minute_bucket_counts_errors_cold_starts_and_percentiles(registry: Any) 
     hour = fleet.rollups(registry, NAME, HOUR_S, T0, T0 + timedelta(hours=1))[0]
     assert (hour.requests, hour.errors, hour.cold_starts) == (11, 1, 1)
     assert hour.latency_ms_p95 == 500.0  # the only minute with requests
+    points = read.fleet_metrics(registry, NAME, since=T0, now=T0 + timedelta(minutes=3))
+    assert [(p.requests, p.errors, p.replicas) for p in points] == [(0, 0, 2.0), (11, 1, 2.0), (0, 0, 2.0)]
+    assert points[1].error_rate == pytest.approx(1 / 11) and points[1].rps == pytest.approx(11 / 60)
 
 
 def test_hour_follows_replica_and_price_history_into_the_ledger(registry: Any) -> None:
