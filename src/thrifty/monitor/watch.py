@@ -24,17 +24,18 @@ RECENT_MIN = 15
 
 
 def minute_metrics(registry: Any, name: str, now: datetime, config: DetectorConfig) -> MinuteMetrics:
-    """The last ``DAY_MIN + baseline_min + 60`` complete minutes of ``name``, gaps filled."""
-    minutes = DAY_MIN + config.baseline_min + 60
+    """The last ``DAY_MIN + baseline_min + lag_min + 60`` complete minutes of ``name``, gaps filled;
+    with the replicas of each minute, so cost is judged per replica-minute."""
+    minutes = DAY_MIN + config.baseline_min + config.lag_min + 60
     end = floor_time(now, MINUTE_S)
     start = end - timedelta(minutes=minutes)
-    requests, errors, usd = np.zeros(minutes), np.zeros(minutes), np.zeros(minutes)
+    requests, errors, usd, replicas = (np.zeros(minutes) for _ in range(4))
     p95 = np.full(minutes, np.nan)
     for row in fleet.rollups(registry, name, MINUTE_S, start, end):
         i = int((row.bucket_start - start).total_seconds() // 60)
-        requests[i], errors[i], usd[i] = row.requests, row.errors, row.usd
+        requests[i], errors[i], usd[i], replicas[i] = row.requests, row.errors, row.usd, row.replica_s / 60
         p95[i] = np.nan if row.latency_ms_p95 is None else row.latency_ms_p95
-    return MinuteMetrics(name, start, requests, errors, p95, usd)
+    return MinuteMetrics(name, start, requests, errors, p95, usd, replicas)
 
 
 def _row(alert: Alert) -> dict[str, Any]:
