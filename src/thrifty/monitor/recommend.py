@@ -9,7 +9,8 @@ gets, and backtest the hibernation policies on its own request log.
                        traffic, a VM for steady, a more compressed variant, another cloud or region,
                        or a right-sized machine
     hibernation_advice every hibernation policy replayed on the deployment's own log
-                       (``thrifty simulate --deployment``), idle memory priced at the offer's $/GiB-h
+                       (``thrifty simulate --deployment``), an idle replica-hour priced at the
+                       offer's $/h
 
 Each recommendation carries its $/month saved, its evidence and how to apply it: the flow that does
 it with its parameters, and the exact command.
@@ -257,12 +258,14 @@ class Advice:
     skipped: dict[str, str]  # deployment → why nothing was recommended or could be
 
 
-def _usd_per_gib_hour(usage: Any, now: datetime) -> float | None:
+def _usd_per_idle_replica_hour(usage: Any, now: datetime) -> float | None:
+    """What an idle replica costs per hour: its machine's price (the simulator counts one unit of
+    memory per function when the log says nothing of memory, so this is its "$/GiB-hour")."""
     offer = usage.offer
-    if offer is None or not offer.memory_gib or usage.book is None:
+    if offer is None or offer.serverless or usage.book is None:
         return None
     hourly = usage.book.usd_per_hour_at(now) if usage.book.steps else (offer.plan_usd_per_hour or 0.0)
-    return hourly / offer.memory_gib if hourly else None
+    return hourly or None
 
 
 def advise(registry: Any, settings: Any, row: Any, now: datetime, days: float) -> list[Recommendation]:
@@ -272,7 +275,7 @@ def advise(registry: Any, settings: Any, row: Any, now: datetime, days: float) -
 
     profile = observed_profile(registry, row.name, now, days)
     usage = usage_of(registry, row)
-    found = [hibernation_advice(registry, row, profile, now, _usd_per_gib_hour(usage, now))]
+    found = [hibernation_advice(registry, row, profile, now, _usd_per_idle_replica_hour(usage, now))]
     if row.plan_id is not None:
         monthly = run_rate_usd_per_hour(registry, usage, now) * HOURS_PER_MONTH
         found.append(plan_advice(registry, settings, row, profile, monthly))

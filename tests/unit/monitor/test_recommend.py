@@ -98,3 +98,28 @@ def test_recommend_command_prints_and_refuses_an_unknown_kind(thrifty_home: Path
     assert "saves $" in shown.output and "--apply" in shown.output
     wrong = runner.invoke(app, ["recommend", NAME, "--days", "1", "--apply", "teleport"])
     assert isinstance(wrong.exception, ConfigError) and "teleport" in wrong.exception.message
+
+
+def test_hibernation_backtest_recommends_a_policy_that_idles_less(
+    registry: Any, thrifty_home: Path, shared_data: Path
+) -> None:
+    """The sweep runs hybrid-histogram on this deployment; replayed on its own log, thrifty-cost-aware
+    keeps replicas idle for fewer hours at no more cold starts (p75), priced at the machine's $/h."""
+    from thrifty.monitor.recommend import hibernation_advice
+    from thrifty.policies.sweep import POLICY_EVENT_KIND
+
+    chosen = deploy_planned(registry, days=1.0)
+    registry.add_event(
+        NAME, POLICY_EVENT_KIND, "keep warm", details={"policy": "hybrid-histogram", "do": "none"}
+    )
+    replay_functions_day(registry, shared_data)
+    profile = observed_profile(registry, NAME, NOW, 1.0)
+    rec = hibernation_advice(registry, registry.get_deployment(NAME), profile, NOW, chosen["usd_per_hour"])
+    assert rec is not None and rec.kind == "hibernation"
+    assert rec.evidence["current"]["policy"] == "hybrid-histogram"
+    best = rec.evidence["best"]
+    assert best["cold_pct_p75"] <= rec.evidence["current"]["cold_pct_p75"]
+    # the saving is the idle replica-hours the better policy avoids, at the machine's price, over a month
+    saved_per_day = rec.evidence["current"]["wasted_usd"] - best["wasted_usd"]
+    assert rec.usd_saved_per_month == pytest.approx(saved_per_day * 30) and rec.usd_saved_per_month >= 1.0
+    assert best["policy"] in rec.command and rec.flow is None
