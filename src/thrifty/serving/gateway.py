@@ -18,6 +18,9 @@
   ``/admin/status``; one that belongs to no deployment any more is stopped at the next reconcile.
 * Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
   log in batches from a background task — never on the request's path.
+* Remote replicas (cloud VMs, pods; ``serving/remote.py``) are fronted the same way when the
+  gateway is given ``RemoteTargets``: routed with the deployment's own token, held and woken
+  through the provider while hibernated, logged. Their endpoints come from the registry.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from thrifty.errors import ServingError
+from thrifty.errors import ServingError, ThriftyError
 from thrifty.serving import auth
 from thrifty.serving.http import Request, Response, error_response, json_response
 from thrifty.serving.metrics import Metrics
 from thrifty.serving.pool import WarmPool, Worker, close_pipes
+from thrifty.serving.remote import RemoteReplica, RemoteTargets, endpoints_of, fronted, with_bearer
 from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
 from thrifty.states import state_of
 
@@ -52,6 +56,8 @@ class GatewayConfig:
     api_tokens: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     wake_timeout_s: float = 30.0
+    #: a cloud wake starts instances: minutes, not the seconds of a local replica
+    remote_wake_timeout_s: float = 600.0
     request_timeout_s: float = 60.0
     warm_pool_size: int = 1
     reconcile_interval_s: float = 1.0
@@ -61,7 +67,7 @@ class GatewayConfig:
 class Wake:
     """One wake in progress: its task and how many requests are held waiting for it."""
 
-    def __init__(self, task: asyncio.Task[Worker] | None = None) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.task = task
         self.held = 0
 
@@ -76,7 +82,7 @@ class ModelState:
     name: str
     order: dict[str, Any]
     desired: int = 0
-    replicas: list[Worker] = field(default_factory=list)
+    replicas: list[Any] = field(default_factory=list)  # Worker, or RemoteReplica when remote
     starting: int = 0
     waking: Wake | None = None
     #: a local change (a wake) not yet saved to the registry, and when the last save finished:
@@ -84,8 +90,17 @@ class ModelState:
     unsaved: bool = False
     saved_at: float = 0.0
     retiring: list[Worker] = field(default_factory=list)
+    #: the target it runs on; a remote one (VM, pod) is reached at ``endpoints`` with ``token``
+    provider: str = "local"
+    endpoints: list[str] = field(default_factory=list)
+    token: str | None = None
+    last_wake: dict[str, float] = field(default_factory=dict)
 
-    def pick(self) -> Worker | None:
+    @property
+    def remote(self) -> bool:
+        return self.provider != "local"
+
+    def pick(self) -> Any:
         live = [r for r in self.replicas if r.alive]
         return min(live, key=lambda r: r.upstream.outstanding) if live else None
 
@@ -108,9 +123,16 @@ def replica_order(name: str, spec: dict[str, Any], max_body_bytes: int) -> dict[
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, registry: Any, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: Any,
+        metrics: Metrics | None = None,
+        remote: RemoteTargets | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
+        self.remote = remote
         self.metrics = metrics or Metrics("thrifty_gateway")
         self.models: dict[str, ModelState] = {}
         self.pool = WarmPool(config.warm_pool_size)
@@ -190,13 +212,20 @@ class Gateway:
             "models": {
                 s.name: {
                     "desired": s.desired,
+                    "provider": s.provider,
                     "replicas": [
-                        {"pid": r.pid, "port": r.port, "outstanding": r.upstream.outstanding}
+                        {
+                            "pid": r.pid,
+                            "port": r.port,
+                            "url": getattr(r, "url", None),
+                            "outstanding": r.upstream.outstanding,
+                        }
                         for r in s.replicas
                         if r.alive
                     ],
                     "starting": s.starting,
                     "retiring": [r.pid for r in s.retiring],
+                    "last_wake": s.last_wake,
                 }
                 for s in self.models.values()
             },
@@ -225,7 +254,7 @@ class Gateway:
         return response
 
     async def _forward(self, request: Request, state: ModelState, started: float) -> tuple[Response, bool]:
-        data = request.raw_head + b"\r\n\r\n" + request.body
+        data = with_bearer(request.raw_head, state.token) + b"\r\n\r\n" + request.body
         cold = False
         last_error = ""
         for _ in range(MAX_ATTEMPTS):
@@ -255,15 +284,16 @@ class Gateway:
             502, f"model {state.name!r}: every replica failed ({last_error}); retried {MAX_ATTEMPTS} times"
         ), cold
 
-    async def _send(self, replica: Worker, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    async def _send(self, replica: Worker | RemoteReplica, data: bytes) -> tuple[int, dict[str, str], bytes]:
         replica.in_use += 1  # before the first await: a retiring replica waits for this request
         try:
             return await replica.upstream.request(data, self.config.request_timeout_s)
         finally:
             replica.in_use -= 1
 
-    async def _await_wake(self, state: ModelState, started: float) -> Worker | Response:
-        remaining = self.config.wake_timeout_s - (time.perf_counter() - started)
+    async def _await_wake(self, state: ModelState, started: float) -> Any:
+        timeout_s = self.config.remote_wake_timeout_s if state.remote else self.config.wake_timeout_s
+        remaining = timeout_s - (time.perf_counter() - started)
         wake = self.wake(state)
         assert wake.task is not None
         wake.held += 1
@@ -272,7 +302,7 @@ class Gateway:
         except TimeoutError:
             return error_response(
                 504,
-                f"model {state.name!r} did not wake within {self.config.wake_timeout_s:g} s; see the gateway log",
+                f"model {state.name!r} did not wake within {timeout_s:g} s; see the gateway log",
             )
         except ServingError as exc:
             return error_response(504, f"model {state.name!r} could not be woken: {exc.message}")
@@ -287,7 +317,9 @@ class Gateway:
             state.waking = wake
         return state.waking
 
-    async def _wake(self, state: ModelState, by_request: bool, wake: Wake) -> Worker:
+    async def _wake(self, state: ModelState, by_request: bool, wake: Wake) -> Any:
+        if state.remote:
+            return await self._wake_remote(state, by_request)
         kind = "replica_started"
         if state.desired == 0:  # saved now, while the replica loads: a later hibernate overrides it
             state.desired, state.unsaved, kind = 1, True, ""
@@ -363,10 +395,13 @@ class Gateway:
             log.warning("replica of %s (pid %s) exited with %s", state.name, worker.pid, code)
             self._lost(state, worker)
 
-    def _lost(self, state: ModelState, worker: Worker) -> None:
+    def _lost(self, state: ModelState, worker: Any) -> None:
         if worker in state.replicas:
             state.replicas.remove(worker)
             worker.kill()
+            if state.remote:  # the provider owns the VM; the rebalance and the registry follow it
+                log.warning("replica %s of %s stopped answering", worker.url, state.name)
+                return
             self._background(self._save_state, state, "replica_lost", f"replica pid {worker.pid} died")
 
     # -- desired state -------------------------------------------------------------------------
@@ -379,12 +414,17 @@ class Gateway:
         async with self._reconcile_lock:
             read_at = time.monotonic()
             rows = await asyncio.get_running_loop().run_in_executor(
-                None, self.registry.list_deployments, "local"
+                None, self.registry.list_deployments, None if self.remote else "local"
             )
             seen = set()
             for row in rows:
+                if row.provider == "local":
+                    self._apply(row, read_at)
+                elif fronted(row.provider):
+                    self._apply_remote(row, read_at)
+                else:
+                    continue
                 seen.add(row.name)
-                self._apply(row, read_at)
             for name in [n for n in self.models if n not in seen]:
                 state = self.models.pop(name)
                 await asyncio.gather(*(r.stop() for r in state.replicas))
@@ -417,6 +457,9 @@ class Gateway:
             state.order, state.desired = order, desired
 
     async def _converge(self, state: ModelState) -> None:
+        if state.remote:
+            self._converge_remote(state)
+            return
         live = [r for r in state.replicas if r.alive]
         waking = state.waking is not None and not state.waking.done()
         missing = state.desired - len(live) - state.starting - (waking and state.starting == 0)
@@ -466,6 +509,66 @@ class Gateway:
             state.saved_at = time.monotonic()
             state.unsaved = False
 
+    # -- remote replicas (cloud VMs, pods) -----------------------------------------------------
+    def _apply_remote(self, row: Any, read_at: float) -> None:
+        assert self.remote is not None
+        active = state_of(row.state).active
+        endpoints = endpoints_of(row.resources, row.endpoint_url) if active else []
+        state = self.models.get(row.name)
+        if state is None:
+            token = self.remote.token_for(row.name)
+            self.models[row.name] = ModelState(
+                row.name, {}, len(endpoints), provider=row.provider, endpoints=endpoints, token=token
+            )
+        elif not state.unsaved and state.saved_at < read_at:  # a wake wins until it is saved
+            state.desired, state.endpoints = len(endpoints), endpoints
+
+    def _converge_remote(self, state: ModelState) -> None:
+        """Route to exactly the endpoints the registry (or the last wake) names."""
+        assert self.remote is not None
+        wanted = [self.remote.reach(u) for u in state.endpoints]
+        keep = [r for r in state.replicas if r.alive and r.url in wanted]
+        for replica in state.replicas:
+            if replica not in keep:
+                self._background_async(replica.stop())
+        have = {r.url for r in keep}
+        state.replicas = [*keep, *(RemoteReplica(u) for u in wanted if u not in have)]
+
+    async def _wake_remote(self, state: ModelState, by_request: bool) -> Any:
+        """Wake a cloud deployment through its provider; the first ready endpoint takes the requests."""
+        assert self.remote is not None
+        state.unsaved = True
+        try:
+            woken = await self.remote.wake(state.provider, state.name, self.config.remote_wake_timeout_s)
+        except ThriftyError as exc:
+            state.unsaved = False
+            raise ServingError(f"{state.provider} could not wake it: {exc.message}", hint=exc.hint) from exc
+        state.endpoints, state.desired = woken.endpoints, len(woken.endpoints)
+        self._converge_remote(state)
+        self.metrics.wake_seconds.labels(state.name).observe(woken.ready_at - woken.started_at)
+        if by_request:
+            self.metrics.cold_starts.labels(state.name).inc()
+        state.last_wake = woken.timings()
+        self._background(self._save_remote_wake, state, woken)
+        return state.pick()
+
+    def _save_remote_wake(self, state: ModelState, woken: Any) -> None:
+        try:
+            row = self.registry.get_deployment(state.name)
+            resources = {**(row.resources or {}), "endpoints": woken.endpoints, "front_door": self.url}
+            self.registry.upsert_deployment(
+                state.name,
+                state="running",
+                replicas=len(woken.endpoints),
+                endpoint_url=woken.endpoints[0],
+                resources=resources,
+            )
+            reason = f"request while hibernated: {state.provider} woke it ({woken.summary()})"
+            self.registry.add_event(state.name, "wake", reason, details=woken.timings())
+        finally:
+            state.saved_at = time.monotonic()
+            state.unsaved = False
+
     # -- request log ---------------------------------------------------------------------------
     def _record(self, name: str, started: float, cold: bool, status: int) -> None:
         latency_s = time.perf_counter() - started
@@ -488,13 +591,18 @@ class Gateway:
 
 
 async def run_gateway(
-    config: GatewayConfig, registry: Any, *, stop: asyncio.Event | None = None, pid_file: Path | None = None
+    config: GatewayConfig,
+    registry: Any,
+    *,
+    stop: asyncio.Event | None = None,
+    pid_file: Path | None = None,
+    remote: RemoteTargets | None = None,
 ) -> None:
     """Serve the gateway until SIGTERM/SIGINT (or ``stop``), then drain and stop every replica."""
     from thrifty.serving.app import bind_socket, serve_until_stopped
 
     sock = bind_socket(config.host, config.port)
-    gateway = Gateway(config, registry)
+    gateway = Gateway(config, registry, remote=remote)
     await gateway.start()
     log.info("gateway listening on %s", gateway.url)
     try:
