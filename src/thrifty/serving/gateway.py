@@ -30,12 +30,14 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from thrifty.errors import ServingError, ThriftyError
+from thrifty.policies.autoscale import AutoscaleSettings, ScaleState, decide_replicas
 from thrifty.serving import auth
 from thrifty.serving.http import Request, Response, error_response, json_response
 from thrifty.serving.metrics import Metrics
@@ -62,6 +64,10 @@ class GatewayConfig:
     warm_pool_size: int = 1
     reconcile_interval_s: float = 1.0
     log_flush_interval_s: float = 1.0
+    #: load samples for autoscaling (deployments with ``spec.serving["autoscale"]``), averaged over
+    #: the last ``autoscale_window`` samples
+    autoscale_interval_s: float = 0.25
+    autoscale_window: int = 4
 
 
 class Wake:
@@ -95,6 +101,14 @@ class ModelState:
     endpoints: list[str] = field(default_factory=list)
     token: str | None = None
     last_wake: dict[str, float] = field(default_factory=dict)
+    autoscale: AutoscaleSettings | None = None
+    scaling: ScaleState = field(default_factory=ScaleState)
+    load: deque[float] = field(default_factory=lambda: deque(maxlen=4))
+
+    def outstanding(self) -> float:
+        """Requests in flight at its replicas plus those held for a wake."""
+        held = self.waking.held if self.waking is not None and not self.waking.done() else 0
+        return float(sum(r.upstream.outstanding for r in self.replicas if r.alive) + held)
 
     @property
     def remote(self) -> bool:
@@ -151,6 +165,7 @@ class Gateway:
         self._tasks = [
             loop.create_task(self._every(self.config.reconcile_interval_s, self.reconcile)),
             loop.create_task(self._every(self.config.log_flush_interval_s, self.flush_log)),
+            loop.create_task(self._every(self.config.autoscale_interval_s, self.autoscale_step)),
         ]
 
     async def close(self) -> None:
@@ -452,9 +467,17 @@ class Gateway:
             return
         desired = row.replicas if state_of(row.state).active else 0
         if state is None:
-            self.models[row.name] = ModelState(row.name, order, desired)
+            state = self.models[row.name] = ModelState(row.name, order, desired)
         elif not state.unsaved and state.saved_at < read_at:  # a local wake wins until it is saved
             state.order, state.desired = order, desired
+        state.autoscale = self._autoscale_settings(row)
+
+    def _autoscale_settings(self, row: Any) -> AutoscaleSettings | None:
+        try:
+            return AutoscaleSettings.from_spec((row.spec or {}).get("serving"))
+        except ThriftyError as exc:
+            log.error("%s: autoscale off: %s (%s)", row.name, exc.message, exc.hint)
+            return None
 
     async def _converge(self, state: ModelState) -> None:
         if state.remote:
@@ -508,6 +531,63 @@ class Gateway:
         finally:
             state.saved_at = time.monotonic()
             state.unsaved = False
+
+    # -- autoscaling -----------------------------------------------------------------------------
+    async def autoscale_step(self) -> None:
+        """Sample each opted-in deployment's load; scale it when the policy says so."""
+        now = time.monotonic()
+        for state in list(self.models.values()):
+            if state.autoscale is None or state.desired < 1 or state.unsaved:
+                continue  # zero is the hibernation sweep's and the wake's to change
+            if state.load.maxlen != self.config.autoscale_window:
+                state.load = deque(maxlen=self.config.autoscale_window)
+            state.load.append(state.outstanding())
+            load = sum(state.load) / len(state.load)
+            wanted = decide_replicas(state.desired, load, state.autoscale, state.scaling, now)
+            if wanted != state.desired:
+                await self._scale_to(state, wanted, load)
+
+    async def _scale_to(self, state: ModelState, replicas: int, load: float) -> None:
+        assert state.autoscale is not None
+        target = state.autoscale.target_outstanding_per_replica
+        reason = (
+            f"{state.desired} → {replicas} replicas: {load:.1f} requests outstanding, target {target:g} each"
+        )
+        log.info("%s: autoscale %s", state.name, reason)
+        state.desired, state.unsaved = replicas, True
+        state.load.clear()
+        if state.remote:
+            self._background_async(self._scale_remote(state, replicas, reason))
+            return
+        self._background(self._save_scale, state, replicas, reason)
+        await self._converge(state)
+
+    def _save_scale(self, state: ModelState, replicas: int, reason: str, endpoints: Any = None) -> None:
+        try:
+            fields: dict[str, Any] = {"replicas": replicas, "state": "running"}
+            if endpoints is not None:
+                row = self.registry.get_deployment(state.name)
+                fields["resources"] = {**(row.resources or {}), "endpoints": endpoints}
+            self.registry.upsert_deployment(state.name, **fields)
+            self.registry.add_event(state.name, "autoscale", reason)
+        finally:
+            state.saved_at = time.monotonic()
+            state.unsaved = False
+
+    async def _scale_remote(self, state: ModelState, replicas: int, reason: str) -> None:
+        """Scale a VM deployment through its provider; route to its running endpoints."""
+        assert self.remote is not None
+        try:
+            status = await self.remote.scale(state.provider, state.name, replicas)
+        except ThriftyError as exc:
+            log.error("%s: autoscale to %d failed: %s", state.name, replicas, exc.message)
+            state.unsaved = False
+            return
+        state.endpoints = endpoints_of(status.details, status.endpoint_url)
+        self._converge_remote(state)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._save_scale, state, replicas, reason, state.endpoints
+        )
 
     # -- remote replicas (cloud VMs, pods) -----------------------------------------------------
     def _apply_remote(self, row: Any, read_at: float) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from thrifty import runtime, tokens
-from thrifty.errors import NotFoundError
+from thrifty import runtime
 from thrifty.serving.gateway import GatewayConfig, run_gateway
 from thrifty.serving.http import run
-from thrifty.serving.remote import RemoteTargets
 from thrifty.settings import Settings, get_settings
 
 
@@ -24,29 +21,11 @@ def gateway_config(settings: Settings) -> GatewayConfig:
     )
 
 
-def remote_targets(settings: Settings) -> RemoteTargets:
-    """The clouds as the CLI reaches them (each SDK's usual credential chain, the deployment's region)."""
-
-    def provider_for(provider: str, name: str) -> Any:
-        from thrifty.providers.commands import build_provider
-
-        region = runtime.registry(settings).get_deployment(name).region
-        return build_provider(provider, {"region": region})
-
-    def token_for(name: str) -> str | None:
-        try:
-            return tokens.token_for(settings.home, name)
-        except NotFoundError:  # deployed from another machine: its replicas will refuse us
-            return None
-
-    return RemoteTargets(provider_for=provider_for, token_for=token_for)
-
-
 def main() -> None:
+    """The gateway for local replicas only (``thrifty.providers.front_door`` also fronts the clouds)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    registry = runtime.registry(settings)
-    run(run_gateway(gateway_config(settings), registry, remote=remote_targets(settings)))
+    run(run_gateway(gateway_config(settings), runtime.registry(settings)))
 
 
 if __name__ == "__main__":
