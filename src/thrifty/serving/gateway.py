@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import os
 import time
@@ -36,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from thrifty import tokens
 from thrifty.errors import ServingError, ThriftyError
 from thrifty.policies.autoscale import AutoscaleSettings, ScaleState, decide_replicas
 from thrifty.serving import auth
@@ -194,6 +197,8 @@ class Gateway:
             return json_response({"live": True})
         if path == "/v2/health/ready":
             return json_response({"ready": True})
+        if path.startswith("/v2/deployments/") and path.endswith("/interruption"):
+            return self._interruption(request)  # a VM's own credential, not the gateway's tokens
         denied = auth.check(request, self._tokens)
         if denied is not None:
             return denied
@@ -531,6 +536,39 @@ class Gateway:
         finally:
             state.saved_at = time.monotonic()
             state.unsaved = False
+
+    # -- interruption notices from the VMs ------------------------------------------------------
+    async def _interruption(self, request: Request) -> Response:
+        """``POST /v2/deployments/NAME/interruption`` from a VM's watcher: record it, rebalance."""
+        name = request.path.removeprefix("/v2/deployments/").removesuffix("/interruption")
+        if request.method != "POST":
+            return error_response(405, "POST the notice as JSON")
+        if self.remote is None or self.remote.on_interruption is None:
+            return error_response(404, "this gateway fronts no cloud deployments; start it with `thrifty up`")
+        token = self.remote.token_for(name)
+        if token is None:
+            return error_response(404, f"no cloud deployment named {name!r} was deployed from this machine")
+        given = request.headers.get("authorization", "").partition(" ")[2].strip()
+        if not hmac.compare_digest(given.encode(), tokens.notice_token(token, name).encode()):
+            return error_response(401, f"not the notice token of deployment {name!r}")
+        try:
+            notice = json.loads(request.body or b"{}")
+        except ValueError:
+            notice = None
+        if not isinstance(notice, dict) or notice.get("deployment") != name or not notice.get("instance_id"):
+            return error_response(400, "send the watcher's notice: JSON with deployment and instance_id")
+        loop = asyncio.get_running_loop()
+        via = await loop.run_in_executor(None, self._take_notice, name, notice)
+        return json_response({"accepted": True, "deployment": name, "via": via}, status=202)
+
+    def _take_notice(self, name: str, notice: dict[str, Any]) -> str:
+        assert self.remote is not None and self.remote.on_interruption is not None
+        reason = (
+            f"{notice.get('cloud')} {notice['instance_id']}: {notice.get('action')} at {notice.get('at')}"
+        )
+        self.registry.add_event(name, "interruption", reason, details=notice)
+        log.warning("%s: interruption notice %s", name, reason)
+        return self.remote.on_interruption(name, notice)
 
     # -- autoscaling -----------------------------------------------------------------------------
     async def autoscale_step(self) -> None:

@@ -134,6 +134,9 @@ class RemoteTargets:
     reach: Callable[[str], str] = lambda url: url
     poll_s: float = 1.0
     health_timeout_s: float = 2.0
+    #: (deployment, notice payload) → how the notice went on ("prefect" or "in-process"); must
+    #: return at once (a rebalance runs in the background)
+    on_interruption: Callable[[str, dict[str, Any]], str] | None = None
 
     async def wake(self, provider: str, name: str, deadline_s: float) -> Woken:
         """Wake ``name`` on its target and wait until one endpoint is ready (ServingError if not)."""
