@@ -640,6 +640,7 @@ class Gateway:
             )
         elif not state.unsaved and state.saved_at < read_at:  # a wake wins until it is saved
             state.desired, state.endpoints = len(endpoints), endpoints
+        self.models[row.name].autoscale = self._autoscale_settings(row)
 
     def _converge_remote(self, state: ModelState) -> None:
         """Route to exactly the endpoints the registry (or the last wake) names."""

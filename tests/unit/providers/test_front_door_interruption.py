@@ -191,3 +191,56 @@ def test_the_spot_watcher_is_told_the_front_door_and_its_notice_token(
         assert "THRIFTY_NOTICE_TOKEN" not in watch
     else:
         assert f"-e THRIFTY_FRONT_DOOR_URL={front_door_url} -e THRIFTY_NOTICE_TOKEN={'ef' * 32} " in watch
+
+
+def test_a_busy_vm_deployment_scales_out_through_its_provider(
+    aws: Any, make_spec: Any, thrifty_home: Path, tmp_path: Path
+) -> None:
+    from thrifty import runtime, tokens
+    from thrifty.providers.base import spec_to_dict
+    from thrifty.serving.remote import RemoteTargets
+
+    digest = tokens.issue(thrifty_home, "busy")
+    autoscale = {"max_replicas": 2, "target_outstanding_per_replica": 1.0, "scale_in_cooldown_s": 600.0}
+    spec = make_spec("busy", replicas=1, serving={"token_sha256": digest, "autoscale": autoscale})
+    status = aws.deploy(spec)
+    runtime.registry().upsert_deployment(
+        "busy", provider="aws", region="us-east-1", state="running", replicas=1,
+        endpoint_url=status.endpoint_url, spec=spec_to_dict(spec), resources={"endpoints": status.details["endpoints"]},
+    )  # fmt: skip
+    slow = build_mlp(tmp_path / "slow.onnx", in_features=1024, hidden=4096)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1024], "data": [0.5] * 1024}]}
+    with _vm(slow, "busy", digest) as vm_url:
+        remote = RemoteTargets(
+            provider_for=lambda provider, name: aws,
+            token_for=lambda name: tokens.token_for(thrifty_home, name),
+            reach=lambda url: vm_url,
+        )
+        server, _ = _gateway(remote)
+        with server as front:
+
+            async def load() -> list[int]:
+                async with httpx.AsyncClient(timeout=60) as client:
+                    until = time.monotonic() + 4.0
+
+                    async def one() -> list[int]:
+                        out = []
+                        while time.monotonic() < until:
+                            out.append(
+                                (await client.post(f"{front}/v2/models/busy/infer", json=body)).status_code
+                            )
+                        return out
+
+                    return [s for chunk in await asyncio.gather(*(one() for _ in range(8))) for s in chunk]
+
+            statuses = asyncio.run(load())
+            deadline = time.monotonic() + 30
+            while runtime.registry().get_deployment("busy").replicas < 2:
+                assert time.monotonic() < deadline, "the registry never saw the scale-out"
+                time.sleep(0.1)
+    assert set(statuses) == {200}
+    assert len([r for r in aws.replicas("busy") if r.live]) == 2  # launched through the provider
+    assert aws.status("busy").replicas_desired == 2
+    (event,) = [e for e in runtime.registry().list_events("busy") if e.kind == "autoscale"]
+    assert event.reason.startswith("1 → 2 replicas")
+    assert len(runtime.registry().get_deployment("busy").resources["endpoints"]) == 2
