@@ -63,10 +63,6 @@ def main() -> None:
     run(run_gateway(gateway_config(settings), registry, remote=remote_targets(settings)))
 
 
-if __name__ == "__main__":
-    main()
-
-
 @dataclass
 class InterruptionHandler:
     """What the front door does with a VM's interruption notice: the ``thrifty.spot.interruption``
@@ -148,3 +144,7 @@ def interruption_handler(settings: Settings, remote: RemoteTargets) -> Interrupt
         health_check=http_health(remote.reach),
         emit=emit,
     )
+
+
+if __name__ == "__main__":
+    main()
