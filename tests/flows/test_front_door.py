@@ -189,3 +189,26 @@ def _an_hour_ago() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_the_front_door_sends_notices_to_prefect_when_an_api_is_configured(
+    thrifty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PREFECT_API_URL set, a notice becomes the thrifty.spot.interruption event (whose
+    automation runs spot-rebalance); without it, the rebalance runs inside the front door."""
+    from tasks.providers import emit_interruption_event
+    from thrifty.providers.front_door import interruption_handler
+    from thrifty.serving.remote import RemoteTargets
+    from thrifty.settings import get_settings
+
+    remote = RemoteTargets(provider_for=lambda provider, name: None)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert interruption_handler(get_settings(), remote).emit is None
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    handler = interruption_handler(get_settings(), remote)
+    assert handler.emit is emit_interruption_event
+    sent: list[Any] = []
+    handler.emit = sent.append  # what reached the emitter (sending it is the spot-rebalance tests' part)
+    via = handler("spotty", {"deployment": "spotty", "instance_id": "i-1", "cloud": "aws", "at": None})
+    assert via == "prefect" and handler.threads == []
+    assert (sent[0].deployment, sent[0].instance_id, sent[0].cloud) == ("spotty", "i-1", "aws")
