@@ -65,11 +65,26 @@ def apply_hibernation(target: TargetChoice, name: str, do: str) -> dict[str, Any
     """Hibernate or wake ``name`` on its target (this machine's too: it is a target like the others)."""
     provider = build_provider(target)
     status = provider.hibernate(name) if do == "hibernate" else provider.wake(name)
+    if target.provider != "local":  # the local provider writes the registry itself
+        _record_status(runtime.registry(), status)
     return {
         "name": str(status.name),
         "state": str(status.state),
         "replicas_ready": int(status.replicas_ready),
     }
+
+
+def _record_status(registry: Registry, status: Any) -> None:
+    """A cloud target's state after hibernate/wake, so the front door routes to what is there."""
+    row = registry.get_deployment(status.name)
+    endpoints = list(status.details.get("endpoints") or [])
+    registry.upsert_deployment(
+        status.name,
+        state=status.state,
+        replicas=status.replicas_ready,
+        endpoint_url=status.endpoint_url,
+        resources={**(row.resources or {}), "endpoints": endpoints},
+    )
 
 
 @task(name="record-hibernation-decision", cache_policy=NO_CACHE)

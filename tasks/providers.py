@@ -38,7 +38,7 @@ from thrifty.providers.base import (
     spec_from_dict,
 )
 from thrifty.providers.gc import sweep
-from thrifty.providers.rebalance import Executor, rebalance_deployment
+from thrifty.providers.rebalance import Executor, rebalance_deployment, record_switch
 from thrifty.providers.specs import deploy_first_available, for_target
 from thrifty.settings import get_settings
 from thrifty.states import DeploymentState, state_of
@@ -203,8 +203,10 @@ def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
     """A remote deployment gets its own API token; its replicas get only the digest."""
     if choice.descriptor.kind is TargetKind.LOCAL or spec.serving.get("token_sha256"):
         return spec
-    token_sha256 = tokens.issue(get_settings().home, spec.name)
-    return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256})
+    home = get_settings().home
+    token_sha256 = tokens.issue(home, spec.name)
+    notice = tokens.notice_token(tokens.token_for(home, spec.name), spec.name)  # the watcher's credential
+    return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256, "notice_token": notice})
 
 
 @deploy_to_target.on_rollback
@@ -253,12 +255,7 @@ def _http_health(replica: Replica) -> bool:
 
 
 def _switch(name: str, replicas: Any) -> None:
-    endpoints = [r.endpoint_url for r in replicas if r.endpoint_url]
-    deployment = runtime.registry().get_deployment(name)
-    resources = {**deployment.resources, "endpoints": endpoints, "ids": [r.id for r in replicas]}
-    runtime.registry().upsert_deployment(
-        name, endpoint_url=endpoints[0] if endpoints else None, resources=resources, replicas=len(endpoints)
-    )
+    record_switch(runtime.registry(), name, replicas)
 
 
 def _migrate(targets: dict[str, str], source: str) -> Any:

@@ -24,9 +24,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from thrifty.errors import ConfigError, ThriftyError
 
@@ -173,14 +174,44 @@ def watch(argv: list[str]) -> None:
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--cloud", required=True, choices=("aws", "gcp", "azure"))
     parser.add_argument("--poll-s", type=float, default=5.0)
+    parser.add_argument("--notify-url", default=os.environ.get("THRIFTY_FRONT_DOOR_URL"))
+    parser.add_argument("--metadata-url", default=None, help="metadata base URL (default: the cloud's)")
     args = parser.parse_args(argv)
+    notify = front_door_notifier(args.notify_url, os.environ.get("THRIFTY_NOTICE_TOKEN"))
+
+    def emit(notice: Any) -> None:
+        print(json.dumps(notice.payload()), flush=True)
+        if notify is not None:
+            notify(notice.payload())
+
     with metadata_client() as client:
         watch_notices(
-            probe_for(args.cloud, client),
-            args.deployment,
-            lambda notice: print(json.dumps(notice.payload()), flush=True),
-            poll_s=args.poll_s,
+            probe_for(args.cloud, client, args.metadata_url), args.deployment, emit, poll_s=args.poll_s
         )
+
+
+def front_door_notifier(url: str | None, token: str | None) -> Callable[[dict[str, Any]], None] | None:
+    """Post a notice to the front door (``POST URL/v2/deployments/NAME/interruption``), retried for
+    a few seconds: the notice window is short, a lost post costs all of it. None without a URL."""
+    if not url:
+        return None
+    import httpx
+
+    def post(payload: dict[str, Any]) -> None:
+        target = f"{url.rstrip('/')}/v2/deployments/{payload['deployment']}/interruption"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        for delay_s in (0.0, 0.5, 1.0, 2.0, 4.0):
+            time.sleep(delay_s)
+            try:
+                answer = httpx.post(target, json=payload, headers=headers, timeout=5.0, trust_env=False)
+            except httpx.HTTPError as exc:
+                log.warning("front door %s unreachable: %s", url, exc)
+                continue
+            if answer.status_code < 500:
+                log.warning("front door answered %s: %s", answer.status_code, answer.text[:200])
+                return
+
+    return post
 
 
 def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> int:

@@ -44,10 +44,21 @@ def vm_image() -> str:
     return VM_REF
 
 
+@dataclass
+class Instance:
+    """What the metadata stand-in says about "this" instance; set ``spot_action`` to serve a
+    spot interruption notice (``{"action": "terminate", "time": ...}``), as EC2 does 2 min ahead."""
+
+    instance_id: str = "i-rehearsal"
+    spot_action: dict[str, str] | None = None
+
+
 class _Imds(BaseHTTPRequestHandler):
-    """IMDSv2: a session token first, then the instance role's temporary credentials."""
+    """IMDSv2: a session token first, then the instance role's temporary credentials, the instance
+    id and (once set) the spot interruption notice."""
 
     token = "rehearsal-imds-token"
+    instance = Instance()
 
     def do_PUT(self) -> None:
         if self.path != "/latest/api/token":
@@ -60,7 +71,12 @@ class _Imds(BaseHTTPRequestHandler):
             self._send(401, b"")  # IMDSv2 only, as thrifty's launch templates require
             return
         base = "/latest/meta-data/iam/security-credentials/"
-        if self.path == base:
+        if self.path == "/latest/meta-data/instance-id":
+            self._send(200, self.instance.instance_id.encode())
+        elif self.path == "/latest/meta-data/spot/instance-action":
+            action = self.instance.spot_action  # 404 while nothing is planned, as on EC2
+            self._send(200 if action else 404, json.dumps(action).encode() if action else b"")
+        elif self.path == base:
             self._send(200, b"thrifty-rehearsal-role")
         elif self.path == base + "thrifty-rehearsal-role":
             expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
@@ -81,9 +97,10 @@ class _Imds(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def metadata_server() -> Iterator[str]:
-    """An IMDSv2 stand-in on loopback; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+def metadata_server(instance: Instance | None = None) -> Iterator[str]:
+    """An IMDSv2 stand-in on loopback for ``instance`` (its notice may be set later); yields its URL."""
+    handler = type("Imds", (_Imds,), {"instance": instance or Instance()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

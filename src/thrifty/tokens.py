@@ -10,6 +10,7 @@ artifact — and read back by the smoke test and the gateway that call the deplo
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -19,6 +20,15 @@ from thrifty.errors import NotFoundError
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def notice_token(token: str, deployment: str) -> str:
+    """The credential a deployment's VMs post interruption notices with (to the front door).
+
+    Derived from the token by HMAC: it may travel in user data like the digest, it authorizes
+    nothing but a notice for ``deployment``, and it cannot be turned back into the token.
+    """
+    return hmac.new(token.encode(), f"thrifty-interruption:{deployment}".encode(), hashlib.sha256).hexdigest()
 
 
 def _path(home: Path, deployment: str) -> Path:

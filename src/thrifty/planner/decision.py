@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import PlanningError, SloUnreachableError
 from thrifty.planner.capacity import OK, R_LATENCY, REASONS
+from thrifty.planner.front_door import front_door_cost, with_front_door
 from thrifty.planner.rank import Ranking, rank, requests_per_month
 from thrifty.planner.types import Assumptions, Slo, Traffic
 
@@ -43,6 +44,8 @@ class Decision:
     baseline: dict[str, Any] | None = None
     break_even: dict[str, Any] | None = None
     accelerators: dict[str, Any] | None = None
+    #: the always-on gateway a VM plan needs (``planner.front_door``); None for serverless
+    front_door: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +75,7 @@ def plan(
     if ranking.feasible.empty:
         raise _unreachable(ranking)
     candidates = _kept_candidates(ranking)
+    front_door = front_door_cost(catalog, candidates[0], ranking.assumptions.hours_per_month)
     baseline = _optional_baseline(perf, catalog, traffic, assumptions) if with_baseline else None
     return Decision(
         model=model,
@@ -79,7 +83,7 @@ def plan(
         traffic=asdict(traffic) | {"requests_per_month": ranking.requests_per_month},
         assumptions=_assumptions_dict(ranking.assumptions),
         catalog=_catalog_summary(catalog, catalog_origin),
-        chosen=candidates[0],
+        chosen=with_front_door(candidates[0], front_door),
         candidates=candidates,
         excluded=_excluded_summary(ranking),
         variants=_variants_summary(ranking.configs),
@@ -88,6 +92,7 @@ def plan(
         baseline=baseline,
         break_even=serverless_break_even(ranking),
         accelerators=accelerator_summary(ranking),
+        front_door=front_door,
     )
 
 

@@ -10,6 +10,7 @@ def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
     lines = [_title(record, plan_id), ""]
     lines += _inputs(record)
     lines += ["", "CHOSEN", *_arithmetic(record["chosen"], record["traffic"])]
+    lines += _front_door(record.get("front_door"), record["chosen"])
     baseline = record.get("baseline")
     if baseline:
         lines += ["", "BASELINE (" + str(baseline.get("label", "naive")) + ")"]
@@ -27,6 +28,19 @@ def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
     ]
     lines += ["", "ASSUMPTIONS", *(f"  - {note}" for note in record["assumptions"].get("notes", []))]
     return "\n".join(lines)
+
+
+def _front_door(front_door: dict[str, Any] | None, chosen: dict[str, Any]) -> list[str]:
+    """The always-on gateway a VM plan needs (planner.front_door); nothing for serverless."""
+    if not front_door:
+        return []
+    if front_door.get("usd_per_month") is None:
+        return [f"  front door: {front_door['note']}"]
+    return [
+        f"  + front door {front_door['instance_type']} on-demand ${front_door['usd_per_hour']:.4f}/h = "
+        f"${front_door['usd_per_month']:,.2f}/month → ${chosen['usd_per_month_with_front_door']:,.2f}/month "
+        f"in all ({front_door['note']})"
+    ]
 
 
 def _title(record: dict[str, Any], plan_id: int | None) -> str:

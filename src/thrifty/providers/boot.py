@@ -40,6 +40,9 @@ class BootConfig:
     image: str = ""
     #: pull over plain HTTP / without TLS verification (a local registry in the rehearsal only)
     insecure_registry: bool = False
+    #: where a spot VM's watcher posts its interruption notice (the front door, reachable from the
+    #: VM); None: the notice only lands in the watcher container's log
+    front_door_url: str | None = None
 
 
 def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
@@ -90,6 +93,15 @@ def registry_login(image: str) -> list[str]:
     return []  # a public or pre-authorized registry
 
 
+def _watch_env(spec: DeploySpec, boot: BootConfig) -> str:
+    """The watcher's front door and notice token (``thrifty.tokens.notice_token``), when both exist."""
+    notice_token = spec.serving.get("notice_token")
+    if not boot.front_door_url or not notice_token:
+        return ""
+    env = {"THRIFTY_FRONT_DOOR_URL": boot.front_door_url, "THRIFTY_NOTICE_TOKEN": str(notice_token)}
+    return "".join(f"-e {shlex.quote(f'{k}={v}')} " for k, v in env.items())
+
+
 def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
     """The shell script the VM runs at first boot (and the rehearsal runs in a container)."""
     if not boot.image:
@@ -116,8 +128,8 @@ def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
     ]
     if spec.price_model is PriceModel.SPOT:
         lines.append(
-            f"$RT run -d --restart=always --network host --name {name}-watch {shlex.quote(boot.image)} "
-            f"watch --deployment {shlex.quote(spec.name)} --cloud {cloud}"
+            f"$RT run -d --restart=always --network host --name {name}-watch {_watch_env(spec, boot)}"
+            f"{shlex.quote(boot.image)} watch --deployment {shlex.quote(spec.name)} --cloud {cloud}"
         )
     return "\n".join(lines) + "\n"
 

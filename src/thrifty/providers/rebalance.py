@@ -216,6 +216,16 @@ def _same_as_last(registry: Registry, action: Action) -> bool:
     )
 
 
+def record_switch(registry: Registry, name: str, replicas: Sequence[Replica]) -> None:
+    """Traffic switched: the registry (which the front door routes by) names the serving replicas."""
+    endpoints = [r.endpoint_url for r in replicas if r.endpoint_url]
+    deployment = registry.get_deployment(name)
+    resources = {**deployment.resources, "endpoints": endpoints, "ids": [r.id for r in replicas]}
+    registry.upsert_deployment(
+        name, endpoint_url=endpoints[0] if endpoints else None, resources=resources, replicas=len(endpoints)
+    )
+
+
 def rebalance_deployment(
     executor: Executor,
     registry: Registry,

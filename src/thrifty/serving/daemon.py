@@ -28,6 +28,9 @@ log = logging.getLogger("thrifty.serving.daemon")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 45.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+#: the gateway process: local replicas and cloud ones (it builds the cloud providers, which
+#: serving itself never imports)
+GATEWAY_MODULE = "thrifty.providers.front_door"
 
 
 def pid_file(settings: Settings) -> Path:
@@ -179,7 +182,7 @@ def supervise(settings: Settings) -> int:
     crashes = 0
     try:
         while not stopping:
-            child = subprocess.Popen([sys.executable, "-m", "thrifty.serving.gateway_main"])
+            child = subprocess.Popen([sys.executable, "-m", GATEWAY_MODULE])
             code = child.wait()
             if stopping or code == 0:
                 break

@@ -18,25 +18,34 @@
   ``/admin/status``; one that belongs to no deployment any more is stopped at the next reconcile.
 * Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
   log in batches from a background task — never on the request's path.
+* Remote replicas (cloud VMs, pods; ``serving/remote.py``) are fronted the same way when the
+  gateway is given ``RemoteTargets``: routed with the deployment's own token, held and woken
+  through the provider while hibernated, logged. Their endpoints come from the registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from thrifty.errors import ServingError
+from thrifty import tokens
+from thrifty.errors import ServingError, ThriftyError
+from thrifty.policies.autoscale import AutoscaleSettings, ScaleState, decide_replicas
 from thrifty.serving import auth
 from thrifty.serving.http import Request, Response, error_response, json_response
 from thrifty.serving.metrics import Metrics
 from thrifty.serving.pool import WarmPool, Worker, close_pipes
+from thrifty.serving.remote import RemoteReplica, RemoteTargets, endpoints_of, fronted, with_bearer
 from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
 from thrifty.states import state_of
 
@@ -52,16 +61,22 @@ class GatewayConfig:
     api_tokens: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     wake_timeout_s: float = 30.0
+    #: a cloud wake starts instances: minutes, not the seconds of a local replica
+    remote_wake_timeout_s: float = 600.0
     request_timeout_s: float = 60.0
     warm_pool_size: int = 1
     reconcile_interval_s: float = 1.0
     log_flush_interval_s: float = 1.0
+    #: load samples for autoscaling (deployments with ``spec.serving["autoscale"]``), averaged over
+    #: the last ``autoscale_window`` samples
+    autoscale_interval_s: float = 0.25
+    autoscale_window: int = 4
 
 
 class Wake:
     """One wake in progress: its task and how many requests are held waiting for it."""
 
-    def __init__(self, task: asyncio.Task[Worker] | None = None) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.task = task
         self.held = 0
 
@@ -76,7 +91,7 @@ class ModelState:
     name: str
     order: dict[str, Any]
     desired: int = 0
-    replicas: list[Worker] = field(default_factory=list)
+    replicas: list[Any] = field(default_factory=list)  # Worker, or RemoteReplica when remote
     starting: int = 0
     waking: Wake | None = None
     #: a local change (a wake) not yet saved to the registry, and when the last save finished:
@@ -84,8 +99,25 @@ class ModelState:
     unsaved: bool = False
     saved_at: float = 0.0
     retiring: list[Worker] = field(default_factory=list)
+    #: the target it runs on; a remote one (VM, pod) is reached at ``endpoints`` with ``token``
+    provider: str = "local"
+    endpoints: list[str] = field(default_factory=list)
+    token: str | None = None
+    last_wake: dict[str, float] = field(default_factory=dict)
+    autoscale: AutoscaleSettings | None = None
+    scaling: ScaleState = field(default_factory=ScaleState)
+    load: deque[float] = field(default_factory=lambda: deque(maxlen=4))
 
-    def pick(self) -> Worker | None:
+    def outstanding(self) -> float:
+        """Requests in flight at its replicas plus those held for a wake."""
+        held = self.waking.held if self.waking is not None and not self.waking.done() else 0
+        return float(sum(r.upstream.outstanding for r in self.replicas if r.alive) + held)
+
+    @property
+    def remote(self) -> bool:
+        return self.provider != "local"
+
+    def pick(self) -> Any:
         live = [r for r in self.replicas if r.alive]
         return min(live, key=lambda r: r.upstream.outstanding) if live else None
 
@@ -108,9 +140,16 @@ def replica_order(name: str, spec: dict[str, Any], max_body_bytes: int) -> dict[
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, registry: Any, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: Any,
+        metrics: Metrics | None = None,
+        remote: RemoteTargets | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
+        self.remote = remote
         self.metrics = metrics or Metrics("thrifty_gateway")
         self.models: dict[str, ModelState] = {}
         self.pool = WarmPool(config.warm_pool_size)
@@ -129,6 +168,7 @@ class Gateway:
         self._tasks = [
             loop.create_task(self._every(self.config.reconcile_interval_s, self.reconcile)),
             loop.create_task(self._every(self.config.log_flush_interval_s, self.flush_log)),
+            loop.create_task(self._every(self.config.autoscale_interval_s, self.autoscale_step)),
         ]
 
     async def close(self) -> None:
@@ -157,6 +197,8 @@ class Gateway:
             return json_response({"live": True})
         if path == "/v2/health/ready":
             return json_response({"ready": True})
+        if path.startswith("/v2/deployments/") and path.endswith("/interruption"):
+            return self._interruption(request)  # a VM's own credential, not the gateway's tokens
         denied = auth.check(request, self._tokens)
         if denied is not None:
             return denied
@@ -190,13 +232,20 @@ class Gateway:
             "models": {
                 s.name: {
                     "desired": s.desired,
+                    "provider": s.provider,
                     "replicas": [
-                        {"pid": r.pid, "port": r.port, "outstanding": r.upstream.outstanding}
+                        {
+                            "pid": r.pid,
+                            "port": r.port,
+                            "url": getattr(r, "url", None),
+                            "outstanding": r.upstream.outstanding,
+                        }
                         for r in s.replicas
                         if r.alive
                     ],
                     "starting": s.starting,
                     "retiring": [r.pid for r in s.retiring],
+                    "last_wake": s.last_wake,
                 }
                 for s in self.models.values()
             },
@@ -225,7 +274,7 @@ class Gateway:
         return response
 
     async def _forward(self, request: Request, state: ModelState, started: float) -> tuple[Response, bool]:
-        data = request.raw_head + b"\r\n\r\n" + request.body
+        data = with_bearer(request.raw_head, state.token) + b"\r\n\r\n" + request.body
         cold = False
         last_error = ""
         for _ in range(MAX_ATTEMPTS):
@@ -255,15 +304,16 @@ class Gateway:
             502, f"model {state.name!r}: every replica failed ({last_error}); retried {MAX_ATTEMPTS} times"
         ), cold
 
-    async def _send(self, replica: Worker, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    async def _send(self, replica: Worker | RemoteReplica, data: bytes) -> tuple[int, dict[str, str], bytes]:
         replica.in_use += 1  # before the first await: a retiring replica waits for this request
         try:
             return await replica.upstream.request(data, self.config.request_timeout_s)
         finally:
             replica.in_use -= 1
 
-    async def _await_wake(self, state: ModelState, started: float) -> Worker | Response:
-        remaining = self.config.wake_timeout_s - (time.perf_counter() - started)
+    async def _await_wake(self, state: ModelState, started: float) -> Any:
+        timeout_s = self.config.remote_wake_timeout_s if state.remote else self.config.wake_timeout_s
+        remaining = timeout_s - (time.perf_counter() - started)
         wake = self.wake(state)
         assert wake.task is not None
         wake.held += 1
@@ -272,7 +322,7 @@ class Gateway:
         except TimeoutError:
             return error_response(
                 504,
-                f"model {state.name!r} did not wake within {self.config.wake_timeout_s:g} s; see the gateway log",
+                f"model {state.name!r} did not wake within {timeout_s:g} s; see the gateway log",
             )
         except ServingError as exc:
             return error_response(504, f"model {state.name!r} could not be woken: {exc.message}")
@@ -287,7 +337,9 @@ class Gateway:
             state.waking = wake
         return state.waking
 
-    async def _wake(self, state: ModelState, by_request: bool, wake: Wake) -> Worker:
+    async def _wake(self, state: ModelState, by_request: bool, wake: Wake) -> Any:
+        if state.remote:
+            return await self._wake_remote(state, by_request)
         kind = "replica_started"
         if state.desired == 0:  # saved now, while the replica loads: a later hibernate overrides it
             state.desired, state.unsaved, kind = 1, True, ""
@@ -363,10 +415,13 @@ class Gateway:
             log.warning("replica of %s (pid %s) exited with %s", state.name, worker.pid, code)
             self._lost(state, worker)
 
-    def _lost(self, state: ModelState, worker: Worker) -> None:
+    def _lost(self, state: ModelState, worker: Any) -> None:
         if worker in state.replicas:
             state.replicas.remove(worker)
             worker.kill()
+            if state.remote:  # the provider owns the VM; the rebalance and the registry follow it
+                log.warning("replica %s of %s stopped answering", worker.url, state.name)
+                return
             self._background(self._save_state, state, "replica_lost", f"replica pid {worker.pid} died")
 
     # -- desired state -------------------------------------------------------------------------
@@ -379,12 +434,17 @@ class Gateway:
         async with self._reconcile_lock:
             read_at = time.monotonic()
             rows = await asyncio.get_running_loop().run_in_executor(
-                None, self.registry.list_deployments, "local"
+                None, self.registry.list_deployments, None if self.remote else "local"
             )
             seen = set()
             for row in rows:
+                if row.provider == "local":
+                    self._apply(row, read_at)
+                elif fronted(row.provider):
+                    self._apply_remote(row, read_at)
+                else:
+                    continue
                 seen.add(row.name)
-                self._apply(row, read_at)
             for name in [n for n in self.models if n not in seen]:
                 state = self.models.pop(name)
                 await asyncio.gather(*(r.stop() for r in state.replicas))
@@ -412,11 +472,22 @@ class Gateway:
             return
         desired = row.replicas if state_of(row.state).active else 0
         if state is None:
-            self.models[row.name] = ModelState(row.name, order, desired)
+            state = self.models[row.name] = ModelState(row.name, order, desired)
         elif not state.unsaved and state.saved_at < read_at:  # a local wake wins until it is saved
             state.order, state.desired = order, desired
+        state.autoscale = self._autoscale_settings(row)
+
+    def _autoscale_settings(self, row: Any) -> AutoscaleSettings | None:
+        try:
+            return AutoscaleSettings.from_spec((row.spec or {}).get("serving"))
+        except ThriftyError as exc:
+            log.error("%s: autoscale off: %s (%s)", row.name, exc.message, exc.hint)
+            return None
 
     async def _converge(self, state: ModelState) -> None:
+        if state.remote:
+            self._converge_remote(state)
+            return
         live = [r for r in state.replicas if r.alive]
         waking = state.waking is not None and not state.waking.done()
         missing = state.desired - len(live) - state.starting - (waking and state.starting == 0)
@@ -466,6 +537,157 @@ class Gateway:
             state.saved_at = time.monotonic()
             state.unsaved = False
 
+    # -- interruption notices from the VMs ------------------------------------------------------
+    async def _interruption(self, request: Request) -> Response:
+        """``POST /v2/deployments/NAME/interruption`` from a VM's watcher: record it, rebalance."""
+        name = request.path.removeprefix("/v2/deployments/").removesuffix("/interruption")
+        if request.method != "POST":
+            return error_response(405, "POST the notice as JSON")
+        if self.remote is None or self.remote.on_interruption is None:
+            return error_response(404, "this gateway fronts no cloud deployments; start it with `thrifty up`")
+        token = self.remote.token_for(name)
+        if token is None:
+            return error_response(404, f"no cloud deployment named {name!r} was deployed from this machine")
+        given = request.headers.get("authorization", "").partition(" ")[2].strip()
+        if not hmac.compare_digest(given.encode(), tokens.notice_token(token, name).encode()):
+            return error_response(401, f"not the notice token of deployment {name!r}")
+        try:
+            notice = json.loads(request.body or b"{}")
+        except ValueError:
+            notice = None
+        if not isinstance(notice, dict) or notice.get("deployment") != name or not notice.get("instance_id"):
+            return error_response(400, "send the watcher's notice: JSON with deployment and instance_id")
+        loop = asyncio.get_running_loop()
+        via = await loop.run_in_executor(None, self._take_notice, name, notice)
+        return json_response({"accepted": True, "deployment": name, "via": via}, status=202)
+
+    def _take_notice(self, name: str, notice: dict[str, Any]) -> str:
+        assert self.remote is not None and self.remote.on_interruption is not None
+        reason = (
+            f"{notice.get('cloud')} {notice['instance_id']}: {notice.get('action')} at {notice.get('at')}"
+        )
+        self.registry.add_event(name, "interruption", reason, details=notice)
+        log.warning("%s: interruption notice %s", name, reason)
+        return self.remote.on_interruption(name, notice)
+
+    # -- autoscaling -----------------------------------------------------------------------------
+    async def autoscale_step(self) -> None:
+        """Sample each opted-in deployment's load; scale it when the policy says so."""
+        now = time.monotonic()
+        for state in list(self.models.values()):
+            if state.autoscale is None or state.desired < 1 or state.unsaved:
+                continue  # zero is the hibernation sweep's and the wake's to change
+            if state.load.maxlen != self.config.autoscale_window:
+                state.load = deque(maxlen=self.config.autoscale_window)
+            state.load.append(state.outstanding())
+            load = sum(state.load) / len(state.load)
+            wanted = decide_replicas(state.desired, load, state.autoscale, state.scaling, now)
+            if wanted != state.desired:
+                await self._scale_to(state, wanted, load)
+
+    async def _scale_to(self, state: ModelState, replicas: int, load: float) -> None:
+        assert state.autoscale is not None
+        target = state.autoscale.target_outstanding_per_replica
+        reason = (
+            f"{state.desired} → {replicas} replicas: {load:.1f} requests outstanding, target {target:g} each"
+        )
+        log.info("%s: autoscale %s", state.name, reason)
+        state.desired, state.unsaved = replicas, True
+        state.load.clear()
+        if state.remote:
+            self._background_async(self._scale_remote(state, replicas, reason))
+            return
+        self._background(self._save_scale, state, replicas, reason)
+        await self._converge(state)
+
+    def _save_scale(self, state: ModelState, replicas: int, reason: str, endpoints: Any = None) -> None:
+        try:
+            fields: dict[str, Any] = {"replicas": replicas, "state": "running"}
+            if endpoints is not None:
+                row = self.registry.get_deployment(state.name)
+                fields["resources"] = {**(row.resources or {}), "endpoints": endpoints}
+            self.registry.upsert_deployment(state.name, **fields)
+            self.registry.add_event(state.name, "autoscale", reason)
+        finally:
+            state.saved_at = time.monotonic()
+            state.unsaved = False
+
+    async def _scale_remote(self, state: ModelState, replicas: int, reason: str) -> None:
+        """Scale a VM deployment through its provider; route to its running endpoints."""
+        assert self.remote is not None
+        try:
+            status = await self.remote.scale(state.provider, state.name, replicas)
+        except ThriftyError as exc:
+            log.error("%s: autoscale to %d failed: %s", state.name, replicas, exc.message)
+            state.unsaved = False
+            return
+        state.endpoints = endpoints_of(status.details, status.endpoint_url)
+        self._converge_remote(state)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._save_scale, state, replicas, reason, state.endpoints
+        )
+
+    # -- remote replicas (cloud VMs, pods) -----------------------------------------------------
+    def _apply_remote(self, row: Any, read_at: float) -> None:
+        assert self.remote is not None
+        active = state_of(row.state).active
+        endpoints = endpoints_of(row.resources, row.endpoint_url) if active else []
+        state = self.models.get(row.name)
+        if state is None:
+            token = self.remote.token_for(row.name)
+            self.models[row.name] = ModelState(
+                row.name, {}, len(endpoints), provider=row.provider, endpoints=endpoints, token=token
+            )
+        elif not state.unsaved and state.saved_at < read_at:  # a wake wins until it is saved
+            state.desired, state.endpoints = len(endpoints), endpoints
+        self.models[row.name].autoscale = self._autoscale_settings(row)
+
+    def _converge_remote(self, state: ModelState) -> None:
+        """Route to exactly the endpoints the registry (or the last wake) names."""
+        assert self.remote is not None
+        wanted = [self.remote.reach(u) for u in state.endpoints]
+        keep = [r for r in state.replicas if r.alive and r.url in wanted]
+        for replica in state.replicas:
+            if replica not in keep:
+                self._background_async(replica.stop())
+        have = {r.url for r in keep}
+        state.replicas = [*keep, *(RemoteReplica(u) for u in wanted if u not in have)]
+
+    async def _wake_remote(self, state: ModelState, by_request: bool) -> Any:
+        """Wake a cloud deployment through its provider; the first ready endpoint takes the requests."""
+        assert self.remote is not None
+        state.unsaved = True
+        try:
+            woken = await self.remote.wake(state.provider, state.name, self.config.remote_wake_timeout_s)
+        except ThriftyError as exc:
+            state.unsaved = False
+            raise ServingError(f"{state.provider} could not wake it: {exc.message}", hint=exc.hint) from exc
+        state.endpoints, state.desired = woken.endpoints, len(woken.endpoints)
+        self._converge_remote(state)
+        self.metrics.wake_seconds.labels(state.name).observe(woken.ready_at - woken.started_at)
+        if by_request:
+            self.metrics.cold_starts.labels(state.name).inc()
+        state.last_wake = woken.timings()
+        self._background(self._save_remote_wake, state, woken)
+        return state.pick()
+
+    def _save_remote_wake(self, state: ModelState, woken: Any) -> None:
+        try:
+            row = self.registry.get_deployment(state.name)
+            resources = {**(row.resources or {}), "endpoints": woken.endpoints, "front_door": self.url}
+            self.registry.upsert_deployment(
+                state.name,
+                state="running",
+                replicas=len(woken.endpoints),
+                endpoint_url=woken.endpoints[0],
+                resources=resources,
+            )
+            reason = f"request while hibernated: {state.provider} woke it ({woken.summary()})"
+            self.registry.add_event(state.name, "wake", reason, details=woken.timings())
+        finally:
+            state.saved_at = time.monotonic()
+            state.unsaved = False
+
     # -- request log ---------------------------------------------------------------------------
     def _record(self, name: str, started: float, cold: bool, status: int) -> None:
         latency_s = time.perf_counter() - started
@@ -488,13 +710,18 @@ class Gateway:
 
 
 async def run_gateway(
-    config: GatewayConfig, registry: Any, *, stop: asyncio.Event | None = None, pid_file: Path | None = None
+    config: GatewayConfig,
+    registry: Any,
+    *,
+    stop: asyncio.Event | None = None,
+    pid_file: Path | None = None,
+    remote: RemoteTargets | None = None,
 ) -> None:
     """Serve the gateway until SIGTERM/SIGINT (or ``stop``), then drain and stop every replica."""
     from thrifty.serving.app import bind_socket, serve_until_stopped
 
     sock = bind_socket(config.host, config.port)
-    gateway = Gateway(config, registry)
+    gateway = Gateway(config, registry, remote=remote)
     await gateway.start()
     log.info("gateway listening on %s", gateway.url)
     try:

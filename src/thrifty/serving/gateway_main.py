@@ -22,6 +22,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
 
 
 def main() -> None:
+    """The gateway for local replicas only (``thrifty.providers.front_door`` also fronts the clouds)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     run(run_gateway(gateway_config(settings), runtime.registry(settings)))
