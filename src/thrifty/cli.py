@@ -42,6 +42,7 @@ COMMAND_MODULES = [
     "thrifty.providers.commands",
     "thrifty.image_cli",
     "thrifty.storage_cli",
+    "thrifty.api.commands",
 ]
 
 
