@@ -39,7 +39,9 @@ class Receiver:
                     status = always or 500
                 else:
                     try:
-                        receiver.events.append(verify(SECRET, body, self.headers.get("thrifty-signature"), guard=receiver.guard))
+                        receiver.events.append(
+                            verify(SECRET, body, self.headers.get("thrifty-signature"), guard=receiver.guard)
+                        )
                     except SignatureError as exc:
                         receiver.refused.append(exc.message)
                         status = 400
@@ -79,11 +81,18 @@ def registry(thrifty_home: Path) -> Any:
 
 def test_a_signed_event_reaches_the_receiver(registry: Any, receiver: Receiver) -> None:
     sub = webhooks.subscribe(registry, receiver.url, ["deployment.live"], SECRET)
-    (delivery_id,) = webhooks.publish("deployment.live", {"deployment": "minilm"}, registry=registry, wait=True)
+    (delivery_id,) = webhooks.publish(
+        "deployment.live", {"deployment": "minilm"}, registry=registry, wait=True
+    )
     assert [e["data"] for e in receiver.events] == [{"deployment": "minilm"}]
     assert receiver.events[0]["type"] == "deployment.live"
     (logged,) = webhooks.deliveries(registry, sub.id)
-    assert (logged.id, logged.state, logged.attempts, logged.last_status_code) == (delivery_id, "delivered", 1, 200)
+    assert (logged.id, logged.state, logged.attempts, logged.last_status_code) == (
+        delivery_id,
+        "delivered",
+        1,
+        200,
+    )
     assert webhooks.publish("anomaly", {"x": 1}, registry=registry, wait=True) == []  # not subscribed
 
 
