@@ -38,7 +38,24 @@ class Uploaded(read.VersionView):
     upload_sha256: str
 
 
-@router.post("/models", status_code=201, openapi_extra=cli("ingest"))
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description": "The model file."},
+                    "name": {"type": "string", "description": "Registry name (default: from the file)."},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post("/models", status_code=201, openapi_extra=cli("ingest") | {"requestBody": UPLOAD_BODY})
 async def upload_model(request: Request, who: Deployer, registry: Reg, settings: Conf) -> Uploaded:
     """Upload a model file (multipart field ``file``; optional field ``name``), streamed with a size
     limit and hashed, then validated and registered as ``thrifty ingest`` does."""
