@@ -77,6 +77,9 @@ def test_concurrent_deploys_of_one_name_one_wins_one_gets_409(http: httpx.Client
     assert http.get("/operations").json()["total"] == 1  # the losers left no row
     _cancel(winner["flow_run_id"])
     assert http.get(f"/operations/{winner['id']}").json()["done"] is True
+    streamed = http.get(f"/operations/{winner['id']}/logs", params={"follow": True})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.rstrip().endswith('data: {"state": "CANCELLED"}')  # the stream ends with the run
     again = http.post("/deployments", json={"model": "race"})  # the lock went with the run
     assert again.status_code == 202
     _cancel(again.json()["flow_run_id"])

@@ -108,3 +108,35 @@ def test_tokens_cli_makes_lists_and_revokes(thrifty_home: Path) -> None:
     assert json.loads(runner.invoke(app, ["tokens", "list", "--json"]).output) == []
     bad = runner.invoke(app, ["tokens", "create", "--role", "root"])
     assert bad.exit_code == 1 and "viewer, deployer, admin" in str(bad.exception)  # main() prints it
+
+
+def test_migration_0002_on_sqlite_and_postgresql(database_url: str) -> None:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from thrifty.registry import Registry
+    from thrifty.registry.access import ApiOperation
+
+    registry = Registry.from_url(database_url)
+    try:
+        tables = set(inspect(registry.engine).get_table_names())
+        assert {
+            "api_tokens",
+            "audit_log",
+            "api_operations",
+            "webhook_subscriptions",
+            "webhook_deliveries",
+        } <= tables
+        row, secret = access.create_token(registry, "ci", "deployer")
+        assert access.authenticate(registry, secret).role == "deployer" and access.any_tokens(registry)
+        access.audit(registry, "ci", "x.y", "t", before={"a": 1}, after={"a": 2})
+        assert access.list_audit(registry)[0][0].after == {"a": 2}
+        first = {"kind": "deploy", "flow": "f/f", "target": "m", "active_target": "m", "created_by": "ci"}
+        with registry.session() as s:
+            s.add(ApiOperation(id="a" * 32, **first))
+        with pytest.raises(IntegrityError), registry.session() as s:  # one running operation per name
+            s.add(ApiOperation(id="b" * 32, **first))
+        with registry.session() as s:  # finished ones (NULL lock) may be many
+            s.add_all([ApiOperation(id=c * 32, **(first | {"active_target": None})) for c in "cd"])
+    finally:
+        registry.engine.dispose()

@@ -166,3 +166,28 @@ def test_pages_stay_under_one_megabyte(thrifty_home: Path, http: httpx.Client) -
     rest = http.get("/models", params={"offset": body["next_offset"], "limit": 500}).json()
     names = [m["model"] for m in body["items"] + rest["items"]]
     assert names == sorted(names) and len(set(names)) == len(body["items"]) + len(rest["items"])
+
+
+def test_hibernate_through_the_api_is_audited_before_and_after(
+    http: httpx.Client, thrifty_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+    from thrifty import runtime
+
+    monkeypatch.setenv("THRIFTY_GATEWAY_PORT", str(free_port()))  # no gateway answers there
+    runtime.get_settings.cache_clear()
+    registry = runtime.registry()
+    registry.upsert_deployment("svc", provider="local", state="running", replicas=2, spec={"replicas": 2})
+    registry.upsert_deployment("cloudy", provider="aws", state="running", replicas=1)
+    answer = http.post("/deployments/svc/hibernate")
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["state"], answer.json()["replicas_desired"]) == ("hibernated", 0)
+    assert [e["kind"] for e in http.get("/deployments/svc/events").json()["items"]] == ["hibernate"]
+    entry = http.get("/audit").json()["items"][0]
+    assert (entry["action"], entry["target"], entry["actor"]) == ("deployments.hibernate", "svc", "loopback")
+    assert (entry["before"]["state"], entry["before"]["replicas"]) == ("running", 2)
+    assert (entry["after"]["state"], entry["after"]["replicas_desired"]) == ("hibernated", 0)
+    cloud = http.post("/deployments/cloudy/scale", json={"replicas": 3})
+    assert cloud.status_code == 501 and "aws" in cloud.json()["message"]
+    assert registry.get_deployment("cloudy").replicas == 1  # refused: unchanged
+    assert http.post("/deployments/svc/scale", json={"replicas": -1}).status_code == 422
