@@ -127,7 +127,7 @@ def test_migration_0002_on_sqlite_and_postgresql(database_url: str) -> None:
             "webhook_subscriptions",
             "webhook_deliveries",
         } <= tables
-        row, secret = access.create_token(registry, "ci", "deployer")
+        _row, secret = access.create_token(registry, "ci", "deployer")
         assert access.authenticate(registry, secret).role == "deployer" and access.any_tokens(registry)
         access.audit(registry, "ci", "x.y", "t", before={"a": 1}, after={"a": 2})
         assert access.list_audit(registry)[0][0].after == {"a": 2}
