@@ -52,7 +52,7 @@ class NotFoundError(ThriftyError):
 
 
 class ConflictError(ThriftyError):
-    pass
+    """The thing is busy or already exists: an operation on that deployment still runs."""
 
 
 class AccessError(ThriftyError):
@@ -64,7 +64,7 @@ class AccessError(ThriftyError):
 
 
 class NotAvailableError(ThriftyError):
-    pass
+    """The operation needs a flow or data source this installation does not have yet."""
 
 
 class IngestError(ThriftyError):
