@@ -38,6 +38,19 @@ def http(
         yield client
 
 
+def _register(*names: str) -> None:
+    """Models the API may deploy (it deploys registered models only, never a path on the server)."""
+    from thrifty import runtime
+
+    registry = runtime.registry()
+    for i, name in enumerate(names):
+        sha = f"{i + 1:064x}"
+        art = registry.upsert_artifact(sha, 10, f"/store/{sha}")
+        registry.add_model_version(
+            name, sha256=sha, artifact=art, format="onnx", size_bytes=10, source_path="/m"
+        )
+
+
 def _cancel(flow_run_id: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled
@@ -47,6 +60,9 @@ def _cancel(flow_run_id: str) -> None:
 
 
 def test_a_deploy_is_an_operation_with_a_flow_run(http: httpx.Client) -> None:
+    _register("tiny", "tiny2")
+    unknown = http.post("/deployments", json={"model": "/etc/passwd"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "NotFoundError"
     started = http.post("/deployments", json={"model": "tiny", "parameters": {"rps": 5}})
     assert started.status_code == 202, started.text
     op = started.json()
@@ -67,6 +83,7 @@ def test_a_deploy_is_an_operation_with_a_flow_run(http: httpx.Client) -> None:
 
 
 def test_concurrent_deploys_of_one_name_one_wins_one_gets_409(http: httpx.Client) -> None:
+    _register("race")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: http.post("/deployments", json={"model": "race"}), range(4)))
     codes = sorted(a.status_code for a in answers)

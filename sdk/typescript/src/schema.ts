@@ -792,7 +792,7 @@ export interface components {
         DeployRequest: {
             /**
              * Model
-             * @description A registered model name (or a path on the server).
+             * @description A registered model name (upload it first: POST /models).
              */
             model: string;
             /**

@@ -142,7 +142,15 @@ def test_invalid_fields_are_a_json_422_not_a_traceback(http: httpx.Client) -> No
 def test_long_operations_without_prefect_are_501_and_leave_nothing(
     http: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from thrifty import runtime
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert http.post("/deployments", json={"model": "minilm"}).status_code == 404  # not registered
+    registry = runtime.registry()
+    art = registry.upsert_artifact("b" * 64, 10, "/s/b")
+    registry.add_model_version(
+        "minilm", sha256="b" * 64, artifact=art, format="onnx", size_bytes=10, source_path="/m"
+    )
     answer = http.post("/deployments", json={"model": "minilm"})
     assert answer.status_code == 501 and answer.json()["error"] == "NotAvailableError"
     assert "Prefect" in answer.json()["message"]

@@ -52,24 +52,21 @@ def local_status(_: Viewer, registry: Reg, settings: Conf) -> read.LocalStatus:
 class DeployRequest(BaseModel):
     """The deploy-model flow's form (``model`` and any other field of DeployModelParams)."""
 
-    model: str = Field(..., description="A registered model name (or a path on the server).")
+    model: str = Field(..., description="A registered model name (upload it first: POST /models).")
     name: str | None = Field(None, description="Deployment name; default: the model's.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Other DeployModelParams fields.")
 
 
 def _deploy_name(body: DeployRequest) -> str:
-    from thrifty.ingest.core import check_name, default_name
+    from thrifty.ingest.core import check_name
 
-    if body.name:
-        return check_name(body.name)
-    from pathlib import Path
-
-    return default_name(Path(body.model))
+    return check_name(body.name or body.model)
 
 
 @router.post("/deployments", status_code=202, openapi_extra=cli("deploy"))
 def deploy(body: DeployRequest, who: Deployer, registry: Reg) -> OperationView:
     """Plan and deploy a model (the deploy-model flow); one operation per name at a time (409)."""
+    read.model(registry, body.model)  # registered models only: never a path on the API's machine
     name = _deploy_name(body)
     params = {**body.parameters, "model": body.model} | ({"name": body.name} if body.name else {})
     before = registry.find_deployment(name)

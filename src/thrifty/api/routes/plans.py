@@ -100,7 +100,13 @@ async def make_plan(body: PlanRequest, who: Deployer, registry: Reg, settings: C
 @router.get("/plans", openapi_extra=cli("plan list"))
 def list_plans(_: Viewer, registry: Reg, offset: Offset = 0, limit: Limit = 20) -> Page[read.PlanSummary]:
     """The newest stored plans."""
-    return page(read.plans(registry, offset + limit + 1), offset, limit)
+    from sqlalchemy import func, select
+
+    from thrifty.registry import Plan
+
+    with registry.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Plan)) or 0)
+    return page(read.plans(registry, offset + limit)[offset:], offset, limit, total=total)
 
 
 class PlanExplained(BaseModel):

@@ -65,7 +65,7 @@ public class DeployRequest {
   }
 
   /**
-   * A registered model name (or a path on the server).
+   * A registered model name (upload it first: POST /models).
    * @return model
    */
   @javax.annotation.Nonnull
