@@ -269,6 +269,7 @@ def start(port: int = 4200, worker: bool = True, say: Callable[[str], None] = pr
     if worker:
         say("worker: waiting until it is online …")
         worker_name = _ensure_worker(port)
+    say(f"thrifty API: {_ensure_api(port)}")
     return {"url": f"http://127.0.0.1:{port}", "deployments": deployments, "worker": worker_name}
 
 
@@ -283,8 +284,31 @@ def _automation_state(port: int) -> str:
     )
 
 
+def thrifty_api_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('THRIFTY_API_PORT', '8080')}"
+
+
+def _ensure_api(port: int, timeout_s: float = 60.0) -> str:
+    """``thrifty api`` (the management API and dashboard) beside the server, reaching it for flow runs."""
+    url, pid_file = thrifty_api_url(), state_dir() / "api.pid"
+    if _alive(pid_file) is not None:
+        return f"running ({url})"
+    _spawn("api", [str(BIN / "thrifty"), "api", "--port", url.rsplit(":", 1)[1]], port)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _alive(pid_file) is None:
+            raise SystemExit(f"`thrifty api` exited (is {url} taken?); see {state_dir() / 'api.log'}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/api/v1/openapi.json", timeout=2.0).status_code == 200:
+                return f"started ({url})"
+        time.sleep(0.3)
+    raise SystemExit(
+        f"`thrifty api` did not answer on {url} within {timeout_s:.0f} s; see {state_dir()}/api.log"
+    )
+
+
 def stop() -> None:
-    for name, sig in (("worker", signal.SIGINT), ("server", signal.SIGTERM)):
+    for name, sig in (("api", signal.SIGTERM), ("worker", signal.SIGINT), ("server", signal.SIGTERM)):
         pid_file = state_dir() / f"{name}.pid"
         pid = _alive(pid_file)
         if pid is not None:
@@ -305,6 +329,7 @@ def _summary(found: dict[str, Any], port: int) -> str:
             f"Prefect UI {found['url']}  ·  pool {POOL}: {worker}",
             f"deployments: {', '.join(found['deployments'])}",
             f"from Python or the CLI: export PREFECT_API_URL={api_url(port)}",
+            f"thrifty API {thrifty_api_url()}/api/v1 (docs /api/v1/docs; dashboard {thrifty_api_url()}/ once installed)",
             f"logs in {state_dir()}  ·  `make server-stop` stops it",
         ]
     )

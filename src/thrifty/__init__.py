@@ -12,4 +12,21 @@ or ``thrifty.client.run_deployment`` to trigger it on a Prefect server and wait.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thrifty.sdk import Client
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``thrifty.Client`` (the management API's SDK), imported on first use."""
+    if name == "Client":
+        from thrifty.sdk import Client
+
+        return Client
+    raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
+
+
+__all__ = ["Client", "__version__"]

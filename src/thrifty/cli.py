@@ -43,6 +43,7 @@ COMMAND_MODULES = [
     "thrifty.image_cli",
     "thrifty.storage_cli",
     "thrifty.monitor.commands",
+    "thrifty.api.commands",
 ]
 
 

@@ -81,6 +81,57 @@ def _ok(response: httpx.Response, what: str) -> httpx.Response:
     )
 
 
+def start_deployment(
+    name: str, parameters: dict[str, Any] | None = None, *, api_url: str | None = None
+) -> FlowRunResult:
+    """Create a run of deployment ``FLOW/DEPLOYMENT`` and return at once (its first state)."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        return _create_run(http, name, parameters or {})
+
+
+def _create_run(http: httpx.Client, name: str, parameters: dict[str, Any]) -> FlowRunResult:
+    flow_name, _, deployment_name = name.partition("/")
+    found = _send(http, "GET", f"/deployments/name/{flow_name}/{deployment_name}")
+    if found.status_code == 404:
+        raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
+    deployment = _ok(found, f"read deployment {name}").json()
+    shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters)
+    created = _send(
+        http, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped}
+    )
+    if created.status_code in (409, 422):  # the server's own parameter validation
+        raise ConfigError(
+            f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
+            hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
+        )
+    run = _ok(created, f"create a run of {name}").json()
+    state = run.get("state") or {}
+    return FlowRunResult(run["id"], run["name"], state.get("type", "SCHEDULED"), state.get("message"))
+
+
+def flow_run(run_id: str, *, api_url: str | None = None) -> FlowRunResult:
+    """Where flow run ``run_id`` stands now."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        run = _ok(_send(http, "GET", f"/flow_runs/{run_id}"), f"read flow run {run_id}").json()
+    state = run.get("state") or {}
+    return FlowRunResult(run_id, run["name"], state.get("type", "PENDING"), state.get("message"))
+
+
+def flow_run_logs(
+    run_id: str, *, api_url: str | None = None, offset: int = 0, limit: int = 200
+) -> list[dict[str, Any]]:
+    """A flow run's log lines, oldest first: ``{"at", "level", "message"}``."""
+    body = {
+        "logs": {"flow_run_id": {"any_": [run_id]}},
+        "sort": "TIMESTAMP_ASC",
+        "offset": offset,
+        "limit": limit,
+    }
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        rows = _ok(_send(http, "POST", "/logs/filter", json=body), f"read the logs of {run_id}").json()
+    return [{"at": r.get("timestamp"), "level": r.get("level"), "message": r.get("message")} for r in rows]
+
+
 def run_deployment(
     name: str,
     parameters: dict[str, Any] | None = None,
@@ -90,22 +141,8 @@ def run_deployment(
     poll_s: float = 1.0,
 ) -> FlowRunResult:
     """Create a run of deployment ``FLOW/DEPLOYMENT`` and wait until it reaches a final state."""
-    flow_name, _, deployment_name = name.partition("/")
     with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
-        found = _send(http, "GET", f"/deployments/name/{flow_name}/{deployment_name}")
-        if found.status_code == 404:
-            raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
-        deployment = _ok(found, f"read deployment {name}").json()
-        shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters or {})
-        created = _send(
-            http, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped}
-        )
-        if created.status_code in (409, 422):  # the server's own parameter validation
-            raise ConfigError(
-                f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
-                hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
-            )
-        run_id = _ok(created, f"create a run of {name}").json()["id"]
+        run_id = _create_run(http, name, parameters or {}).flow_run_id
         return _wait(http, run_id, timeout_s, poll_s)
 
 

@@ -7,6 +7,9 @@ input that was wrong and says how to fix it.
     ThriftyError
     ├── ConfigError                 bad settings or a bad combination of options
     ├── NotFoundError               a named model / variant / plan / deployment does not exist
+    ├── ConflictError               the thing is busy or already exists (a deploy of that name runs)
+    ├── AccessError                 no / a wrong API token, or a role too low for the operation
+    ├── NotAvailableError           an operation whose flow or data source is not installed yet
     ├── IngestError                 a model file that cannot be accepted
     │   ├── UnknownFormatError      not ONNX, PyTorch or a Hugging Face folder
     │   ├── CorruptModelError       truncated or fails validation
@@ -46,6 +49,22 @@ class ConfigError(ThriftyError):
 
 class NotFoundError(ThriftyError):
     pass
+
+
+class ConflictError(ThriftyError):
+    """The thing is busy or already exists: an operation on that deployment still runs."""
+
+
+class AccessError(ThriftyError):
+    """``status`` is 401 (no or a wrong token) or 403 (a token whose role is too low)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int = 401) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class NotAvailableError(ThriftyError):
+    """The operation needs a flow or data source this installation does not have yet."""
 
 
 class IngestError(ThriftyError):

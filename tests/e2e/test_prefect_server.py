@@ -85,6 +85,7 @@ def _server_env(home: Path, tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "THRIFTY_HOME": str(home),
         "THRIFTY_GATEWAY_PORT": str(free_port()),
+        "THRIFTY_API_PORT": str(free_port()),
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
@@ -111,7 +112,7 @@ def prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.setenv(var, env[var])
     runtime.reset()
     try:
-        _run_module("start", env, port, timeout_s=240)
+        _run_module("start", env, port, timeout_s=300)  # + `thrifty api` beside it
         yield Server(f"http://127.0.0.1:{port}/api", env, home)
         _run_module("stop", env, port, timeout_s=60)
         stop_daemon(get_settings())
@@ -172,6 +173,18 @@ def test_worker_runs_deploy_model_triggered_from_python(prefect_server: Server, 
     triggered = [r for r in runs if r.id != flow_run.id]
     assert triggered[0].parameters == {"params": {"model": "tiny"}}  # the model name from the event
     assert [d.name for d in runtime.registry().list_deployments()] == ["tiny"]
+    row = runtime.registry().get_deployment("tiny")
+    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
+
+    # the management API `make server` started beside it: the same deploy as an operation, polled
+    import thrifty
+
+    with thrifty.Client(f"http://127.0.0.1:{prefect_server.env['THRIFTY_API_PORT']}") as api:
+        assert api.deployment("tiny").state == "running"
+        op = api.deploy("tiny", parameters={k: v for k, v in params.items() if k != "model"})
+        done = api.wait(op.id, timeout_s=300, poll_s=1.0)
+        assert (done.state, done.ok) == ("COMPLETED", True), done.message
+        assert any("tiny" in line["message"] for line in api.operation_logs(op.id))
     row = runtime.registry().get_deployment("tiny")
     np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
 

@@ -354,7 +354,10 @@ class Registry:
             event = DeploymentEvent(deployment_id=deployment.id, kind=kind, reason=reason, **fields)
             s.add(event)
             s.flush()
-            return event
+        from thrifty.webhooks import publish_registry_event  # webhooks use the registry: import late
+
+        publish_registry_event(self, deployment_name, kind, reason, dict(event.details or {}))
+        return event
 
     def list_events(self, deployment_name: str) -> list[DeploymentEvent]:
         with self.session() as s:
