@@ -90,23 +90,46 @@ def run_deployment(
     poll_s: float = 1.0,
 ) -> FlowRunResult:
     """Create a run of deployment ``FLOW/DEPLOYMENT`` and wait until it reaches a final state."""
-    flow_name, _, deployment_name = name.partition("/")
     with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
-        found = _send(http, "GET", f"/deployments/name/{flow_name}/{deployment_name}")
-        if found.status_code == 404:
-            raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
-        deployment = _ok(found, f"read deployment {name}").json()
-        shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters or {})
-        created = _send(
-            http, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped}
-        )
-        if created.status_code in (409, 422):  # the server's own parameter validation
-            raise ConfigError(
-                f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
-                hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
-            )
-        run_id = _ok(created, f"create a run of {name}").json()["id"]
+        run_id = _create_run(http, name, parameters)
         return _wait(http, run_id, timeout_s, poll_s)
+
+
+def start_deployment(
+    name: str, parameters: dict[str, Any] | None = None, *, api_url: str | None = None
+) -> str:
+    """Create a run of deployment ``FLOW/DEPLOYMENT`` and return its id at once (the dashboard polls it)."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        return _create_run(http, name, parameters)
+
+
+def read_flow_run(run_id: str, *, api_url: str | None = None) -> FlowRunResult:
+    """A flow run's name and current state (``PENDING``, ``RUNNING``, … or a final one)."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        found = _send(http, "GET", f"/flow_runs/{run_id}")
+        if found.status_code in (404, 422):
+            raise NotFoundError(f"no flow run {run_id!r} on the Prefect server", hint="start a new run")
+        run = _ok(found, f"read flow run {run_id}").json()
+        state = run.get("state") or {}
+        return FlowRunResult(run_id, run["name"], str(state.get("type", "PENDING")), state.get("message"))
+
+
+def _create_run(http: httpx.Client, name: str, parameters: dict[str, Any] | None) -> str:
+    flow_name, _, deployment_name = name.partition("/")
+    found = _send(http, "GET", f"/deployments/name/{flow_name}/{deployment_name}")
+    if found.status_code == 404:
+        raise NotFoundError(f"no Prefect deployment {name!r}", hint="apply them with `make server`")
+    deployment = _ok(found, f"read deployment {name}").json()
+    shaped = shape_parameters(name, deployment.get("parameter_openapi_schema"), parameters or {})
+    created = _send(
+        http, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": shaped}
+    )
+    if created.status_code in (409, 422):  # the server's own parameter validation
+        raise ConfigError(
+            f"Prefect refused the parameters of {name}: {created.json().get('detail', created.text)}",
+            hint=f"pass the fields of the flow's form: {_field_names(deployment)}",
+        )
+    return str(_ok(created, f"create a run of {name}").json()["id"])
 
 
 def _properties(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
