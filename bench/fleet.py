@@ -129,7 +129,7 @@ def _plan_row(record: dict[str, Any], version_id: int, now: datetime) -> dict[st
         "usd_per_month": chosen["usd_per_month"],
         "usd_per_million_requests": chosen.get("usd_per_million_requests"),
         "created_at": now - timedelta(days=3),
-    }
+    } | Plan.summary_columns(record)
 
 
 def _deployment_row(name: str, i: int, plan_id: int, variant_id: int, now: datetime) -> dict[str, Any]:

@@ -273,7 +273,8 @@ class DeploymentView(View):
 
 
 def _deployment_view(row: Deployment, plan_row: Plan | None) -> DeploymentView:
-    chosen = dict((plan_row.record or {}).get("chosen") or plan_row.chosen or {}) if plan_row else {}
+    # the chosen column first: the same dict as the record's, without loading the whole record
+    chosen = dict(plan_row.chosen or (plan_row.record or {}).get("chosen") or {}) if plan_row else {}
     revision = (row.resources or {}).get("revision") or (row.spec or {}).get("revision")
     return DeploymentView(
         name=row.name,

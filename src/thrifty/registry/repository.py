@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Integer, and_, case, delete, func, insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from thrifty.errors import NotFoundError
 from thrifty.registry.db import make_engine, upgrade
@@ -289,7 +289,7 @@ class Registry:
     # -- plans -------------------------------------------------------------------------------
     def add_plan(self, **fields: Any) -> Plan:
         with self.session() as s:
-            plan = Plan(**fields)
+            plan = Plan(**(Plan.summary_columns(fields.get("record")) | fields))
             s.add(plan)
             s.flush()
             return plan
@@ -409,6 +409,7 @@ class Registry:
             query = (
                 select(Deployment, Plan)
                 .outerjoin(Plan, Plan.id == Deployment.plan_id)
+                .options(defer(Plan.record))  # tens of KB each; the page needs only the chosen offer
                 .order_by(Deployment.name)
                 .offset(offset)
                 .limit(limit)
@@ -454,14 +455,8 @@ class Registry:
 
     def plan_costs(self, offset: int, limit: int) -> list[tuple[str, str, float | None, float | None]]:
         """(deployment, chosen cloud, plan $/month, naive-baseline $/month) per deployment, by name."""
-        chosen, baseline = Plan.record["chosen"], Plan.record["baseline"]
         query = (
-            select(
-                Deployment.name,
-                chosen["provider"].as_string(),
-                chosen["usd_per_month"].as_float(),
-                baseline["usd_per_month"].as_float(),
-            )
+            select(Deployment.name, Plan.chosen_provider, Plan.usd_per_month, Plan.baseline_usd_per_month)
             .join(Plan, Plan.id == Deployment.plan_id)
             .order_by(Deployment.name)
             .offset(offset)
@@ -472,18 +467,16 @@ class Registry:
 
     def plan_costs_by_cloud(self) -> list[tuple[str, int, float | None, float | None]]:
         """(chosen cloud, deployments, plan $/month, naive-baseline $/month), summed in SQL."""
-        chosen, baseline = Plan.record["chosen"], Plan.record["baseline"]
-        cloud = chosen["provider"].as_string().label("cloud")
         query = (
             select(
-                cloud,
+                Plan.chosen_provider,
                 func.count(Deployment.id),
-                func.sum(chosen["usd_per_month"].as_float()),
-                func.sum(baseline["usd_per_month"].as_float()),
+                func.sum(Plan.usd_per_month),
+                func.sum(Plan.baseline_usd_per_month),
             )
             .join(Plan, Plan.id == Deployment.plan_id)
-            .group_by(cloud)
-            .order_by(cloud)
+            .group_by(Plan.chosen_provider)
+            .order_by(Plan.chosen_provider)
         )
         with self.session() as s:
             return [(c or "", int(n), p, b) for c, n, p, b in s.execute(query)]
