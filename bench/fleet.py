@@ -183,7 +183,9 @@ def _log_requests(
     """``total`` rows spread over the last 24 h, one executemany per 100,000 rows; 1 % are errors."""
     batch: list[dict[str, Any]] = []
     for i in range(total):
-        age_s = rng.random() * 86_400 if i % 10 else rng.random() * 300  # a tenth in the last 5 min
+        # a tenth of each deployment's requests in the last 5 min (by its own row count, not i: with
+        # i % 10, a deployment whose index is a multiple of 10 got every request in those 5 min)
+        age_s = rng.random() * 86_400 if (i // len(names)) % 10 else rng.random() * 300
         batch.append(
             {
                 "model_name": names[i % len(names)],

@@ -31,15 +31,17 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 QUICK_DEPLOY = {"techniques": ["export"], "bench_runs": 3}
 
 
+def _apt(*args: str) -> None:
+    subprocess.run(["apt-get", *args], check=False, capture_output=True, timeout=600)
+
+
 def _browser_path() -> str:
     found = shutil.which(BROWSER)
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", BROWSER],
-            check=False,
-            capture_output=True,
-            timeout=600,
-        )
+        _apt("install", "-y", "--no-install-recommends", BROWSER)
+        if shutil.which(BROWSER) is None:  # a fresh machine's package lists may not know it yet
+            _apt("update", "-qq")
+            _apt("install", "-y", "--no-install-recommends", BROWSER)
         found = shutil.which(BROWSER)
     if found is None:
         pytest.skip(f"{BROWSER} is not installed and `apt-get install -y {BROWSER}` could not install it")
