@@ -28,7 +28,7 @@ from thrifty.bench.load import load_note
 from thrifty.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from thrifty.registry import Deployment, ModelVersion, Plan, Registry, Variant
+    from thrifty.registry import Deployment, DeploymentEvent, ModelVersion, Plan, Registry, Variant
     from thrifty.settings import Settings
 
 #: request-rate and latency percentiles look at this much of the request log
@@ -324,19 +324,20 @@ class EventView(View):
     details: dict[str, Any]
 
 
+def _event_view(name: str, e: DeploymentEvent) -> EventView:
+    return EventView(
+        deployment=name,
+        at=e.at,
+        kind=e.kind,
+        reason=e.reason or "",
+        usd_saved_per_month=e.usd_saved_per_month,
+        details=dict(e.details or {}),
+    )
+
+
 def events(registry: Registry, name: str) -> list[EventView]:
     """A deployment's events, oldest first."""
-    return [
-        EventView(
-            deployment=name,
-            at=e.at,
-            kind=e.kind,
-            reason=e.reason or "",
-            usd_saved_per_month=e.usd_saved_per_month,
-            details=dict(e.details or {}),
-        )
-        for e in registry.list_events(name)
-    ]
+    return [_event_view(name, e) for e in registry.list_events(name)]
 
 
 class RequestStats(View):
@@ -668,17 +669,7 @@ def costs_page(registry: Registry, offset: int = 0, limit: int = PAGE_SIZE) -> C
 
 def recent_events(registry: Registry, kinds: Sequence[str], limit: int = PAGE_SIZE) -> list[EventView]:
     """The newest events of ``kinds`` across every deployment (recommendations, alerts)."""
-    return [
-        EventView(
-            deployment=name,
-            at=e.at,
-            kind=e.kind,
-            reason=e.reason or "",
-            usd_saved_per_month=e.usd_saved_per_month,
-            details=dict(e.details or {}),
-        )
-        for name, e in registry.recent_events(kinds, limit)
-    ]
+    return [_event_view(name, e) for name, e in registry.recent_events(kinds, limit)]
 
 
 def replicas(registry: Registry, name: str) -> list[dict[str, Any]]:

@@ -98,14 +98,20 @@ def costs(request: Request, registry: RegistryDep, offset: int = Offset) -> HTML
 
 @router.get("/recommendations", response_class=HTMLResponse)
 def recommendations(request: Request, registry: RegistryDep) -> HTMLResponse:
-    events = lambda: {"events": read.recent_events(registry, read.RECOMMENDATION_KINDS)}  # noqa: E731
-    return page(request, "recommendations.html", events)
+    return page(
+        request,
+        "recommendations.html",
+        lambda: {"events": read.recent_events(registry, read.RECOMMENDATION_KINDS)},
+    )
 
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts(request: Request, registry: RegistryDep) -> HTMLResponse:
-    events = lambda: {"events": read.recent_events(registry, read.ALERT_KINDS), "kinds": read.ALERT_KINDS}  # noqa: E731
-    return page(request, "alerts.html", events)
+    return page(
+        request,
+        "alerts.html",
+        lambda: {"events": read.recent_events(registry, read.ALERT_KINDS), "kinds": read.ALERT_KINDS},
+    )
 
 
 @router.get("/deploy", response_class=HTMLResponse)
