@@ -1,114 +1,201 @@
-"""Serving with and without the fleet-metrics rollup (``bench/serving.py rollup``).
+"""A fleet in a registry, fast: deployments with real plan records, events and a request log.
 
-The gateway only appends to the request log; the monitor flow rolls it up in another process. This
-measures what that costs serving: the small MLP through the gateway at concurrency 32, runs
-alternating without and with a rollup loop (every 2 s — the flow runs every 2 minutes, so this is
-60× harsher) over the same registry, in one run. Goal: with ≥ 95 % of without (issue 16, item 1).
+``bench/api.py`` seeds 1,000 deployments and 1M request-log rows with it; the dashboard's browser
+tests seed a handful. Plans are real decision records (the planner on the reference price table for
+an fp32 original and an int8 variant), so a plan page explains a real decision. Rows go in with one
+executemany per table (SQLAlchemy Core), not one ORM object each.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench._report import machine_line, write_section
+from sqlalchemy import insert, select
 
-ROOT = Path(__file__).resolve().parents[1]
-ROUNDS = int(os.environ.get("THRIFTY_BENCH_ROLLUP_ROUNDS", "3"))
+from thrifty.registry import Registry
+from thrifty.registry.models import Deployment, DeploymentEvent, Plan
+
+PROVIDERS = ("local", "aws", "gcp", "azure")
+#: spread of the traffic rates the plans are made for (req/s); each gives one real decision record
+RATES_RPS = (2.0, 20.0, 200.0)
 
 
-def _with_rollup(env: dict[str, str], run: Any) -> tuple[dict[str, float], dict[str, Any]]:
-    loop = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "_rollup_loop.py"), "--every-s", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
+def _perf() -> Any:
+    from thrifty.planner.types import VariantPerf, perf_frame
+
+    common = {"batch_size": 1, "threads": 2, "status": "accepted", "peak_memory_mib": 300.0}
+    return perf_frame(
+        [
+            VariantPerf(
+                "fp32",
+                latency_ms_p50=18.0,
+                latency_ms_p95=22.0,
+                throughput_rps=50.0,
+                technique="export",
+                fidelity_score=1.0,
+                is_baseline=True,
+                **common,
+            ),
+            VariantPerf(
+                "int8",
+                latency_ms_p50=8.0,
+                latency_ms_p95=10.0,
+                throughput_rps=120.0,
+                technique="dynamic_int8",
+                fidelity_score=0.995,
+                **common,
+            ),
+        ]
     )
-    try:
-        assert loop.stdout is not None
-        if loop.stdout.readline().strip() != "ready":
-            raise RuntimeError(
-                "the rollup loop exited before its first rollup; run bench/_rollup_loop.py to see why"
-            )
-        result = run()
-    finally:
-        loop.terminate()
-        out, _ = loop.communicate(timeout=60)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    return result, json.loads(lines[-1]) if lines else {}
 
 
-def _mlp_case(serving: Any) -> Any:
-    import numpy as np
+def plan_records(model: str) -> list[dict[str, Any]]:
+    """Real decision records, one per traffic rate in ``RATES_RPS``."""
+    from thrifty.catalog.reference import reference_table
+    from thrifty.planner.decision import plan
+    from thrifty.planner.types import Slo, Traffic
 
-    serving.OUT.mkdir(parents=True, exist_ok=True)
-    path = serving.build_mlp(serving.OUT / "mlp.onnx")
-    x = np.random.default_rng(1).standard_normal((1, 32)).astype(np.float32)
-    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 32], "data": x.ravel().tolist()}]}
-    return serving.Case("mlp", path, None, body)
-
-
-def measure_rollup(serving: Any) -> dict[str, Any]:
-    """Alternate without / with the rollup loop ``ROUNDS`` times each; medians and the loop's stats."""
-    case = _mlp_case(serving)  # the cheapest model, where any overhead shows most
-    runs: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
-    loops: list[dict[str, Any]] = []
-    with serving.thrifty_gateway(case) as (url, env):
-        serving.measure(url, case, 32)  # warm-up (and the first rows of the request log)
-        for _ in range(ROUNDS):
-            runs["without"].append(serving.measure(url, case, 32))
-            result, loop = _with_rollup(env, lambda: serving.measure(url, case, 32))
-            runs["with"].append(result)
-            loops.append(loop)
-    return {"runs": runs, "loops": loops}
-
-
-def _median(rows: list[dict[str, float]], key: str) -> float:
-    return float(statistics.median(r[key] for r in rows))
-
-
-def markdown(found: dict[str, Any], load: str) -> str:
-    runs = found["runs"]
-    ratio = _median(runs["with"], "rps") / _median(runs["without"], "rps")
-    rollups = sum(int(loop.get("runs", 0)) for loop in found["loops"])
-    mean_s = (
-        statistics.mean(float(loop.get("mean_s", 0.0)) for loop in found["loops"]) if found["loops"] else 0.0
-    )
-    lines = [
-        "## Fleet-metrics rollup vs serving (bench/serving.py rollup)",
-        "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} — {machine_line()}; load average {load}. "
-        f"MLP through the gateway, concurrency 32, {ROUNDS} runs each way, alternating; 'with' runs the "
-        f"monitor's rollup every 2 s in another process over the same SQLite registry ({rollups} rollups, "
-        f"{mean_s * 1000:.0f} ms each on average).",
-        "",
-        "| rollup | req/s (median) | p50 ms | p99 ms | runs (req/s) |",
-        "|---|---:|---:|---:|---|",
+    table, perf = reference_table(), _perf()
+    return [
+        plan(
+            perf, table, Slo(latency_ms_p95=50.0), Traffic(rps=rps), model=model, catalog_origin="reference"
+        ).to_dict()
+        for rps in RATES_RPS
     ]
-    for label, rows in runs.items():
-        each = ", ".join(f"{r['rps']:,.0f}" for r in rows)
-        lines.append(
-            f"| {label} | {_median(rows, 'rps'):,.0f} | {_median(rows, 'p50_ms'):.2f} | "
-            f"{_median(rows, 'p99_ms'):.2f} | {each} |"
+
+
+def seed_model(registry: Registry, name: str) -> tuple[int, list[int]]:
+    """A model version with two variants (fp32, int8); returns (version id, variant ids)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    artifact = registry.upsert_artifact(digest, 90_000_000, f"file:///fleet/{digest}")
+    version, _ = registry.add_model_version(
+        name,
+        sha256=digest,
+        artifact=artifact,
+        format="onnx",
+        size_bytes=90_000_000,
+        source_path=f"/fleet/{name}.onnx",
+        signature={"inputs": [{"name": "x", "shape": ["batch", 4], "dtype": "float32"}]},
+    )
+    ids = []
+    for variant_name, technique in (("fp32", "export"), ("int8", "dynamic_int8")):
+        blob = hashlib.sha256(f"{name}/{variant_name}".encode()).hexdigest()
+        variant, _ = registry.add_variant(
+            version.id,
+            variant_name,
+            technique=technique,
+            status="accepted",
+            artifact=registry.upsert_artifact(blob, 23_000_000, f"file:///fleet/{blob}"),
+            fidelity={"cosine_mean": 1.0 if variant_name == "fp32" else 0.995},
         )
-    verdict = "meets" if ratio >= 0.95 else "misses"
-    lines += [
-        "",
-        f"With the rollup running, serving keeps {ratio:.1%} of its throughput ({verdict} the ≥ 95 % goal).",
-    ]
-    return "\n".join(lines)
+        ids.append(variant.id)
+    return version.id, ids
 
 
-def run(serving: Any) -> None:
-    load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    found = measure_rollup(serving)
-    load = f"{load_before} → " + " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    text = markdown(found, load)
-    print(text)
-    write_section("fleet-rollup", text)
+def seed_fleet(
+    registry: Registry, deployments: int, requests: int, *, now: datetime | None = None, seed: int = 0
+) -> list[str]:
+    """``deployments`` running deployments with plans and events, and ``requests`` log rows over 24 h."""
+    now = now or datetime.now(UTC)
+    rng = random.Random(seed)
+    version_id, variant_ids = seed_model(registry, "fleet-model")
+    records = plan_records("fleet-model")
+    names = [f"fleet-{i:04d}" for i in range(deployments)]
+    with registry.session() as s:
+        s.execute(
+            insert(Plan), [_plan_row(records[i % len(records)], version_id, now) for i in range(deployments)]
+        )
+        plan_ids = list(s.scalars(select(Plan.id).order_by(Plan.id.desc()).limit(deployments)))[::-1]
+        s.execute(
+            insert(Deployment),
+            [_deployment_row(n, i, plan_ids[i], variant_ids[1], now) for i, n in enumerate(names)],
+        )
+        ids = dict(s.execute(select(Deployment.name, Deployment.id).where(Deployment.name.in_(names))).all())
+        s.execute(insert(DeploymentEvent), [e for n in names for e in _events(ids[n], n, rng, now)])
+    _log_requests(registry, names, requests, rng, now)
+    return names
+
+
+def _plan_row(record: dict[str, Any], version_id: int, now: datetime) -> dict[str, Any]:
+    chosen = record["chosen"]
+    return {
+        "model_version_id": version_id,
+        "slo": record["slo"],
+        "chosen": chosen,
+        "record": record,
+        "usd_per_month": chosen["usd_per_month"],
+        "usd_per_million_requests": chosen.get("usd_per_million_requests"),
+        "created_at": now - timedelta(days=3),
+    } | Plan.summary_columns(record)
+
+
+def _deployment_row(name: str, i: int, plan_id: int, variant_id: int, now: datetime) -> dict[str, Any]:
+    port = 9000 + i
+    return {
+        "name": name,
+        "provider": PROVIDERS[i % len(PROVIDERS)],
+        "region": "us-east-1",
+        "variant_id": variant_id,
+        "plan_id": plan_id,
+        "state": "running",
+        "replicas": 1 + i % 3,
+        "endpoint_url": f"http://127.0.0.1:{port}/v2/models/{name}",
+        "spec": {},
+        "resources": {"replicas": [{"pid": 10_000 + i, "port": port}]},
+        "created_at": now - timedelta(days=3),
+        "updated_at": now - timedelta(days=1),
+    }
+
+
+def _events(deployment_id: int, name: str, rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    def event(kind: str, reason: str, hours: float, saved: float | None = None) -> dict[str, Any]:
+        at = now - timedelta(hours=hours)
+        return {
+            "deployment_id": deployment_id,
+            "at": at,
+            "kind": kind,
+            "reason": reason,
+            "usd_saved_per_month": saved,
+            "details": {},
+        }
+
+    out = [event("deployed", f"{name} deployed", 72), event("live", "inference smoke test passed", 71.9)]
+    if rng.random() < 0.1:
+        out.append(
+            event(
+                "cheaper-plan",
+                "gcp e2-standard-2 us-central1 (spot) is cheaper",
+                5,
+                round(rng.uniform(5, 80), 2),
+            )
+        )
+    if rng.random() < 0.05:
+        out.append(event("rebalance.replace", "spot replica interrupted → replaced: on-demand", 2))
+    return out
+
+
+def _log_requests(
+    registry: Registry, names: list[str], total: int, rng: random.Random, now: datetime
+) -> None:
+    """``total`` rows spread over the last 24 h, one executemany per 100,000 rows; 1 % are errors."""
+    batch: list[dict[str, Any]] = []
+    for i in range(total):
+        # a tenth of each deployment's requests in the last 5 min (by its own row count, not i: with
+        # i % 10, a deployment whose index is a multiple of 10 got every request in those 5 min)
+        age_s = rng.random() * 86_400 if (i // len(names)) % 10 else rng.random() * 300
+        batch.append(
+            {
+                "model_name": names[i % len(names)],
+                "at": now - timedelta(seconds=age_s),
+                "latency_ms": rng.lognormvariate(2.5, 0.4),
+                "cold": False,
+                "status_code": 500 if i % 100 == 0 else 200,
+            }
+        )
+        if len(batch) == 100_000:
+            registry.log_requests_bulk(batch)
+            batch = []
+    registry.log_requests_bulk(batch)

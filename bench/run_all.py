@@ -22,6 +22,7 @@ SCRIPTS = (
     "cloud_boot.py",
     "pipeline.py",
     "noise.py",
+    "api.py",
 )
 
 

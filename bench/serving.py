@@ -797,9 +797,9 @@ def run_wake() -> None:
 
 def main() -> None:
     """``bench/serving.py`` runs everything; ``wake`` only the wake section; ``rollup`` only the
-    fleet-metrics rollup against serving (bench/fleet.py)."""
+    fleet-metrics rollup against serving (bench/rollup_overhead.py)."""
     if sys.argv[1:] == ["rollup"]:
-        from bench.fleet import run
+        from bench.rollup_overhead import run
 
         run(sys.modules[__name__])
         return

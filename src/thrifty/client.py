@@ -146,6 +146,17 @@ def run_deployment(
         return _wait(http, run_id, timeout_s, poll_s)
 
 
+def read_flow_run(run_id: str, *, api_url: str | None = None) -> FlowRunResult:
+    """A flow run's name and current state (``PENDING``, ``RUNNING``, … or a final one)."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        found = _send(http, "GET", f"/flow_runs/{run_id}")
+        if found.status_code in (404, 422):
+            raise NotFoundError(f"no flow run {run_id!r} on the Prefect server", hint="start a new run")
+        run = _ok(found, f"read flow run {run_id}").json()
+        state = run.get("state") or {}
+        return FlowRunResult(run_id, run["name"], str(state.get("type", "PENDING")), state.get("message"))
+
+
 def _properties(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     """The properties of ``node``, following one ``$ref`` (also inside ``X | None``) into definitions."""
     refs = [n for n in node.get("anyOf", []) if isinstance(n, dict) and "$ref" in n]

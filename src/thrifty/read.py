@@ -32,7 +32,7 @@ from thrifty.bench.load import load_note
 from thrifty.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from thrifty.registry import Deployment, ModelVersion, Plan, Registry, Variant
+    from thrifty.registry import Deployment, DeploymentEvent, ModelVersion, Plan, Registry, Variant
     from thrifty.settings import Settings
 
 #: request-rate and latency percentiles look at this much of the request log
@@ -277,7 +277,8 @@ class DeploymentView(View):
 
 
 def _deployment_view(row: Deployment, plan_row: Plan | None) -> DeploymentView:
-    chosen = dict((plan_row.record or {}).get("chosen") or plan_row.chosen or {}) if plan_row else {}
+    # the chosen column first: the same dict as the record's, without loading the whole record
+    chosen = dict(plan_row.chosen or (plan_row.record or {}).get("chosen") or {}) if plan_row else {}
     revision = (row.resources or {}).get("revision") or (row.spec or {}).get("revision")
     return DeploymentView(
         name=row.name,
@@ -327,19 +328,20 @@ class EventView(View):
     details: dict[str, Any]
 
 
+def _event_view(name: str, e: DeploymentEvent) -> EventView:
+    return EventView(
+        deployment=name,
+        at=e.at,
+        kind=e.kind,
+        reason=e.reason or "",
+        usd_saved_per_month=e.usd_saved_per_month,
+        details=dict(e.details or {}),
+    )
+
+
 def events(registry: Registry, name: str) -> list[EventView]:
     """A deployment's events, oldest first."""
-    return [
-        EventView(
-            deployment=name,
-            at=e.at,
-            kind=e.kind,
-            reason=e.reason or "",
-            usd_saved_per_month=e.usd_saved_per_month,
-            details=dict(e.details or {}),
-        )
-        for e in registry.list_events(name)
-    ]
+    return [_event_view(name, e) for e in registry.list_events(name)]
 
 
 class RequestStats(View):
@@ -726,3 +728,176 @@ def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:
     if isinstance(answer, dict):
         return {k: v.model_dump(mode="json") for k, v in answer.items()}
     return [item.model_dump(mode="json") for item in answer]
+
+
+# -- dashboard (issue 15): paged, aggregated in SQL, fast with 1,000 deployments --------------------
+#: deployments per page of the dashboard's lists
+PAGE_SIZE = 50
+#: events that are recommendations (a cheaper plan the price monitor found) and alerts (replicas
+#: replaced or moved after an interruption, failures, anomalies)
+RECOMMENDATION_KINDS = ("cheaper-plan",)
+ALERT_KINDS = ("rebalance.replace", "rebalance.migrate", "interruption", "failed", "anomaly")
+
+
+class DeploymentRow(View):
+    name: str
+    state: str
+    provider: str
+    region: str
+    replicas: int
+    offer: str | None
+    usd_per_month: float | None
+    requests: int
+    last_request_at: datetime | None
+    rps: float
+    latency_ms_p95: float | None
+
+
+class Page(View):
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(0, self.offset - self.limit) if self.offset > 0 else None
+
+
+class DeploymentsPage(Page):
+    rows: list[DeploymentRow]
+
+
+def deployments_page(
+    registry: Registry, offset: int = 0, limit: int = PAGE_SIZE, *, now: datetime | None = None
+) -> DeploymentsPage:
+    """One page of deployments with request stats of the last ``STATS_WINDOW_S`` (three queries)."""
+    now = now or datetime.now(UTC)
+    pairs = registry.deployments_page(max(0, offset), limit)
+    names = [d.name for d, _ in pairs]
+    totals = registry.request_stats(names)
+    recent = registry.latencies_since(names, now - timedelta(seconds=STATS_WINDOW_S))
+    rows = []
+    for row, plan_row in pairs:
+        view = _deployment_view(row, plan_row)
+        count, last_at = totals.get(row.name, (0, None))
+        latencies = recent.get(row.name, [])
+        rows.append(
+            DeploymentRow(
+                **view.model_dump(include={"name", "state", "provider", "region", "replicas", "offer"}),
+                usd_per_month=view.usd_per_month,
+                requests=count,
+                last_request_at=last_at,
+                rps=len(latencies) / STATS_WINDOW_S,
+                latency_ms_p95=_percentile(latencies, 95),
+            )
+        )
+    return DeploymentsPage(total=registry.count_deployments(), offset=max(0, offset), limit=limit, rows=rows)
+
+
+class TrafficBucket(View):
+    at: datetime
+    requests: int
+    errors: int
+    latency_ms_mean: float
+    latency_ms_max: float
+
+
+def traffic(
+    registry: Registry, name: str, *, hours: float = 24.0, buckets: int = 48, now: datetime | None = None
+) -> list[TrafficBucket]:
+    """A deployment's request log over the last ``hours`` in ``buckets`` time buckets (SQL GROUP BY)."""
+    now = now or datetime.now(UTC)
+    bucket_s = max(1, int(hours * 3600 / buckets))
+    return [
+        TrafficBucket(
+            at=datetime.fromtimestamp(start, UTC),
+            requests=count,
+            errors=errors,
+            latency_ms_mean=mean_ms,
+            latency_ms_max=max_ms,
+        )
+        for start, count, errors, mean_ms, max_ms in registry.request_buckets(
+            name, now - timedelta(hours=hours), bucket_s
+        )
+    ]
+
+
+class PlannedCost(View):
+    """What the plan says a deployment costs so far this month (the spend ledger says what it did)."""
+
+    usd_per_month: float
+    month_start: datetime
+    since: datetime
+    usd_to_date: float
+
+
+def planned_cost(view: DeploymentView, *, now: datetime | None = None) -> PlannedCost | None:
+    """The plan's $/month pro rata over the part of this month the deployment existed."""
+    if view.usd_per_month is None:
+        return None
+    now = now or datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    since = max(month_start, view.created_at)
+    share = max(0.0, (now - since).total_seconds()) / (next_month - month_start).total_seconds()
+    return PlannedCost(
+        usd_per_month=view.usd_per_month,
+        month_start=month_start,
+        since=since,
+        usd_to_date=view.usd_per_month * share,
+    )
+
+
+class CostRow(View):
+    deployment: str
+    cloud: str
+    usd_per_month: float | None
+    baseline_usd_per_month: float | None
+
+    @property
+    def saving_fraction(self) -> float | None:
+        if not self.usd_per_month or not self.baseline_usd_per_month:
+            return None
+        return 1.0 - self.usd_per_month / self.baseline_usd_per_month
+
+
+class CloudCost(View):
+    cloud: str
+    deployments: int
+    usd_per_month: float | None
+    baseline_usd_per_month: float | None
+
+
+class CostsPage(Page):
+    rows: list[CostRow]
+    by_cloud: list[CloudCost]
+
+
+def costs_page(registry: Registry, offset: int = 0, limit: int = PAGE_SIZE) -> CostsPage:
+    """Plan vs the naive baseline ($/month) by deployment (paged) and by cloud (summed in SQL)."""
+    rows = [
+        CostRow(deployment=n, cloud=c, usd_per_month=p, baseline_usd_per_month=b)
+        for n, c, p, b in registry.plan_costs(max(0, offset), limit)
+    ]
+    by_cloud = [
+        CloudCost(cloud=c, deployments=n, usd_per_month=p, baseline_usd_per_month=b)
+        for c, n, p, b in registry.plan_costs_by_cloud()
+    ]
+    total = sum(c.deployments for c in by_cloud)
+    return CostsPage(total=total, offset=max(0, offset), limit=limit, rows=rows, by_cloud=by_cloud)
+
+
+def recent_events(registry: Registry, kinds: Sequence[str], limit: int = PAGE_SIZE) -> list[EventView]:
+    """The newest events of ``kinds`` across every deployment (recommendations, alerts)."""
+    return [_event_view(name, e) for name, e in registry.recent_events(kinds, limit)]
+
+
+def replicas(registry: Registry, name: str) -> list[dict[str, Any]]:
+    """The replicas a deployment's provider or gateway last recorded (pid/port locally, ids on a cloud)."""
+    resources = registry.get_deployment(name).resources or {}
+    found = resources.get("replicas") or [{"id": i} for i in resources.get("ids") or []]
+    return [dict(r) if isinstance(r, dict) else {"id": r} for r in found]

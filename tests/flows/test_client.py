@@ -109,3 +109,19 @@ def test_a_busy_server_is_retried_and_a_refusal_is_a_thrifty_error(monkeypatch: 
         assert refused.status_code == 503
         with pytest.raises(ThriftyError, match="refused to create a run of x: HTTP 503"):
             client._ok(refused, "create a run of x")
+
+
+def test_the_dashboard_launcher_starts_a_run_and_reads_its_state(deployment: str) -> None:
+    """What the dashboard's one-click deploy calls: create the run without waiting, then poll it."""
+    from thrifty.errors import NotFoundError
+    from thrifty.web.launch import PrefectLauncher
+
+    launcher = PrefectLauncher(api_url=_api(), deployment=deployment)
+    before = {r.id for r in _runs()}
+    run_id = launcher.start({"model": "tiny", "p95_ms": 80.0})
+    (run,) = [r for r in _runs() if r.id not in before]
+    assert str(run.id) == run_id and run.parameters == {"params": {"model": "tiny", "p95_ms": 80.0}}
+    status = launcher.status(run_id)
+    assert (status.name, status.state) == (run.name, "SCHEDULED")  # no worker polls the harness
+    with pytest.raises(NotFoundError, match="no flow run"):
+        launcher.status("00000000-0000-0000-0000-000000000000")

@@ -199,6 +199,20 @@ class Plan(Base):
     usd_per_million_requests: Mapped[float | None] = mapped_column(Float, nullable=True)
     usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # copied out of ``record`` when stored (migration 0002_dashboard), so costs sum without JSON
+    chosen_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    baseline_usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    @staticmethod
+    def summary_columns(record: dict[str, Any] | None) -> dict[str, Any]:
+        """The columns a decision record fills: its chosen cloud and its naive baseline's $/month."""
+        record = record or {}
+        baseline = record.get("baseline") or {}
+        cost = baseline.get("usd_per_month")
+        return {
+            "chosen_provider": (record.get("chosen") or {}).get("provider"),
+            "baseline_usd_per_month": None if cost is None else float(cost),
+        }
 
 
 class Deployment(Base):

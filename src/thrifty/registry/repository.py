@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import BigInteger, Engine, Integer, and_, case, delete, func, insert, select
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from thrifty.errors import NotFoundError
 from thrifty.registry.db import make_engine, upgrade
@@ -289,7 +289,7 @@ class Registry:
     # -- plans -------------------------------------------------------------------------------
     def add_plan(self, **fields: Any) -> Plan:
         with self.session() as s:
-            plan = Plan(**fields)
+            plan = Plan(**(Plan.summary_columns(fields.get("record")) | fields))
             s.add(plan)
             s.flush()
             return plan
@@ -400,3 +400,98 @@ class Registry:
             with self.session() as s:
                 s.execute(insert(RequestLog), list(rows))
         return len(rows)
+
+    # -- dashboard (issue 15): paged and aggregated reads that stay fast at fleet size ----------
+    def count_deployments(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Deployment.id))) or 0)
+
+    def deployments_page(self, offset: int, limit: int) -> list[tuple[Deployment, Plan | None]]:
+        """One page of deployments by name, each with its plan (one query, an outer join)."""
+        with self.session() as s:
+            query = (
+                select(Deployment, Plan)
+                .outerjoin(Plan, Plan.id == Deployment.plan_id)
+                .options(defer(Plan.record))  # tens of KB each; the page needs only the chosen offer
+                .order_by(Deployment.name)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [(d, p) for d, p in s.execute(query)]
+
+    def latencies_since(self, model_names: Sequence[str], since: datetime) -> dict[str, list[float]]:
+        """Latency of every request since ``since`` per name (the index (model_name, at) serves it)."""
+        if not model_names:
+            return {}
+        with self.session() as s:
+            query = select(RequestLog.model_name, RequestLog.latency_ms).where(
+                RequestLog.model_name.in_(list(model_names)), RequestLog.at >= since
+            )
+            out: dict[str, list[float]] = {}
+            for name, latency_ms in s.execute(query):
+                out.setdefault(name, []).append(float(latency_ms))
+            return out
+
+    def request_buckets(
+        self, model_name: str, since: datetime, bucket_s: int
+    ) -> list[tuple[int, int, int, float, float]]:
+        """(bucket start as epoch s, requests, errors, mean latency ms, max latency ms) per time bucket."""
+        if self.engine.dialect.name == "sqlite":
+            epoch: Any = func.cast(func.strftime("%s", RequestLog.at), Integer)
+        else:
+            epoch = func.cast(func.extract("epoch", RequestLog.at), BigInteger)
+        bucket = (epoch - epoch % bucket_s).label("bucket")
+        errors = func.sum(case((RequestLog.status_code >= 400, 1), else_=0))
+        query = (
+            select(
+                bucket, func.count(), errors, func.avg(RequestLog.latency_ms), func.max(RequestLog.latency_ms)
+            )
+            .where(RequestLog.model_name == model_name, RequestLog.at >= since)
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        with self.session() as s:
+            return [
+                (int(b), int(n), int(e or 0), float(avg), float(top))
+                for b, n, e, avg, top in s.execute(query)
+            ]
+
+    def plan_costs(self, offset: int, limit: int) -> list[tuple[str, str, float | None, float | None]]:
+        """(deployment, chosen cloud, plan $/month, naive-baseline $/month) per deployment, by name."""
+        query = (
+            select(Deployment.name, Plan.chosen_provider, Plan.usd_per_month, Plan.baseline_usd_per_month)
+            .join(Plan, Plan.id == Deployment.plan_id)
+            .order_by(Deployment.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self.session() as s:
+            return [(n, c or "", p, b) for n, c, p, b in s.execute(query)]
+
+    def plan_costs_by_cloud(self) -> list[tuple[str, int, float | None, float | None]]:
+        """(chosen cloud, deployments, plan $/month, naive-baseline $/month), summed in SQL."""
+        query = (
+            select(
+                Plan.chosen_provider,
+                func.count(Deployment.id),
+                func.sum(Plan.usd_per_month),
+                func.sum(Plan.baseline_usd_per_month),
+            )
+            .join(Plan, Plan.id == Deployment.plan_id)
+            .group_by(Plan.chosen_provider)
+            .order_by(Plan.chosen_provider)
+        )
+        with self.session() as s:
+            return [(c or "", int(n), p, b) for c, n, p, b in s.execute(query)]
+
+    def recent_events(self, kinds: Sequence[str], limit: int) -> list[tuple[str, DeploymentEvent]]:
+        """The newest events of ``kinds`` across deployments, with the deployment's name."""
+        query = (
+            select(Deployment.name, DeploymentEvent)
+            .join(Deployment, Deployment.id == DeploymentEvent.deployment_id)
+            .where(DeploymentEvent.kind.in_(list(kinds)))
+            .order_by(DeploymentEvent.at.desc(), DeploymentEvent.id.desc())
+            .limit(limit)
+        )
+        with self.session() as s:
+            return [(name, event) for name, event in s.execute(query)]

@@ -1,0 +1,71 @@
+"""The dashboard's writes (POST, CSRF-checked): one-click deploy and the playground's inference."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from thrifty import read
+from thrifty.errors import ConfigError
+from thrifty.web import playground
+from thrifty.web.base import LauncherDep, RegistryDep, SettingsDep, check_csrf, error_panel, render
+
+router = APIRouter()
+#: the targets the form offers (the flow's ``target``): ``auto`` follows the plan, ``local`` is this machine
+TARGETS = ("auto", "local")
+
+
+def _deploy_parameters(model: str, name: str, p95_ms: float, rps: float, target: str) -> dict[str, Any]:
+    if not model.strip():
+        raise ConfigError("no model given", hint="enter a registered model's name or a model file's path")
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r}", hint=f"choose one of {', '.join(TARGETS)}")
+    parameters: dict[str, Any] = {"model": model.strip(), "p95_ms": p95_ms, "rps": rps, "target": target}
+    if name.strip():
+        parameters["name"] = name.strip()
+    return parameters
+
+
+@router.post("/deploy", response_model=None)
+def deploy(
+    request: Request,
+    launcher: LauncherDep,
+    csrf_token: Annotated[str, Form()],
+    model: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    p95_ms: Annotated[float, Form(gt=0)] = 50.0,
+    rps: Annotated[float, Form(gt=0)] = 20.0,
+    target: Annotated[str, Form()] = "auto",
+) -> Response:
+    """Start deploy-model and go to the run's page (303, so a reload does not deploy twice)."""
+    try:
+        check_csrf(request, csrf_token)
+        parameters = _deploy_parameters(model, name, p95_ms, rps, target)
+        run_id = launcher.start(parameters)
+    except Exception as exc:
+        return error_panel(request, exc)
+    deployment = parameters.get("name") or ""
+    return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)
+
+
+@router.post("/deployments/{name}/playground", response_class=HTMLResponse)
+def infer(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    name: str,
+    csrf_token: Annotated[str, Form()],
+    body: Annotated[str, Form()],
+) -> HTMLResponse:
+    """Send the body to the deployment's endpoint from the server; the answer as an htmx fragment."""
+    try:
+        check_csrf(request, csrf_token)
+        status, answer, latency_ms = playground.send(read.deployment(registry, name), body, settings)
+    except Exception as exc:
+        return error_panel(request, exc, partial=True)
+    context = {"status": status, "answer": json.dumps(answer, indent=1)[:20000], "latency_ms": latency_ms}
+    return render(request, "_playground.html", context)

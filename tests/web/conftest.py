@@ -1,0 +1,213 @@
+"""The dashboard in a real browser: Debian's chromium-headless-shell driven by Playwright.
+
+Set-up: the browser is installed with apt when missing (``playwright install`` downloads browser
+builds and cannot work here). The app is served by uvicorn on loopback from a thread, over a fresh
+THRIFTY_HOME seeded with a small fleet (``bench.fleet``). Every page the tests open may reach
+loopback only: other requests are aborted and fail the test. A failing test leaves a screenshot
+under pytest's base temp folder (``web-screenshots/``; the path is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import free_port
+
+BROWSER = "chromium-headless-shell"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: the deploy-model run the form starts, cut to the fp32 export (one variant, one benchmark process):
+#: what shows form → flow → live endpoint → playground in seconds (see InProcessLauncher)
+QUICK_DEPLOY = {"techniques": ["export"], "bench_runs": 3}
+
+
+def _apt(*args: str) -> None:
+    subprocess.run(["apt-get", *args], check=False, capture_output=True, timeout=600)
+
+
+def _browser_path() -> str:
+    found = shutil.which(BROWSER)
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _apt("install", "-y", "--no-install-recommends", BROWSER)
+        if shutil.which(BROWSER) is None:  # a fresh machine's package lists may not know it yet
+            _apt("update", "-qq")
+            _apt("install", "-y", "--no-install-recommends", BROWSER)
+        found = shutil.which(BROWSER)
+    if found is None:
+        pytest.skip(f"{BROWSER} is not installed and `apt-get install -y {BROWSER}` could not install it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    path = _browser_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A THRIFTY_HOME for the whole session (the server thread reads it), seeded with three deployments."""
+    from bench.fleet import seed_fleet
+    from thrifty import runtime
+
+    home = tmp_path_factory.mktemp("web-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("THRIFTY_HOME", str(home))
+        mp.setenv("THRIFTY_GATEWAY_PORT", str(free_port()))
+        for var in ("THRIFTY_DATABASE_URL", "THRIFTY_ARTIFACT_STORE_URL", "THRIFTY_API_TOKENS"):
+            mp.delenv(var, raising=False)
+        runtime.reset()
+        registry = runtime.registry()
+        seed_fleet(registry, 3, 600)
+        registry.add_event(
+            "fleet-0001",
+            "cheaper-plan",
+            "gcp e2-small us-central1 (spot) is $12.00/month cheaper",
+            usd_saved_per_month=12.0,
+        )
+        yield home
+        _stop_gateway()
+        runtime.reset()
+
+
+def _stop_gateway() -> None:
+    from thrifty.serving.daemon import stop_daemon
+    from thrifty.settings import get_settings
+
+    stop_daemon(get_settings())
+
+
+class InProcessLauncher:
+    """Runs deploy-model in this process (a thread) instead of on a Prefect worker.
+
+    The cheapest real path from the form to a live endpoint here: a worker would start a Prefect
+    server, apply prefect.yaml and run the flow in a subprocess (minutes on 2 cores). The flow, its
+    tasks and the local gateway are the real ones; ``QUICK_DEPLOY`` narrows the techniques tried.
+    The run id is this launcher's own (the flow run's Prefect id is known only once it ends).
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def start(self, parameters: dict[str, Any]) -> str:
+        run_id = str(uuid.uuid4())
+        self.runs[run_id] = {"state": "RUNNING", "message": None, "parameters": parameters}
+        threading.Thread(target=self._run, args=(run_id, parameters | QUICK_DEPLOY), daemon=True).start()
+        return run_id
+
+    def _run(self, run_id: str, parameters: dict[str, Any]) -> None:
+        from flows.deploy_model import DeployModelParams, deploy_model
+
+        state = deploy_model(DeployModelParams(**parameters), return_state=True)
+        self.runs[run_id] |= {"state": state.type.value, "message": state.message}
+
+    def status(self, run_id: str) -> Any:
+        from thrifty.client import FlowRunResult
+        from thrifty.errors import NotFoundError
+
+        if run_id not in self.runs:
+            raise NotFoundError(f"no run {run_id!r}", hint="start one from /deploy")
+        run = self.runs[run_id]
+        return FlowRunResult(run_id, f"deploy-model {run_id[:8]}", run["state"], run["message"])
+
+
+@pytest.fixture(scope="session")
+def launcher() -> InProcessLauncher:
+    return InProcessLauncher()
+
+
+@pytest.fixture(scope="session")
+def base_url(web_home: Path, launcher: InProcessLauncher) -> Iterator[str]:
+    import uvicorn
+
+    from thrifty.web.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(launcher), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start within 30 s"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+class Guard:
+    """Requests the page made to anything but loopback (aborted), and errors its scripts threw."""
+
+    def __init__(self) -> None:
+        self.outside: list[str] = []
+        self.script_errors: list[str] = []
+
+    def route(self, route: Any) -> None:
+        if urlsplit(route.request.url).hostname in LOOPBACK or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture
+def guard() -> Guard:
+    return Guard()
+
+
+@pytest.fixture
+def page(
+    browser: Any,
+    base_url: str,
+    guard: Guard,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    context = browser.new_context(base_url=base_url)
+    context.route("**/*", guard.route)
+    opened = context.new_page()
+    opened.on("pageerror", lambda exc: guard.script_errors.append(str(exc)))
+    opened.set_default_timeout(15_000)
+    yield opened
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        folder = tmp_path_factory.getbasetemp() / "web-screenshots"
+        folder.mkdir(exist_ok=True)
+        shot = folder / f"{request.node.name}.png"
+        opened.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+    context.close()
+    assert not guard.outside, f"the page asked for non-loopback URLs: {guard.outside}"
+    assert not guard.script_errors, f"the page's scripts threw: {guard.script_errors}"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API for the in-process deploy-model run (only the deploy test asks for it)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,175 @@
+"""Every dashboard page in a real browser, over a seeded fleet (three deployments, 600 requests)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Chromium majors this Playwright (pinned in pyproject) was checked against; Debian's package moves on
+#: its own, so a new major fails here first, loudly, instead of as odd timeouts in the page tests
+CHECKED_CHROMIUM_MAJORS = {150}
+
+
+def registry() -> Any:
+    from thrifty import runtime
+
+    return runtime.registry()
+
+
+def test_browser_is_the_checked_chromium(browser: Any) -> None:
+    major = int(browser.version.split(".")[0])
+    assert major in CHECKED_CHROMIUM_MAJORS, (
+        f"chromium-headless-shell {browser.version} was never checked with playwright; run tests/web and "
+        "add its major to CHECKED_CHROMIUM_MAJORS, or pin the Debian package"
+    )
+
+
+def test_guard_fails_a_page_that_asks_for_the_outside(page: Any, guard: Any) -> None:
+    page.set_content(
+        '<img src="http://198.51.100.7/logo.png"><script src="https://cdn.invalid/x.js"></script>'
+    )
+    page.wait_for_timeout(200)
+    assert sorted(guard.outside) == ["http://198.51.100.7/logo.png", "https://cdn.invalid/x.js"]
+    guard.outside.clear()  # seen and aborted: this test is the guard's own check
+
+
+def test_deployments_list(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    expected = read.deployments_page(registry())
+    page.goto("/")
+    rows = page.locator("#deployments tbody tr")
+    assert rows.count() == expected.total == 3
+    first = expected.rows[0]
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[0] == first.name and cells[1] == first.state
+    assert cells[4] == f"${first.usd_per_month:,.2f}"
+    assert cells[7] == str(first.requests) and first.requests > 0
+    rows.first.locator("a").click()
+    page.wait_for_url(f"**/deployments/{first.name}")
+
+
+def test_deployment_detail_charts_cost_events_and_a_dead_endpoint(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    view = read.deployment(registry(), "fleet-0002")
+    page.goto("/deployments/fleet-0002")
+    assert page.locator("#charts svg").count() == 4
+    assert page.locator("#charts svg polyline").count() == 2  # latency mean and max; bars for the rest
+    cost = page.locator("#cost").inner_text()
+    assert f"${view.usd_per_month:,.2f}/month" in cost and "not measured yet" in cost
+    assert "live" in page.locator("#events").inner_text()
+    assert page.locator("#replicas tbody tr").count() == 1
+    # the seeded endpoint has nothing behind it: the playground shows why, never a traceback
+    page.click("#playground button")
+    panel = page.locator("#answer [role=alert]")
+    panel.wait_for()
+    assert "did not answer" in panel.inner_text() and "Traceback" not in page.content()
+
+
+def test_unknown_deployment_is_an_error_panel(page: Any, web_home: Path) -> None:
+    response = page.goto("/deployments/no-such-thing")
+    assert response.status == 404
+    assert "no deployment named 'no-such-thing'" in page.locator("[role=alert]").inner_text()
+
+
+def test_models_and_variants(page: Any, web_home: Path) -> None:
+    page.goto("/models")
+    page.click("#models a:text('fleet-model')")
+    rows = page.locator("#variants tbody tr")
+    assert rows.count() == 2
+    texts = rows.all_inner_texts()
+    assert "int8" in texts[1] and "cosine_mean 0.9950" in texts[1] and "accepted" in texts[1]
+
+
+def test_plans_list_and_explanation(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    newest = read.plans(registry(), limit=1)[0]
+    page.goto("/plans")
+    assert page.locator("#plans tbody tr").count() == len(read.plans(registry(), limit=50))
+    page.click(f"#plans a:text-is('{newest.id}')")
+    text = page.locator("#explanation").inner_text()
+    assert "CHOSEN" in text and "BASELINE" in text and f"plan {newest.id}" in text
+
+
+def test_costs_by_cloud_and_by_deployment(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    costs = read.costs_page(registry())
+    page.goto("/costs")
+    clouds = page.locator("#by-cloud tbody tr")
+    assert clouds.count() == len(costs.by_cloud)
+    assert sum(int(t.split("\t")[1]) for t in clouds.all_inner_texts()) == 3
+    rows = page.locator("#by-deployment tbody tr").all_inner_texts()
+    assert len(rows) == 3
+    first = costs.rows[0]
+    assert first.saving_fraction is not None
+    assert f"{100 * first.saving_fraction:.0f}%" in rows[0]
+    assert "not measured yet" in page.content()
+
+
+def test_recommendations_list_the_cheaper_plan_events(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    found = read.recent_events(registry(), read.RECOMMENDATION_KINDS)
+    page.goto("/recommendations")
+    rows = page.locator("#events tbody tr")
+    assert rows.count() == len(found) >= 1
+    assert any("$12.00" in t and "fleet-0001" in t for t in rows.all_inner_texts())
+
+
+def test_alerts_list_or_say_where_they_come_from(page: Any, web_home: Path) -> None:
+    from thrifty import read
+
+    found = read.recent_events(registry(), read.ALERT_KINDS)
+    page.goto("/alerts")
+    if found:
+        assert page.locator("#events tbody tr").count() == len(found)
+    else:
+        assert "spot-rebalance flow" in page.locator(".empty").inner_text()
+
+
+def test_deploy_refuses_a_forged_form(page: Any, web_home: Path, launcher: Any) -> None:
+    before = len(launcher.runs)
+    page.goto("/deploy")
+    page.fill("input[name=model]", "fleet-model")
+    page.eval_on_selector("input[name=csrf_token]", "e => e.value = 'forged'")
+    page.click("#deploy button")
+    assert "CSRF token does not match" in page.locator("[role=alert]").inner_text()
+    assert len(launcher.runs) == before  # nothing started
+
+
+@pytest.mark.slow
+def test_one_click_deploy_then_the_playground_answers(
+    page: Any, web_home: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    import numpy as np
+
+    from tests.flows.test_deploy_model import CLASSES, IN_FEATURES, build_classifier, original_logits
+
+    model = build_classifier(tmp_path / "tiny.onnx")
+    page.goto("/deploy")
+    page.fill("input[name=model]", str(model))
+    page.fill("input[name=name]", "tiny-web")
+    page.fill("input[name=p95_ms]", "1000")
+    page.fill("input[name=rps]", "5")
+    page.select_option("select[name=target]", "local")
+    page.click("#deploy button")
+    page.wait_for_url(re.compile(r"/runs/"))
+    page.locator("#state:text-matches('COMPLETED|FAILED|CRASHED')").wait_for(timeout=240_000)
+    assert page.locator("#state").inner_text() == "COMPLETED", page.locator("#run-state").inner_text()
+    page.click("#deployment-link")
+    page.click("#playground button")  # the prefilled body: zeros shaped like the model's input
+    answer = page.locator("#playground-answer")
+    answer.wait_for(timeout=30_000)
+    assert answer.locator(".status").inner_text() == "200"
+    import json
+
+    output = json.loads(answer.locator("pre").inner_text())["outputs"][0]
+    assert output["shape"] == [1, CLASSES]
+    expected = original_logits(model, np.zeros((1, IN_FEATURES), dtype=np.float32))
+    np.testing.assert_allclose(np.asarray(output["data"]).reshape(1, CLASSES), expected, rtol=1e-2, atol=1e-2)
