@@ -53,6 +53,11 @@ class _Boot(DeployTargetBlock, ABC):
     insecure_registry: bool = Field(
         default=False, description="Pull without TLS (a local test registry only)."
     )
+    allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Who may reach the serving port (each deployment's security group / firewall rule / "
+        "NSG); empty: THRIFTY_CONTROL_PLANE_CIDRS, else deploy refuses. Never 0.0.0.0/0 unless written here.",
+    )
 
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig
@@ -63,6 +68,7 @@ class _Boot(DeployTargetBlock, ABC):
             port=self.port,
             image=self.image,
             insecure_registry=self.insecure_registry,
+            allowed_cidrs=tuple(self.allowed_cidrs),
         )
 
 

@@ -40,6 +40,9 @@ class BootConfig:
     image: str = ""
     #: pull over plain HTTP / without TLS verification (a local registry in the rehearsal only)
     insecure_registry: bool = False
+    #: who may reach ``port``: the deployment's network rule (see ``providers.network``); empty =
+    #: the control plane's range if configured, else deploy refuses (never open by default)
+    allowed_cidrs: tuple[str, ...] = ()
 
 
 def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
