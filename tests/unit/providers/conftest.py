@@ -55,7 +55,9 @@ def s3_artifact(moto: str, tmp_path: Path) -> tuple[str, str]:
 RUNTIME_IMAGE = "127.0.0.1:5000/thrifty/thrifty-runtime@sha256:" + "0" * 64
 #: the source range of every test deployment's network rule (TEST-NET-2: no real host)
 ALLOWED_CIDRS = ("198.51.100.0/24",)
-TEST_BOOT = BootConfig(artifact_store_url="s3://thrifty-artifacts", image=RUNTIME_IMAGE, allowed_cidrs=ALLOWED_CIDRS)
+TEST_BOOT = BootConfig(
+    artifact_store_url="s3://thrifty-artifacts", image=RUNTIME_IMAGE, allowed_cidrs=ALLOWED_CIDRS
+)
 
 
 @pytest.fixture

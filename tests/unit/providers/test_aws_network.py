@@ -107,8 +107,10 @@ def test_the_control_plane_range_is_the_default_and_open_only_when_written(
     assert _ingress(_groups(moto, name="thrifty-open")[0]) == [("tcp", 8080, 8080, "0.0.0.0/0")]
 
 
-def test_a_bad_range_is_a_config_error_that_changes_nothing(aws: AwsProvider, make_spec: Any, moto: str) -> None:
-    with pytest.raises(ConfigError, match="'10.0.0.300/8' is not a CIDR range"):
+def test_a_bad_range_is_a_config_error_that_changes_nothing(
+    aws: AwsProvider, make_spec: Any, moto: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"'10\.0\.0\.300/8' is not a CIDR range"):
         aws.deploy(make_spec(serving={"allowed_cidrs": ["10.0.0.300/8"]}))
     assert aws.list_managed() == []
 
