@@ -32,7 +32,10 @@ def aws_target_ref(moto: str) -> Iterator[str]:
         aws_access_key_id="testing", aws_secret_access_key="flow-test-secret", endpoint_url=moto
     )
     AwsDeployTarget(
-        credentials=credentials, region="us-east-1", image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64
+        credentials=credentials,
+        region="us-east-1",
+        image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
     yield "thrifty-aws-target/default"
     AwsDeployTarget.delete("default")
