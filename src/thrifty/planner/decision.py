@@ -43,6 +43,8 @@ class Decision:
     baseline: dict[str, Any] | None = None
     break_even: dict[str, Any] | None = None
     accelerators: dict[str, Any] | None = None
+    #: the one-time copy of the variant to the target cloud's store (``planner.transfer``)
+    artifact_transfer: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:

@@ -213,7 +213,7 @@ def deploy(
 ) -> None:
     """Deploy a variant or a plan to a cloud or a cluster (spot where the plan says so)."""
     from thrifty.cli import console, print_json
-    from thrifty.providers.specs import deploy_first_available
+    from thrifty.providers.specs import copy_artifacts, deploy_first_available
 
     opts = {k: v for k, v in locals().items() if k not in ("ref", "target", "name")}
     overrides = {
@@ -229,6 +229,7 @@ def deploy(
     if dry_run:
         typer.echo(dry_run_document(provider, specs[0]), nl=False)
         return
+    copy_artifacts(specs[0], provider)  # the variant, into the store the target's VMs read
     spec, status, skipped = deploy_first_available(specs, lambda _spec: provider)
     _record(status, spec)
     if as_json:
