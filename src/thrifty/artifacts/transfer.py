@@ -68,10 +68,11 @@ class Copied:
 
 def copy_for_deploy(source: ArtifactStore, target: ArtifactStore, sha256s: Iterable[str]) -> list[Copied]:
     """Put every blob of ``sha256s`` into ``target`` (from ``source``, verified on fetch) unless it is
-    there already. The same store on both sides copies nothing."""
+    there already. The same store on both sides copies nothing; nor does a blob ``source`` does not
+    hold (it was put in the target's store some other way: the VM checks its sha256 at boot)."""
     out = []
     for sha in dict.fromkeys(sha256s):
-        if source.url == target.url or target.exists(sha):
+        if source.url == target.url or not source.exists(sha) or target.exists(sha):
             out.append(Copied(sha, 0, source.url, target.url, copied=False))
             continue
         stored = target.put_file(source.fetch(sha))

@@ -650,20 +650,51 @@ class AwsProvider:
         return self.in_region(region)._deploy_here(spec, cidrs)
 
     def _deploy_here(self, spec: DeploySpec, cidrs: tuple[str, ...]) -> DeploymentStatus:
+        earlier = self._earlier(spec.name)
+        kept = {r.id for r in self.replicas(spec.name) if r.live} if earlier else set()
         group_id, group_created = self._put_group(spec, cidrs)
         template: dict[str, Any] | None = None
-        launched: list[Replica] = []
         try:
             template, created = self._put_template(spec, group_id)
-            launched = self.reconcile(spec.name)
-            launched += self.roll_stale(spec.name)
+            self.reconcile(spec.name)
+            self.roll_stale(spec.name)
         except ThriftyError:
             new = template is not None and created
+            # every live instance the earlier deployment did not have: also those a call that
+            # failed half-way launched before it raised
+            launched = [r for r in self.replicas(spec.name) if r.live and r.id not in kept]
             self._rollback(
                 spec.name, template if new else None, launched, group_id if group_created else None
             )
+            if earlier is not None:
+                self._restore(earlier)
             raise
         return self.status(spec.name)
+
+    def _earlier(self, name: str) -> tuple[str, str, dict[str, str], dict[str, Any] | None] | None:
+        """What a redeploy may change of an existing deployment: (template id, default version, its
+        intent tags, its security group); None for a new deployment."""
+        template = self._find_template(name)
+        if template is None:
+            return None
+        template_id = template["LaunchTemplateId"]
+        version = str(self._default_version(template_id))
+        return template_id, version, self._template_tags(template_id), self._find_group(name)
+
+    def _restore(self, earlier: tuple[str, str, dict[str, str], dict[str, Any] | None]) -> None:
+        """Put a failed redeploy's changes back: the earlier deployment keeps running as it was."""
+        template_id, version, tags, group = earlier
+        self._call("modify_launch_template", self.ec2.modify_launch_template,
+                   LaunchTemplateId=template_id, DefaultVersion=version)  # fmt: skip
+        self._set_tags(template_id, tags)
+        now = self._find_group(tags.get(DEPLOYMENT_KEY, ""))
+        if group is not None and now is not None and now.get("IpPermissions") != group.get("IpPermissions"):
+            cidrs = tuple(
+                str(r.get("CidrIp") or r.get("CidrIpv6"))
+                for p in group.get("IpPermissions", [])
+                for r in [*p.get("IpRanges", []), *p.get("Ipv6Ranges", [])]
+            )
+            self._set_ingress(now["GroupId"], now.get("IpPermissions", []), cidrs)
 
     def _rollback(
         self, name: str, template: Mapping[str, Any] | None, launched: list[Replica], group_id: str | None
