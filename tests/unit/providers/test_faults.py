@@ -135,3 +135,19 @@ def test_a_wrong_token_fails_at_once_naming_the_token(
     with pytest.raises(ServingError, match="no token was sent"):
         infer_over_http(f"{url}/infer", {}, None, timeout_s=5)
     assert "wrong-token" not in str(info.value), "the token never appears in the error"
+
+
+@pytest.mark.parametrize(
+    ("verb", "stderr", "fix"),
+    [
+        ("push", "Error: dial tcp 127.0.0.1:5999: connect: connection refused", "does not answer"),
+        ("push", "Error: writing blob: unauthorized: authentication required", "podman login"),
+        ("push", "http: server gave HTTP response to HTTPS client", "--no-tls-verify"),
+        ("build", 'Error: building at STEP "RUN make": exit status 2', "Containerfile failed"),
+        ("pull", "Error: something new", "output are above"),
+    ],
+)
+def test_podman_failures_name_the_fix(verb: str, stderr: str, fix: str) -> None:
+    from thrifty.image import podman_hint
+
+    assert fix in podman_hint(verb, stderr)
