@@ -78,7 +78,13 @@ class AwsDeployTarget(_Boot):
     _description = "EC2 launch settings for thrifty deployments (spot and on-demand)."
 
     credentials: AwsCredentials = Field(default_factory=AwsCredentials, description="AWS credentials.")
-    region: str = Field(default="us-east-1", description="Region to launch in.")
+    region: str = Field(
+        default="us-east-1", description="Home region; a plan's region (or zone) is where instances start."
+    )
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Other regions plans may choose: where status/delete by name and `gc` also look.",
+    )
     image_id: str | None = Field(default=None, description="AMI id; empty: the latest Amazon Linux 2023.")
     subnet_id: str | None = Field(default=None, description="Subnet for the instances.")
     security_group_ids: list[str] = Field(default_factory=list, description="Security groups.")
@@ -97,6 +103,7 @@ class AwsDeployTarget(_Boot):
             instance_profile_arn=self.instance_profile_arn,
             spot_fallback_on_demand=self.spot_fallback_on_demand,
             boot=self._boot(),
+            regions=tuple(self.regions),
         )
         return AwsProvider(target, session=self.credentials.get_boto3_session())
 
