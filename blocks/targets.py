@@ -53,6 +53,11 @@ class _Boot(DeployTargetBlock, ABC):
     insecure_registry: bool = Field(
         default=False, description="Pull without TLS (a local test registry only)."
     )
+    allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Who may reach the serving port (each deployment's security group / firewall rule / "
+        "NSG); empty: THRIFTY_CONTROL_PLANE_CIDRS, else deploy refuses. Never 0.0.0.0/0 unless written here.",
+    )
 
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig
@@ -63,6 +68,7 @@ class _Boot(DeployTargetBlock, ABC):
             port=self.port,
             image=self.image,
             insecure_registry=self.insecure_registry,
+            allowed_cidrs=tuple(self.allowed_cidrs),
         )
 
 
@@ -72,7 +78,13 @@ class AwsDeployTarget(_Boot):
     _description = "EC2 launch settings for thrifty deployments (spot and on-demand)."
 
     credentials: AwsCredentials = Field(default_factory=AwsCredentials, description="AWS credentials.")
-    region: str = Field(default="us-east-1", description="Region to launch in.")
+    region: str = Field(
+        default="us-east-1", description="Home region; a plan's region (or zone) is where instances start."
+    )
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Other regions plans may choose: where status/delete by name and `gc` also look.",
+    )
     image_id: str | None = Field(default=None, description="AMI id; empty: the latest Amazon Linux 2023.")
     subnet_id: str | None = Field(default=None, description="Subnet for the instances.")
     security_group_ids: list[str] = Field(default_factory=list, description="Security groups.")
@@ -91,6 +103,7 @@ class AwsDeployTarget(_Boot):
             instance_profile_arn=self.instance_profile_arn,
             spot_fallback_on_demand=self.spot_fallback_on_demand,
             boot=self._boot(),
+            regions=tuple(self.regions),
         )
         return AwsProvider(target, session=self.credentials.get_boto3_session())
 

@@ -39,7 +39,7 @@ from thrifty.providers.base import (
 )
 from thrifty.providers.gc import sweep
 from thrifty.providers.rebalance import Executor, rebalance_deployment, record_switch
-from thrifty.providers.specs import deploy_first_available, for_target
+from thrifty.providers.specs import copy_artifacts, deploy_first_available, for_target
 from thrifty.settings import get_settings
 from thrifty.states import DeploymentState, state_of
 from thrifty.targets import (
@@ -182,8 +182,13 @@ def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
         transaction.set(
             "deployed", {"choice": choice.model_dump(), "name": ready[0].name, "existed": existed}
         )
+    copied = copy_artifacts(ready[0], provider) if ready else []  # to the target's store, if elsewhere
     spec, status, skipped = deploy_first_available(ready, lambda _spec: provider)
     _record(status, spec, choice)
+    if copied:
+        registry.add_event(
+            spec.name, "artifact-copied", reason=f"to {copied[0]['to_url']}", details={"copied": copied}
+        )
     registry.add_event(
         spec.name,
         "deployed",

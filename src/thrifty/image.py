@@ -99,8 +99,38 @@ def podman(*args: str, env: dict[str, str] | None = None, timeout_s: float = 900
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
         raise ImageError(f"`podman {' '.join(args[:2])}` failed (exit {done.returncode}): {tail}",
-                         hint="the last lines of podman's output are above")  # fmt: skip
+                         hint=podman_hint(args[0], done.stderr))  # fmt: skip
     return done.stdout
+
+
+#: (what podman says, what to do) per verb, first match wins
+_HINTS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+    "push": (
+        (("connection refused", "no such host", "i/o timeout", "dial tcp"),
+         "the registry does not answer: start it, or fix the address given to `thrifty image build --push`"),
+        (("unauthorized", "authentication required", "denied", "403 forbidden"),
+         "the registry refused the push: log in first (`podman login REGISTRY`; ECR: `aws ecr "
+         "get-login-password | podman login --username AWS --password-stdin REGISTRY`) with a role "
+         "that may push to that repository"),
+        (("http response to https client", "x509", "certificate"),
+         "the registry's TLS does not check out: fix its certificate; for a local test registry only, "
+         "push with --no-tls-verify"),
+    ),
+    "build": (
+        ((),
+         "a step of deployments/image/Containerfile failed (its STEP and output are above): fix it and "
+         "build again; the last image that built stays tagged, and running deployments keep it"),
+    ),
+}  # fmt: skip
+
+
+def podman_hint(verb: str, stderr: str) -> str:
+    """How to fix a failed ``podman VERB``, from what podman printed."""
+    text = stderr.lower()
+    for needles, hint in _HINTS.get(verb, ()):
+        if not needles or any(n in text for n in needles):
+            return hint
+    return "the last lines of podman's output are above"
 
 
 def install_hint() -> str:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="The serving-runtime image by digest that `thrifty deploy` starts on cloud VMs "
         "(`thrifty image build --push REGISTRY` prints it).",
     )
+    control_plane_cidrs: list[str] = Field(
+        default_factory=list,
+        description="The control plane's own egress range(s): the default source range of every cloud "
+        "deployment's network rule when its target sets no allowed_cidrs (never 0.0.0.0/0 by default).",
+    )
     max_model_bytes: int = Field(
         default=4 * 1024**3, description="Ingest refuses model files above this size."
     )

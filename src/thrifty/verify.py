@@ -82,6 +82,8 @@ def infer_over_http(
     except httpx.HTTPError as exc:
         raise ServingError(f"smoke test: {url} did not answer ({exc})", hint="see `thrifty status`") from exc
     latency_ms = (time.perf_counter() - started) * 1000
+    if response.status_code in (401, 403):
+        raise _refused_token(url, response.status_code, token)
     if response.status_code != 200:
         raise ServingError(
             f"smoke test: {url} answered {response.status_code}: {response.text[:300]}",
@@ -129,7 +131,7 @@ def wait_ready(url: str, token: str | None, deadline_s: float, poll_s: float = 1
                 return time.perf_counter() - started
             last = f"HTTP {response.status_code}: {response.text[:200]}"
             if response.status_code in (401, 403):
-                break  # a refused token does not get better by waiting
+                raise _refused_token(url, response.status_code, token)  # waiting does not make it better
         except httpx.HTTPError as exc:
             last = str(exc) or type(exc).__name__
         if time.perf_counter() - started + poll_s > deadline_s:
@@ -138,6 +140,17 @@ def wait_ready(url: str, token: str | None, deadline_s: float, poll_s: float = 1
     raise ServingError(
         f"smoke test: {url} was not ready within {deadline_s:.0f} s ({last})",
         hint="the replicas never became ready: look at the deployment's boot log; it is rolled back",
+    )
+
+
+def _refused_token(url: str, status: int, token: str | None) -> ServingError:
+    """The replica answers but refuses the deployment's token: no wait fixes that."""
+    which = "no token was sent" if not token else "the token sent is not the one the replica knows"
+    return ServingError(
+        f"smoke test: {url} refused the request with HTTP {status}: {which}",
+        hint="the replica checks the sha256 of the deployment's token (THRIFTY_API_TOKEN_SHA256): "
+        "deploy again so a new token is made and delivered, or verify with the token from that deploy; "
+        "the failed revision is rolled back",
     )
 
 

@@ -65,6 +65,7 @@ def test_aws_user_data_boots_a_fresh_vm_into_a_verified_endpoint(
         port=port,
         image=pushed_image,
         insecure_registry=True,
+        allowed_cidrs=("127.0.0.1/32",),
     )
     aws = AwsProvider(AwsTarget(region="us-east-1", endpoint_url=moto, boot=boot))
     aws.deploy(_spec(sha, hashlib.sha256(token.encode()).hexdigest()))

@@ -164,6 +164,7 @@ def _save_aws_target(moto: str) -> None:
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
         image=IMAGE,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
 
 
@@ -283,6 +284,7 @@ def test_gcp_target_end_to_end_replayed(
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
         image=IMAGE,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
 
     summary = run_cloud_flow(tiny_model, target="gcp", providers=["gcp"])
@@ -332,6 +334,7 @@ def test_azure_target_end_to_end_replayed(
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
         image=IMAGE,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
 
     summary = run_cloud_flow(tiny_model, target="azure", providers=["azure"])

@@ -32,7 +32,10 @@ def aws_target_ref(moto: str) -> Iterator[str]:
         aws_access_key_id="testing", aws_secret_access_key="flow-test-secret", endpoint_url=moto
     )
     AwsDeployTarget(
-        credentials=credentials, region="us-east-1", image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64
+        credentials=credentials,
+        region="us-east-1",
+        image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
     yield "thrifty-aws-target/default"
     AwsDeployTarget.delete("default")
@@ -121,13 +124,14 @@ def test_orphans_of_a_deployment_the_registry_forgot_are_swept(
         ("forgotten", "instance"),
         ("forgotten", "instance"),
         ("forgotten", "launch-template"),
+        ("forgotten", "security-group"),
     ]
     aws = build_provider(aws_target_ref)
     assert len([r for r in aws.replicas("forgotten") if r.live]) == 2, "dry run deleted something"
 
     params = SpotRebalanceParams(targets={"aws": aws_target_ref}, health_check="state", gc_grace_s=0.0)
     result = spot_rebalance(params)
-    assert len(result["orphans"]) == 3
+    assert len(result["orphans"]) == 4
     assert {r.deployment_name for r in aws.list_managed()} == {"kept"}
     assert aws.status("kept").replicas_ready == 2
 

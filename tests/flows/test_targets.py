@@ -23,7 +23,10 @@ def aws_block(moto_server: str) -> Iterator[str]:
         aws_access_key_id="testing", aws_secret_access_key="testing", endpoint_url=moto_server
     )
     AwsDeployTarget(
-        credentials=credentials, region="us-east-1", image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64
+        credentials=credentials,
+        region="us-east-1",
+        image="127.0.0.1:5000/thrifty-runtime@sha256:" + "0" * 64,
+        allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
     yield "thrifty-aws-target/default"
     AwsDeployTarget.delete("default")  # other flow tests expect target=auto to find no block

@@ -41,8 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for area in (models, plans, deployments, fleet, admin):
         api.include_router(area.router)
     app.include_router(api)
-    if importlib.util.find_spec("thrifty.web") is not None:
-        app.include_router(importlib.import_module("thrifty.web").router)
+    if importlib.util.find_spec("thrifty.web") is not None:  # the dashboard, at /
+        app.include_router(importlib.import_module("thrifty.web.routes").router)
     return app
 
 

@@ -46,6 +46,8 @@ class Decision:
     accelerators: dict[str, Any] | None = None
     #: the always-on gateway a VM plan needs (``planner.front_door``); None for serverless
     front_door: dict[str, Any] | None = None
+    #: the one-time copy of the variant to the target cloud's store (``planner.transfer``)
+    artifact_transfer: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from thrifty.planner.transfer import transfer_lines
+
 
 def explain_text(record: dict[str, Any], plan_id: int | None = None) -> str:
     """The chosen offer with its arithmetic, the baseline, the runners-up, the exclusions, assumptions."""
     lines = [_title(record, plan_id), ""]
     lines += _inputs(record)
-    lines += ["", "CHOSEN", *_arithmetic(record["chosen"], record["traffic"])]
+    lines += ["", "CHOSEN", *_arithmetic(record["chosen"], record["traffic"]), *transfer_lines(record)]
     lines += _front_door(record.get("front_door"), record["chosen"])
     baseline = record.get("baseline")
     if baseline:

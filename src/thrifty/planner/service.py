@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from thrifty.catalog.store import load_catalog
 from thrifty.planner.decision import Decision, plan, save_plan
+from thrifty.planner.transfer import price_transfer, variant_sizes
 from thrifty.planner.types import Assumptions, Slo, Traffic, perf_from_registry, recorded_minilm
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def plan_model(
     decision = plan(
         perf, catalog.table, slo, traffic, assumptions=assumptions, model=model, catalog_origin=catalog.origin
     )
+    if model_version_id is not None:
+        sizes = variant_sizes(registry, model_version_id)
+        price_transfer(decision, sizes, settings.resolved_artifact_store_url)
     return PlanResult(save_plan(registry, decision, model_version_id), decision)
 
 

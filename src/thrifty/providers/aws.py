@@ -16,6 +16,16 @@
 - A changed spec adds a template version; deploy then rolls each instance of an older version (or
   on a market the spec no longer wants) onto it, new instance first.
 - A deploy that fails half-way terminates the instances and deletes the template it created.
+- Network rule: a security group ``thrifty-<name>`` per deployment (owner tags, creation time in
+  ``thrifty:created-at``) lets in only the serving port from the source range of
+  ``providers.network`` (never 0.0.0.0/0 by default). It is created before the template, rides in
+  it beside the block's own groups, and is deleted after the instances on delete, rollback and gc.
+- Regions: the spec's region (or availability zone, then also the placement) is where the
+  deployment lives, whatever the block's ``region`` says; ``in_region`` gives the provider of
+  another region (AMI id, subnet and groups of the block are regional, so there only the SSM image
+  parameter and the default VPC are used). Calls by name find the deployment's launch template in
+  the block's region, the regions this provider deployed to, then the block's ``regions`` (the
+  regions plans may choose; ``gc`` sweeps the same set).
 
 Vendor errors become thrifty errors in ``_translate`` (the one boundary): e.g. an
 ``UnauthorizedOperation`` names the IAM action to grant. boto3 is imported here only.
@@ -24,11 +34,13 @@ Vendor errors become thrifty errors in ``_translate`` (the one boundary): e.g. a
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from thrifty.errors import (
     CapacityError,
@@ -51,6 +63,18 @@ from thrifty.providers.base import (
 )
 from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
+from thrifty.providers.network import (
+    CREATED_KEY,
+    now_tag,
+    parse_created,
+    rule_name,
+    source_ranges,
+    split_families,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+")
 
 REPLICAS_KEY = "thrifty:replicas"
 PRICE_MODEL_KEY = "thrifty:price-model"
@@ -60,6 +84,7 @@ SLOT_KEY = "thrifty:slot"
 MARKET_KEY = "thrifty:market"
 FALLBACK_KEY = "thrifty:fallback"
 RETIRED_KEY = "thrifty:retired"
+ZONE_KEY = "thrifty:zone"
 
 _CREDENTIAL_CODES = {
     "AuthFailure",
@@ -97,6 +122,33 @@ class AwsTarget:
     instance_profile_arn: str | None = None
     spot_fallback_on_demand: bool = True
     boot: BootConfig = field(default_factory=lambda: BootConfig(artifact_store_url="s3://thrifty-artifacts"))
+    #: where calls by name and ``list_managed`` look besides ``region`` and the regions this provider
+    #: deployed to: the regions plans may choose (every region would cost a call each)
+    regions: tuple[str, ...] = ()
+
+
+def region_and_zone(where: str) -> tuple[str, str | None]:
+    """``us-east-1`` → (us-east-1, None); ``us-east-1a`` → (us-east-1, us-east-1a)."""
+    if _REGION.fullmatch(where):
+        return where, None
+    if where[-1:].isalpha() and _REGION.fullmatch(where[:-1]):
+        return where[:-1], where
+    raise ConfigError(
+        f"{where!r} is not an AWS region or availability zone",
+        hint="use e.g. us-east-1 or us-east-1a (plan again with the aws provider)",
+    )
+
+
+def _at_home(
+    method: Callable[Concatenate[AwsProvider, str, P], R],
+) -> Callable[Concatenate[AwsProvider, str, P], R]:
+    """Run a call by deployment name on the provider of the region that holds the deployment."""
+
+    @functools.wraps(method)
+    def wrapper(self: AwsProvider, name: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self.home_of(name), name, *args, **kwargs)
+
+    return wrapper
 
 
 def _tags(mapping: Mapping[str, str]) -> list[dict[str, str]]:
@@ -150,6 +202,33 @@ class AwsProvider:
         self.ec2: Any = self.session.client(
             "ec2", region_name=self.target.region, endpoint_url=self.target.endpoint_url
         )
+        #: the providers of every region used so far, and where each deployment was found (shared)
+        self._regional: dict[str, AwsProvider] = {self.target.region: self}
+        self._where: dict[str, str] = {}
+
+    # -- regions ---------------------------------------------------------------------------
+    def in_region(self, region: str) -> AwsProvider:
+        """The provider of ``region`` (this one for its own); the block's regional ids stay home."""
+        if region not in self._regional:
+            target = replace(self.target, region=region, image_id=None, subnet_id=None, security_group_ids=())
+            other = AwsProvider(target, session=self.session)
+            other._regional, other._where = self._regional, self._where
+            self._regional[region] = other
+        return self._regional[region]
+
+    def regions(self) -> list[str]:
+        """Where calls by name look: the block's region, regions used so far, then ``regions``."""
+        return list(dict.fromkeys([self.target.region, *self._regional, *self.target.regions]))
+
+    def home_of(self, name: str) -> AwsProvider:
+        """The provider of the region whose launch template is deployment ``name``'s (else this one)."""
+        if name in self._where:
+            return self.in_region(self._where[name])
+        for region in self.regions():
+            if self.in_region(region)._find_template(name) is not None:
+                self._where[name] = region
+                return self.in_region(region)
+        return self
 
     # -- vendor boundary ------------------------------------------------------------------
 
@@ -161,7 +240,11 @@ class AwsProvider:
 
     def dry_run_document(self, spec: DeploySpec) -> Any:
         """What ``thrifty deploy --dry-run`` prints: the launch template data."""
-        return self.launch_template_data(spec, self.target.image_id or "RESOLVED_AT_DEPLOY")
+        region, _ = region_and_zone(spec.region)
+        here = self.in_region(region)
+        return here.launch_template_data(
+            spec, here.target.image_id or "RESOLVED_AT_DEPLOY", "CREATED_AT_DEPLOY"
+        )
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -189,7 +272,7 @@ class AwsProvider:
         found = self._call("ssm:GetParameter", ssm.get_parameter, Name=self.target.image_parameter)
         return str(found["Parameter"]["Value"])
 
-    def launch_template_data(self, spec: DeploySpec, image_id: str) -> dict[str, Any]:
+    def launch_template_data(self, spec: DeploySpec, image_id: str, group_id: str) -> dict[str, Any]:
         """The template's data: image, type, role, network and user data (no market options)."""
         user_data = render_user_data(spec, self.target.boot, cloud="aws")
         data: dict[str, Any] = {
@@ -201,14 +284,111 @@ class AwsProvider:
         }
         if self.target.instance_profile_arn:
             data["IamInstanceProfile"] = {"Arn": self.target.instance_profile_arn}
-        if self.target.subnet_id or self.target.security_group_ids:
-            nic: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": True}
-            if self.target.subnet_id:
-                nic["SubnetId"] = self.target.subnet_id
-            if self.target.security_group_ids:
-                nic["Groups"] = list(self.target.security_group_ids)
-            data["NetworkInterfaces"] = [nic]
+        groups = [group_id, *self.target.security_group_ids]
+        if self.target.subnet_id:
+            nic = {"DeviceIndex": 0, "AssociatePublicIpAddress": True, "SubnetId": self.target.subnet_id}
+            data["NetworkInterfaces"] = [{**nic, "Groups": groups}]
+        else:
+            data["SecurityGroupIds"] = groups  # the default VPC's subnets give a public IP
+        zone = region_and_zone(spec.region)[1]
+        if zone:
+            data["Placement"] = {"AvailabilityZone": zone}
         return data
+
+    # -- network rule ------------------------------------------------------------------------
+    def _vpc_id(self) -> str:
+        if self.target.subnet_id:
+            found = self._call(
+                "describe_subnets", self.ec2.describe_subnets, SubnetIds=[self.target.subnet_id]
+            )
+            return str(found["Subnets"][0]["VpcId"])
+        default = [{"Name": "isDefault", "Values": ["true"]}]
+        vpcs = self._call("describe_vpcs", self.ec2.describe_vpcs, Filters=default)["Vpcs"]
+        if not vpcs:
+            raise ConfigError(
+                f"no default VPC in {self.target.region} for the deployment's security group",
+                hint="set subnet_id on the target block to a subnet of the VPC to launch in",
+            )
+        return str(vpcs[0]["VpcId"])
+
+    def _find_group(self, name: str) -> dict[str, Any] | None:
+        filters = [
+            {"Name": "group-name", "Values": [rule_name(name)]},
+            {"Name": f"tag:{MANAGED_KEY}", "Values": ["true"]},
+        ]
+        found = self._call("describe_security_groups", self.ec2.describe_security_groups, Filters=filters)
+        groups: list[dict[str, Any]] = found["SecurityGroups"]
+        return groups[0] if groups else None
+
+    def _put_group(self, spec: DeploySpec, cidrs: tuple[str, ...]) -> tuple[str, bool]:
+        """The deployment's security group, its ingress set to the serving port from ``cidrs``."""
+        group = self._find_group(spec.name)
+        if group is None:
+            port = self.target.boot.port
+            group_id = self._call(
+                "create_security_group",
+                self.ec2.create_security_group,
+                GroupName=rule_name(spec.name),
+                Description=f"thrifty deployment {spec.name}: tcp {port} from {', '.join(cidrs)}",
+                VpcId=self._vpc_id(),
+                TagSpecifications=[
+                    {
+                        "ResourceType": "security-group",
+                        "Tags": _tags({**self._owner_tags(spec.name), CREATED_KEY: now_tag()}),
+                    }
+                ],
+            )["GroupId"]
+            self._set_ingress(group_id, [], cidrs)
+            return str(group_id), True
+        self._set_ingress(group["GroupId"], group.get("IpPermissions", []), cidrs)
+        return str(group["GroupId"]), False
+
+    def _set_ingress(self, group_id: str, current: list[dict[str, Any]], cidrs: tuple[str, ...]) -> None:
+        port = self.target.boot.port
+        have = {
+            (p.get("IpProtocol"), p.get("FromPort"), p.get("ToPort"), r.get("CidrIp") or r.get("CidrIpv6"))
+            for p in current
+            for r in [*p.get("IpRanges", []), *p.get("Ipv6Ranges", [])]
+        }
+        if have == {("tcp", port, port, c) for c in cidrs}:
+            return
+        if current:
+            self._call("revoke_security_group_ingress", self.ec2.revoke_security_group_ingress,
+                       GroupId=group_id, IpPermissions=current)  # fmt: skip
+        v4, v6 = split_families(cidrs)
+        rule = {
+            "IpProtocol": "tcp",
+            "FromPort": port,
+            "ToPort": port,
+            "IpRanges": [{"CidrIp": c, "Description": "thrifty serving port"} for c in v4],
+            "Ipv6Ranges": [{"CidrIpv6": c, "Description": "thrifty serving port"} for c in v6],
+        }
+        self._call("authorize_security_group_ingress", self.ec2.authorize_security_group_ingress,
+                   GroupId=group_id, IpPermissions=[rule])  # fmt: skip
+
+    def _delete_group(self, group_id: str) -> None:
+        """Delete a security group; one still used by a shutting-down instance is left to ``gc``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ec2.delete_security_group(GroupId=group_id)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == "DependencyViolation" or code.endswith("NotFound"):
+                return
+            raise _translate(exc, "delete_security_group", self.target.region) from exc
+
+    def _await_terminated(self, instance_ids: list[str]) -> None:
+        """Wait (at most ~5 min) until the instances are gone, so their security group can go too."""
+        from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+        if not instance_ids:
+            return
+        waiter = self.ec2.get_waiter("instance_terminated")
+        try:
+            waiter.wait(InstanceIds=instance_ids, WaiterConfig={"Delay": 5, "MaxAttempts": 60})
+        except (WaiterError, ClientError, BotoCoreError):
+            return  # the group stays; `thrifty gc` deletes it once nothing uses it
 
     def _owner_tags(self, name: str) -> dict[str, str]:
         return {MANAGED_KEY: "true", DEPLOYMENT_KEY: name}
@@ -223,6 +403,7 @@ class AwsProvider:
             "thrifty:model": spec.model_name,
             "thrifty:variant": str(spec.variant_id),
             "thrifty:sha256": spec.artifact_sha256,
+            ZONE_KEY: region_and_zone(spec.region)[1] or "",
         }
 
     def _find_template(self, name: str) -> dict[str, Any] | None:
@@ -235,9 +416,9 @@ class AwsProvider:
         )
         return found[0] if found else None
 
-    def _put_template(self, spec: DeploySpec) -> tuple[dict[str, Any], bool]:
+    def _put_template(self, spec: DeploySpec, group_id: str) -> tuple[dict[str, Any], bool]:
         """Create the template, or add a version when the data changed; (template, created)."""
-        data = self.launch_template_data(spec, self._image_id())
+        data = self.launch_template_data(spec, self._image_id(), group_id)
         existing = self._find_template(spec.name)
         if existing is None:
             created = self._call(
@@ -262,7 +443,8 @@ class AwsProvider:
             LaunchTemplateId=template_id,
             Versions=["$Default"],
         )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-        if any(current.get(key) != data[key] for key in ("ImageId", "InstanceType", "UserData")):
+        keys = ("ImageId", "InstanceType", "UserData", "SecurityGroupIds", "Placement")
+        if any(current.get(key) != data.get(key) for key in keys):
             version = self._call(
                 "create_launch_template_version",
                 self.ec2.create_launch_template_version,
@@ -305,6 +487,7 @@ class AwsProvider:
         found = self._pages("describe_instances", "Reservations", Filters=filters)
         return [instance for reservation in found for instance in reservation["Instances"]]
 
+    @_at_home
     def replicas(self, name: str) -> list[Replica]:
         """Every instance of the deployment (live or not), oldest first."""
         return sorted(
@@ -327,12 +510,14 @@ class AwsProvider:
             launched_at=launched.astimezone(UTC) if isinstance(launched, datetime) else None,
         )
 
+    @_at_home
     def launch_replica(
         self, name: str, slot: int, market: PriceModel, *, replaces: str = "", allow_fallback: bool = True
     ) -> Replica:
         """Start one instance for ``slot``; a spot launch refused for capacity falls back to on-demand."""
-        template, _ = self._intent(name)
+        template, tags = self._intent(name)
         version = str(self._default_version(template["LaunchTemplateId"]))
+        template = {**template, ZONE_KEY: tags.get(ZONE_KEY, "")}
         try:
             return self._run(name, template, slot, market, _token(name, version, str(slot), market, replaces))
         except CapacityError:
@@ -364,6 +549,8 @@ class AwsProvider:
                 {"ResourceType": "volume", "Tags": _tags(self._owner_tags(name))},
             ],
         }
+        if template.get(ZONE_KEY):  # also in the template; said again since not every API reads it there
+            kwargs["Placement"] = {"AvailabilityZone": template[ZONE_KEY]}
         if market is PriceModel.SPOT:
             kwargs["InstanceMarketOptions"] = {
                 "MarketType": "spot",
@@ -372,8 +559,12 @@ class AwsProvider:
         result = self._call("run_instances", self.ec2.run_instances, **kwargs)
         return self._replica(result["Instances"][0])
 
+    @_at_home
     def retire_replica(self, name: str, replica_id: str) -> None:
         """Mark the instance retired (so it is not counted as lost) and terminate it; idempotent."""
+        self._retire(replica_id)
+
+    def _retire(self, replica_id: str) -> None:
         try:
             self._set_tags(replica_id, {RETIRED_KEY: "true"})
             self._call("terminate_instances", self.ec2.terminate_instances, InstanceIds=[replica_id])
@@ -390,9 +581,11 @@ class AwsProvider:
         wanted = PriceModel(tags.get(PRICE_MODEL_KEY, PriceModel.ON_DEMAND.value))
         return [PriceModel.ON_DEMAND] * floor + [wanted] * (replicas - floor)
 
+    @_at_home
     def desired_markets_of(self, name: str) -> list[PriceModel]:
         return self.desired_markets(self._intent(name)[1])
 
+    @_at_home
     def reconcile(self, name: str) -> list[Replica]:
         """Launch what is missing and retire what is extra; returns the replicas launched."""
         _, tags = self._intent(name)
@@ -412,6 +605,7 @@ class AwsProvider:
             if slot not in by_slot
         ]
 
+    @_at_home
     def roll_stale(self, name: str) -> list[Replica]:
         """Replace live instances launched from an older template version, or on a market the spec no
         longer wants (an on-demand fallback in a spot slot is left to the rebalance): new first, then
@@ -450,24 +644,74 @@ class AwsProvider:
                 f"price model {spec.price_model.value!r} is not an EC2 offer",
                 hint="use on_demand or spot",
             )
-        template, created = self._put_template(spec)
-        launched: list[Replica] = []
+        cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
+        region, _ = region_and_zone(spec.region)
+        self._where[spec.name] = region
+        return self.in_region(region)._deploy_here(spec, cidrs)
+
+    def _deploy_here(self, spec: DeploySpec, cidrs: tuple[str, ...]) -> DeploymentStatus:
+        earlier = self._earlier(spec.name)
+        kept = {r.id for r in self.replicas(spec.name) if r.live} if earlier else set()
+        group_id, group_created = self._put_group(spec, cidrs)
+        template: dict[str, Any] | None = None
         try:
-            launched = self.reconcile(spec.name)
-            launched += self.roll_stale(spec.name)
+            template, created = self._put_template(spec, group_id)
+            self.reconcile(spec.name)
+            self.roll_stale(spec.name)
         except ThriftyError:
-            self._rollback(spec.name, template if created else None, launched)
+            new = template is not None and created
+            # every live instance the earlier deployment did not have: also those a call that
+            # failed half-way launched before it raised
+            launched = [r for r in self.replicas(spec.name) if r.live and r.id not in kept]
+            self._rollback(
+                spec.name, template if new else None, launched, group_id if group_created else None
+            )
+            if earlier is not None:
+                self._restore(earlier)
             raise
         return self.status(spec.name)
 
-    def _rollback(self, name: str, template: Mapping[str, Any] | None, launched: list[Replica]) -> None:
-        """Remove what a failed deploy created: its instances (all, when the template is new)."""
+    def _earlier(self, name: str) -> tuple[str, str, dict[str, str], dict[str, Any] | None] | None:
+        """What a redeploy may change of an existing deployment: (template id, default version, its
+        intent tags, its security group); None for a new deployment."""
+        template = self._find_template(name)
+        if template is None:
+            return None
+        template_id = template["LaunchTemplateId"]
+        version = str(self._default_version(template_id))
+        return template_id, version, self._template_tags(template_id), self._find_group(name)
+
+    def _restore(self, earlier: tuple[str, str, dict[str, str], dict[str, Any] | None]) -> None:
+        """Put a failed redeploy's changes back: the earlier deployment keeps running as it was."""
+        template_id, version, tags, group = earlier
+        self._call("modify_launch_template", self.ec2.modify_launch_template,
+                   LaunchTemplateId=template_id, DefaultVersion=version)  # fmt: skip
+        self._set_tags(template_id, tags)
+        now = self._find_group(tags.get(DEPLOYMENT_KEY, ""))
+        if group is not None and now is not None and now.get("IpPermissions") != group.get("IpPermissions"):
+            cidrs = tuple(
+                str(r.get("CidrIp") or r.get("CidrIpv6"))
+                for p in group.get("IpPermissions", [])
+                for r in [*p.get("IpRanges", []), *p.get("Ipv6Ranges", [])]
+            )
+            self._set_ingress(now["GroupId"], now.get("IpPermissions", []), cidrs)
+
+    def _rollback(
+        self, name: str, template: Mapping[str, Any] | None, launched: list[Replica], group_id: str | None
+    ) -> None:
+        """Remove what a failed deploy created: its instances (all, when the template is new), the
+        template and the security group it made."""
         doomed = [r.id for r in self.replicas(name) if r.state in LIVE_STATES] if template else []
-        for replica_id in {*doomed, *(r.id for r in launched)}:
+        gone = {*doomed, *(r.id for r in launched)}
+        for replica_id in gone:
             self.retire_replica(name, replica_id)
         if template is not None:
             self._delete_template(template["LaunchTemplateId"])
+        if group_id is not None:
+            self._await_terminated(sorted(gone))
+            self._delete_group(group_id)
 
+    @_at_home
     def scale(self, name: str, replicas: int) -> DeploymentStatus:
         if replicas < 0:
             raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
@@ -476,18 +720,21 @@ class AwsProvider:
         self.reconcile(name)
         return self.status(name)
 
+    @_at_home
     def hibernate(self, name: str) -> DeploymentStatus:
         template, _ = self._intent(name)
         self._set_tags(template["LaunchTemplateId"], {HIBERNATED_KEY: "true"})
         self.reconcile(name)
         return self.status(name)
 
+    @_at_home
     def wake(self, name: str) -> DeploymentStatus:
         template, _ = self._intent(name)
         self._set_tags(template["LaunchTemplateId"], {HIBERNATED_KEY: "false"})
         self.reconcile(name)
         return self.status(name)
 
+    @_at_home
     def status(self, name: str) -> DeploymentStatus:
         template = self._find_template(name)
         replicas = [r for r in self.replicas(name) if r.state in LIVE_STATES and not r.retired]
@@ -514,13 +761,18 @@ class AwsProvider:
             },
         )
 
+    @_at_home
     def delete(self, name: str) -> None:
-        for replica in self.replicas(name):
-            if replica.state not in ("terminated", "shutting-down"):
-                self.retire_replica(name, replica.id)
+        doomed = [r.id for r in self.replicas(name) if r.state != "terminated"]
+        for replica_id in doomed:
+            self.retire_replica(name, replica_id)
         template = self._find_template(name)
         if template is not None:
             self._delete_template(template["LaunchTemplateId"])
+        group = self._find_group(name)
+        if group is not None:
+            self._await_terminated(doomed)
+            self._delete_group(group["GroupId"])
 
     def _delete_template(self, template_id: str) -> None:
         try:
@@ -531,6 +783,10 @@ class AwsProvider:
             return
 
     def list_managed(self) -> list[ManagedResource]:
+        """Everything thrifty tagged, in every region calls by name look in (see ``regions``)."""
+        return [res for region in self.regions() for res in self.in_region(region)._managed_here()]
+
+    def _managed_here(self) -> list[ManagedResource]:
         owned = [{"Name": f"tag:{MANAGED_KEY}", "Values": ["true"]}]
         states = {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}
         resources = [
@@ -549,7 +805,22 @@ class AwsProvider:
                     created_at=_utc(template.get("CreateTime")),
                 )
             )
-        return resources
+        return resources + self._managed_groups(owned)
+
+    def _managed_groups(self, owned: list[dict[str, Any]]) -> list[ManagedResource]:
+        found = self._call("describe_security_groups", self.ec2.describe_security_groups, Filters=owned)
+        return [
+            ManagedResource(
+                provider=self.name,
+                kind="security-group",
+                id=group["GroupId"],
+                region=self.target.region,
+                deployment_name=_tag_dict(group).get(DEPLOYMENT_KEY, ""),
+                created_at=parse_created(_tag_dict(group).get(CREATED_KEY)),
+                details={"name": group.get("GroupName", ""), "vpc_id": group.get("VpcId", "")},
+            )
+            for group in found["SecurityGroups"]
+        ]
 
     def _resource_of(self, replica: Replica, name: str) -> ManagedResource:
         return ManagedResource(
@@ -563,14 +834,18 @@ class AwsProvider:
         )
 
     def delete_resource(self, resource: ManagedResource) -> None:
-        """Delete one resource found by ``list_managed`` (the orphan sweep's verb)."""
+        """Delete one resource found by ``list_managed`` (the orphan sweep's verb), in its region."""
+        here = self.in_region(resource.region)
         if resource.kind == "instance":
-            self.retire_replica(resource.deployment_name, resource.id)
+            here._retire(resource.id)
         elif resource.kind == "launch-template":
-            self._delete_template(resource.id)
+            here._delete_template(resource.id)
+        elif resource.kind == "security-group":
+            here._delete_group(resource.id)
         else:
             raise ConfigError(
-                f"unknown AWS resource kind {resource.kind!r}", hint="instance or launch-template"
+                f"unknown AWS resource kind {resource.kind!r}",
+                hint="instance, launch-template or security-group",
             )
 
 

@@ -15,6 +15,18 @@
   AllocationFailed, ZonalAllocationFailed, OverconstrainedAllocationRequest → ``CapacityError``;
   AuthorizationFailed names the Azure RBAC action to grant.
 
+Networking per region and per deployment (ARM ``Microsoft.Network`` calls sent through the compute
+client's own pipeline, ``send_request``, so no network SDK is needed):
+
+- the VMs' subnet is the target's ``subnet_id`` when its virtual network is in the spec's region;
+  in any other region thrifty uses (creating once) the virtual network ``thrifty-<region>`` with
+  subnet ``serving`` in the target's resource group — shared infrastructure, tagged
+  ``thrifty:shared`` and never swept (a virtual network costs nothing);
+- each deployment gets a network security group ``thrifty-<name>`` in its region with one inbound
+  rule (priority 1000, tcp on the serving port, from the source range of ``providers.network``),
+  attached to every NIC of the deployment, and a Standard public IP per VM (deleted with it). The
+  NSG is created before the VMs and deleted after them on delete, rollback and gc.
+
 Plain-http endpoints are accepted only on loopback (tests): azure-core's bearer policy refuses to
 send a token over http unless the call passes ``enforce_https=False``, which this module does for
 ``http://127.0.0.1`` / ``http://localhost`` base URLs and nothing else.
@@ -24,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +65,7 @@ from thrifty.providers.base import (
 )
 from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
+from thrifty.providers.network import CREATED_KEY, now_tag, parse_created, rule_name, source_ranges
 
 SPEC_TAG = "thrifty:spec"
 SLOT_TAG = "thrifty:slot"
@@ -66,6 +80,10 @@ _STATES = {
     "deallocated": "stopped",
 }
 REPLICAS_TAG = "thrifty:replicas"
+SHARED_TAG = "thrifty:shared"
+NETWORK_API = "2024-05-01"
+#: the address space of the per-region virtual network thrifty creates (regions are not peered)
+VNET_PREFIX, SUBNET_PREFIX = "10.42.0.0/16", "10.42.0.0/24"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LOOPBACK_HTTP = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)")
 _CAPACITY_CODES = {
@@ -154,6 +172,8 @@ class AzureProvider:
         kwargs: dict[str, Any] = {"base_url": target.base_url} if target.base_url else {}
         self.client = ComputeManagementClient(credential, target.subscription_id, **kwargs)
         self._options: dict[str, Any] = {}
+        self._subnets: dict[str, str] = {}
+        self._dry_run = False
         if target.base_url and _LOOPBACK_HTTP.match(target.base_url):
             self._options["enforce_https"] = False
 
@@ -177,7 +197,9 @@ class AzureProvider:
             boot=boot,
         )
         if dry_run:
-            return cls(target, credential=_NoCredential())
+            provider = cls(target, credential=_NoCredential())
+            provider._dry_run = True
+            return provider
         from azure.identity import DefaultAzureCredential
 
         return cls(target, credential=DefaultAzureCredential())
@@ -203,6 +225,109 @@ class AzureProvider:
             return poller.result()
         except AzureError as exc:
             raise _translate(exc, what) from exc
+
+    # -- networking (ARM Microsoft.Network through the compute client's pipeline) -------------
+    def _network_path(self, kind: str, name: str = "") -> str:
+        group = f"/subscriptions/{self.target.subscription_id}/resourceGroups/{self.target.resource_group}"
+        return f"{group}/providers/Microsoft.Network/{kind}" + (f"/{name}" if name else "")
+
+    def _arm(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One ARM call (JSON in, JSON out); None for a GET or DELETE of something absent."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        what = f"{method} {path.split('/providers/', 1)[-1]}"
+        request = HttpRequest(method, f"{path}?api-version={NETWORK_API}", json=body)
+        response = self._call(what, self.client.send_request, request)
+        if response.status_code == 404 and method in ("GET", "DELETE"):
+            return None
+        if response.status_code >= 400:
+            raise _translate(HttpResponseError(response=response, error_format=ARMErrorFormat), what)
+        return response.json() if response.text() else None
+
+    def _put_and_wait(self, path: str, body: Mapping[str, Any]) -> Any:
+        """PUT a network resource, then poll it until its provisioningState is final."""
+        found = self._arm("PUT", path, body)
+        deadline = time.monotonic() + 600
+        while (found or {}).get("properties", {}).get("provisioningState") not in ("Succeeded", "Failed"):
+            if time.monotonic() > deadline:
+                raise ProviderError(f"Azure PUT {path}: still provisioning", hint="look in the portal")
+            time.sleep(self.target.polling_interval_s)
+            found = self._arm("GET", path)
+        if found["properties"]["provisioningState"] == "Failed":
+            raise ProviderError(f"Azure PUT {path} failed", hint="see the resource's activity log")
+        return found
+
+    def _network_ids(self, spec: DeploySpec) -> tuple[str, str]:
+        """(subnet id, NSG id) of the deployment's NICs (the target's subnet on ``--dry-run``)."""
+        nsg = self._network_path("networkSecurityGroups", rule_name(spec.name))
+        return (self.target.subnet_id if self._dry_run else self.subnet_for(spec.region)), nsg
+
+    def subnet_for(self, region: str) -> str:
+        """The target's subnet when its virtual network is in ``region``, else thrifty's own there."""
+        if region not in self._subnets:
+            vnet = self._arm("GET", self.target.subnet_id.split("/subnets/")[0])
+            home = str(vnet["location"]) if vnet else None
+            self._subnets[region] = self.target.subnet_id if home == region else self._own_subnet(region)
+        return self._subnets[region]
+
+    def _own_subnet(self, region: str) -> str:
+        path = self._network_path("virtualNetworks", f"thrifty-{region}")
+        if self._arm("GET", path) is None:
+            subnet = {"name": "serving", "properties": {"addressPrefix": SUBNET_PREFIX}}
+            space = {"addressSpace": {"addressPrefixes": [VNET_PREFIX]}, "subnets": [subnet]}
+            self._put_and_wait(path, {"location": region, "tags": {SHARED_TAG: "true"}, "properties": space})
+        return f"{path}/subnets/serving"
+
+    def nsg_body(self, spec: DeploySpec, cidrs: tuple[str, ...]) -> dict[str, Any]:
+        """The deployment's NSG: one inbound rule, tcp on the serving port from ``cidrs``."""
+        rule = {
+            "name": "thrifty-serving",
+            "properties": {"priority": 1000, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+                           "sourceAddressPrefixes": list(cidrs), "sourcePortRange": "*",
+                           "destinationAddressPrefix": "*", "destinationPortRange": str(self.target.boot.port)},
+        }  # fmt: skip
+        tags = {MANAGED_KEY: "true", DEPLOYMENT_KEY: spec.name, CREATED_KEY: now_tag()}
+        return {"location": spec.region, "tags": tags, "properties": {"securityRules": [rule]}}
+
+    def _put_nsg(self, spec: DeploySpec, cidrs: tuple[str, ...]) -> bool:
+        """Create the NSG, or update its rule when the range changed; True when it was created."""
+        path = self._network_path("networkSecurityGroups", rule_name(spec.name))
+        existing = self._arm("GET", path)
+        body = self.nsg_body(spec, cidrs)
+        if existing is not None:
+            rules = existing.get("properties", {}).get("securityRules", [])
+            if [r["properties"].get("sourceAddressPrefixes") for r in rules] == [list(cidrs)]:
+                return False
+            body["tags"][CREATED_KEY] = existing.get("tags", {}).get(CREATED_KEY, body["tags"][CREATED_KEY])
+        self._put_and_wait(path, body)
+        return existing is None
+
+    def _delete_nsg(self, name: str) -> None:
+        """Delete an NSG (after its VMs: ARM refuses one still attached) and wait until it is gone."""
+        path = self._network_path("networkSecurityGroups", name)
+        deadline = time.monotonic() + 600
+        if self._arm("DELETE", path) is None:
+            return
+        while self._arm("GET", path) is not None and time.monotonic() < deadline:
+            time.sleep(self.target.polling_interval_s)
+
+    def _managed_nsgs(self) -> list[ManagedResource]:
+        listed = self._arm("GET", self._network_path("networkSecurityGroups")) or {}
+        return [
+            ManagedResource(
+                provider=self.name,
+                kind="network-security-group",
+                id=nsg["name"],
+                region=nsg.get("location", ""),
+                deployment_name=(nsg.get("tags") or {}).get(DEPLOYMENT_KEY, ""),
+                created_at=parse_created((nsg.get("tags") or {}).get(CREATED_KEY)),
+                details={"resource_group": self.target.resource_group},
+            )
+            for nsg in listed.get("value", [])
+            if (nsg.get("tags") or {}).get(MANAGED_KEY) == "true"
+        ]
 
     # -- VM bodies ---------------------------------------------------------------------------
     def vm_name(self, name: str, slot: int, suffix: str = "") -> str:
@@ -234,7 +359,7 @@ class AzureProvider:
                 os_disk=m.OSDisk(create_option="FromImage", delete_option="Delete"),
             ),
             os_profile=self._os_profile(vm_name, user_data),
-            network_profile=self._network_profile(vm_name),
+            network_profile=self._network_profile(vm_name, *self._network_ids(spec)),
             priority="Spot" if spot else "Regular",
         )
         if spot:
@@ -258,7 +383,7 @@ class AzureProvider:
             ),
         )
 
-    def _network_profile(self, vm_name: str) -> Any:
+    def _network_profile(self, vm_name: str, subnet_id: str, nsg_id: str) -> Any:
         from azure.mgmt.compute import models as m
 
         return m.NetworkProfile(
@@ -269,11 +394,12 @@ class AzureProvider:
                     properties=m.VirtualMachineNetworkInterfaceConfigurationProperties(
                         primary=True,
                         delete_option="Delete",
+                        network_security_group=m.SubResource(id=nsg_id),
                         ip_configurations=[
                             m.VirtualMachineNetworkInterfaceIPConfiguration(
                                 name="ipconfig1",
                                 properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
-                                    subnet=m.SubResource(id=self.target.subnet_id),
+                                    subnet=m.SubResource(id=subnet_id),
                                     public_ip_address_configuration=self._public_ip(vm_name),
                                 ),
                             )
@@ -444,15 +570,21 @@ class AzureProvider:
                 f"deployment name {spec.name!r} is not a valid Azure VM name here",
                 hint="use lowercase letters, digits and '-', at most 50 characters",
             )
+        cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
+        render_user_data(spec, self.target.boot, cloud="azure")  # no image: refused here too
         covered = {int((vm.tags or {}).get(SLOT_TAG, "0")) for vm in self._list(spec.name)}
         created: list[str] = []
+        nsg_created = False
         try:
+            nsg_created = self._put_nsg(spec, cidrs)
             for slot in range(spec.replicas):
                 if slot not in covered:
                     self._create(spec, slot, created, market=self.market_of(spec, slot))
         except ThriftyError:
             for vm_name in created:
                 self._delete_vm(vm_name)
+            if nsg_created:
+                self._delete_nsg(rule_name(spec.name))
             raise
         for vm in self._list(spec.name):
             if int((vm.tags or {}).get(SLOT_TAG, "0")) >= spec.replicas:
@@ -517,9 +649,10 @@ class AzureProvider:
     def delete(self, name: str) -> None:
         for vm in self._list(name):
             self._delete_vm(vm.name)
+        self._delete_nsg(rule_name(name))
 
     def list_managed(self) -> list[ManagedResource]:
-        return [self._resource(vm) for vm in self._list()]
+        return [self._resource(vm) for vm in self._list()] + self._managed_nsgs()
 
     def _resource(self, vm: Any) -> ManagedResource:
         created = getattr(vm, "time_created", None)
@@ -534,4 +667,7 @@ class AzureProvider:
         )
 
     def delete_resource(self, resource: ManagedResource) -> None:
-        self._delete_vm(resource.id)
+        if resource.kind == "network-security-group":
+            self._delete_nsg(resource.id)
+        else:
+            self._delete_vm(resource.id)

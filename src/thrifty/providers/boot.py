@@ -43,6 +43,9 @@ class BootConfig:
     #: where a spot VM's watcher posts its interruption notice (the front door, reachable from the
     #: VM); None: the notice only lands in the watcher container's log
     front_door_url: str | None = None
+    #: who may reach ``port``: the deployment's network rule (see ``providers.network``); empty =
+    #: the control plane's range if configured, else deploy refuses (never open by default)
+    allowed_cidrs: tuple[str, ...] = ()
 
 
 def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:

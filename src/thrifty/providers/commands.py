@@ -36,7 +36,7 @@ def _check_target(name: str) -> None:
         raise ConfigError("the local target has its own command", hint="use `thrifty deploy-local VARIANT`")
 
 
-def _boot(require_s3: bool) -> Any:
+def _boot(require_s3: bool, allowed_cidrs: Any = None) -> Any:
     from thrifty.errors import ConfigError
     from thrifty.providers.boot import BootConfig
     from thrifty.settings import get_settings
@@ -50,7 +50,12 @@ def _boot(require_s3: bool) -> Any:
             "`thrifty optimize` the model again: they write its variants to that bucket",
         )
     image = settings.runtime_image or ("IMAGE@sha256:<set THRIFTY_RUNTIME_IMAGE>" if not require_s3 else "")
-    return BootConfig(artifact_store_url=store_url, s3_endpoint_url=settings.s3_endpoint_url, image=image)
+    return BootConfig(
+        artifact_store_url=store_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        image=image,
+        allowed_cidrs=tuple(allowed_cidrs or ()),
+    )
 
 
 def build_provider(
@@ -64,7 +69,8 @@ def build_provider(
 
     _check_target(target)
     cls: Any = provider_class(target)
-    return cls.from_options(options, boot=_boot(require_s3 and not dry_run), dry_run=dry_run)
+    boot = _boot(require_s3 and not dry_run, options.get("allow_cidr"))
+    return cls.from_options(options, boot=boot, dry_run=dry_run)
 
 
 # -- specs from a variant or a plan --------------------------------------------------------------
@@ -195,11 +201,19 @@ def deploy(
     spot_platform: Annotated[
         str | None, typer.Option(envvar="THRIFTY_K8S_SPOT_PLATFORM", help="karpenter|gke|aks")
     ] = None,
+    allow_cidr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-cidr",
+            help="Source range of the deployment's network rule (repeat); default: "
+            "THRIFTY_CONTROL_PLANE_CIDRS. Never open to 0.0.0.0/0 unless given here.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy a variant or a plan to a cloud or a cluster (spot where the plan says so)."""
     from thrifty.cli import console, print_json
-    from thrifty.providers.specs import deploy_first_available
+    from thrifty.providers.specs import copy_artifacts, deploy_first_available
 
     opts = {k: v for k, v in locals().items() if k not in ("ref", "target", "name")}
     overrides = {
@@ -215,6 +229,7 @@ def deploy(
     if dry_run:
         typer.echo(dry_run_document(provider, specs[0]), nl=False)
         return
+    copy_artifacts(specs[0], provider)  # the variant, into the store the target's VMs read
     spec, status, skipped = deploy_first_available(specs, lambda _spec: provider)
     _record(status, spec)
     if as_json:

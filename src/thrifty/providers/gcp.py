@@ -20,6 +20,16 @@
   ends with an error is translated like an HTTP error (``ZONE_RESOURCE_POOL_EXHAUSTED`` →
   ``CapacityError``, ``QUOTA_EXCEEDED`` → ``QuotaExceededError``).
 - A deploy that fails half-way deletes the instances it created.
+- Network rule: a firewall rule ``thrifty-<name>`` (INGRESS, tcp on the serving port, from the
+  source range of ``providers.network``) targets the network tag ``thrifty-<name>`` that every VM
+  of the deployment carries. GCE opens a rule with no ``sourceRanges`` to 0.0.0.0/0 and applies one
+  with no ``targetTags`` to every VM of the network, so both are always set. Firewall rules take no
+  labels: ownership and creation time ride in the rule's ``description`` (JSON). The rule is
+  inserted before the VMs (a global operation, polled like the zonal ones) and deleted after them
+  on delete, rollback and gc.
+- Zones: a plan's zone is used as it is. A plan naming only a region gets a zone GCE lists as UP in
+  that region: ``<region>-<zone_suffix>`` when there is one, else the first (europe-west1 has no
+  ``-a``); on ``--dry-run`` (no request sent) the suffix is assumed.
 
 The client is ``google-cloud-compute`` (REST transport); tests point ``api_endpoint`` at a local
 server with ``AnonymousCredentials``.
@@ -33,6 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from thrifty.catalog.accelerators import (
@@ -63,6 +74,7 @@ from thrifty.providers.base import (
 )
 from thrifty.providers.boot import BootConfig, render_user_data
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
+from thrifty.providers.network import parse_created, rule_name, source_ranges
 
 SPEC_METADATA_KEY = "thrifty-spec"
 REPLICAS_LABEL = "thrifty-replicas"
@@ -170,6 +182,11 @@ class GcpProvider:
         self.target = target
         self.instances = compute_v1.InstancesClient(**kwargs)
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
+        self.firewalls = compute_v1.FirewallsClient(**kwargs)
+        self.global_operations = compute_v1.GlobalOperationsClient(**kwargs)
+        self.zones = compute_v1.ZonesClient(**kwargs)
+        self._zones_of: dict[str, list[str]] = {}
+        self._dry_run = False
 
     # -- vendor boundary ------------------------------------------------------------------
 
@@ -183,7 +200,9 @@ class GcpProvider:
             from google.auth.credentials import AnonymousCredentials
 
             credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        return cls(GcpTarget(project=options["project"], boot=boot), credentials=credentials)
+        provider = cls(GcpTarget(project=options["project"], boot=boot), credentials=credentials)
+        provider._dry_run = dry_run
+        return provider
 
     def dry_run_document(self, spec: DeploySpec) -> Any:
         """What ``thrifty deploy --dry-run`` prints: one instance body per replica."""
@@ -198,8 +217,9 @@ class GcpProvider:
         except (GoogleAPICallError, GoogleAuthError) as exc:
             raise _translate(exc, what) from exc
 
-    def _wait(self, operation: Any, zone: str, what: str) -> None:
-        """Poll a zonal operation until DONE; its error (if any) becomes a thrifty error."""
+    def _wait(self, operation: Any, zone: str | None, what: str) -> None:
+        """Poll a zonal (global when ``zone`` is None) operation until DONE; its error (if any) becomes
+        a thrifty error."""
         from google.cloud import compute_v1
 
         deadline = time.monotonic() + self.target.operation_timeout_s
@@ -209,16 +229,112 @@ class GcpProvider:
                     f"GCP {what}: operation {operation.name} still running", hint="look in the console"
                 )
             time.sleep(self.target.poll_s)
-            operation = self._call(
-                what, self.operations.get, project=self.target.project, zone=zone, operation=operation.name
-            )
+            operation = self._poll(operation.name, zone, what)
         if operation.error and operation.error.errors:
             errors = operation.error.errors
             raise _translate_codes([e.code for e in errors], "; ".join(e.message for e in errors), what)
 
+    def _poll(self, name: str, zone: str | None, what: str) -> Any:
+        project = self.target.project
+        if zone is None:
+            return self._call(what, self.global_operations.get, project=project, operation=name)
+        return self._call(what, self.operations.get, project=project, zone=zone, operation=name)
+
+    # -- firewall rule ---------------------------------------------------------------------
+    def firewall_body(self, name: str, cidrs: tuple[str, ...]) -> Any:
+        """The deployment's firewall rule: tcp on the serving port, from ``cidrs``, to its tag only."""
+        from google.cloud import compute_v1
+
+        marks = {MANAGED_LABEL: "true", DEPLOYMENT_LABEL: name, "created-at": datetime.now(UTC).isoformat()}
+        return compute_v1.Firewall(
+            name=rule_name(name),
+            network=self.target.network,
+            direction="INGRESS",
+            priority=1000,
+            allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(self.target.boot.port)])],
+            source_ranges=list(cidrs),
+            target_tags=[rule_name(name)],
+            description=json.dumps(marks, sort_keys=True),
+        )
+
+    def _find_firewall(self, name: str) -> Any | None:
+        what = f"get firewall {rule_name(name)}"
+        try:
+            return self._call(what, self.firewalls.get, project=self.target.project, firewall=rule_name(name))
+        except NotFoundError:
+            return None
+
+    def _put_firewall(self, name: str, cidrs: tuple[str, ...]) -> bool:
+        """Insert the rule, or patch its source range when it changed; True when it was inserted."""
+        existing = self._find_firewall(name)
+        body = self.firewall_body(name, cidrs)
+        project = self.target.project
+        if existing is None:
+            what = f"insert firewall {body.name}"
+            operation = self._call(what, self.firewalls.insert_unary, project=project, firewall_resource=body)
+            self._wait(operation, None, what)
+            return True
+        if sorted(existing.source_ranges) != sorted(cidrs) or list(existing.target_tags) != [body.name]:
+            what = f"patch firewall {body.name}"
+            patch = type(body)(source_ranges=list(cidrs), target_tags=[body.name], allowed=body.allowed)
+            operation = self._call(
+                what, self.firewalls.patch_unary, project=project, firewall=body.name, firewall_resource=patch
+            )
+            self._wait(operation, None, what)
+        return False
+
+    def _delete_firewall(self, rule: str) -> None:
+        what = f"delete firewall {rule}"
+        try:
+            operation = self._call(
+                what, self.firewalls.delete_unary, project=self.target.project, firewall=rule
+            )
+            self._wait(operation, None, what)
+        except NotFoundError:
+            return
+
+    def _managed_firewalls(self) -> list[ManagedResource]:
+        rules = self._call("list firewalls", lambda: list(self.firewalls.list(project=self.target.project)))
+        found = []
+        for rule in rules:
+            marks = _marks(rule.description)
+            if marks.get(MANAGED_LABEL) == "true":
+                found.append(
+                    ManagedResource(
+                        provider=self.name,
+                        kind="firewall",
+                        id=rule.name,
+                        region="global",
+                        deployment_name=marks.get(DEPLOYMENT_LABEL, ""),
+                        created_at=parse_created(rule.creation_timestamp or marks.get("created-at")),
+                        details={"source_ranges": list(rule.source_ranges)},
+                    )
+                )
+        return found
+
     # -- instance bodies ---------------------------------------------------------------------
     def zone_of(self, spec: DeploySpec) -> str:
-        return spec.region if _ZONE.fullmatch(spec.region) else f"{spec.region}-{self.target.zone_suffix}"
+        if _ZONE.fullmatch(spec.region):
+            return spec.region
+        preferred = f"{spec.region}-{self.target.zone_suffix}"
+        if self._dry_run:
+            return preferred
+        zones = self._zones_in(spec.region)
+        if not zones:
+            raise ConfigError(
+                f"GCP region {spec.region!r} has no zone that is UP in project {self.target.project}",
+                hint="plan again with a region GCP sells in, or name a zone (e.g. us-central1-a)",
+            )
+        return preferred if preferred in zones else zones[0]
+
+    def _zones_in(self, region: str) -> list[str]:
+        """The zones GCE lists as UP in ``region`` (asked once per provider)."""
+        if region not in self._zones_of:
+            listed = self._call("list zones", lambda: list(self.zones.list(project=self.target.project)))
+            self._zones_of[region] = sorted(
+                z.name for z in listed if z.region.endswith(f"/regions/{region}") and z.status == "UP"
+            )
+        return self._zones_of[region]
 
     def instance_name(self, name: str, slot: int, suffix: str = "") -> str:
         return slot_name(name, slot, suffix)
@@ -272,6 +388,7 @@ class GcpProvider:
                 )
             ],
             network_interfaces=[self._network_interface()],
+            tags=compute_v1.Tags(items=[rule_name(spec.name)]),
         )
         if self.target.service_account_email:
             body.service_accounts = [
@@ -424,15 +541,22 @@ class GcpProvider:
                 f"deployment name {spec.name!r} is not a valid GCE instance name",
                 hint="use lowercase letters, digits and '-', at most 50 characters",
             )
+        cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
+        for slot in range(spec.replicas):
+            self.instance_body(spec, slot)  # a type GCP cannot attach, or no image: refused here too
         covered = {int(inst.labels.get(SLOT_LABEL, "0")) for _, inst in self._list(spec.name)}
         created: list[str] = []
+        rule_created = False
         try:
+            rule_created = self._put_firewall(spec.name, cidrs)
             for slot in range(spec.replicas):
                 if slot not in covered:
                     created.append(self._insert_with_fallback(spec, slot, self.market_of(spec, slot)))
         except ThriftyError:
             for instance in created:
                 self._delete_instance(self.zone_of(spec), instance)
+            if rule_created:
+                self._delete_firewall(rule_name(spec.name))
             raise
         for zone, inst in self._list(spec.name):
             if int(inst.labels.get(SLOT_LABEL, "0")) >= spec.replicas:
@@ -503,9 +627,10 @@ class GcpProvider:
     def delete(self, name: str) -> None:
         for zone, inst in self._list(name):
             self._delete_instance(zone, inst.name)
+        self._delete_firewall(rule_name(name))
 
     def list_managed(self) -> list[ManagedResource]:
-        return [self._resource(zone, inst) for zone, inst in self._list()]
+        return [self._resource(zone, inst) for zone, inst in self._list()] + self._managed_firewalls()
 
     def _resource(self, zone: str, inst: Any) -> ManagedResource:
         from datetime import datetime
@@ -522,7 +647,10 @@ class GcpProvider:
         )
 
     def delete_resource(self, resource: ManagedResource) -> None:
-        self._delete_instance(resource.region, resource.id)
+        if resource.kind == "firewall":
+            self._delete_firewall(resource.id)
+        else:
+            self._delete_instance(resource.region, resource.id)
 
 
 def machine_and_accelerators(instance_type: str, zone: str) -> tuple[str, list[Any]]:
@@ -559,6 +687,15 @@ def _endpoint(inst: Any, port: int) -> str | None:
         if nic.network_i_p:
             return f"http://{nic.network_i_p}:{port}"
     return None
+
+
+def _marks(description: str) -> dict[str, str]:
+    """The ownership marks thrifty writes in a firewall rule's description ({} for anyone else's)."""
+    try:
+        marks = json.loads(description or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in marks.items()} if isinstance(marks, dict) else {}
 
 
 def _spec_json(spec: DeploySpec) -> str:

@@ -105,6 +105,19 @@ def spec_for_variant(
     )
 
 
+def copy_artifacts(spec: DeploySpec, provider: Any) -> list[dict[str, Any]]:
+    """Copy the spec's variant (and tokenizer) to the store the provider's VMs read from, when it is
+    not there (``artifacts.transfer``); targets without a boot config (local, Kubernetes) copy nothing."""
+    from thrifty.artifacts.transfer import copy_to_target_store
+
+    boot = getattr(getattr(provider, "target", None), "boot", None)
+    if boot is None:
+        return []
+    shas = [spec.artifact_sha256, str(spec.serving.get("tokenizer_sha256") or "")]
+    copies = copy_to_target_store(shas, boot.artifact_store_url, target_endpoint_url=boot.s3_endpoint_url)
+    return [c.to_dict() for c in copies if c.copied]
+
+
 def default_name(model: str, variant: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{model}-{variant}".lower()).strip("-")[:50]
 

@@ -53,7 +53,11 @@ def s3_artifact(moto: str, tmp_path: Path) -> tuple[str, str]:
 
 #: a runtime image reference as `thrifty image build --push` prints it (no VM pulls it here)
 RUNTIME_IMAGE = "127.0.0.1:5000/thrifty/thrifty-runtime@sha256:" + "0" * 64
-TEST_BOOT = BootConfig(artifact_store_url="s3://thrifty-artifacts", image=RUNTIME_IMAGE)
+#: the source range of every test deployment's network rule (TEST-NET-2: no real host)
+ALLOWED_CIDRS = ("198.51.100.0/24",)
+TEST_BOOT = BootConfig(
+    artifact_store_url="s3://thrifty-artifacts", image=RUNTIME_IMAGE, allowed_cidrs=ALLOWED_CIDRS
+)
 
 
 @pytest.fixture
@@ -63,7 +67,12 @@ def aws_target(moto: str, s3_artifact: tuple[str, str]) -> Any:
     return AwsTarget(
         region="us-east-1",
         endpoint_url=moto,
-        boot=BootConfig(artifact_store_url=s3_artifact[0], s3_endpoint_url=moto, image=RUNTIME_IMAGE),
+        boot=BootConfig(
+            artifact_store_url=s3_artifact[0],
+            s3_endpoint_url=moto,
+            image=RUNTIME_IMAGE,
+            allowed_cidrs=ALLOWED_CIDRS,
+        ),
     )
 
 

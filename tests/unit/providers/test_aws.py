@@ -174,23 +174,25 @@ def test_unauthorized_operation_names_the_missing_iam_action(aws: AwsProvider, m
     assert info.value.hint == "grant the IAM action ec2:RunInstances to thrifty's role or user"
 
 
-def test_list_managed_finds_instances_and_templates(aws: AwsProvider, make_spec: Any) -> None:
+def test_list_managed_finds_instances_templates_and_security_groups(aws: AwsProvider, make_spec: Any) -> None:
     aws.deploy(make_spec("a", replicas=1))
     aws.deploy(make_spec("b", replicas=2))
     found = aws.list_managed()
     assert sorted((r.deployment_name, r.kind) for r in found) == [
         ("a", "instance"),
         ("a", "launch-template"),
+        ("a", "security-group"),
         ("b", "instance"),
         ("b", "instance"),
         ("b", "launch-template"),
+        ("b", "security-group"),
     ]
     assert all(r.created_at is not None and r.created_at.tzinfo is not None for r in found)
 
 
 def test_unmanaged_instances_are_never_listed(aws: AwsProvider, make_spec: Any, moto: str) -> None:
     ec2 = boto3.client("ec2", endpoint_url=moto, region_name="us-east-1")
-    image = aws.launch_template_data(make_spec(), "ami-x")["ImageId"]
+    image = aws.launch_template_data(make_spec(), "ami-x", "sg-x")["ImageId"]
     assert image == "ami-x"
     ec2.run_instances(ImageId=aws._image_id(), MinCount=1, MaxCount=1)
     assert aws.list_managed() == []

@@ -10,21 +10,32 @@ InvalidParameter, target vmSize); a VM reads ``provisioningState: Creating`` (po
 deallocate or delete likewise takes effect only then; a public IP exists only for a NIC whose
 configuration asked for one (``publicIPAddressConfiguration``), and goes with its VM. The credential is ``StaticToken`` (a class with ``get_token``); plain http
 on 127.0.0.1 works because the provider passes ``enforce_https=False`` for loopback base URLs
-only (azure-core's bearer policy refuses http otherwise). Every test ends in ``_replayed``.
+only (azure-core's bearer policy refuses http otherwise).
+
+Networking (``Microsoft.Network``): virtual networks and network security groups are PUT, read
+``provisioningState: Updating`` until polled ``polls_to_done`` times, then ``Succeeded``. Like ARM
+the double refuses an NSG rule whose priority is outside 100–4096 (SecurityRuleInvalidPriority),
+whose source prefix is not an address range (SecurityRuleInvalidAddressPrefix) or whose port range
+is not one (SecurityRuleInvalidPortRange); an NSG still attached to a NIC cannot be deleted
+(InUseNetworkSecurityGroupCannotBeDeleted); a VM whose NIC references a subnet or NSG that does not
+exist or sits in another region is refused (InvalidResourceReference). The target's subnet ``s``
+of virtual network ``v`` is in eastus. Every test ends in ``_replayed``.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import functools
 import itertools
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import TEST_BOOT
+from tests.unit.providers.conftest import ALLOWED_CIDRS, TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request, sold_offers
 from thrifty.errors import CapacityError, ConfigError, CredentialsError, QuotaExceededError
 from thrifty.providers.azure import AzureProvider, AzureTarget
@@ -35,6 +46,8 @@ SUB = "00000000-0000-0000-0000-000000000001"
 RG = "thrifty-rg"
 VMS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines"
 OPS = f"/subscriptions/{SUB}/providers/Microsoft.Compute/locations/eastus/operations"
+NET = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network"
+NSGS, VNETS = f"{NET}/networkSecurityGroups", f"{NET}/virtualNetworks"
 TOKEN = "azure-access-token-never-logged"
 
 
@@ -69,6 +82,17 @@ class FakeArm:
         #: VM name → the public IP address its NIC asked for
         self.public_ips: dict[str, str] = {}
         self.addresses = itertools.count(4)
+        #: name → resource (ARM JSON) of the virtual networks and NSGs; ``v`` is the target's network
+        self.vnets: dict[str, dict[str, Any]] = {
+            "v": {"id": f"{VNETS}/v", "name": "v", "location": "eastus",
+                  "properties": {"provisioningState": "Succeeded", "subnets": [{"name": "s"}]}}}  # fmt: skip
+        self.nsgs: dict[str, dict[str, Any]] = {}
+        #: network resource id → GETs since its last PUT (it reads Updating until polls_to_done)
+        self.net_polls: dict[str, int] = {}
+        for kind, store in ((VNETS, self.vnets), (NSGS, self.nsgs)):
+            server.route("GET", kind, functools.partial(self.get_net, store))
+            server.route("PUT", kind, functools.partial(self.put_net, store))
+            server.route("DELETE", kind, functools.partial(self.delete_net, store))
         server.route("GET", OPS, self.get_op)
         server.route("GET", VMS, self.get_vm)
         server.route("PUT", VMS, self.put_vm)
@@ -123,7 +147,7 @@ class FakeArm:
                        "Cores quota. Location: eastus, Current Limit: 4, Current Usage: 4")  # fmt: skip
             return 409, {"error": {"code": "QuotaExceeded", "message": message}}
         body = req.body
-        refused = self._refuse_size(name, body)
+        refused = self._refuse_size(name, body) or self._refuse_network(name, body)
         if refused is not None:
             return refused
         props = {**body["properties"], "provisioningState": "Creating", "vmId": f"vm-{next(self.ids)}",
@@ -165,6 +189,72 @@ class FakeArm:
                    "deploy to a different location or different zone. See https://aka.ms/azureskunotavailable "
                    "for details.")  # fmt: skip
         return 409, {"error": {"code": "SkuNotAvailable", "message": message, "target": name}}
+
+    def _refuse_network(self, name: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """ARM's answer to a NIC whose subnet or NSG does not exist or is in another region."""
+        for nic in body["properties"]["networkProfile"].get("networkInterfaceConfigurations") or []:
+            props = nic["properties"]
+            refs = [ip["properties"]["subnet"]["id"] for ip in props.get("ipConfigurations") or []]
+            refs += [props["networkSecurityGroup"]["id"]] if props.get("networkSecurityGroup") else []
+            for ref in refs:
+                found = self._find_ref(ref)
+                if found is None or found["location"] != body["location"]:
+                    message = (f"Resource {ref} referenced by resource {VMS}/{name} was not found. Please make "
+                               "sure that the referenced resource exists, and that both resources are in the "
+                               "same region.")  # fmt: skip
+                    return 400, {"error": {"code": "InvalidResourceReference", "message": message}}
+        return None
+
+    def _find_ref(self, ref: str) -> dict[str, Any] | None:
+        if ref.startswith(f"{VNETS}/"):
+            vnet, _, subnet = ref.removeprefix(f"{VNETS}/").partition("/subnets/")
+            found = self.vnets.get(vnet)
+            subnets = [s["name"] for s in (found or {}).get("properties", {}).get("subnets", [])]
+            return found if subnet in subnets else None
+        return self.nsgs.get(ref.removeprefix(f"{NSGS}/"))
+
+    # -- Microsoft.Network ---------------------------------------------------------------------
+    def get_net(self, store: dict[str, dict[str, Any]], req: Request) -> tuple[Any, ...]:
+        self._check(req)
+        name = req.path.rsplit("/", 1)[1]
+        if req.path in (NSGS, VNETS):
+            return 200, {"value": [self._view(r) for r in store.values()]}
+        found = store.get(name)
+        if found is None:
+            return 404, {
+                "error": {"code": "ResourceNotFound", "message": f"The Resource '{name}' was not found."}
+            }
+        self.net_polls[found["id"]] = self.net_polls.get(found["id"], 0) + 1
+        if self.net_polls[found["id"]] >= self.polls_to_done:
+            found["properties"]["provisioningState"] = "Succeeded"
+        return 200, self._view(found)
+
+    def put_net(self, store: dict[str, dict[str, Any]], req: Request) -> tuple[Any, ...]:
+        self._check(req)
+        name = req.path.rsplit("/", 1)[1]
+        refused = _refuse_rules(req.body.get("properties", {}).get("securityRules") or [])
+        if refused is not None:
+            return refused
+        kind = "networkSecurityGroups" if store is self.nsgs else "virtualNetworks"
+        resource = {**req.body, "id": f"{NET}/{kind}/{name}", "name": name, "type": f"Microsoft.Network/{kind}",
+                    "properties": {**req.body.get("properties", {}), "provisioningState": "Updating"}}  # fmt: skip
+        status = 200 if name in store else 201
+        store[name] = resource
+        self.net_polls[resource["id"]] = 0
+        return status, self._view(resource)
+
+    def delete_net(self, store: dict[str, dict[str, Any]], req: Request) -> tuple[Any, ...]:
+        self._check(req)
+        name = req.path.rsplit("/", 1)[1]
+        if name not in store:
+            return 204, None
+        users = [vm["name"] for vm in self.vms.values() if f'/{name}"' in json.dumps(vm["properties"])]
+        if store is self.nsgs and users:
+            message = (f"Network security group {NSGS}/{name} cannot be deleted because it is in use by the "
+                       f"following resources: {', '.join(users)}.")  # fmt: skip
+            return 400, {"error": {"code": "InUseNetworkSecurityGroupCannotBeDeleted", "message": message}}
+        store.pop(name)
+        return 200, None
 
     def get_vm(self, req: Request) -> tuple[Any, ...]:
         self._check(req)
@@ -217,6 +307,32 @@ class FakeArm:
         vm["_power"] = {"deallocate": "deallocating", "start": "starting"}[verb]
         final = {"deallocate": "deallocated", "start": "running"}[verb]
         return self._lro(202, None, "Succeeded", done=lambda: vm.update(_power=final))
+
+
+def _refuse_rules(rules: list[dict[str, Any]]) -> tuple[int, Any] | None:
+    """ARM's 400s for NSG security rules: priority, address prefix, port range."""
+    import ipaddress
+
+    for rule in rules:
+        props = rule.get("properties", {})
+        priority = props.get("priority")
+        if not isinstance(priority, int) or not 100 <= priority <= 4096:
+            message = f"Security rule has invalid Priority. Value provided: {priority}. Allowed values are from 100 to 4096."
+            return 400, {"error": {"code": "SecurityRuleInvalidPriority", "message": message}}
+        for prefix in [*(props.get("sourceAddressPrefixes") or []), props.get("sourceAddressPrefix")]:
+            if prefix in (None, "*", "Internet", "VirtualNetwork", "AzureLoadBalancer"):
+                continue
+            try:
+                ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                message = f"Security rule has invalid Address prefix. Value provided: {prefix}"
+                return 400, {"error": {"code": "SecurityRuleInvalidAddressPrefix", "message": message}}
+        ports = str(props.get("destinationPortRange", ""))
+        if ports != "*" and not all(p.isdigit() and int(p) <= 65535 for p in ports.split("-", 1)):
+            message = (f"Security rule has invalid Port range. Value provided: {ports}. Value should be an integer "
+                       "OR integer range with '-' delimiter. Valid range 0-65535.")  # fmt: skip
+            return 400, {"error": {"code": "SecurityRuleInvalidPortRange", "message": message}}
+    return None
 
 
 @pytest.fixture
@@ -336,10 +452,12 @@ def test_quota_half_way_rolls_back_replayed(azure: AzureProvider, arm: FakeArm, 
 def test_list_managed_replayed(azure: AzureProvider, arm: FakeArm, make_spec: Any) -> None:
     azure.deploy(_spec(make_spec, replicas=1))
     arm.vms["someone-elses"] = {**arm.vms["thrifty-minilm-0"], "name": "someone-elses", "tags": {}}
-    (resource,) = azure.list_managed()
+    resource, nsg = azure.list_managed()
     assert (resource.kind, resource.id, resource.region, resource.deployment_name) == (
         "virtual-machine", "thrifty-minilm-0", "eastus", "minilm")  # fmt: skip
-    assert resource.created_at is not None and resource.created_at.utcoffset() is not None
+    assert (nsg.kind, nsg.id, nsg.region, nsg.deployment_name) == (
+        "network-security-group", "thrifty-minilm", "eastus", "minilm")  # fmt: skip
+    assert all(r.created_at is not None and r.created_at.utcoffset() is not None for r in (resource, nsg))
     azure.delete_resource(resource)
     assert list(arm.vms) == ["someone-elses"]
 
@@ -451,3 +569,117 @@ def test_a_public_ip_only_when_asked_for_and_deleted_with_the_vm_replayed(
     assert "thrifty-private-0" in arm.vms and "thrifty-private-0" not in arm.public_ips
     azure.delete("minilm")
     assert arm.public_ips == {}
+
+
+# -- network security group and regions ----------------------------------------------------------
+def test_each_deployment_gets_an_nsg_on_its_nics_deleted_with_it_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    azure.deploy(_spec(make_spec))
+    nsg = arm.nsgs["thrifty-minilm"]
+    assert nsg["location"] == "eastus" and nsg["properties"]["provisioningState"] == "Succeeded"
+    [rule] = nsg["properties"]["securityRules"]
+    assert rule["properties"] | {} == {
+        "priority": 1000, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+        "sourceAddressPrefixes": list(ALLOWED_CIDRS), "sourcePortRange": "*",
+        "destinationAddressPrefix": "*", "destinationPortRange": "8080"}  # fmt: skip
+    for vm in arm.vms.values():
+        nic = vm["properties"]["networkProfile"]["networkInterfaceConfigurations"][0]["properties"]
+        assert nic["networkSecurityGroup"]["id"] == nsg["id"]
+        assert nic["ipConfigurations"][0]["properties"]["subnet"]["id"].endswith(
+            "/virtualNetworks/v/subnets/s"
+        )
+    assert set(arm.public_ips) == set(arm.vms), "each VM asked for its public IP"
+    azure.delete("minilm")
+    assert arm.nsgs == {} and arm.vms == {} and arm.public_ips == {}
+
+
+def test_no_source_range_is_refused_before_any_call_replayed(arm: FakeArm, make_spec: Any) -> None:
+    from dataclasses import replace
+
+    from thrifty.settings import get_settings
+
+    get_settings.cache_clear()
+    closed = AzureProvider(
+        replace(_target(arm), boot=replace(TEST_BOOT, allowed_cidrs=())), credential=StaticToken()
+    )
+    with pytest.raises(ConfigError, match="no source range") as info:
+        closed.deploy(_spec(make_spec))
+    assert info.value.hint and "THRIFTY_CONTROL_PLANE_CIDRS" in info.value.hint
+    assert arm.nsgs == {} and arm.vms == {}
+
+
+def test_a_failed_deploy_deletes_the_nsg_it_created_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    arm.allocation_fails_for.add("Standard_D2s_v5")
+    with pytest.raises(CapacityError):
+        azure.deploy(_spec(make_spec, price_model=PriceModel.ON_DEMAND))
+    assert arm.nsgs == {} and azure.list_managed() == []
+
+
+def test_gc_dry_run_finds_a_leftover_nsg_replayed(azure: AzureProvider, arm: FakeArm, make_spec: Any) -> None:
+    from thrifty.providers.gc import sweep
+
+    azure.deploy(_spec(make_spec, replicas=1))
+    azure._delete_vm("thrifty-minilm-0")  # a delete cut short before the NSG went
+    listed = sweep([azure], [], grace_s=0, dry_run=True)
+    assert [(o.resource.kind, o.resource.id) for o in listed] == [
+        ("network-security-group", "thrifty-minilm")
+    ]
+    assert "thrifty-minilm" in arm.nsgs
+    sweep([azure], [], grace_s=0)
+    assert arm.nsgs == {} and sweep([azure], [], grace_s=0, dry_run=True) == []
+
+
+def test_another_region_gets_its_own_network_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    azure.deploy(_spec(make_spec, region="westeurope", replicas=1))
+    vm = arm.vms["thrifty-minilm-0"]
+    assert vm["location"] == "westeurope"
+    nic = vm["properties"]["networkProfile"]["networkInterfaceConfigurations"][0]["properties"]
+    assert (
+        nic["ipConfigurations"][0]["properties"]["subnet"]["id"]
+        == f"{VNETS}/thrifty-westeurope/subnets/serving"
+    )
+    assert arm.vnets["thrifty-westeurope"]["location"] == "westeurope"
+    assert arm.vnets["thrifty-westeurope"]["tags"] == {"thrifty:shared": "true"}, "shared: never swept"
+    assert arm.nsgs["thrifty-minilm"]["location"] == "westeurope"
+    azure.deploy(_spec(make_spec, name="second", region="westeurope", replicas=1))
+    assert sorted(arm.vnets) == ["thrifty-westeurope", "v"], "one network per region"
+
+
+def test_the_double_refuses_a_nic_in_another_region_than_its_subnet_replayed(
+    azure: AzureProvider, arm: FakeArm, make_spec: Any
+) -> None:
+    from azure.mgmt.compute import models as m
+
+    from thrifty.errors import ProviderError
+
+    spec = _spec(make_spec, region="westeurope", replicas=1)
+    azure.deploy(spec.with_changes(name="other"))  # the NSG and network of westeurope exist
+    body = azure.vm_body(spec, 0)
+    nic = body.properties.network_profile.network_interface_configurations[0]
+    nic.properties.ip_configurations[0].properties.subnet = m.SubResource(id=azure.target.subnet_id)  # eastus
+    nic.properties.network_security_group = m.SubResource(id=f"{NSGS}/thrifty-other")
+    with pytest.raises(ProviderError, match="InvalidResourceReference") as info:
+        azure._await("create", azure.client.virtual_machines.begin_create_or_update, RG, "x", body)
+    assert "same region" in str(info.value)
+
+
+def test_the_double_refuses_bad_nsg_rules_as_arm_does_replayed(azure: AzureProvider, arm: FakeArm) -> None:
+    from thrifty.errors import ProviderError
+
+    good = {"priority": 1000, "direction": "Inbound", "access": "Allow", "protocol": "Tcp",
+            "sourceAddressPrefixes": ["198.51.100.0/24"], "destinationPortRange": "8080"}  # fmt: skip
+    refused = {
+        "SecurityRuleInvalidPriority": {**good, "priority": 5000},
+        "SecurityRuleInvalidAddressPrefix": {**good, "sourceAddressPrefixes": ["10.0.0.300/8"]},
+        "SecurityRuleInvalidPortRange": {**good, "destinationPortRange": "80-99999"},
+    }
+    for code, props in refused.items():
+        body = {"location": "eastus", "properties": {"securityRules": [{"name": "r", "properties": props}]}}
+        with pytest.raises(ProviderError, match=code):
+            azure._arm("PUT", f"{NSGS}/bad", body)
+    assert arm.nsgs == {}

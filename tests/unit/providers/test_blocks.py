@@ -56,7 +56,9 @@ def test_a_rejected_key_is_a_credentials_error_without_the_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     creds = AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET, endpoint_url=moto)
-    provider = AwsDeployTarget(credentials=creds, image=RUNTIME_IMAGE).build_provider()
+    provider = AwsDeployTarget(
+        credentials=creds, image=RUNTIME_IMAGE, allowed_cidrs=["198.51.100.0/24"]
+    ).build_provider()
 
     def refuse(**_: Any) -> None:
         error = {

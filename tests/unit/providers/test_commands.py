@@ -43,6 +43,7 @@ def s3_store_env(monkeypatch: pytest.MonkeyPatch, s3_artifact: tuple[str, str], 
     monkeypatch.setenv("THRIFTY_S3_ENDPOINT_URL", moto)
     monkeypatch.setenv("THRIFTY_AWS_ENDPOINT_URL", moto)
     monkeypatch.setenv("THRIFTY_RUNTIME_IMAGE", RUNTIME_IMAGE)  # what `thrifty image build --push` printed
+    monkeypatch.setenv("THRIFTY_CONTROL_PLANE_CIDRS", '["198.51.100.0/24"]')  # the network rule's source
     runtime.get_settings.cache_clear()
 
 
@@ -93,9 +94,10 @@ def test_deploy_to_aws_then_gc_dry_run_lists_the_orphans(variant_id: int, s3_sto
     runtime.registry().delete_deployment("minilm-int8")
     listed = json.loads(_run("gc", "--dry-run", "--grace-s", "0", "--json").output)
     assert listed["dry_run"] is True
-    assert sorted(o["kind"] for o in listed["orphans"]) == ["instance", "instance", "launch-template"]
+    kinds = ["instance", "instance", "launch-template", "security-group"]
+    assert sorted(o["kind"] for o in listed["orphans"]) == kinds
     deleted = json.loads(_run("gc", "--grace-s", "0", "--json").output)
-    assert len(deleted["orphans"]) == 3
+    assert len(deleted["orphans"]) == 4
     assert json.loads(_run("gc", "--grace-s", "0", "--json").output)["orphans"] == []
 
 

@@ -57,8 +57,9 @@ def test_sweep_deletes_only_what_no_live_deployment_owns_on_moto(aws: AwsProvide
         ("dropped", "instance"),
         ("dropped", "instance"),
         ("dropped", "launch-template"),
+        ("dropped", "security-group"),
     ]
-    assert len(aws.list_managed()) == 5, "a dry run deletes nothing"
+    assert len(aws.list_managed()) == 7, "a dry run deletes nothing"
     sweep([aws], [("aws", "kept")], grace_s=900, now=later)
     assert {r.deployment_name for r in aws.list_managed()} == {"kept"}
     assert aws.status("kept").replicas_ready == 1

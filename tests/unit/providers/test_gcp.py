@@ -11,7 +11,15 @@ and refuses what GCE refuses:
   accelerator type its zone does not sell (404 notFound "The resource '.../acceleratorTypes/...'
   was not found");
 - a quota hit is an HTTP 403 with reason quotaExceeded; a stocked-out zone ends its operation with
-  ZONE_RESOURCE_POOL_EXHAUSTED.
+  ZONE_RESOURCE_POOL_EXHAUSTED;
+- firewall rules (``global/firewalls``, global operations): a name that is not RFC 1035, a
+  priority outside 0–65535, a rule with both or neither of ``allowed``/``denied``, a source range
+  that is not a CIDR, a second rule of the same name (409 alreadyExists), and an instance network
+  tag that is not RFC 1035. Like GCE it *accepts* an ingress rule with no source — and opens it to
+  0.0.0.0/0 — and one with no ``targetTags`` (it applies to every VM): the tests assert thrifty never
+  sends either.
+
+Zones are listed (``zones``) from the price snapshot's zones, all UP.
 
 Every mutation answers a zonal operation that stays PENDING, then RUNNING, and is DONE only on the
 ``polls_to_done``-th poll; its effect lands then (an instance is PROVISIONING until its insert is
@@ -30,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import TEST_BOOT
+from tests.unit.providers.conftest import ALLOWED_CIDRS, TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request, sold_offers
 from thrifty.errors import CapacityError, ConfigError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
@@ -60,6 +68,13 @@ class FakeGce:
         self.addresses = itertools.count(3)
         #: zone → GCE accelerator types it sells (tests fill it from the price snapshot)
         self.accelerator_types: dict[str, set[str]] = {}
+        self.firewalls: dict[str, dict[str, Any]] = {}
+        server.route("GET", f"{BASE}/zones", self.list_zones)
+        server.route("GET", f"{BASE}/global/firewalls", self.get_firewall)
+        server.route("POST", f"{BASE}/global/firewalls", self.insert_firewall)
+        server.route("PATCH", f"{BASE}/global/firewalls/", self.patch_firewall)
+        server.route("DELETE", f"{BASE}/global/firewalls/", self.delete_firewall)
+        server.route("GET", f"{BASE}/global/operations/", self.get_global_operation)
         server.route("GET", f"{BASE}/aggregated/instances", self.aggregated)
         server.route("GET", f"{BASE}/zones/", self.get)
         server.route("POST", f"{BASE}/zones/", self.post)
@@ -119,7 +134,9 @@ class FakeGce:
         if self.quota_cpus is not None and sum(map(len, self.instances.values())) >= self.quota_cpus:
             message = "Quota 'CPUS' exceeded.  Limit: 24.0 in region us-central1."
             return 403, _error(403, message, "quotaExceeded", domain="usageLimits")
-        refused = self._refuse_machine_type(zone, body) or self._refuse_gpu(zone, body)
+        refused = (
+            self._refuse_machine_type(zone, body) or self._refuse_gpu(zone, body) or self._refuse_tags(body)
+        )
         if refused is not None:
             return refused
         spot = body.get("scheduling", {}).get("provisioningModel") == "SPOT"
@@ -186,6 +203,91 @@ class FakeGce:
                 return 404, _error(404, message, "notFound")
         return None
 
+    @staticmethod
+    def _refuse_tags(body: dict[str, Any]) -> tuple[int, Any] | None:
+        for i, tag in enumerate(body.get("tags", {}).get("items", [])):
+            if not _RFC1035.fullmatch(tag):
+                message = f"Invalid value for field 'resource.tags.items[{i}]': '{tag}'. Must be a match of regex '{_RFC1035.pattern}'"
+                return 400, _error(400, message, "invalid")
+        return None
+
+    # -- zones, firewall rules and global operations ------------------------------------------
+    def list_zones(self, req: Request) -> tuple[int, Any]:
+        zones = sorted(z for z in self.machine_types if _ZONE_NAME.fullmatch(z))
+        items = [{"kind": "compute#zone", "name": z, "status": "UP",
+                  "region": f"https://www.googleapis.com{BASE}/regions/{z.rsplit('-', 1)[0]}"} for z in zones]  # fmt: skip
+        return 200, {"kind": "compute#zoneList", "id": f"projects/{PROJECT}/zones", "items": items}
+
+    def get_firewall(self, req: Request) -> tuple[int, Any]:
+        name = req.path.removeprefix(f"{BASE}/global/firewalls").strip("/")
+        if not name:
+            return 200, {"kind": "compute#firewallList", "items": list(self.firewalls.values())}
+        if name not in self.firewalls:
+            message = f"The resource 'projects/{PROJECT}/global/firewalls/{name}' was not found"
+            return 404, _error(404, message, "notFound")
+        return 200, self.firewalls[name]
+
+    def insert_firewall(self, req: Request) -> tuple[int, Any]:
+        body = req.body
+        refused = _refuse_firewall(body)
+        if refused is not None:
+            return refused
+        if body["name"] in self.firewalls:
+            message = f"The resource 'projects/{PROJECT}/global/firewalls/{body['name']}' already exists"
+            return 409, _error(409, message, "alreadyExists")
+        rule = {"direction": "INGRESS", "priority": 1000, "network": "global/networks/default", **body,
+                "kind": "compute#firewall", "id": str(next(self.ids)),
+                "creationTimestamp": "2026-11-26T02:00:00.000-08:00"}  # fmt: skip
+        if rule["direction"] == "INGRESS" and not any(
+            rule.get(k) for k in ("sourceRanges", "sourceTags", "sourceServiceAccounts")
+        ):
+            rule["sourceRanges"] = ["0.0.0.0/0"]  # what GCE does with a rule that names no source
+        return 200, self._global_operation(
+            "insert", body["name"], lambda: self.firewalls.update({body["name"]: rule})
+        )
+
+    def patch_firewall(self, req: Request) -> tuple[int, Any]:
+        name = req.path.rsplit("/", 1)[1]
+        rule = self.firewalls.get(name)
+        if rule is None:
+            return 404, _error(
+                404, f"The resource 'projects/{PROJECT}/global/firewalls/{name}' was not found", "notFound"
+            )
+        merged = {**rule, **req.body}
+        refused = _refuse_firewall(merged)
+        if refused is not None:
+            return refused
+        return 200, self._global_operation("patch", name, lambda: self.firewalls.update({name: merged}))
+
+    def delete_firewall(self, req: Request) -> tuple[int, Any]:
+        name = req.path.rsplit("/", 1)[1]
+        if name not in self.firewalls:
+            return 404, _error(
+                404, f"The resource 'projects/{PROJECT}/global/firewalls/{name}' was not found", "notFound"
+            )
+        return 200, self._global_operation("delete", name, lambda: self.firewalls.pop(name, None))
+
+    def _global_operation(self, kind: str, target: str, done: Callable[[], Any]) -> dict[str, Any]:
+        name = f"operation-{next(self.ids)}-{kind}"
+        op = {"kind": "compute#operation", "id": str(next(self.ids)), "name": name, "operationType": kind,
+              "targetLink": f"https://www.googleapis.com{BASE}/global/firewalls/{target}",
+              "status": "PENDING", "progress": 0, "_done": done,
+              "selfLink": f"https://www.googleapis.com{BASE}/global/operations/{name}"}  # fmt: skip
+        self.operations[name] = op
+        return _public(op)
+
+    def get_global_operation(self, req: Request) -> tuple[int, Any]:
+        name = req.path.rsplit("/", 1)[1]
+        op = self.operations[name]
+        assert "zone" not in op, "a global operation is polled through globalOperations"
+        self.polls[name] = self.polls.get(name, 0) + 1
+        if op["status"] != "DONE" and self.polls[name] >= self.polls_to_done:
+            op.update(status="DONE", progress=100)
+            op["_done"]()
+        elif op["status"] != "DONE":
+            op.update(status="RUNNING", progress=50)
+        return 200, _public(op)
+
     def get(self, req: Request) -> tuple[int, Any]:
         _, rest = req.path.removeprefix(f"{BASE}/zones/").split("/", 1)
         kind, name = rest.split("/", 1)
@@ -230,6 +332,38 @@ class FakeGce:
                 "warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope"}}  # fmt: skip
         return 200, {"kind": "compute#instanceAggregatedList", "id": f"projects/{PROJECT}/aggregated/instances",
                      "items": items}  # fmt: skip
+
+
+_RFC1035 = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
+_ZONE_NAME = re.compile(r"[a-z]+-[a-z]+\d+-[a-z]")
+
+
+def _refuse_firewall(body: dict[str, Any]) -> tuple[int, Any] | None:
+    """GCE's 400s for a firewall rule: bad name, priority, allowed/denied, source range."""
+    import ipaddress
+
+    name, priority = body.get("name", ""), body.get("priority", 1000)
+    problems = []
+    if not _RFC1035.fullmatch(name):
+        problems.append(
+            f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '{_RFC1035.pattern}'"
+        )
+    if not 0 <= int(priority) <= 65535:
+        problems.append(
+            f"Invalid value for field 'resource.priority': '{priority}'. Must be less than or equal to 65535"
+        )
+    if bool(body.get("allowed")) == bool(body.get("denied")):
+        problems.append(
+            "Invalid value for field 'resource': exactly one of 'allowed' or 'denied' must be specified"
+        )
+    for i, cidr in enumerate(body.get("sourceRanges") or []):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(
+                f"Invalid value for field 'resource.sourceRanges[{i}]': '{cidr}'. Must be a CIDR address range"
+            )
+    return (400, _error(400, problems[0], "invalid")) if problems else None
 
 
 def _public(op: dict[str, Any]) -> dict[str, Any]:
@@ -348,11 +482,13 @@ def test_every_candidate_out_of_capacity_names_them_all_replayed(
 
 def test_list_managed_and_delete_resource_replayed(gcp: GcpProvider, gce: FakeGce, make_spec: Any) -> None:
     gcp.deploy(_spec(make_spec, replicas=1, price_model=PriceModel.ON_DEMAND))
-    (resource,) = gcp.list_managed()
-    assert (resource.kind, resource.id, resource.region, resource.deployment_name) == (
-        "instance", "thrifty-minilm-0", "us-central1-a", "minilm")  # fmt: skip
-    assert resource.created_at is not None and resource.created_at.utcoffset() is not None
-    gcp.delete_resource(resource)
+    found = gcp.list_managed()
+    assert [(r.kind, r.id, r.region, r.deployment_name) for r in found] == [
+        ("instance", "thrifty-minilm-0", "us-central1-a", "minilm"),
+        ("firewall", "thrifty-minilm", "global", "minilm")]  # fmt: skip
+    assert all(r.created_at is not None and r.created_at.utcoffset() is not None for r in found)
+    for resource in found:
+        gcp.delete_resource(resource)
     assert gcp.list_managed() == []
 
 
@@ -398,7 +534,9 @@ def test_slow_operations_are_polled_until_done_replayed(
     status = gcp.deploy(_spec(make_spec, price_model=PriceModel.ON_DEMAND))
     assert (status.state, status.replicas_ready) == ("running", 2)
     assert {i["status"] for i in gce.instances["us-central1-a"].values()} == {"RUNNING"}
-    assert sorted(gce.polls.values()) == [4, 4], "each insert waited for, not taken as done"
+    assert sorted(gce.polls.values()) == [4, 4, 4], (
+        "each insert (2 VMs, 1 rule) waited for, not taken as done"
+    )
     assert gcp.hibernate("minilm").state == "hibernated"
     assert {i["status"] for i in gce.instances["us-central1-a"].values()} == {"TERMINATED"}
     gcp.delete("minilm")
@@ -573,3 +711,112 @@ def test_a_gpu_gcp_does_not_attach_is_refused_before_any_call_replayed(
         gcp.deploy(_spec(make_spec, region="us-central1-a", instance_type="n1-standard-4+L4x1"))
     assert info.value.hint and "g2" in info.value.hint
     assert not any(r.method == "POST" for r in gce.server.requests)
+
+
+# -- network rule and zones --------------------------------------------------------------------
+def test_each_deployment_gets_a_firewall_rule_on_its_tag_deleted_with_it_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    gcp.deploy(_spec(make_spec))
+    rule = gce.firewalls["thrifty-minilm"]
+    assert rule["sourceRanges"] == list(ALLOWED_CIDRS) and rule["targetTags"] == ["thrifty-minilm"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["8080"]}] and rule["direction"] == "INGRESS"
+    for inst in gce.instances["us-central1-a"].values():
+        assert inst["tags"]["items"] == ["thrifty-minilm"], "the rule reaches only this deployment's VMs"
+    gcp.deploy(_spec(make_spec))
+    assert len(_inserts(gce, "/global/firewalls")) == 1, "a second deploy inserts no second rule"
+    gcp.delete("minilm")
+    assert gce.firewalls == {} and gce.instances["us-central1-a"] == {}
+
+
+def _inserts(gce: FakeGce, path: str) -> list[Any]:
+    return [r for r in gce.server.requests if r.method == "POST" and r.path.endswith(path)]
+
+
+def test_a_changed_source_range_patches_the_rule_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    gcp.deploy(_spec(make_spec))
+    gcp.deploy(_spec(make_spec, serving={"allowed_cidrs": ["203.0.113.0/24"]}))
+    assert gce.firewalls["thrifty-minilm"]["sourceRanges"] == ["203.0.113.0/24"]
+
+
+def test_no_source_range_is_refused_before_any_call_replayed(gce: FakeGce, make_spec: Any) -> None:
+    from dataclasses import replace
+
+    from google.auth.credentials import AnonymousCredentials
+
+    from thrifty.settings import get_settings
+
+    get_settings.cache_clear()
+    boot = replace(TEST_BOOT, allowed_cidrs=())
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot)
+    closed = GcpProvider(target, credentials=AnonymousCredentials())
+    with pytest.raises(ConfigError, match="no source range") as info:
+        closed.deploy(_spec(make_spec))
+    assert info.value.hint and "allowed_cidrs" in info.value.hint
+    assert not [r for r in gce.server.requests if r.method != "GET"], "nothing was created"
+
+
+def test_a_failed_deploy_deletes_the_rule_it_created_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    gce.stocked_out.add("us-central1-a")
+    with pytest.raises(CapacityError):
+        gcp.deploy(_spec(make_spec))
+    assert gce.firewalls == {} and gcp.list_managed() == []
+
+
+def test_gc_dry_run_finds_a_leftover_rule_replayed(gcp: GcpProvider, gce: FakeGce, make_spec: Any) -> None:
+    from thrifty.providers.gc import sweep
+
+    gcp.deploy(_spec(make_spec, replicas=1))
+    for zone, inst in gcp._list("minilm"):
+        gcp._delete_instance(zone, inst.name)  # a delete cut short before the rule went
+    listed = sweep([gcp], [], grace_s=0, dry_run=True)
+    assert [(o.resource.kind, o.resource.id) for o in listed] == [("firewall", "thrifty-minilm")]
+    assert "thrifty-minilm" in gce.firewalls
+    sweep([gcp], [], grace_s=0)
+    assert gce.firewalls == {} and sweep([gcp], [], grace_s=0, dry_run=True) == []
+
+
+def test_the_double_refuses_bad_firewall_rules_as_gce_does_replayed(gce: FakeGce) -> None:
+    import requests
+
+    url = f"{gce.url}{BASE}/global/firewalls"
+    good = {"name": "r1", "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}],
+            "sourceRanges": ["198.51.100.0/24"], "targetTags": ["t"]}  # fmt: skip
+    refused = {
+        "Must be a match of regex": {**good, "name": "Bad_Name"},
+        "less than or equal to 65535": {**good, "priority": 70000},
+        "exactly one of 'allowed' or 'denied'": {**good, "denied": good["allowed"]},
+        "Must be a CIDR address range": {**good, "sourceRanges": ["10.0.0.300/8"]},
+    }
+    for why, body in refused.items():
+        answer = requests.post(url, json=body, timeout=5)
+        assert answer.status_code == 400 and why in answer.json()["error"]["message"], why
+    assert requests.post(url, json=good, timeout=5).status_code == 200
+    for op in list(gce.operations):
+        requests.get(f"{gce.url}{BASE}/global/operations/{op}", timeout=5)
+        requests.get(f"{gce.url}{BASE}/global/operations/{op}", timeout=5)
+    assert requests.post(url, json=good, timeout=5).status_code == 409
+    # accepted as GCE accepts it, and as dangerous: no source is 0.0.0.0/0
+    assert requests.post(url, json={**good, "name": "open", "sourceRanges": []}, timeout=5).status_code == 200
+    for op in list(gce.operations):
+        requests.get(f"{gce.url}{BASE}/global/operations/{op}", timeout=5)
+        requests.get(f"{gce.url}{BASE}/global/operations/{op}", timeout=5)
+    assert gce.firewalls["open"]["sourceRanges"] == ["0.0.0.0/0"]
+
+
+def test_a_plan_zone_is_used_and_a_region_gets_a_zone_inside_it_replayed(
+    gcp: GcpProvider, gce: FakeGce, make_spec: Any
+) -> None:
+    zoned = _spec(make_spec, name="zoned", region="europe-west1-c", replicas=1)
+    gcp.deploy(zoned)
+    assert list(gce.instances["europe-west1-c"]) == ["thrifty-zoned-0"]
+    # europe-west1 has no zone "-a": the zone is one GCE lists in that region
+    regional = _spec(make_spec, name="regional", region="europe-west1", replicas=1)
+    assert gcp.zone_of(regional) == "europe-west1-b"
+    gcp.deploy(regional)
+    assert list(gce.instances["europe-west1-b"]) == ["thrifty-regional-0"]
+    assert gcp.zone_of(_spec(make_spec, region="us-central1")) == "us-central1-a"

@@ -1,0 +1,93 @@
+"""Cross-cloud artifacts: copy a variant to the store its target reads from, and price that copy.
+
+A cloud VM fetches its variant (and tokenizer) from the target's artifact store
+(``BootConfig.artifact_store_url``). When the variant lives elsewhere — this machine's folder, or
+another bucket — ``copy_for_deploy`` copies the blobs there at deploy time, checked by sha256 (the
+store is content-addressed, so a second deploy copies nothing).
+
+Backends: local folders and S3 only. There is no GCS or Azure Blob backend yet, so a GCP or Azure
+VM reads an S3 store too (the default of their target blocks); copying to GCS/Azure Blob is not
+built.
+
+Egress prices: the shared price snapshot has no data-transfer rows, so ``EGRESS_USD_PER_GB`` is a
+constant table, the first internet-egress tier of each cloud's public price page (see
+``EGRESS_SOURCE``). Moving bytes *into* a cloud is free on all three; the source cloud bills the
+egress. A local folder as source is this machine's own uplink: priced at 0 (not a cloud bill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from thrifty.artifacts.base import ArtifactStore
+
+#: USD per GB sent from a cloud to the internet (another cloud), first paid tier, per source cloud
+EGRESS_USD_PER_GB: dict[str, float] = {"aws": 0.09, "gcp": 0.12, "azure": 0.087}
+EGRESS_SOURCE = (
+    "public price pages, first internet-egress tier: AWS EC2/S3 'Data Transfer OUT to Internet' "
+    "first 10 TB/month $0.09/GB (us-east-1); GCP Premium Tier internet egress 0–1 TiB/month "
+    "$0.12/GB (North America); Azure 'Internet egress, Microsoft premium global network' first "
+    "10 TB/month $0.087/GB (North America). Constants, not live prices: refresh them when they change."
+)
+GB = 1e9
+
+
+def store_cloud(url: str) -> str:
+    """Which cloud bills egress for a store URL: ``s3://`` → aws, a local folder → local."""
+    if url.startswith("s3://"):
+        return "aws"
+    if url.startswith("gs://"):
+        return "gcp"
+    if url.startswith(("az://", "abfs://")) or ".blob.core.windows.net" in url:
+        return "azure"
+    return "local"
+
+
+def egress_usd(source_cloud: str, target_cloud: str, size_bytes: int) -> float:
+    """What moving ``size_bytes`` from ``source_cloud`` to ``target_cloud`` costs (0 within a cloud)."""
+    if source_cloud == target_cloud or source_cloud == "local":
+        return 0.0
+    return float(EGRESS_USD_PER_GB.get(source_cloud, 0.0) * size_bytes / GB)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """One blob's trip to the target store (``copied`` False: it was there already)."""
+
+    sha256: str
+    size_bytes: int
+    from_url: str
+    to_url: str
+    copied: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def copy_for_deploy(source: ArtifactStore, target: ArtifactStore, sha256s: Iterable[str]) -> list[Copied]:
+    """Put every blob of ``sha256s`` into ``target`` (from ``source``, verified on fetch) unless it is
+    there already. The same store on both sides copies nothing; nor does a blob ``source`` does not
+    hold (it was put in the target's store some other way: the VM checks its sha256 at boot)."""
+    out = []
+    for sha in dict.fromkeys(sha256s):
+        if source.url == target.url or not source.exists(sha) or target.exists(sha):
+            out.append(Copied(sha, 0, source.url, target.url, copied=False))
+            continue
+        stored = target.put_file(source.fetch(sha))
+        out.append(Copied(sha, stored.size_bytes, source.url, target.url, copied=True))
+    return out
+
+
+def copy_to_target_store(
+    sha256s: Iterable[str], target_url: str, *, target_endpoint_url: str | None = None
+) -> list[Copied]:
+    """Copy blobs from thrifty's own store (``THRIFTY_ARTIFACT_STORE_URL``) to a target's store."""
+    from thrifty.artifacts.base import open_store
+    from thrifty.settings import get_settings
+
+    settings = get_settings()
+    source = open_store(settings.resolved_artifact_store_url, s3_endpoint_url=settings.s3_endpoint_url)
+    target = open_store(target_url, s3_endpoint_url=target_endpoint_url)
+    return copy_for_deploy(source, target, [s for s in sha256s if s])
