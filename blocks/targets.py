@@ -249,5 +249,132 @@ def target_blocks() -> dict[str, type[DeployTargetBlock]]:
     return {cls.get_block_type_slug(): cls for cls in _concrete(base)}
 
 
+class _Serverless(DeployTargetBlock, ABC):
+    """Fields every serverless target shares (abstract: not a block type of its own)."""
+
+    image: str = Field(
+        default="",
+        description="The serving-runtime image by digest in this cloud's registry "
+        "(`thrifty image build --push REGISTRY` prints it).",
+    )
+    artifact_store_url: str = Field(
+        default="s3://thrifty-artifacts",
+        description="Where the runtime fetches variants (s3://bucket/prefix).",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the runtime.")
+
+    def _boot(self) -> Any:
+        from thrifty.providers.boot import BootConfig
+
+        return BootConfig(
+            artifact_store_url=self.artifact_store_url, s3_endpoint_url=self.s3_endpoint_url, image=self.image
+        )
+
+
+class AwsLambdaDeployTarget(_Serverless):
+    _block_type_name = "Thrifty AWS Lambda Target"
+    _block_type_slug = "thrifty-aws-lambda-target"
+    _description = "Lambda settings for thrifty's serverless deployments (function URL, versions, alias)."
+
+    credentials: AwsCredentials = Field(default_factory=AwsCredentials, description="AWS credentials.")
+    region: str = Field(default="us-east-1", description="Region of the functions.")
+    role_arn: str = Field(..., description="Execution role the functions assume (S3 read of the artifacts).")
+    package: Literal["image", "zip"] = Field(
+        default="image", description="Container image from ECR, or a .zip."
+    )
+    zip_roots: list[str] = Field(
+        default_factory=list, description="zip: folders whose entries make the package."
+    )
+    code_bucket: str | None = Field(default=None, description="zip: S3 bucket staging packages over 50 MB.")
+    url_auth_type: Literal["NONE", "AWS_IAM"] = Field(
+        default="NONE", description="Function URL auth (NONE: the runtime checks the deployment's token)."
+    )
+    max_concurrency: int | None = Field(default=None, description="Reserved concurrency (the ceiling).")
+
+    def build_provider(self) -> Any:
+        from thrifty.providers.aws_lambda import LambdaProvider, LambdaTarget
+
+        target = LambdaTarget(
+            role_arn=self.role_arn,
+            region=self.region,
+            endpoint_url=self.credentials.endpoint_url,
+            package=self.package,
+            zip_roots=tuple(self.zip_roots),
+            code_bucket=self.code_bucket,
+            url_auth_type=self.url_auth_type,
+            max_concurrency=self.max_concurrency,
+            boot=self._boot(),
+        )
+        return LambdaProvider(target, session=self.credentials.get_boto3_session())
+
+
+class CloudRunDeployTarget(_Serverless):
+    _block_type_name = "Thrifty GCP Cloud Run Target"
+    _block_type_slug = "thrifty-gcp-cloud-run-target"
+    _description = "Cloud Run settings for thrifty's serverless deployments (min instances 0, revisions)."
+
+    credentials: GcpCredentials = Field(default_factory=GcpCredentials, description="GCP credentials.")
+    base_url: str = Field(default="https://run.googleapis.com", description="Cloud Run Admin API endpoint.")
+    service_account_email: str | None = Field(
+        default=None, description="Identity of the service's instances."
+    )
+    public: bool = Field(default=True, description="No invoker IAM check (the runtime checks the token).")
+    max_instances: int = Field(default=20, description="Autoscaling ceiling.")
+
+    def build_provider(self) -> Any:
+        from thrifty.errors import ConfigError
+        from thrifty.providers.cloud_run import CloudRunProvider, CloudRunTarget
+
+        if not self.credentials.project:
+            raise ConfigError("the GcpCredentials block names no project", hint="set its project field")
+        target = CloudRunTarget(
+            project=self.credentials.project,
+            base_url=self.base_url,
+            service_account_email=self.service_account_email,
+            public=self.public,
+            max_instances=self.max_instances,
+            boot=self._boot(),
+        )
+        credentials = self.credentials.get_credentials_from_service_account()
+
+        def token() -> str:
+            import google.auth.transport.requests
+
+            credentials.refresh(google.auth.transport.requests.Request())
+            return str(credentials.token)
+
+        return CloudRunProvider(target, token=token)
+
+
+class ContainerAppsDeployTarget(_Serverless):
+    _block_type_name = "Thrifty Azure Container Apps Target"
+    _block_type_slug = "thrifty-azure-container-apps-target"
+    _description = "Container Apps settings for thrifty's serverless deployments (min replicas 0, revisions)."
+
+    credentials: AzureComputeCredentials = Field(
+        default_factory=AzureComputeCredentials, description="Azure credentials."
+    )
+    subscription_id: str = Field(..., description="Subscription id.")
+    resource_group: str = Field(..., description="Resource group of the apps.")
+    environment_id: str = Field(..., description="Resource id of the Container Apps managed environment.")
+    base_url: str = Field(default="https://management.azure.com", description="ARM endpoint.")
+    registry_identity: str | None = Field(default=None, description="Managed identity that pulls from ACR.")
+    max_replicas: int = Field(default=20, description="Autoscaling ceiling.")
+
+    def build_provider(self) -> Any:
+        from thrifty.providers.container_apps import ContainerAppsProvider, ContainerAppsTarget, azure_token
+
+        target = ContainerAppsTarget(
+            subscription_id=self.subscription_id,
+            resource_group=self.resource_group,
+            environment_id=self.environment_id,
+            base_url=self.base_url,
+            registry_identity=self.registry_identity,
+            max_replicas=self.max_replicas,
+            boot=self._boot(),
+        )
+        return ContainerAppsProvider(target, token=azure_token(self.credentials.get_credential()))
+
+
 #: the target blocks defined here (a descriptor's ``block_slug`` in ``thrifty.targets`` names each)
 TARGET_BLOCKS = target_blocks()

@@ -237,3 +237,41 @@ register_target(
         description="a Deployment, Service and autoscaler on a cluster",
     )
 )
+
+# -- serverless targets: the same runtime image on each cloud's serverless platform ----------------
+register_target(
+    TargetDescriptor(
+        name="aws-lambda",
+        kind=TargetKind.SERVERLESS,
+        clouds=("aws",),
+        provider="thrifty.providers.aws_lambda:LambdaProvider",
+        block_slug="thrifty-aws-lambda-target",
+        interruption_notice_s=0,
+        ready_deadline_s=120.0,
+        description="a Lambda function (runtime image from ECR, or a .zip) behind a function URL",
+    )
+)
+register_target(
+    TargetDescriptor(
+        name="gcp-cloud-run",
+        kind=TargetKind.SERVERLESS,
+        clouds=("gcp",),
+        provider="thrifty.providers.cloud_run:CloudRunProvider",
+        block_slug="thrifty-gcp-cloud-run-target",
+        interruption_notice_s=0,
+        ready_deadline_s=300.0,
+        description="a Cloud Run service (min instances 0, revisions)",
+    )
+)
+register_target(
+    TargetDescriptor(
+        name="azure-container-apps",
+        kind=TargetKind.SERVERLESS,
+        clouds=("azure",),
+        provider="thrifty.providers.container_apps:ContainerAppsProvider",
+        block_slug="thrifty-azure-container-apps-target",
+        interruption_notice_s=0,
+        ready_deadline_s=300.0,
+        description="an Azure container app (min replicas 0, HTTP scale rule, revisions)",
+    )
+)

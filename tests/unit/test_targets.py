@@ -139,8 +139,8 @@ def test_cli_deploy_dry_run_builds_the_registered_target(dummy: TargetDescriptor
 )
 def test_offers_route_by_cloud_and_kind(price_model: str, kind: TargetKind) -> None:
     assert offer_kind(price_model) is kind
-    # no serverless target exists yet: a serverless AWS offer has nowhere to go but this machine
-    expected = ["aws"] if kind is TargetKind.VM else []
+    # a serverless AWS offer goes to Lambda, an instance offer to EC2
+    expected = ["aws"] if kind is TargetKind.VM else ["aws-lambda"]
     assert [d.name for d in targets_for("aws", kind)] == expected
 
 

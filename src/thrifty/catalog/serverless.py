@@ -10,7 +10,10 @@ that a variant fits and estimate its duration. Unit prices are the providers' pu
   $0.40 per million requests. The table has one unit price per GiB-second, so the vCPU price is
   folded in for the fixed shape of the row: (vcpus × 0.000024 + memory_gib × 0.0000025) / memory_gib.
 * Azure Functions (Consumption plan): $0.000016 per GB-second, $0.20 per million executions;
-  at most 1.5 GB and (assumed) one vCPU per instance.
+  at most 1.5 GB and (assumed) one vCPU per instance. No thrifty target runs Functions.
+* Azure Container Apps (Consumption, active usage): $0.000024 per vCPU-second + $0.000003 per
+  GiB-second, $0.40 per million requests; folded into GiB-seconds like Cloud Run. The
+  ``azure-container-apps`` target runs these rows.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ _LAMBDA_USD_PER_GB_SECOND = 0.0000166667
 _RUN_USD_PER_VCPU_SECOND = 0.000024
 _RUN_USD_PER_GIB_SECOND = 0.0000025
 _FUNCTIONS_USD_PER_GB_SECOND = 0.000016
+_APPS_USD_PER_VCPU_SECOND = 0.000024
+_APPS_USD_PER_GIB_SECOND = 0.000003
 
 #: (provider, instance_type, vcpus, memory_gib, usd_per_gb_second, usd_per_million_requests)
 _CONFIGS: tuple[tuple[str, str, float, float, float, float], ...] = (
@@ -50,6 +55,14 @@ _CONFIGS: tuple[tuple[str, str, float, float, float, float], ...] = (
         0.40,
     ),
     ("azure", "functions-consumption-1.5gb", 1.0, 1.5, _FUNCTIONS_USD_PER_GB_SECOND, 0.20),
+    (
+        "azure",
+        "container-apps-1vcpu-2gib",
+        1.0,
+        2.0,
+        (_APPS_USD_PER_VCPU_SECOND + 2 * _APPS_USD_PER_GIB_SECOND) / 2,
+        0.40,
+    ),
 )
 _REGIONS = {
     "aws": ("us-east-1", "eu-west-1"),
@@ -59,7 +72,7 @@ _REGIONS = {
 _SOURCES = {
     "aws": "reference list price: AWS Lambda pricing page",
     "gcp": "reference list price: Cloud Run pricing page (vCPU-second folded into GiB-second)",
-    "azure": "reference list price: Azure Functions pricing page (Consumption)",
+    "azure": "reference list price: Azure Functions / Container Apps pricing pages (Consumption)",
 }
 
 

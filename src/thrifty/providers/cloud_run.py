@@ -6,7 +6,8 @@ Spoken as the Cloud Run Admin API v2 over REST (``run.googleapis.com/v2``):
   digest) with the offer's CPU and memory as limits (``cloud-run-1vcpu-2gib``: 1 vCPU, 2 GiB —
   checked against what Cloud Run sells before anything is sent), ``PORT`` set by the platform,
   CPU only during requests, startup CPU boost on.
-- ``scaling.minInstanceCount`` = the spec's ``replicas`` (the warm floor; 0 = scale to zero),
+- the service-level ``scaling.minInstanceCount`` = the spec's ``replicas`` (the warm floor; 0 =
+  scale to zero; changing it makes no revision),
   ``maxInstanceRequestConcurrency`` from the benchmark (``spec.serving["concurrency"]``).
 - Every deploy whose container changes names a new revision (``thrifty-<name>-<digest>``) and
   moves all traffic to it once ready; ``rollback`` moves traffic to the previous revision.
@@ -167,7 +168,7 @@ class CloudRunProvider:
         digest = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:8]
         template: dict[str, Any] = {
             "revision": f"{self.service_id(spec.name)}-{digest}",
-            "scaling": {"minInstanceCount": spec.replicas, "maxInstanceCount": self.target.max_instances},
+            "scaling": {"maxInstanceCount": self.target.max_instances},
             "maxInstanceRequestConcurrency": int(spec.serving.get("concurrency") or 1),
             "containers": [container],
         }
@@ -178,7 +179,12 @@ class CloudRunProvider:
             DEPLOYMENT_LABEL: label_value(spec.name),
             FLOOR_LABEL: str(spec.replicas),
         }
-        return {"labels": labels, "template": template, "invokerIamDisabled": self.target.public}
+        return {
+            "labels": labels,
+            "template": template,
+            "scaling": {"minInstanceCount": spec.replicas},  # service-level: no new revision
+            "invokerIamDisabled": self.target.public,
+        }
 
     def dry_run_document(self, spec: DeploySpec) -> Any:
         return self.service_body(spec)
@@ -231,28 +237,28 @@ class CloudRunProvider:
     def deploy(self, spec: DeploySpec) -> DeploymentStatus:
         body = self._checks(spec)
         existing = self._get(spec.region, spec.name)
-        try:
-            if existing is None:
-                self._create(spec, body)
-            elif (
-                existing.get("template", {}).get("revision") != body["template"]["revision"]
-                or _floor(existing) != spec.replicas
-            ):
+        if existing is None:
+            self._create(spec, body)
+        elif _changed(existing, body, spec.replicas):
+            try:
                 self._update(spec, body)
-        except ThriftyError:
-            self._undo(spec, existing)
-            raise
+            except ThriftyError:
+                self._undo(spec, existing)
+                raise
         return self.status(spec.name, spec.region)
 
     def _create(self, spec: DeploySpec, body: dict[str, Any]) -> None:
+        """Create the service; once Cloud Run accepted it, a failure deletes it again."""
         what = f"create {self.service_id(spec.name)} in {spec.region}"
-        self._mutate(
-            "POST",
-            f"{self._parent(spec.region)}/services",
-            what,
-            params={"serviceId": self.service_id(spec.name)},
-            json=body,
+        params = {"serviceId": self.service_id(spec.name)}
+        _, operation, _ = self.rest.call(
+            "POST", f"{self._parent(spec.region)}/services", what, params=params, json=body
         )
+        try:
+            self._wait(operation, what)
+        except ThriftyError:
+            self._delete(spec.region, spec.name)
+            raise
 
     def _update(self, spec: DeploySpec, body: dict[str, Any]) -> None:
         revision = body["template"]["revision"]
@@ -265,10 +271,7 @@ class CloudRunProvider:
             "PATCH", self._path(spec.region, spec.name), f"update {self.service_id(spec.name)}", json=body
         )
 
-    def _undo(self, spec: DeploySpec, existing: dict[str, Any] | None) -> None:
-        if existing is None:
-            self._delete(spec.region, spec.name)
-            return
+    def _undo(self, spec: DeploySpec, existing: dict[str, Any]) -> None:
         serving = _serving_revision(existing)
         if serving:
             self._route(spec.region, spec.name, serving)
@@ -314,14 +317,13 @@ class CloudRunProvider:
             raise ConfigError(f"replicas={replicas} is negative", hint="pass 0 or more")
         region = self._region_of(name)
         service = self._get(region, name) or {}
-        template = dict(service.get("template", {}))
-        template["scaling"] = {**template.get("scaling", {}), "minInstanceCount": replicas}
-        labels = {**service.get("labels", {}), FLOOR_LABEL: str(replicas)}
+        body = {
+            "scaling": {"minInstanceCount": replicas},
+            "labels": {**service.get("labels", {}), FLOOR_LABEL: str(replicas)},
+        }
+        what = f"scale {self.service_id(name)}"
         self._mutate(
-            "PATCH",
-            self._path(region, name),
-            f"scale {self.service_id(name)}",
-            json={"template": template, "labels": labels},
+            "PATCH", self._path(region, name), what, params={"updateMask": "scaling,labels"}, json=body
         )
         return self.status(name, region)
 
@@ -393,8 +395,15 @@ class CloudRunProvider:
             return
 
 
+def _changed(existing: Mapping[str, Any], body: Mapping[str, Any], floor: int) -> bool:
+    return bool(
+        existing.get("template", {}).get("revision") != body["template"]["revision"]
+        or _floor(existing) != floor
+    )
+
+
 def _floor(service: Mapping[str, Any]) -> int:
-    return int(service.get("template", {}).get("scaling", {}).get("minInstanceCount", 0))
+    return int(service.get("scaling", {}).get("minInstanceCount", 0))
 
 
 def _serving_revision(service: Mapping[str, Any]) -> str | None:
