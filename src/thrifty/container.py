@@ -9,7 +9,11 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
     THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
     PORT, THRIFTY_HOST          where to listen (default 8080 on 0.0.0.0)
-    THRIFTY_THREADS             onnxruntime threads (default: the CPUs this container may use)
+    THRIFTY_THREADS             onnxruntime threads (default: the vCPUs the platform allots, below)
+    THRIFTY_CPU_LIMIT           the CPU limit a serverless platform set (Cloud Run, Container Apps)
+    AWS_LAMBDA_RUNTIME_API      set by Lambda: serve invocations through the Runtime API instead of
+                                a port (``thrifty.lambda_runtime``); threads from
+                                AWS_LAMBDA_FUNCTION_MEMORY_SIZE (1,769 MB per vCPU)
 
 Credentials for the store come from the platform (instance profile, workload identity): nothing
 secret is passed in the environment, and the token digests cannot be turned back into tokens.
@@ -64,7 +68,7 @@ class ContainerConfig:
             tokens=_tokens(env),
             host=env.get("THRIFTY_HOST", "0.0.0.0"),
             port=int(env.get("PORT", "8080")),
-            threads=int(env.get("THRIFTY_THREADS") or allotted_cpus()),
+            threads=platform_threads(env),
             model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
         )
 
@@ -80,6 +84,22 @@ def _tokens(env: Mapping[str, str]) -> tuple[str, ...]:
     if path:
         digests += [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     return tuple(digests)
+
+
+#: Lambda allots one vCPU per 1,769 MB of memory
+LAMBDA_MB_PER_VCPU = 1769
+
+
+def platform_threads(env: Mapping[str, str], cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """onnxruntime threads: as set, else the vCPUs the platform allots (never more than we may use)."""
+    if env.get("THRIFTY_THREADS"):
+        return max(1, int(env["THRIFTY_THREADS"]))
+    allotted = allotted_cpus(cgroup_root)
+    if env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"):
+        return max(1, min(allotted, int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) // LAMBDA_MB_PER_VCPU))
+    if env.get("THRIFTY_CPU_LIMIT"):
+        return max(1, min(allotted, math.floor(float(env["THRIFTY_CPU_LIMIT"]))))
+    return allotted
 
 
 def allotted_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
@@ -221,7 +241,12 @@ def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) ->
         if argv[:1] == ["watch"]:
             watch(argv[1:])
             return 0
-        serve(ContainerConfig.from_env(os.environ if env is None else env))
+        env = os.environ if env is None else env
+        if env.get("AWS_LAMBDA_RUNTIME_API"):
+            from thrifty.lambda_runtime import run_loop
+
+            return run_loop(env["AWS_LAMBDA_RUNTIME_API"], env)
+        serve(ContainerConfig.from_env(env))
     except ThriftyError as exc:
         print(f"thrifty runtime: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2

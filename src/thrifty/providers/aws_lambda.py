@@ -217,7 +217,11 @@ class LambdaProvider:
             "Role": self.target.role_arn,
             "MemorySize": shape.memory_mib,
             "Timeout": self.target.timeout_s,
-            "Environment": {"Variables": runtime_env(spec, self.target.boot, shape)},
+            # only /tmp is writable on Lambda
+            "Environment": {
+                "Variables": runtime_env(spec, self.target.boot, shape)
+                | {"THRIFTY_MODEL_DIR": "/tmp/thrifty"}
+            },
         }
         if self.target.package == "zip":
             config |= {"Runtime": "python3.11", "Handler": HANDLER}

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,10 +94,9 @@ def container_apps_resources(shape: Shape) -> dict[str, object]:
 
 
 def runtime_env(spec: DeploySpec, boot: BootConfig, shape: Shape) -> dict[str, str]:
-    """The runtime container's environment on a serverless platform (no secret in it)."""
-    env = container_env(spec, boot)
-    env["THRIFTY_THREADS"] = str(max(1, math.floor(shape.vcpus)))
-    return env
+    """The runtime container's environment on a serverless platform (no secret in it): the VM's,
+    plus the CPU limit the container sizes its threads from."""
+    return container_env(spec, boot) | {"THRIFTY_CPU_LIMIT": f"{shape.vcpus:g}"}
 
 
 # -- the package size check ----------------------------------------------------------------------

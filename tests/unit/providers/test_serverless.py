@@ -139,7 +139,7 @@ def test_lambda_deploys_the_image_with_a_version_alias_url_and_warm_floor(
     env = config["Environment"]["Variables"]
     assert functions(provider) == ["thrifty-minilm"]
     assert (config["PackageType"], config["MemorySize"]) == ("Image", 3538)
-    assert env["THRIFTY_THREADS"] == "2" and env["THRIFTY_API_TOKEN_SHA256"] == "cd" * 32
+    assert env["THRIFTY_API_TOKEN_SHA256"] == "cd" * 32 and env["THRIFTY_MODEL_DIR"] == "/tmp/thrifty"
     assert status.state == "running" and status.endpoint_url and status.endpoint_url.startswith("http")
     assert (
         provider.client.get_function_url_config(FunctionName="thrifty-minilm", Qualifier="live")["AuthType"]
@@ -264,7 +264,7 @@ def test_cloud_run_deploy_waits_for_the_operation_and_rolls_back_revisions_repla
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4096Mi"}
     assert service["scaling"]["minInstanceCount"] == 0
     assert service["template"]["maxInstanceRequestConcurrency"] == 4
-    assert {"name": "THRIFTY_THREADS", "value": "2"} in container["env"]
+    assert {"name": "THRIFTY_CPU_LIMIT", "value": "2"} in container["env"]
     assert any("/operations/" in r.path for r in api.server.requests), "the operation was polled"
     first = status.details["revision"]
     second = provider.deploy(
