@@ -36,12 +36,12 @@ from tasks.deploy import (
 from tasks.optimize import VariantRef, export_onnx, optimize_graph, quantize_model
 from tasks.plan import plan_placement
 from tasks.prices import fetch_prices
-from tasks.providers import Deployed, TargetChoice, choose_target, deploy_to_target
+from tasks.providers import Deployed, Fallback, TargetChoice, choose_target, deploy_to_target
 from thrifty import runtime
 from thrifty.errors import OptimizeError
 from thrifty.optimize.pipeline import applicable_techniques
 from thrifty.providers.base import DeploySpec
-from thrifty.providers.specs import candidates_for, spec_from_candidate
+from thrifty.providers.specs import candidates_for, candidates_in_order, spec_from_candidate
 from thrifty.targets import TargetKind, clouds, target_names
 
 #: techniques that derive a variant from the graph-optimized ONNX model, one task run each
@@ -74,9 +74,15 @@ class DeployModelParams(BaseModel):
     regions: list[str] | None = Field(None, description="Regions the plan may use; all if empty.")
     spot_ok: bool = Field(True, description="Allow spot capacity (interruption risk is priced in).")
     serverless_ok: bool = Field(
-        False,
-        description="Let the plan choose serverless offers (e.g. Lambda). Off by default: no "
-        "serverless target exists yet, so such a plan would be served on this machine.",
+        True,
+        description="Let the plan choose serverless offers (Lambda, Cloud Run, Container Apps; cold "
+        "starts count in the p95 check). A serverless choice deploys on its serverless target; when "
+        "that target refuses, the plan's next dedicated candidate is tried.",
+    )
+    warm_floor: int = Field(
+        0,
+        ge=0,
+        description="Serverless instances kept warm (provisioned concurrency / min instances), priced.",
     )
     techniques: list[str] = Field(
         default=["export", "graph", "dynamic_int8", "static_int8", "search"],
@@ -159,6 +165,7 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
         "regions": params.regions,
         "spot_ok": params.spot_ok,
         "serverless_ok": params.serverless_ok,
+        "warm_floor": params.warm_floor,
     }
     traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
     planned = plan_placement(version.model, slo, traffic)
@@ -166,8 +173,10 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
     choice = choose_target(chosen, params.target_block or params.target)
     name = params.name or version.model
     specs = _deploy_specs(name, version, refs, planned, choice)
+    fallbacks = _fallbacks(name, version, refs, planned, choice, params)
     with transaction():
-        deployed = deploy_to_target(choice, specs)
+        deployed = deploy_to_target(choice, specs, fallbacks)
+        choice = deployed.target or choice
         if params.verify == "state" and choice.descriptor.kind is not TargetKind.LOCAL:
             smoke = verify_state(name, choice)
         else:
@@ -194,6 +203,24 @@ def _finish(
         "smoke_test": smoke,
         "curl": published["curl"],
     }
+
+
+def _fallbacks(
+    name: str,
+    version: ResolvedModel,
+    refs: list[VariantRef],
+    planned: dict[str, Any],
+    choice: TargetChoice,
+    params: DeployModelParams,
+) -> list[Fallback]:
+    """Where a refused serverless choice goes next: the target of the plan's next dedicated candidate."""
+    if choice.descriptor.kind is not TargetKind.SERVERLESS or params.target != "auto" or params.target_block:
+        return []
+    dedicated = [c for c in candidates_in_order(planned["record"]) if c["price_model"] != "serverless"]
+    if not dedicated:
+        return []
+    next_choice = choose_target(dedicated[0], "auto")
+    return [Fallback(choice=next_choice, specs=_deploy_specs(name, version, refs, planned, next_choice))]
 
 
 def _deploy_specs(

@@ -21,6 +21,7 @@ from thrifty import report, runtime
 from thrifty.errors import ConfigError, ProviderError
 from thrifty.providers.specs import spec_for_variant
 from thrifty.settings import get_settings
+from thrifty.targets import TargetKind
 
 
 def variant_content_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -138,7 +139,11 @@ def verify_state(deployment: str, target: TargetChoice) -> dict[str, Any]:
         f"{status.provider} reports {status.state}, "
         f"{status.replicas_ready}/{status.replicas_desired} replicas ready (registry: {row.state})"
     )
-    ready = status.replicas_ready >= max(1, status.replicas_desired)
+    # a serverless deployment at its warm floor of 0 is ready once it has an endpoint: the platform
+    # starts an instance per request
+    serverless = target.descriptor.kind is TargetKind.SERVERLESS
+    least = 0 if serverless and status.endpoint_url else 1
+    ready = status.replicas_ready >= max(least, status.replicas_desired)
     if status.state != "running" or not ready or row.state != "running":
         raise ProviderError(
             f"state check of {deployment!r} failed: {detail}",

@@ -90,6 +90,7 @@ class Deployed(BaseModel):
     endpoint_url: str | None
     replicas_ready: int
     skipped: list[str] = Field(default_factory=list)
+    target: TargetChoice | None = Field(None, description="the target that took it (after any fallback)")
 
 
 def build_provider(where: str | TargetChoice) -> Any:
@@ -164,26 +165,63 @@ def _record(status: DeploymentStatus, spec: DeploySpec, choice: TargetChoice) ->
     record_deployment(runtime.registry(), status, spec, resources | dict(status.details))
 
 
+class Fallback(BaseModel):
+    """Another target to try, with its candidates, when every candidate before it was refused."""
+
+    choice: TargetChoice
+    specs: list[DeploySpec]
+
+
 @task(name="deploy-to-target", cache_policy=NO_CACHE)
-def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
+def deploy_to_target(
+    choice: TargetChoice, specs: list[DeploySpec], fallbacks: list[Fallback] | None = None
+) -> Deployed:
     """Deploy the first of ``specs`` the target can take (plan order) and record it in the registry.
 
     A candidate without capacity or quota, or of a kind the target does not run, falls through to
-    the next. Inside a Prefect ``transaction()``, a later failure (the smoke test) deletes what this
-    created; a deployment that existed before is left as it is. No retries: Prefect rolls the
-    transaction back on the first failed attempt, so a retry would deploy into a rolled-back one.
+    the next; when the target refuses them all, each of ``fallbacks`` is tried in turn (a serverless
+    choice falls back to the plan's next dedicated candidate) and ``skipped`` says why. Inside a
+    Prefect ``transaction()``, a later failure (the smoke test) deletes what this created; a
+    deployment that existed before is left as it is. No retries: Prefect rolls the transaction back
+    on the first failed attempt, so a retry would deploy into a rolled-back one.
     """
     registry = runtime.registry()
-    provider = build_provider(choice)
-    ready = [_with_token(for_target(spec, choice.descriptor), choice) for spec in specs]
+    attempts = [Fallback(choice=choice, specs=specs), *(fallbacks or [])]
+    existed = bool(specs) and registry.find_deployment(specs[0].name) is not None
+    skipped: list[str] = []
+    for attempt in attempts:
+        ready = [
+            _with_token(for_target(spec, attempt.choice.descriptor), attempt.choice) for spec in attempt.specs
+        ]
+        provider = build_provider(attempt.choice)
+        copied = copy_artifacts(ready[0], provider) if ready else []  # to the target's store, if elsewhere
+        try:
+            spec, status, passed = deploy_first_available(ready, lambda _spec, p=provider: p)
+        except CapacityError as exc:
+            if attempt is attempts[-1]:
+                raise
+            skipped.append(f"target {attempt.choice.provider}: {exc.message} ({exc.hint})")
+            continue
+        _remember(attempt.choice, spec.name, existed)
+        return _deployed(attempt.choice, spec, status, skipped + passed, copied)
+    raise CapacityError("no target to deploy to", hint="the plan has no candidates")
+
+
+def _remember(choice: TargetChoice, name: str, existed: bool) -> None:
+    """What the transaction's rollback needs: the target, the name, whether it was there before."""
     transaction = get_transaction()
-    if transaction is not None and ready:
-        existed = registry.find_deployment(ready[0].name) is not None
-        transaction.set(
-            "deployed", {"choice": choice.model_dump(), "name": ready[0].name, "existed": existed}
-        )
-    copied = copy_artifacts(ready[0], provider) if ready else []  # to the target's store, if elsewhere
-    spec, status, skipped = deploy_first_available(ready, lambda _spec: provider)
+    if transaction is not None:
+        transaction.set("deployed", {"choice": choice.model_dump(), "name": name, "existed": existed})
+
+
+def _deployed(
+    choice: TargetChoice,
+    spec: DeploySpec,
+    status: DeploymentStatus,
+    skipped: list[str],
+    copied: list[dict[str, Any]],
+) -> Deployed:
+    registry = runtime.registry()
     _record(status, spec, choice)
     if copied:
         registry.add_event(
@@ -201,6 +239,7 @@ def deploy_to_target(choice: TargetChoice, specs: list[DeploySpec]) -> Deployed:
         endpoint_url=status.endpoint_url,
         replicas_ready=status.replicas_ready,
         skipped=skipped,
+        target=choice,
     )
 
 

@@ -159,9 +159,14 @@ class OfferArrays:
     interruptions: np.ndarray
     accelerator: np.ndarray
     accelerator_count: np.ndarray
+    #: serverless: one request per instance at a time (Lambda) or as many as the vCPUs run
+    one_at_a_time: np.ndarray
+    warm_fraction: np.ndarray
 
     @classmethod
-    def of(cls, offers: pd.DataFrame) -> OfferArrays:
+    def of(cls, offers: pd.DataFrame, a: Assumptions | None = None) -> OfferArrays:
+        fractions = (a or Assumptions()).warm_floor_price_fraction
+
         def col(name: str) -> np.ndarray:
             return np.asarray(offers[name].to_numpy(dtype="float64"))
 
@@ -179,6 +184,8 @@ class OfferArrays:
             interruptions=col("interruptions_per_month"),
             accelerator=offers["accelerator_name"].to_numpy(dtype=object),
             accelerator_count=col("accelerator_count"),
+            one_at_a_time=offers["instance_type"].astype(str).str.startswith("lambda-").to_numpy(),
+            warm_fraction=_per_label(offers["provider"], lambda p: float(fractions.get(p, 0.3))),
         )
 
     @property
@@ -193,6 +200,10 @@ FIELDS = (
     "usd_per_month",
     "spot_risk_usd_per_month",
     "requests_at_risk_per_month",
+    "cold_start_fraction",
+    "warm_floor",
+    "warm_floor_usd_per_month",
+    "serverless_concurrency",
 )
 
 
@@ -214,7 +225,12 @@ def evaluate_config(
         serverless_mem = arrays.memory_mib >= peak_mib + a.serverless_overhead_mib
         cpu_ok = np.where(arrays.serverless, serverless_cpu, copies_cpu >= 1)
         mem_ok = np.where(arrays.serverless, serverless_mem, copies_mem >= 1)
-        p95 = config.latency_ms_p95 / factor
+        fields = _costs(config, arrays, traffic, a, factor, copies)
+        fields |= serverless_fields(config, arrays, traffic, slo, a, factor)
+        cold = arrays.serverless & (fields["cold_start_fraction"] >= 0.05)
+        p95 = np.where(
+            cold, a.serverless_cold_start_ms + config.latency_ms_p50 / factor, config.latency_ms_p95 / factor
+        )
         code = np.full(arrays.vcpus.shape, OK, dtype=np.int16)
         code[p95 > slo.latency_ms_p95] = R_LATENCY
         code[~mem_ok] = R_MEMORY
@@ -222,9 +238,41 @@ def evaluate_config(
         if config.batch_size > 1:
             code[arrays.serverless] = R_BATCH
         code = accelerator_codes(str(config.bench_accelerator), arrays, code)
-        fields = _costs(config, arrays, traffic, a, factor, copies)
+        fields["usd_per_month"] = fields["usd_per_month"] + np.nan_to_num(fields["warm_floor_usd_per_month"])
     fields["latency_ms_p95_est"] = p95
     return code, fields
+
+
+def serverless_fields(
+    config: Any, arrays: OfferArrays, traffic: Traffic, slo: Slo, a: Assumptions, factor: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Cold starts and the warm floor of every serverless offer (NaN elsewhere).
+
+    Instances busy at once while active = rps x duration / concurrency; each active period starts
+    those above the warm floor cold, and without a floor a request after an idle gap longer than
+    the platform's keep-warm finds no instance (Poisson arrivals: exp(-rps x keep_warm)).
+    """
+    duration_s = config.latency_ms_p50 / factor / 1000.0
+    concurrency = np.where(
+        arrays.one_at_a_time, 1.0, np.maximum(1.0, np.floor(arrays.vcpus / config.threads))
+    )
+    needed = np.maximum(1.0, np.ceil(traffic.rps * duration_s / concurrency))
+    active_s = 3600.0 * a.hours_per_month * traffic.active_fraction
+    periods = max(1.0, active_s / a.serverless_active_period_s) if traffic.active_fraction < 1 else 1.0
+    requests = traffic.rps * active_s
+    floor = float(slo.warm_floor)
+    cold = periods * np.maximum(needed - floor, 0.0) / requests
+    if floor < 1:
+        cold = cold + math.exp(-traffic.rps * a.serverless_keep_warm_s)
+    warm_usd = floor * (arrays.memory_mib / 1024.0) * arrays.usd_per_gb_second * arrays.warm_fraction
+    warm_usd = warm_usd * 3600.0 * a.hours_per_month
+    nan = np.full(arrays.vcpus.shape, np.nan)
+    return {
+        "cold_start_fraction": np.where(arrays.serverless, np.minimum(cold, 1.0), nan),
+        "warm_floor": np.where(arrays.serverless, floor, nan),
+        "warm_floor_usd_per_month": np.where(arrays.serverless, warm_usd, nan),
+        "serverless_concurrency": np.where(arrays.serverless, concurrency, nan),
+    }
 
 
 def speed_factor(config: Any, family: np.ndarray, arm64: np.ndarray, a: Assumptions) -> np.ndarray:

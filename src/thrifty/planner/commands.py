@@ -66,9 +66,14 @@ def make(
         False, "--accepted-only", help="Only variants the guardrail accepted."
     ),
     serverless: bool = typer.Option(
-        False,
+        True,
         "--serverless/--no-serverless",
-        help="Allow serverless offers (off by default, as in deploy-model: no serverless target deploys yet).",
+        help="Allow serverless offers (Lambda, Cloud Run, Container Apps; cold starts are in the p95 check).",
+    ),
+    warm_floor: int = typer.Option(
+        0,
+        "--warm-floor",
+        help="Serverless instances kept warm (provisioned concurrency / min instances), priced.",
     ),
     accelerator: str | None = typer.Option(
         None,
@@ -99,6 +104,7 @@ def make(
         spot_ok=spot_ok,
         serverless_ok=serverless,
         accelerator=accelerator,
+        warm_floor=warm_floor,
     )
     traffic = Traffic(rps=rps, active_fraction=active_fraction, scale_to_zero=scale_to_zero)
     result = plan_model(

@@ -216,6 +216,10 @@ def _pair_fields(pair: Any, ranking: Ranking) -> dict[str, Any]:
         "usd_per_million_requests": _f(pair["usd_per_million_requests"]),
         "spot_risk_usd_per_month": _f(pair["spot_risk_usd_per_month"]),
         "requests_at_risk_per_month": _f(pair["requests_at_risk_per_month"]),
+        "cold_start_fraction": _f(pair["cold_start_fraction"]),
+        "warm_floor": _f(pair["warm_floor"]),
+        "warm_floor_usd_per_month": _f(pair["warm_floor_usd_per_month"]),
+        "serverless_concurrency": _f(pair["serverless_concurrency"]),
         "feasible": code == OK,
         "reason": None if code == OK else REASONS.get(code, "?"),
     }
@@ -232,29 +236,51 @@ def _f(value: Any) -> float | None:
 
 
 def serverless_break_even(ranking: Ranking) -> dict[str, Any] | None:
-    """Traffic at which the cheapest feasible serverless offer costs what the cheapest dedicated one does.
+    """Traffic at which serverless costs what the cheapest dedicated offer does: for the cheapest
+    pair overall (top-level keys) and for every variant with both kinds feasible (``per_variant``).
 
-    Serverless cost grows linearly with requests; the dedicated cost is taken at its current machine
-    count, so the answer holds while that count does not change (stated in the record).
+    Serverless cost = the warm floor (fixed) + a price per request; the dedicated cost is taken at
+    its current machine count, so the answer holds while that count does not change.
     """
     feasible = ranking.feasible
     serverless = feasible[feasible["option"] == "serverless"]
     dedicated = feasible[feasible["option"] != "serverless"]
     if serverless.empty or dedicated.empty:
         return None
-    s_row, d_row = serverless.iloc[0], dedicated.iloc[0]
-    usd_per_request = float(s_row["usd_per_month"]) / ranking.requests_per_month
+    overall = _break_even_of(serverless.iloc[0], dedicated.iloc[0], ranking)
+    per_variant = []
+    for variant in feasible["variant_name"].unique():
+        s_rows = serverless[serverless["variant_name"] == variant]
+        d_rows = dedicated[dedicated["variant_name"] == variant]
+        if not s_rows.empty and not d_rows.empty:
+            per_variant.append(
+                {"variant": str(variant)} | _break_even_of(s_rows.iloc[0], d_rows.iloc[0], ranking)
+            )
+    return overall | {"per_variant": per_variant}
+
+
+def _break_even_of(s_row: Any, d_row: Any, ranking: Ranking) -> dict[str, Any]:
+    floor_usd = (
+        float(s_row["warm_floor_usd_per_month"])
+        if s_row["warm_floor_usd_per_month"] == s_row["warm_floor_usd_per_month"]
+        else 0.0
+    )
+    usd_per_request = (float(s_row["usd_per_month"]) - floor_usd) / ranking.requests_per_month
     seconds = 3600.0 * ranking.assumptions.hours_per_month * ranking.traffic.active_fraction
-    rps = float(d_row["usd_per_month"]) / (usd_per_request * seconds)
+    rps = max(0.0, float(d_row["usd_per_month"]) - floor_usd) / (usd_per_request * seconds)
     return {
         "serverless": _short(candidate_dict(s_row, ranking)),
         "dedicated": _short(candidate_dict(d_row, ranking)),
+        "usd_per_month_serverless": float(s_row["usd_per_month"]),
+        "usd_per_month_dedicated": float(d_row["usd_per_month"]),
         "usd_per_request_serverless": usd_per_request,
+        "warm_floor_usd_per_month": floor_usd,
         "break_even_rps": rps,
         "cheaper_now": "serverless"
         if float(s_row["usd_per_month"]) < float(d_row["usd_per_month"])
         else "dedicated",
-        "note": "serverless is cheaper below break_even_rps, dedicated above (at the dedicated plan's machine count)",
+        "note": "serverless is cheaper below break_even_rps (req/s while active), dedicated above "
+        "(at the dedicated plan's machine count)",
     }
 
 

@@ -140,7 +140,9 @@ def _serverless_lines(c: dict[str, Any], traffic: dict[str, Any]) -> list[str]:
     return [
         f"  per request = {duration_s:.4f} s x {c['memory_gib']:.3f} GiB x ${c['usd_per_gb_second']:.10f} = "
         f"${per_request:.10f}; + ${c['usd_per_million_requests_unit']:g} per million requests",
-        f"  p95 ≈ {c['latency_ms_p95_est']:.1f} ms warm (cold starts not included)",
+        f"  p95 ≈ {c['latency_ms_p95_est']:.1f} ms with cold starts ({(c.get('cold_start_fraction') or 0):.3%} "
+        f"of requests start cold; warm floor {c.get('warm_floor') or 0:g} instance(s) = "
+        f"${c.get('warm_floor_usd_per_month') or 0:,.2f}/month)",
         _totals(c, traffic),
     ]
 
@@ -163,6 +165,11 @@ def _break_even(entry: dict[str, Any] | None) -> list[str]:
         f"{d['provider']} {d['instance_type']} ({d['option']}) ${d['usd_per_month']:,.2f}/month",
         f"  break-even ≈ {entry['break_even_rps']:.2f} req/s: serverless cheaper below, dedicated above "
         f"(now: {entry['cheaper_now']} is cheaper)",
+        *(
+            f"  {v['variant']}: break-even ≈ {v['break_even_rps']:.2f} req/s ({v['serverless']['instance_type']} "
+            f"vs {v['dedicated']['instance_type']})"
+            for v in entry.get("per_variant", [])
+        ),
     ]
 
 

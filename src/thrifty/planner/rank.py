@@ -93,7 +93,7 @@ def _evaluate_all(
     """One block of rows per variant (all offers), built from numpy arrays."""
     import pandas as pd
 
-    arrays = OfferArrays.of(offers)
+    arrays = OfferArrays.of(offers, a)
     base = offer_codes(offers, slo)
     names, blocks = [], []
     for code, (variant, group) in enumerate(configs.groupby("variant_name", sort=True)):

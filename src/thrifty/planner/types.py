@@ -106,12 +106,18 @@ class Slo:
     spot_ok: bool = False
     serverless_ok: bool = True
     accelerator: str | None = None
+    #: serverless instances kept warm (provisioned concurrency / min instances), priced in the plan
+    warm_floor: int = 0
 
     def __post_init__(self) -> None:
         if self.accelerator is not None:
             object.__setattr__(self, "accelerator", canonical_accelerator(self.accelerator))
         if not self.latency_ms_p95 > 0:
             raise ConfigError(f"p95 target {self.latency_ms_p95} ms", hint="pass a positive --p95-ms")
+        if self.warm_floor < 0:
+            raise ConfigError(
+                f"warm floor {self.warm_floor}", hint="pass 0 (scale to zero) or more instances"
+            )
         bucket = self.max_interruption_bucket
         if bucket is not None and bucket not in INTERRUPTION_BUCKETS:
             raise ConfigError(f"interruption bucket {bucket!r}", hint=f"use one of {INTERRUPTION_BUCKETS}")
@@ -153,6 +159,17 @@ class Assumptions:
     max_utilization: float = 0.7
     memory_reserve_mib: float = 512.0
     serverless_overhead_mib: float = 256.0
+    #: rehearsed cold start, container start → first answer (bench/serverless.py, MiniLM int8 p95)
+    serverless_cold_start_ms: float = 1500.0
+    #: how long a platform keeps an idle instance warm (Lambda ~5–15 min, Cloud Run up to 15 min)
+    serverless_keep_warm_s: float = 300.0
+    #: mean length of one active period of bursty traffic (each starts cold above the warm floor)
+    serverless_active_period_s: float = 600.0
+    #: a warm-floor instance's price as a share of the active GB-second price: Lambda provisioned
+    #: concurrency $0.0000041667 vs $0.0000166667; Cloud Run / Container Apps idle instances
+    warm_floor_price_fraction: Mapping[str, float] = field(
+        default_factory=lambda: {"aws": 0.25, "gcp": 0.26, "azure": 0.30}
+    )
     default_peak_memory_mib: float = 1024.0
     arm64_factor: float = 0.8
     family_factors: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FAMILY_FACTORS))
@@ -180,6 +197,12 @@ class Assumptions:
             "burstable types (AWS t*, GCP e2-micro/small/medium, Azure B*) are excluded: CPU credits",
             f"serverless: one request per invocation at batch 1, billed p50 duration x memory + per-request "
             f"price; {self.serverless_overhead_mib:g} MiB runtime overhead; free tiers ignored",
+            f"serverless cold starts: {self.serverless_cold_start_ms:g} ms each; a request finds no warm "
+            f"instance after an idle gap over {self.serverless_keep_warm_s:g} s (Poisson arrivals, none with a "
+            f"warm floor), and each active period ({self.serverless_active_period_s:g} s on average) starts "
+            "the instances above the warm floor cold; at 5 % cold or more the p95 is a cold start",
+            f"warm floor: instances kept warm all month at {dict(self.warm_floor_price_fraction)} of the "
+            "active GB-second price (provisioned concurrency / idle min instances)",
             f"spot: interruptions per instance-month by bucket {dict(self.interruptions_per_instance_month)} "
             f"('' = unknown); each costs {self.rewarm_s:g} s of re-warm during which the machine's share of "
             f"traffic is at risk at ${self.usd_per_lost_request:g} per request, plus the replacement's hours",

@@ -304,8 +304,12 @@ class LambdaProvider:
             )
         return str(found["FunctionUrl"]).rstrip("/")
 
-    def _set_floor(self, function: str, floor: int) -> None:
-        """Provisioned concurrency on ``live`` = the warm floor; 0 removes it (scale to zero)."""
+    def _set_floor(self, function: str, floor: int, previous: int | None = None) -> None:
+        """Provisioned concurrency on ``live`` = the warm floor; 0 removes it (scale to zero).
+
+        ``previous`` (the floor tagged on the function) saves a removal call when none was set."""
+        if floor == 0 and previous == 0:
+            return
         if floor > 0:
             self._call(
                 "set provisioned concurrency",
@@ -340,7 +344,7 @@ class LambdaProvider:
             created = self._create_or_update(spec, shape, code)
             self._point_alias(function, self._publish(function))
             self._url(function)
-            self._set_floor(function, spec.replicas)
+            self._set_floor(function, spec.replicas, self._floor(spec.name))
             if self.target.max_concurrency:
                 self._call(
                     "reserve concurrency",

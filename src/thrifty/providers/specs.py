@@ -32,9 +32,14 @@ def spec_from_candidate(
     plan_id: int | None = None,
 ) -> DeploySpec:
     """A DeploySpec for one candidate of a planner decision record (``chosen`` or ``candidates[i]``)."""
-    machines = float(candidate.get("machines") or 1.0)
-    floor = float(candidate.get("floor_machines") or 0.0)
-    replicas = max(1, math.ceil(machines - 1e-9))
+    price_model = PriceModel(str(candidate["price_model"]))
+    if price_model is PriceModel.SERVERLESS:  # replicas = the warm floor; the platform scales above it
+        replicas, floor = int(candidate.get("warm_floor") or 0), 0.0
+        serving = {"concurrency": int(candidate.get("serverless_concurrency") or 1)}
+    else:
+        machines = float(candidate.get("machines") or 1.0)
+        floor = float(candidate.get("floor_machines") or 0.0)
+        replicas, serving = max(1, math.ceil(machines - 1e-9)), {}
     return DeploySpec(
         name=name,
         model_name=model_name,
@@ -42,10 +47,11 @@ def spec_from_candidate(
         artifact_sha256=artifact_sha256,
         region=str(candidate.get("zone") or candidate["region"]),
         instance_type=str(candidate["instance_type"]),
-        price_model=PriceModel(str(candidate["price_model"])),
+        price_model=price_model,
         replicas=replicas,
         on_demand_floor=min(replicas, math.ceil(floor - 1e-9)),
         plan_id=plan_id,
+        serving=serving,
     )
 
 

@@ -39,12 +39,12 @@ def test_the_cli_plans_with_the_flows_defaults_and_says_which(thrifty_home: Path
     made = runner.invoke(app, ["plan", "minilm", "--p95-ms", "50", "--rps", "20", "--recorded", "--json"])
     slo = json.loads(made.stdout)["slo"]
     assert (
-        (slo["spot_ok"], slo["serverless_ok"]) == (defaults.spot_ok, defaults.serverless_ok) == (True, False)
+        (slo["spot_ok"], slo["serverless_ok"]) == (defaults.spot_ok, defaults.serverless_ok) == (True, True)
     )
     shown = runner.invoke(
         app, ["plan", "explain", str(json.loads(made.stdout)["plan_id"])], env={"COLUMNS": "200"}
     )
-    assert "spot ok" in shown.output and "no serverless" in shown.output
+    assert "spot ok" in shown.output and "serverless ok" in shown.output
     on_demand = runner.invoke(
         app, ["plan", "minilm", "--p95-ms", "50", "--rps", "20", "--recorded", "--no-spot", "--json"]
     )

@@ -220,6 +220,44 @@ def test_serverless_cheaper_at_low_traffic_dedicated_at_high(rps: float, winner:
     assert "break-even ≈ 14.4" in explain_text(decision.to_dict())
 
 
+# cold starts: at 0.001 req/s a request follows an idle gap > 300 s with probability
+# exp(-0.001 x 300) = 74 %, so the p95 is a cold start (1,500 ms + 18 ms) and the 50 ms SLO fails;
+# one warm instance removes that gap and costs 1 x 2 GiB x $0.0000166667 x 0.25 x 3600 x 730 s
+WARM_FLOOR_USD = 2 * 0.0000166667 * 0.25 * 3600 * HOURS
+
+
+def test_cold_starts_count_in_the_latency_check_and_a_warm_floor_is_priced() -> None:
+    catalog = table(offer("c.large", 2, 4, 0.0416), lam())
+    cold = plan(perf(), catalog, Slo(50), Traffic(rps=0.001), with_baseline=False)
+    assert cold.chosen["option"] == "on_demand"
+    lost = next(c for c in cold.to_dict()["excluded"] if c["closest"]["option"] == "serverless")
+    assert lost["reason"] == "p95 latency over the SLO" and lost["closest"]["latency_ms_p95_est"] > 1500
+    warm = plan(perf(), catalog, Slo(50, warm_floor=1), Traffic(rps=0.001), with_baseline=False)
+    assert warm.chosen["option"] == "serverless" and warm.chosen["warm_floor"] == 1
+    assert warm.chosen["warm_floor_usd_per_month"] == pytest.approx(WARM_FLOOR_USD, rel=1e-6)
+    assert warm.chosen["cold_start_fraction"] < 0.05
+
+
+def test_bursty_traffic_starts_cold_once_per_active_period() -> None:
+    # active 5 % of the month at 2 req/s: 219 periods of 600 s, one cold start each, in 262,800 requests
+    catalog = table(offer("c.large", 2, 4, 0.0416), lam())
+    decision = plan(perf(), catalog, Slo(50), Traffic(rps=2, active_fraction=0.05), with_baseline=False)
+    assert decision.chosen["option"] == "serverless"
+    assert decision.chosen["cold_start_fraction"] == pytest.approx(219 / 262_800, rel=1e-3)
+
+
+def test_break_even_is_stated_for_every_variant_with_both_kinds() -> None:
+    catalog = table(offer("c.large", 2, 4, 0.0416), lam())
+    variants = perf(
+        variant("int8"), variant("fp32", latency_ms_p50=36.0, latency_ms_p95=40.0, throughput_rps=25.0)
+    )
+    decision = plan(variants, catalog, Slo(50), Traffic(rps=1), with_baseline=False)
+    per_variant = {v["variant"]: v["break_even_rps"] for v in decision.break_even["per_variant"]}
+    # fp32 takes twice as long per request: serverless costs more per request, breaks even lower
+    assert set(per_variant) == {"int8", "fp32"} and per_variant["fp32"] < per_variant["int8"]
+    assert per_variant["int8"] == pytest.approx(BREAK_EVEN_RPS, rel=1e-6)
+
+
 def test_serverless_needs_batch_one_and_enough_vcpus() -> None:
     catalog = table(lam("lambda-1cpu", vcpus=1.0), lam("lambda-2cpu", vcpus=2.0))
     batched = perf(variant(batch_size=8))
