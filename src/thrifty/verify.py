@@ -56,6 +56,11 @@ def reference_outputs(model_path: Path, tokenizer_path: Path | None) -> tuple[di
         runner.close()
 
 
+def oip_request(feeds: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol request body (JSON) of ``feeds``."""
+    return _request_body(feeds)
+
+
 def _request_body(feeds: dict[str, Any]) -> dict[str, Any]:
     from thrifty.serving.oip import oip_datatype
 

@@ -52,9 +52,9 @@ def test_auto_routes_by_cloud_and_kind(aws_block: str) -> None:
         lam = choose_target.fn(candidate("serverless", "lambda-2048mb"), "auto")
         local = choose_target.fn(candidate("spot", "c7g.large"), "local")
     assert (vm.provider, vm.block) == ("aws", aws_block)
-    # the EC2 block is saved, but it does not run serverless offers: no serverless target exists
+    # the EC2 block is saved, but it does not run serverless offers, and no Lambda block is saved
     assert (lam.provider, lam.block) == ("local", None)
-    assert "aws (serverless)" in lam.reason and "none exists" in lam.reason
+    assert "aws (serverless)" in lam.reason and "thrifty-aws-lambda-target/default" in lam.reason
     assert (local.provider, local.block, local.reason) == ("local", None, "target=local")
 
 
