@@ -147,6 +147,9 @@ def test_lambda_deploys_the_image_with_a_version_alias_url_and_warm_floor(
     )
     assert provider.provisioned.configs == {("thrifty-minilm", "live"): 1}
     assert provider.hibernate("minilm").replicas_desired == 0 and provider.provisioned.configs == {}
+    # the hibernation sweep's pre-warm sets only the warm floor; scaling to zero stays Lambda's
+    assert provider.wake("minilm").replicas_desired == 1
+    assert provider.provisioned.configs == {("thrifty-minilm", "live"): 1}
 
 
 def test_lambda_publishes_a_version_per_deploy_and_rolls_back(
