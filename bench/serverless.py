@@ -39,32 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._minilm import export_minilm, model_folder
 from bench._report import machine_line, write_section
+from bench.cloud_boot import _first_answer, _free_port, _podman, _reference
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT.parent / "shared" / "data" / "pricing"
 TARGETS = ("aws-lambda", "gcp-cloud-run", "azure-container-apps")
 LIMITS = {"cpus": "1", "memory": "2g"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _podman(*args: str) -> str:
-    from thrifty.image import podman
-
-    return podman(*args)
-
-
-def _reference(model: Path, tokenizer: Path) -> tuple[dict[str, Any], np.ndarray]:
-    from thrifty.verify import reference_outputs
-
-    feeds, outputs = reference_outputs(model, tokenizer)
-    return feeds, np.asarray(next(iter(outputs.values())), dtype=np.float32)
 
 
 def _oip_request(feeds: dict[str, Any]) -> dict[str, Any]:
@@ -83,20 +63,6 @@ def platform_env(target: str, port: int) -> dict[str, str]:
                 "K_CONFIGURATION": "thrifty-minilm", "THRIFTY_CPU_LIMIT": "1"}  # fmt: skip
     return {"PORT": str(port), "CONTAINER_APP_NAME": "thrifty-minilm", "CONTAINER_APP_REVISION": "thrifty-minilm--r1",
             "THRIFTY_CPU_LIMIT": "1"}  # fmt: skip
-
-
-def _answer_over_http(port: int, token: str, feeds: dict[str, Any], deadline_s: float = 120.0) -> np.ndarray:
-    from thrifty.errors import ThriftyError
-    from thrifty.verify import infer_over_http
-
-    started = time.perf_counter()
-    while time.perf_counter() - started < deadline_s:
-        try:
-            served, _ = infer_over_http(f"http://127.0.0.1:{port}/v2/models/minilm/infer", feeds, token, 5.0)
-            return np.asarray(next(iter(served.values())), dtype=np.float32)
-        except ThriftyError:
-            time.sleep(0.02)
-    raise RuntimeError(f"no answer on port {port} in {deadline_s} s")
 
 
 def _answer_over_runtime_api(api: Any, token: str, feeds: dict[str, Any]) -> np.ndarray:
@@ -131,7 +97,10 @@ def cold_start(
         "run", "-d", "--name", name, "--network", "host", *limits, "-v", f"{store}:/store:ro", *flags, image
     )
     try:
-        answer = _answer_over_runtime_api(api, token, feeds) if api else _answer_over_http(port, token, feeds)
+        if api is not None:
+            answer = _answer_over_runtime_api(api, token, feeds)
+        else:
+            answer = _first_answer(f"http://127.0.0.1:{port}", token, feeds)
         return time.perf_counter() - started, answer
     finally:
         _podman("rm", "-f", "-t", "1", name)
