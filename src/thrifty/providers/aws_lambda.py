@@ -139,11 +139,25 @@ class LambdaProvider:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool) -> LambdaProvider:
-        if not options.get("role_arn"):
-            raise ConfigError("no Lambda execution role", hint="pass --role-arn (a role Lambda may assume)")
-        return cls(
-            LambdaTarget(role_arn=options["role_arn"], region=options.get("region") or "us-east-1", boot=boot)
+        """The provider the CLI builds: the execution role from THRIFTY_LAMBDA_ROLE_ARN."""
+        import os
+
+        role = str(options.get("role_arn") or os.environ.get("THRIFTY_LAMBDA_ROLE_ARN") or "")
+        if not role and not dry_run:
+            raise ConfigError(
+                "no Lambda execution role", hint="set THRIFTY_LAMBDA_ROLE_ARN to a role Lambda may assume"
+            )
+        target = LambdaTarget(
+            role_arn=role or "arn:aws:iam::000000000000:role/ROLE",
+            region=options.get("region") or "us-east-1",
+            endpoint_url=options.get("endpoint_url"),
+            boot=boot,
         )
+        return cls(target)
+
+    def dry_run_document(self, spec: DeploySpec) -> Any:
+        """What ``thrifty deploy --dry-run`` prints: the function's configuration (no code)."""
+        return self._config(spec, self._checks(spec))
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

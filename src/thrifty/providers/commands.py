@@ -104,14 +104,16 @@ def specs_for(ref: str, target: str, name: str | None, overrides: dict[str, Any]
             )
             for c in candidates
         ]
+    serverless = target_named(target).kind.value == "serverless"  # replicas = the warm floor there
+    market = PriceModel.SPOT if overrides.get("spot") else PriceModel.ON_DEMAND
     spec = spec_for_variant(
         registry,
         read.resolve_variant(registry, ref).id,
         name=name,
         region=overrides.get("region") or "us-east-1",
         instance_type=overrides.get("instance_type") or "c7g.large",
-        price_model=PriceModel.SPOT if overrides.get("spot") else PriceModel.ON_DEMAND,
-        replicas=overrides.get("replicas") or 1,
+        price_model=PriceModel.SERVERLESS if serverless else market,
+        replicas=overrides.get("replicas") if serverless else overrides.get("replicas") or 1,
         on_demand_floor=overrides.get("on_demand_floor") or 0,
     )
     return [spec]

@@ -136,6 +136,37 @@ class ContainerAppsProvider:
         self.target = target
         self.rest = RestClient(target.base_url, token, _translate)
 
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool
+    ) -> ContainerAppsProvider:
+        """The provider the CLI builds (DefaultAzureCredential; the managed environment from
+        THRIFTY_AZURE_CONTAINERAPPS_ENVIRONMENT)."""
+        import os
+
+        fields = {
+            "subscription_id": options.get("subscription_id"),
+            "resource_group": options.get("resource_group"),
+            "environment_id": os.environ.get("THRIFTY_AZURE_CONTAINERAPPS_ENVIRONMENT"),
+        }
+        missing = [k for k, v in fields.items() if not v]
+        if missing and not dry_run:
+            raise ConfigError(
+                f"the Container Apps target needs {', '.join(missing)}",
+                hint="pass --subscription-id / --resource-group and set THRIFTY_AZURE_CONTAINERAPPS_ENVIRONMENT",
+            )
+        target = ContainerAppsTarget(
+            subscription_id=str(fields["subscription_id"] or "SUBSCRIPTION_ID"),
+            resource_group=str(fields["resource_group"] or "RESOURCE_GROUP"),
+            environment_id=str(fields["environment_id"] or "ENVIRONMENT_ID"),
+            boot=boot,
+        )
+        if dry_run:
+            return cls(target, token=lambda: "")
+        from azure.identity import DefaultAzureCredential
+
+        return cls(target, token=azure_token(DefaultAzureCredential()))
+
     @staticmethod
     def app_name(name: str) -> str:
         return f"thrifty-{name}".lower()[:32].rstrip("-")

@@ -147,3 +147,24 @@ def test_vm_dry_runs_print_the_request_bodies(
     else:
         assert bodies[0]["properties"]["priority"] == "Spot"
         assert bodies[0]["properties"]["billingProfile"] == {"maxPrice": -1}
+
+
+@pytest.mark.parametrize(
+    ("target", "instance_type", "region", "expected"),
+    [
+        ("aws-lambda", "lambda-1769mb", "us-east-1", '"MemorySize": 1769'),
+        ("gcp-cloud-run", "cloud-run-1vcpu-2gib", "us-central1", '"memory": "2048Mi"'),
+        ("azure-container-apps", "container-apps-1vcpu-2gib", "eastus", '"minReplicas": 0'),
+    ],
+)
+def test_serverless_dry_runs_print_the_resource_and_create_nothing(
+    variant_id: int, s3_store_env: None, target: str, instance_type: str, region: str, expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(
+        "THRIFTY_RUNTIME_IMAGE", "123456789012.dkr.ecr.us-east-1.amazonaws.com/rt@sha256:" + "2" * 64
+    )
+    result = _run("deploy", str(variant_id), "--target", target, "--dry-run", "--instance-type", instance_type,
+                  "--region", region, "--replicas", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert expected in result.output and "THRIFTY_ARTIFACT_SHA256" in result.output
