@@ -170,7 +170,7 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
     traffic = {"rps": params.rps, "active_fraction": params.active_fraction}
     planned = plan_placement(version.model, slo, traffic)
     chosen = planned["record"]["chosen"]
-    choice = choose_target(chosen, params.target_block or params.target)
+    choice = _route(chosen, planned, params)
     name = params.name or version.model
     specs = _deploy_specs(name, version, refs, planned, choice)
     fallbacks = _fallbacks(name, version, refs, planned, choice, params)
@@ -203,6 +203,20 @@ def _finish(
         "smoke_test": smoke,
         "curl": published["curl"],
     }
+
+
+def _route(chosen: dict[str, Any], planned: dict[str, Any], params: DeployModelParams) -> TargetChoice:
+    """The chosen offer's target; a serverless choice with no serverless target configured goes to the
+    target of the plan's next dedicated candidate when one is configured (else this machine)."""
+    choice = choose_target(chosen, params.target_block or params.target)
+    auto = params.target == "auto" and not params.target_block
+    if not auto or chosen["price_model"] != "serverless" or choice.descriptor.kind is not TargetKind.LOCAL:
+        return choice
+    dedicated = [c for c in candidates_in_order(planned["record"]) if c["price_model"] != "serverless"]
+    if not dedicated:
+        return choice
+    alternative = choose_target(dedicated[0], "auto")
+    return choice if alternative.descriptor.kind is TargetKind.LOCAL else alternative
 
 
 def _fallbacks(
