@@ -135,7 +135,7 @@ class LambdaProvider:
         session = session or boto3.session.Session()
         self.target = target
         self.client = session.client("lambda", region_name=target.region, endpoint_url=target.endpoint_url)
-        self.s3 = session.client("s3", region_name=target.region, endpoint_url=target.boot.s3_endpoint_url)
+        self.s3 = session.client("s3", region_name=target.region, endpoint_url=target.endpoint_url)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, boot: BootConfig, dry_run: bool) -> LambdaProvider:
@@ -303,12 +303,19 @@ class LambdaProvider:
             f"point {ALIAS} at {version}", verb, FunctionName=function, Name=ALIAS, FunctionVersion=version
         )
 
-    def _url(self, function: str) -> str:
+    def _existing_url(self, function: str) -> str | None:
         try:
             found = self._call(
                 "get URL", self.client.get_function_url_config, FunctionName=function, Qualifier=ALIAS
             )
         except NotFoundError:
+            return None
+        return str(found["FunctionUrl"]).rstrip("/")
+
+    def _url(self, function: str) -> str:
+        """The function URL of ``live``, made once (auth as the target says)."""
+        existing = self._existing_url(function)
+        if existing is None:
             found = self._call(
                 "create URL",
                 self.client.create_function_url_config,
@@ -316,7 +323,8 @@ class LambdaProvider:
                 Qualifier=ALIAS,
                 AuthType=self.target.url_auth_type,
             )
-        return str(found["FunctionUrl"]).rstrip("/")
+            existing = str(found["FunctionUrl"]).rstrip("/")
+        return existing
 
     def _set_floor(self, function: str, floor: int, previous: int | None = None) -> None:
         """Provisioned concurrency on ``live`` = the warm floor; 0 removes it (scale to zero).
@@ -434,7 +442,7 @@ class LambdaProvider:
             state="running" if active else "pending",
             replicas_desired=floor,
             replicas_ready=floor if active else 0,
-            endpoint_url=self._url(function) if version is not None else None,
+            endpoint_url=self._existing_url(function) if version is not None else None,
             resources=(self._resource(config, found.get("Tags", {})),),
             details={"version": version, "memory_mb": config.get("MemorySize"), "warm_floor": floor},
         )

@@ -195,13 +195,15 @@ class ContainerAppsProvider:
                 }
             ],
         }
-        suffix = "r" + hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:8]
         concurrency = str(int(spec.serving.get("concurrency") or 1))
         scale = {
             "minReplicas": spec.replicas,
             "maxReplicas": self.target.max_replicas,
             "rules": [{"name": "http", "http": {"metadata": {"concurrentRequests": concurrency}}}],
         }
+        # a revision's suffix names its whole template (container and scale): a suffix is never reused
+        template = json.dumps([container, scale], sort_keys=True).encode()
+        suffix = "r" + hashlib.sha256(template).hexdigest()[:8]
         ingress = {
             "external": True,
             "targetPort": self.target.boot.port,
@@ -323,6 +325,7 @@ class ContainerAppsProvider:
         if app is None:
             raise NotFoundError(f"no Container Apps deployment named {name!r}", hint="deploy it first")
         app["properties"]["template"]["scale"]["minReplicas"] = replicas
+        app["properties"]["template"].pop("revisionSuffix", None)  # a new revision: Azure names it
         app["tags"] = {**app.get("tags", {}), FLOOR_KEY: str(replicas)}
         self._put(name, _writable(app), f"scale {self.app_name(name)}")
         return self.status(name)
