@@ -150,9 +150,12 @@ def test_reference_table_is_small_labelled_and_dated() -> None:
     assert table.groupby("provider")["region"].nunique().min() >= 1
 
 
-def test_serverless_rows_cover_three_services() -> None:
+def test_serverless_rows_cover_four_services() -> None:
     table = serverless_table()
-    assert set(table["instance_type"].str.split("-").str[0]) == {"lambda", "cloud", "functions"}
+    assert set(table["instance_type"].str.split("-").str[0]) == {"lambda", "cloud", "functions", "container"}
+    apps = table[table["instance_type"] == "container-apps-1vcpu-2gib"].iloc[0]
+    # $0.000024 per vCPU-second + 2 GiB x $0.000003 per GiB-second, folded into GiB-seconds
+    assert apps["usd_per_gb_second"] == pytest.approx((0.000024 + 2 * 0.000003) / 2)
     lambda_row = table[table["instance_type"] == "lambda-1769mb"].iloc[0]
     assert lambda_row["usd_per_gb_second"] == pytest.approx(0.0000166667)
     assert lambda_row["usd_per_million_requests"] == pytest.approx(0.20)
