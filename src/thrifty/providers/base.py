@@ -32,6 +32,7 @@ class Feature(StrEnum):
     SCALE_TO_ZERO = "scale_to_zero"
     AUTOSCALE = "autoscale"
     REGIONS = "regions"
+    REVISIONS = "revisions"
 
 
 class PriceModel(StrEnum):
@@ -65,6 +66,11 @@ class DeploySpec(BaseModel):
     def kind(self) -> TargetKind:
         """The kind of target this spec needs: serverless offers need a serverless target."""
         return offer_kind(self.price_model.value)
+
+    @property
+    def served_name(self) -> str:
+        """The name in the model's URLs: the deployment's, also for a revision staged as NAME-rN."""
+        return str(self.serving.get("model_name") or self.name)
 
     def with_changes(self, **changes: Any) -> DeploySpec:
         return self.model_validate(self.model_dump() | changes)
@@ -105,18 +111,25 @@ def spec_from_dict(data: Mapping[str, Any]) -> DeploySpec:
 
 
 def record_deployment(
-    registry: Registry, status: DeploymentStatus, spec: DeploySpec, resources: Mapping[str, Any]
+    registry: Registry,
+    status: DeploymentStatus,
+    spec: DeploySpec,
+    resources: Mapping[str, Any],
+    *,
+    name: str | None = None,
 ) -> None:
     """Write what a provider reported for ``spec`` into the registry's deployment row.
 
-    Keys a provider stored beside the spec (the local target's resolved files) are kept.
+    The row is ``name`` (default ``spec.name``; a revision staged as ``NAME-rN`` is recorded under
+    ``NAME``). Keys a provider stored beside the spec (the local target's resolved files) are kept.
     """
-    existing = registry.find_deployment(spec.name)
+    name = name or spec.name
+    existing = registry.find_deployment(name)
     extras = {}
     if existing is not None and existing.provider == status.provider:
         extras = {k: v for k, v in (existing.spec or {}).items() if k not in DeploySpec.model_fields}
     registry.upsert_deployment(
-        spec.name,
+        name,
         provider=status.provider,
         region=spec.region,
         variant_id=spec.variant_id,
@@ -127,6 +140,11 @@ def record_deployment(
         spec=spec_to_dict(spec) | extras,
         resources=dict(resources),
     )
+
+
+def serving_name(row: Any) -> str:
+    """The name a deployment row's target knows it by (``NAME``, or ``NAME-rN`` after an update)."""
+    return str((row.spec or {}).get("name") or row.name)
 
 
 def slot_name(name: str, slot: int, suffix: str = "") -> str:

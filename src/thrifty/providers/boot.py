@@ -51,7 +51,7 @@ class BootConfig:
 def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
     """The runtime container's environment: what to serve and where from; no secret."""
     env = {
-        "THRIFTY_MODEL_NAME": spec.name,
+        "THRIFTY_MODEL_NAME": spec.served_name,
         "THRIFTY_ARTIFACT_STORE_URL": boot.artifact_store_url,
         "THRIFTY_ARTIFACT_SHA256": spec.artifact_sha256,
         "PORT": str(boot.port),
@@ -132,7 +132,7 @@ def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
     if spec.price_model is PriceModel.SPOT:
         lines.append(
             f"$RT run -d --restart=always --network host --name {name}-watch {_watch_env(spec, boot)}"
-            f"{shlex.quote(boot.image)} watch --deployment {shlex.quote(spec.name)} --cloud {cloud}"
+            f"{shlex.quote(boot.image)} watch --deployment {shlex.quote(spec.served_name)} --cloud {cloud}"
         )
     return "\n".join(lines) + "\n"
 

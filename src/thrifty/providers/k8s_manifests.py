@@ -130,7 +130,7 @@ def pod_spec(spec: DeploySpec, target: KubernetesTarget, *, on_spot: bool) -> di
         "requests": {"cpu": target.cpu, "memory": target.memory},
         "limits": {"memory": target.memory},
     }
-    serve = ["thrifty", "serve", model_path, "--name", spec.name, "--host", "0.0.0.0"]
+    serve = ["thrifty", "serve", model_path, "--name", spec.served_name, "--host", "0.0.0.0"]
     pod: dict[str, Any] = {
         "initContainers": [
             {

@@ -85,6 +85,25 @@ class LocalProvider:
         row = self.registry.get_deployment(spec.name)
         return self._converge(spec.name, row.replicas if row.state == "running" else 0, ensure_gateway=True)
 
+    def promote(self, spec: DeploySpec, staged_name: str) -> DeploymentStatus:
+        """Swap deployment ``spec.name`` to ``spec`` in place, then remove the verified staged copy.
+
+        The gateway starts replicas of the new spec beside the current ones and drains the old ones
+        only once the new ones serve (see ``serving.gateway``), so no request is refused.
+        """
+        row = self.registry.get_deployment(spec.name)
+        status = self.deploy(spec.with_changes(replicas=max(row.replicas, 1)))
+        deadline = time.monotonic() + self.wait_ready_s
+        while time.monotonic() < deadline and self._swapping(spec.name):
+            time.sleep(0.05)
+        self.delete(staged_name)
+        return status
+
+    def _swapping(self, name: str) -> bool:
+        state = daemon.gateway_state(self.settings) or {}
+        model = dict(state.get("models") or {}).get(name) or {}  # type: ignore[call-overload]
+        return bool(model.get("stale") or model.get("retiring"))
+
     def scale(self, name: str, replicas: int) -> DeploymentStatus:
         row = self.registry.get_deployment(name)
         if row.replicas != replicas or row.state not in ("running", "hibernated"):

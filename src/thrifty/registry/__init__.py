@@ -12,6 +12,7 @@ from thrifty.registry.models import (
     Plan,
     PriceQuote,
     RequestLog,
+    Revision,
     Variant,
 )
 from thrifty.registry.repository import Registry
@@ -27,6 +28,7 @@ __all__ = [
     "PriceQuote",
     "Registry",
     "RequestLog",
+    "Revision",
     "Variant",
     "open_registry",
 ]

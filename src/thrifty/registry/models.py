@@ -330,3 +330,30 @@ class AnomalyAlert(Base):
     message: Mapped[str] = mapped_column(Text)
     event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Revision(Base):
+    """One deploy of a deployment name: what went out (variant, plan, spec, image) and how it ended.
+
+    Kept apart from ``deployments`` (no foreign key): a deleted deployment keeps its history.
+    ``serving_name`` is the name the target knows this revision by (``NAME`` or ``NAME-rN``).
+    """
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("deployment_name", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_name: Mapped[str] = mapped_column(String(200), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    #: the target block (``slug/name``) or target name it was deployed through
+    target: Mapped[str] = mapped_column(String(200), default="")
+    serving_name: Mapped[str] = mapped_column(String(200))
+    variant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    image_digest: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16), default="staged")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -26,6 +26,7 @@ from thrifty.registry.models import (
     Plan,
     PriceQuote,
     RequestLog,
+    Revision,
     Variant,
     utcnow,
 )
@@ -495,3 +496,43 @@ class Registry:
         )
         with self.session() as s:
             return [(name, event) for name, event in s.execute(query)]
+
+    # -- revisions (issue 13: lifecycle) -----------------------------------------------------
+    def add_revision(self, deployment_name: str, **fields: Any) -> Revision:
+        """The next revision of ``deployment_name`` (numbers start at 1 and never repeat)."""
+        with self.session() as s:
+            latest = s.scalar(
+                select(func.max(Revision.number)).where(Revision.deployment_name == deployment_name)
+            )
+            revision = Revision(deployment_name=deployment_name, number=(latest or 0) + 1, **fields)
+            s.add(revision)
+            s.flush()
+            return revision
+
+    def list_revisions(self, deployment_name: str) -> list[Revision]:
+        """Every revision of ``deployment_name``, oldest first."""
+        with self.session() as s:
+            query = select(Revision).where(Revision.deployment_name == deployment_name)
+            return list(s.scalars(query.order_by(Revision.number)))
+
+    def get_revision(self, deployment_name: str, number: int) -> Revision:
+        with self.session() as s:
+            found = s.scalar(
+                select(Revision).where(Revision.deployment_name == deployment_name, Revision.number == number)
+            )
+            if found is None:
+                raise NotFoundError(
+                    f"deployment {deployment_name!r} has no revision {number}",
+                    hint=f"see `thrifty revisions {deployment_name}`",
+                )
+            return found
+
+    def update_revision(self, revision_id: int, **fields: Any) -> Revision:
+        with self.session() as s:
+            revision = s.get(Revision, revision_id)
+            if revision is None:
+                raise NotFoundError(f"no revision with id {revision_id}")
+            for key, value in fields.items():
+                setattr(revision, key, value)
+            revision.updated_at = utcnow()
+            return revision

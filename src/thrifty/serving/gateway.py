@@ -14,6 +14,10 @@
   replicas from the registry. A wake on request writes ``running`` to the registry as it starts,
   so whichever of a wake and a ``hibernate`` came last wins: a replica that finishes starting
   when its deployment no longer wants it answers the requests that waited for it, then stops.
+* Updates are blue-green inside the gateway: when a deployment's stored spec changes (a new
+  revision), its current replicas become *stale*: they keep answering while replicas of the new
+  spec load, and are drained and stopped once as many new replicas as desired are live. No request
+  is refused during the swap (``thrifty.lifecycle`` verifies the revision before it gets here).
 * Every worker process is tracked from its spawn (``WarmPool.workers``) and listed by
   ``/admin/status``; one that belongs to no deployment any more is stopped at the next reconcile.
 * Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
@@ -107,6 +111,8 @@ class ModelState:
     autoscale: AutoscaleSettings | None = None
     scaling: ScaleState = field(default_factory=ScaleState)
     load: deque[float] = field(default_factory=lambda: deque(maxlen=4))
+    #: replicas of the previous spec: they serve until the new spec's replicas are live
+    stale: list[Worker] = field(default_factory=list)
 
     def outstanding(self) -> float:
         """Requests in flight at its replicas plus those held for a wake."""
@@ -118,7 +124,7 @@ class ModelState:
         return self.provider != "local"
 
     def pick(self) -> Any:
-        live = [r for r in self.replicas if r.alive]
+        live = [r for r in self.replicas if r.alive] or [r for r in self.stale if r.alive]
         return min(live, key=lambda r: r.upstream.outstanding) if live else None
 
 
@@ -178,7 +184,7 @@ class Gateway:
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
-        await asyncio.gather(*(r.stop() for s in self.models.values() for r in s.replicas))
+        await asyncio.gather(*(r.stop() for s in self.models.values() for r in (*s.replicas, *s.stale)))
         await self.pool.close()  # and whatever else is still alive: no child outlives the gateway
         await self.flush_log()
 
@@ -246,6 +252,7 @@ class Gateway:
                     "starting": s.starting,
                     "retiring": [r.pid for r in s.retiring],
                     "last_wake": s.last_wake,
+                    "stale": [r.pid for r in s.stale if r.alive],
                 }
                 for s in self.models.values()
             },
@@ -361,6 +368,7 @@ class Gateway:
         state.replicas.append(worker)
         self.metrics.wake_seconds.labels(state.name).observe(time.perf_counter() - started)
         self._background_async(self._watch(state, worker))
+        self._retire_stale(state)
         log.info(
             "replica of %s ready on port %s (pid %s) in %.1f ms: %s",
             state.name,
@@ -415,7 +423,20 @@ class Gateway:
             log.warning("replica of %s (pid %s) exited with %s", state.name, worker.pid, code)
             self._lost(state, worker)
 
+    def _retire_stale(self, state: ModelState) -> None:
+        """Drain and stop the previous spec's replicas once the new spec has its desired replicas."""
+        fresh = sum(r.alive for r in state.replicas)
+        if not state.stale or fresh < state.desired:
+            return
+        stale, state.stale = state.stale, []
+        for worker in stale:
+            log.info("replica of %s (pid %s) served the previous spec: draining it", state.name, worker.pid)
+            self._background_async(self._retire(state, worker, None))
+
     def _lost(self, state: ModelState, worker: Any) -> None:
+        if worker in state.stale:
+            state.stale.remove(worker)
+            worker.kill()
         if worker in state.replicas:
             state.replicas.remove(worker)
             worker.kill()
@@ -447,14 +468,14 @@ class Gateway:
                 seen.add(row.name)
             for name in [n for n in self.models if n not in seen]:
                 state = self.models.pop(name)
-                await asyncio.gather(*(r.stop() for r in state.replicas))
+                await asyncio.gather(*(r.stop() for r in (*state.replicas, *state.stale)))
             for state in self.models.values():
                 await self._converge(state)
             self._stop_strays()
 
     def _stop_strays(self) -> None:
         """Stop any replica worker no deployment owns any more (none should exist: a safety net)."""
-        owned = {id(r) for s in self.models.values() for r in (*s.replicas, *s.retiring)}
+        owned = {id(r) for s in self.models.values() for r in (*s.replicas, *s.retiring, *s.stale)}
         for worker in self.pool.workers:
             if worker.role == "replica" and id(worker) not in owned:
                 log.warning(
@@ -474,6 +495,9 @@ class Gateway:
         if state is None:
             state = self.models[row.name] = ModelState(row.name, order, desired)
         elif not state.unsaved and state.saved_at < read_at:  # a local wake wins until it is saved
+            if order != state.order:  # a new revision: the current replicas serve until it is live
+                state.stale.extend(r for r in state.replicas if r.alive)
+                state.replicas = []
             state.order, state.desired = order, desired
         state.autoscale = self._autoscale_settings(row)
 
@@ -498,6 +522,7 @@ class Gateway:
                 )  # requests arriving now join it
             else:
                 self._background_async(self._start_replica(state, "replica_started", "reconcile"))
+        self._retire_stale(state)
         for worker in sorted(live, key=lambda r: r.upstream.outstanding)[: max(-missing, 0)]:
             state.replicas.remove(worker)
             worker.mark_stopping()
