@@ -132,7 +132,7 @@ def record_deployment(
         name,
         provider=status.provider,
         region=spec.region,
-        variant_id=spec.variant_id,
+        variant_id=spec.variant_id or None,
         plan_id=spec.plan_id,
         state=status.state,
         replicas=status.replicas_ready,
