@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from tasks.providers import TargetChoice, build_provider
 from thrifty import report, runtime
 from thrifty.errors import ConfigError, ProviderError
+from thrifty.providers.base import serving_name
 from thrifty.providers.specs import spec_for_variant
 from thrifty.settings import get_settings
 from thrifty.targets import TargetKind
@@ -133,8 +134,8 @@ def verify_state(deployment: str, target: TargetChoice) -> dict[str, Any]:
     No request reaches the model (verify="state"): for test peers and unreachable endpoints. The
     registry row the deploy step wrote must agree, so a stale or half-recorded deployment fails too.
     """
-    status = build_provider(target).status(deployment)
     row = runtime.registry().get_deployment(deployment)
+    status = build_provider(target).status(serving_name(row))
     detail = (
         f"{status.provider} reports {status.state}, "
         f"{status.replicas_ready}/{status.replicas_desired} replicas ready (registry: {row.state})"

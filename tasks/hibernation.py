@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.providers import TargetChoice, build_provider
 from thrifty import runtime
 from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConfig, sweep_decision
+from thrifty.providers.base import serving_name
 from thrifty.registry import Registry
 from thrifty.registry.models import Deployment
 
@@ -64,22 +65,23 @@ def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None =
 def apply_hibernation(target: TargetChoice, name: str, do: str) -> dict[str, Any]:
     """Hibernate or wake ``name`` on its target (this machine's too: it is a target like the others)."""
     provider = build_provider(target)
-    status = provider.hibernate(name) if do == "hibernate" else provider.wake(name)
+    serving = serving_name(runtime.registry().get_deployment(name))  # NAME-rN after an update
+    status = provider.hibernate(serving) if do == "hibernate" else provider.wake(serving)
     if target.provider != "local":  # the local provider writes the registry itself
-        _record_status(runtime.registry(), status)
+        _record_status(runtime.registry(), name, status)
     return {
-        "name": str(status.name),
+        "name": name,
         "state": str(status.state),
         "replicas_ready": int(status.replicas_ready),
     }
 
 
-def _record_status(registry: Registry, status: Any) -> None:
+def _record_status(registry: Registry, name: str, status: Any) -> None:
     """A cloud target's state after hibernate/wake, so the front door routes to what is there."""
-    row = registry.get_deployment(status.name)
+    row = registry.get_deployment(name)
     endpoints = list(status.details.get("endpoints") or [])
     registry.upsert_deployment(
-        status.name,
+        name,
         state=status.state,
         replicas=status.replicas_ready,
         endpoint_url=status.endpoint_url,

@@ -27,7 +27,8 @@ from thrifty.errors import (
     QuotaExceededError,
     UnsupportedFeatureError,
 )
-from thrifty.policies.rebalance import Action, RebalancePolicy
+from thrifty.lifecycle import Lifecycle, ServedAs, smoke_verifier, state_verifier
+from thrifty.policies.rebalance import RebalancePolicy
 from thrifty.providers.aws_interruption import EVENT_NAME, InterruptionNotice
 from thrifty.providers.base import (
     DeploymentStatus,
@@ -35,6 +36,7 @@ from thrifty.providers.base import (
     Replica,
     provider_class,
     record_deployment,
+    serving_name,
     spec_from_dict,
 )
 from thrifty.providers.gc import sweep
@@ -302,25 +304,19 @@ def _switch(name: str, replicas: Any) -> None:
     record_switch(runtime.registry(), name, replicas)
 
 
-def _migrate(targets: dict[str, str], source: str) -> Any:
-    def migrate(action: Action) -> None:
-        assert action.target is not None
-        if action.target.provider not in targets:
-            raise ConfigError(
-                f"no target block for {action.target.provider}", hint="add it to the flow's targets"
-            )
-        old = spec_from_dict(runtime.registry().get_deployment(action.deployment).spec)
-        new = old.with_changes(
-            region=action.target.region,
-            instance_type=action.target.instance_type,
-            price_model=action.target.price_model,
-        )
-        choice = choice_for_block(targets[action.target.provider])
-        status = build_provider(choice).deploy(new)
-        _record(status, new, choice)
-        build_provider(source).delete(old.name)
+def lifecycle_for(verify: str = "smoke") -> Lifecycle:
+    """The lifecycle verbs with providers from target blocks; ``verify``: smoke (an inference) or state."""
+    return Lifecycle(
+        runtime.registry(),
+        lambda ref: build_provider(ref) if "/" in ref else build_provider(TargetChoice(provider=ref)),
+        smoke_verifier() if verify == "smoke" else state_verifier,
+    )
 
-    return migrate
+
+def _migrate(targets: dict[str, str], health: str) -> Any:
+    """Move a deployment to the action's offer as a new revision (never the same name on a target)."""
+    lifecycle = lifecycle_for("smoke" if health == "http" else "state")
+    return lambda action: lifecycle.migrate(action, targets)
 
 
 @task(
@@ -339,22 +335,22 @@ def rebalance_spot(
     targets: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One rebalance pass over deployment ``name`` (replace, floor, return to spot, migrate)."""
-    provider = build_provider(target)
+    row = runtime.registry().get_deployment(name)
+    provider = ServedAs(build_provider(target), name, serving_name(row))  # NAME-rN after an update
     if not hasattr(provider, "replicas"):  # Kubernetes: the cluster replaces pods; re-apply the spec
-        status = provider.deploy(spec_from_dict(runtime.registry().get_deployment(name).spec))
+        status = provider.deploy(spec_from_dict(row.spec))
         return [{"kind": "reconcile", "status": status.state, "usd_saved_per_month": 0.0}]
     executor = Executor(
-        provider=provider,
+        provider=provider,  # type: ignore[arg-type]
         health_check=_http_health if health == "http" else (lambda replica: replica.state == "running"),
         switch_traffic=_switch,
-        migrate=_migrate(targets or {}, target),
+        migrate=_migrate(targets or {}, health),
     )
-    region = runtime.registry().get_deployment(name).region
     outcomes = rebalance_deployment(
         executor,
         runtime.registry(),
         name,
-        region=region,
+        region=row.region,
         noticed_ids=noticed_ids,
         policy=RebalancePolicy(**policy),
     )
@@ -379,7 +375,8 @@ def rebalance_spot(
 )
 def gc_orphans(targets: list[str], grace_s: float, dry_run: bool = False) -> list[dict[str, Any]]:
     """Delete (or list, with ``dry_run``) tagged resources no live deployment owns."""
-    live = [(d.provider, d.name) for d in runtime.registry().list_deployments() if d.state != "deleted"]
+    rows = [d for d in runtime.registry().list_deployments() if d.state != "deleted"]
+    live = [(d.provider, n) for d in rows for n in {d.name, serving_name(d)}]  # NAME-rN after an update
     orphans = sweep([build_provider(t) for t in targets], live, grace_s=grace_s, dry_run=dry_run)
     return [
         {

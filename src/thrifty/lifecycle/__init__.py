@@ -11,17 +11,21 @@ from __future__ import annotations
 from thrifty.lifecycle.core import (
     Lifecycle,
     Outcome,
+    ServedAs,
     capabilities,
     record_first_revision,
     revision_rows,
     smoke_verifier,
+    state_verifier,
 )
 
 __all__ = [
     "Lifecycle",
     "Outcome",
+    "ServedAs",
     "capabilities",
     "record_first_revision",
     "revision_rows",
     "smoke_verifier",
+    "state_verifier",
 ]

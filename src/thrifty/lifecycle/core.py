@@ -19,7 +19,7 @@ and target are another region's or cloud's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,6 +45,7 @@ from thrifty.providers.base import (
 from thrifty.states import DeploymentState, state_of
 
 if TYPE_CHECKING:
+    from thrifty.policies.rebalance import Action
     from thrifty.registry import Registry
     from thrifty.registry.models import Deployment, Revision
 
@@ -53,9 +54,9 @@ LIVE, STAGED, RETIRED, FAILED, DELETED = "live", "staged", "retired", "failed", 
 
 
 class Verify(Protocol):
-    """Check a staged revision through its endpoint; returns a one-line detail, raises ThriftyError."""
+    """Check a staged revision (its spec, what its provider reported); a one-line detail, or raise."""
 
-    def __call__(self, spec: DeploySpec, endpoint_url: str) -> str: ...
+    def __call__(self, spec: DeploySpec, status: DeploymentStatus) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class Lifecycle:
                     f"revision r{revision.number} of {name!r} reports no endpoint ({status.state})",
                     hint="see the target's console; the live revision keeps serving",
                 )
-            return self.verify(staged, status.endpoint_url)
+            return self.verify(staged, status)
         except ThriftyError as exc:
             self._discard(provider, staged.name)
             self.registry.update_revision(
@@ -263,6 +264,27 @@ class Lifecycle:
             self.registry.add_event(name, "revision_cleanup_failed", f"{old_name}: {exc.message}")
             return
         self.registry.add_event(name, "revision_retired", f"{old_name} drained and deleted (r{number} live)")
+
+    def migrate(self, action: Action, targets: Mapping[str, str]) -> Outcome:
+        """Carry out a rebalance ``migrate`` action: the offer's region/cloud as a new revision.
+
+        ``targets`` maps a cloud to its saved target block; a cloud without one is a ConfigError
+        (the rebalance executor records it as a failed action and the pass goes on).
+        """
+        offer = action.target
+        if offer is None:
+            raise ConfigError(f"migration of {action.deployment!r} names no target offer")
+        ref = targets.get(offer.provider)
+        if ref is None:
+            raise ConfigError(
+                f"no saved target block for {offer.provider}: {action.deployment!r} was not moved",
+                hint=f"save a {offer.provider} target block (blocks/targets.py) and pass it in `targets`",
+            )
+        row = self.registry.get_deployment(action.deployment)
+        spec = spec_from_dict({**(row.spec or {}), "name": action.deployment}).with_changes(
+            region=offer.region, instance_type=offer.instance_type, price_model=offer.price_model
+        )
+        return self.update(action.deployment, spec, ref, verb="migrate", reason=action.reason)
 
     # -- rollback, delete -------------------------------------------------------------------------
     def rollback(self, name: str, to: int | None = None) -> Outcome:
@@ -336,12 +358,12 @@ def smoke_verifier(min_cosine: float = 0.99, ready_deadline_s: float = 60.0) -> 
     """A ``Verify`` that sends the smoke inference (``thrifty.verify``) with the deployment's token and
     compares the answer with the model's fp32 original (or, for a plain file, with that file)."""
 
-    def verify(spec: DeploySpec, endpoint_url: str) -> str:
+    def verify(spec: DeploySpec, status: DeploymentStatus) -> str:
         from thrifty.verify import model_url, smoke_test
 
         reference, tokenizer = _reference_files(spec)
         result = smoke_test(
-            f"{model_url(endpoint_url, spec.served_name)}/infer",
+            f"{model_url(status.endpoint_url or '', spec.served_name)}/infer",
             reference,
             tokenizer,
             min_cosine=min_cosine,
@@ -390,3 +412,36 @@ def outcome_of_error(name: str, verb: str, exc: ThriftyError) -> Outcome:
     """A verb that could not run, as data (an unsupported target is not a crash)."""
     status = "unsupported" if isinstance(exc, UnsupportedFeatureError) else "failed"
     return Outcome(name, verb, status, detail=exc.message)
+
+
+class ServedAs:
+    """A provider seen through a deployment's name: a call naming ``name`` goes to ``serving``.
+
+    After an update the target knows the live revision as ``NAME-rN``; the rebalance executor and
+    its decisions keep using ``NAME`` (the registry's), and this maps it at the one boundary.
+    """
+
+    def __init__(self, provider: Any, name: str, serving: str) -> None:
+        self._provider, self._name, self._serving = provider, name, serving
+
+    def __getattr__(self, attribute: str) -> Any:
+        found = getattr(self._provider, attribute)
+        if not callable(found):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            mapped = [self._serving if arg == self._name else arg for arg in args]
+            return found(*mapped, **kwargs)
+
+        return call
+
+
+def state_verifier(spec: DeploySpec, status: DeploymentStatus) -> str:
+    """A ``Verify`` by what the staged revision's provider reported (the flows' ``verify="state"``):
+    running, every desired replica ready. No request reaches the model."""
+    detail = (
+        f"{status.provider} reports {status.state}, {status.replicas_ready}/{status.replicas_desired} ready"
+    )
+    if status.state != "running" or status.replicas_ready < max(1, status.replicas_desired):
+        raise ProviderError(f"state check of {spec.name} failed: {detail}", hint="see the target's console")
+    return f"{detail}; no inference sent"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from thrifty.errors import CapacityError, ProviderError
+from thrifty.errors import CapacityError, ThriftyError
 from thrifty.policies.rebalance import (
     Action,
     DeploymentView,
@@ -23,6 +23,7 @@ from thrifty.policies.rebalance import (
     offer_from_candidate,
 )
 from thrifty.providers.base import Replica, SpotCapable
+from thrifty.targets import TargetKind, offer_kind
 
 if TYPE_CHECKING:
     from thrifty.registry import Registry
@@ -102,7 +103,7 @@ class Executor:
             return Outcome(action, "proposed", "no target configured for the migration; recorded only")
         try:
             self.migrate(action)
-        except ProviderError as exc:
+        except ThriftyError as exc:  # no target block, a refused spec, a failed check: recorded
             return Outcome(action, "failed", exc.message)
         return Outcome(action, "done", f"moved to {action.target}")
 
@@ -150,9 +151,7 @@ def context_from_registry(registry: Registry, name: str) -> RebalanceContext:
         spot = _float(chosen.get("usd_per_hour")) if chosen.get("price_model") == "spot" else None
         newest = next((p for p in registry.list_plans() if p.model_version_id == plan.model_version_id), None)
         if newest is not None and newest.id != plan.id and newest.chosen:
-            where = (newest.chosen.get("provider"), newest.chosen.get("region"))
-            if where != (deployment.provider, deployment.region):
-                alternative = offer_from_candidate(newest.chosen)
+            alternative = _alternative(registry, deployment, newest.id, newest.chosen)
     migrations = [
         e for e in registry.list_events(name) if e.kind == "rebalance.migrate" and e.details.get("done")
     ]
@@ -165,6 +164,24 @@ def context_from_registry(registry: Registry, name: str) -> RebalanceContext:
         previous_location=(str(previous[0]), str(previous[1])) if previous else None,
         alternative=alternative,
     )
+
+
+def _alternative(registry: Registry, deployment: Any, plan_id: int, chosen: dict[str, Any]) -> Offer | None:
+    """The newer plan's offer where it is elsewhere; a serverless one is recorded, not migrated to."""
+    if (chosen.get("provider"), chosen.get("region")) == (deployment.provider, deployment.region):
+        return None
+    if offer_kind(str(chosen.get("price_model", ""))) is TargetKind.SERVERLESS:
+        reason = f"plan {plan_id} chose serverless ({chosen.get('provider')} {chosen.get('instance_type')})"
+        last = next(reversed(registry.list_events(deployment.name)), None)
+        if last is None or not last.reason.startswith(reason):
+            registry.add_event(
+                deployment.name,
+                "rebalance.migrate",
+                reason=f"{reason}: a VM deployment is not moved to serverless by a rebalance pass → skipped",
+                details={"status": "skipped", "done": False, "plan_id": plan_id},
+            )
+        return None
+    return offer_from_candidate(chosen)
 
 
 def _float(value: Any) -> float | None:

@@ -12,26 +12,18 @@ from __future__ import annotations
 import base64
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.providers.conftest import TEST_BOOT
-from tests.unit.providers.test_gcp import PROJECT, FakeGce
 from thrifty.errors import ServingError
 from thrifty.lifecycle import Lifecycle, record_first_revision
-from thrifty.providers.aws import AwsProvider, AwsTarget
-from thrifty.providers.base import DeploySpec, PriceModel, record_deployment
+from thrifty.providers.aws import AwsProvider
+from thrifty.providers.base import DeploymentStatus, DeploySpec, PriceModel, record_deployment
 from thrifty.providers.boot import script_of
 from thrifty.registry import Registry
 
 NAME = "minilm"
-
-
-@pytest.fixture
-def artifact_sha(s3_artifact: tuple[str, str]) -> str:
-    return s3_artifact[1]
 
 
 @dataclass
@@ -42,7 +34,8 @@ class StateCheck:
     fail: set[str] = field(default_factory=set)
     seen: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def __call__(self, spec: DeploySpec, endpoint_url: str) -> str:
+    def __call__(self, spec: DeploySpec, reported: DeploymentStatus) -> str:
+        endpoint_url = reported.endpoint_url or ""
         self.seen.append((spec.name, spec.served_name, endpoint_url))
         provider = next(p for p in self.providers.values() if _owns(p, spec.name))
         status = provider.status(spec.name)
@@ -55,36 +48,6 @@ class StateCheck:
 
 def _owns(provider: Any, name: str) -> bool:
     return bool(provider.status(name).replicas_ready)
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    """A registry holding one model version with variants 1, 2 and 3 (what the specs deploy)."""
-    registry = Registry.from_url(f"sqlite:///{tmp_path / 'registry.db'}")
-    artifact = registry.upsert_artifact("c" * 64, 10, "/store/c")
-    version, _ = registry.add_model_version(
-        "m", sha256="c" * 64, artifact=artifact, format="onnx", size_bytes=10, source_path="/m.onnx"
-    )
-    for name in ("v1", "v2", "v3"):
-        registry.add_variant(version.id, name, technique="export", artifact=artifact)
-    return registry
-
-
-@pytest.fixture
-def providers(aws_target: AwsTarget, replay_server: Any) -> dict[str, Any]:
-    from google.auth.credentials import AnonymousCredentials
-
-    from thrifty.providers.gcp import GcpProvider, GcpTarget
-
-    gce = FakeGce(replay_server)
-    gcp_target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=TEST_BOOT)
-    west = AwsTarget(region="us-west-2", endpoint_url=aws_target.endpoint_url, boot=aws_target.boot)
-    return {
-        "aws": AwsProvider(aws_target),
-        "thrifty-aws-target/west": AwsProvider(west),
-        "gcp": GcpProvider(gcp_target, credentials=AnonymousCredentials()),
-        "fake": gce,
-    }
 
 
 def _first_deploy(registry: Registry, aws: AwsProvider, spec: DeploySpec) -> None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -51,8 +52,8 @@ def _verify_against(reference: Path) -> object:
     from thrifty.errors import ServingError
     from thrifty.verify import smoke_test
 
-    def verify(spec: object, endpoint_url: str) -> str:
-        result = smoke_test(f"{endpoint_url}/infer", reference, None, min_cosine=0.999)
+    def verify(spec: object, status: Any) -> str:
+        result = smoke_test(f"{status.endpoint_url}/infer", reference, None, min_cosine=0.999)
         if not result.ok:
             raise ServingError(f"smoke test failed: {result.detail}")
         return result.detail
