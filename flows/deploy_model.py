@@ -175,7 +175,8 @@ def deploy_model(params: DeployModelParams) -> dict[str, Any]:
     specs = _deploy_specs(name, version, refs, planned, choice)
     fallbacks = _fallbacks(name, version, refs, planned, choice, params)
     with transaction():
-        deployed = deploy_to_target(choice, specs, fallbacks)
+        cloud_state = params.verify == "state" and choice.descriptor.kind is not TargetKind.LOCAL
+        deployed = deploy_to_target(choice, specs, fallbacks, "state" if cloud_state else "smoke")
         choice = deployed.target or choice
         if params.verify == "state" and choice.descriptor.kind is not TargetKind.LOCAL:
             smoke = verify_state(name, choice)

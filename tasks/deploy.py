@@ -174,6 +174,9 @@ def mark_live(deployment: str, plan_id: int, smoke: dict[str, Any], target_reaso
         resources={**row.resources, "verified": smoke, "target_reason": target_reason},
     )
     registry.add_event(deployment, "live", reason=f"{_check_name(smoke)} passed: {smoke['detail']}")
+    for revision in registry.list_revisions(deployment):  # a first deploy's revision 1
+        if revision.state == "staged":
+            registry.update_revision(revision.id, state="live")
     return {"name": deployment, "endpoint_url": row.endpoint_url, "state": row.state}
 
 

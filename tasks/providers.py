@@ -27,7 +27,7 @@ from thrifty.errors import (
     QuotaExceededError,
     UnsupportedFeatureError,
 )
-from thrifty.lifecycle import Lifecycle, ServedAs, smoke_verifier, state_verifier
+from thrifty.lifecycle import Lifecycle, ServedAs, record_first_revision, smoke_verifier, state_verifier
 from thrifty.policies.rebalance import RebalancePolicy
 from thrifty.providers.aws_interruption import EVENT_NAME, InterruptionNotice
 from thrifty.providers.base import (
@@ -176,20 +176,28 @@ class Fallback(BaseModel):
 
 @task(name="deploy-to-target", cache_policy=NO_CACHE)
 def deploy_to_target(
-    choice: TargetChoice, specs: list[DeploySpec], fallbacks: list[Fallback] | None = None
+    choice: TargetChoice,
+    specs: list[DeploySpec],
+    fallbacks: list[Fallback] | None = None,
+    verify: str = "smoke",
 ) -> Deployed:
     """Deploy the first of ``specs`` the target can take (plan order) and record it in the registry.
 
     A candidate without capacity or quota, or of a kind the target does not run, falls through to
     the next; when the target refuses them all, each of ``fallbacks`` is tried in turn (a serverless
     choice falls back to the plan's next dedicated candidate) and ``skipped`` says why. Inside a
-    Prefect ``transaction()``, a later failure (the smoke test) deletes what this created; a
-    deployment that existed before is left as it is. No retries: Prefect rolls the transaction back
+    Prefect ``transaction()``, a later failure (the smoke test) deletes what this created (revision
+    1). A deployment that exists is updated blue-green (``thrifty.lifecycle``: the new revision is
+    verified with ``verify`` before traffic moves) and a later failure leaves it as it is. No retries: Prefect rolls the transaction back
     on the first failed attempt, so a retry would deploy into a rolled-back one.
     """
     registry = runtime.registry()
     attempts = [Fallback(choice=choice, specs=specs), *(fallbacks or [])]
-    existed = bool(specs) and registry.find_deployment(specs[0].name) is not None
+    existing = registry.find_deployment(specs[0].name) if specs else None
+    existed = existing is not None and state_of(existing.state).exists
+    if existed:
+        _remember(choice, specs[0].name, existed)
+        return _update(choice, [_with_token(for_target(s, choice.descriptor), choice) for s in specs], verify)
     skipped: list[str] = []
     for attempt in attempts:
         ready = [
@@ -225,6 +233,7 @@ def _deployed(
 ) -> Deployed:
     registry = runtime.registry()
     _record(status, spec, choice)
+    record_first_revision(registry, spec, choice.provider, choice.block or choice.provider)
     if copied:
         registry.add_event(
             spec.name, "artifact-copied", reason=f"to {copied[0]['to_url']}", details={"copied": copied}
@@ -245,6 +254,31 @@ def _deployed(
     )
 
 
+def _update(choice: TargetChoice, specs: list[DeploySpec], verify: str) -> Deployed:
+    """A new revision of an existing deployment: the first candidate the target can take."""
+    lifecycle = lifecycle_for(verify)
+    ref = choice.block or choice.provider
+    skipped: list[str] = []
+    for spec in specs:
+        try:
+            lifecycle.update(spec.name, spec, ref, reason=f"deploy-model on {choice.provider}")
+        except (CapacityError, QuotaExceededError, UnsupportedFeatureError) as exc:
+            skipped.append(f"{spec.region}/{spec.instance_type}/{spec.price_model.value}: {exc.message}")
+            continue
+        row = runtime.registry().get_deployment(spec.name)
+        return Deployed(
+            spec=spec,
+            state=row.state,
+            endpoint_url=row.endpoint_url,
+            replicas_ready=row.replicas,
+            skipped=skipped,
+            target=choice,
+        )
+    raise CapacityError(
+        f"no candidate of the plan could be deployed ({len(specs)} tried)", hint="; ".join(skipped)
+    )
+
+
 def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
     """A remote deployment gets its own API token; its replicas get only the digest."""
     if choice.descriptor.kind is TargetKind.LOCAL or spec.serving.get("token_sha256"):
@@ -261,6 +295,9 @@ def _undo_deploy(transaction: Transaction) -> None:
     if deployed["existed"]:
         return
     build_provider(TargetChoice(**deployed["choice"])).delete(deployed["name"])
+    for revision in runtime.registry().list_revisions(deployed["name"]):
+        if revision.state == "staged":
+            runtime.registry().update_revision(revision.id, state="failed", reason="smoke test failed")
     if runtime.registry().find_deployment(deployed["name"]) is not None:
         runtime.registry().upsert_deployment(
             deployed["name"], state=DeploymentState.DELETED, replicas=0, endpoint_url=None

@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "thrifty.storage_cli",
     "thrifty.monitor.commands",
     "thrifty.api.commands",
+    "thrifty.lifecycle.commands",
 ]
 
 

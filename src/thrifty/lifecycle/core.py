@@ -81,6 +81,14 @@ def capabilities(provider: Provider) -> dict[str, str | None]:
     return {"update": reason, "rollback": reason, "delete": None}
 
 
+def verbs_of(row: Deployment) -> dict[str, str | None]:
+    """The lifecycle verbs of a deployment's target (``capabilities`` read from its class)."""
+    from thrifty.providers.base import provider_class
+
+    reason = provider_class(row.provider).unsupported.get(Feature.REVISIONS)
+    return {"update": reason, "rollback": reason, "delete": None}
+
+
 def target_ref(row: Deployment) -> str:
     """The block (``slug/name``) or target name a deployment row was deployed through."""
     return str((row.resources or {}).get("target") or row.provider)
@@ -155,6 +163,8 @@ class Lifecycle:
         """Deploy ``spec`` as the next revision of ``name`` on ``target``, blue-green (see module)."""
         started = time.perf_counter()
         live = self._live_row(name)
+        if verb == "update" and same_spec(live, spec) and target_ref(live) == target:
+            return Outcome(name, verb, "unchanged", detail="the live revision already runs this spec")
         provider = self.provider_for(target)
         require(provider, Feature.REVISIONS)
         require(provider, spec)
@@ -311,6 +321,17 @@ class Lifecycle:
             )
             self.registry.add_event(name, "deleted", f"deleted on {target_ref(row)}")
         return Outcome(name, "delete", "done", detail=f"{serving_name(row)} deleted on {target_ref(row)}")
+
+
+def same_spec(row: Deployment, spec: DeploySpec) -> bool:
+    """True when the row's live revision runs ``spec`` (its staged name and URL name aside)."""
+
+    def plain(data: dict[str, Any]) -> dict[str, Any]:
+        serving = {k: v for k, v in (data.get("serving") or {}).items() if k != "model_name"}
+        return {**data, "name": "", "serving": serving}
+
+    live = spec_to_dict(spec_from_dict(row.spec or {"name": row.name}))
+    return plain(live) == plain(spec_to_dict(spec))
 
 
 def routes_itself(provider: Provider) -> bool:

@@ -68,10 +68,26 @@ def deploy_local(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy on this machine behind the gateway (starts the gateway daemon if needed)."""
-    from thrifty.providers.local import LocalProvider
+    """Deploy on this machine behind the gateway (starts the gateway daemon if needed).
 
-    _print_status(LocalProvider().deploy(spec_for(ref, name, replicas, tokenizer)), as_json)
+    Deploying a name that serves already is an update: the new revision starts beside the live
+    one, answers the smoke inference, then the gateway swaps them with no request lost.
+    """
+    from thrifty import runtime
+    from thrifty.lifecycle import record_first_revision
+    from thrifty.lifecycle.commands import local_lifecycle
+    from thrifty.providers.local import LocalProvider
+    from thrifty.states import state_of
+
+    spec = spec_for(ref, name, replicas, tokenizer)
+    existing = runtime.registry().find_deployment(spec.name)
+    if existing is not None and state_of(existing.state).exists and existing.provider == "local":
+        local_lifecycle().update(spec.name, spec, "local")
+        _print_status(LocalProvider().status(spec.name), as_json)
+        return
+    status = LocalProvider().deploy(spec)
+    record_first_revision(runtime.registry(), spec, "local", "local", state="live")
+    _print_status(status, as_json)
 
 
 def hibernate(

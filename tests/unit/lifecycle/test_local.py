@@ -7,6 +7,8 @@ a revision that fails verification, rollback to r1, delete.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -165,10 +167,28 @@ def test_rollback_returns_to_the_previous_verified_revision(env: Env) -> None:
         lifecycle.rollback(NAME, to=3)  # type: ignore[attr-defined]
 
 
-def test_delete_removes_the_deployment_and_keeps_its_history(env: Env) -> None:
-    from thrifty import runtime
+def test_revisions_and_delete_from_the_cli(env: Env) -> None:
+    import json
 
-    env.lifecycle().delete(NAME)  # type: ignore[attr-defined]
+    from typer.testing import CliRunner
+
+    from thrifty import runtime
+    from thrifty.cli import app
+
+    listed = CliRunner().invoke(app, ["revisions", NAME, "--json"])
+    assert listed.exit_code == 0, listed.output
+    shown = json.loads(listed.output)
+    assert [r["state"] for r in shown["revisions"]] == ["retired", "retired", "failed", "live"]
+    assert shown["revisions"][3]["reason"] == "rollback to r1"
+    assert shown["verbs"] == {"update": None, "rollback": None, "delete": None}
+    deleted = CliRunner().invoke(app, ["delete", NAME, "--json"])
+    assert deleted.exit_code == 0, deleted.output
+    assert json.loads(deleted.output)["status"] == "done"
     assert runtime.registry().find_deployment(NAME) is None
     assert httpx.post(env.infer_url, json={"inputs": []}, timeout=10).status_code == 404
     assert [s for _, s in _states()] == ["deleted", "deleted", "failed", "deleted"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "thrifty", "rollback", "nothing-here"], capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "no deployment named 'nothing-here'" in missing.stderr
+    assert "Traceback" not in missing.stderr and "fix:" in missing.stderr
