@@ -324,11 +324,12 @@ class Lifecycle:
 
 
 def same_spec(row: Deployment, spec: DeploySpec) -> bool:
-    """True when the row's live revision runs ``spec`` (its staged name and URL name aside)."""
+    """True when the row's live revision runs ``spec``: its staged name, URL name and the plan that
+    chose it aside (a re-plan that lands on the same offer changes nothing that runs)."""
 
     def plain(data: dict[str, Any]) -> dict[str, Any]:
         serving = {k: v for k, v in (data.get("serving") or {}).items() if k != "model_name"}
-        return {**data, "name": "", "serving": serving}
+        return {**data, "name": "", "plan_id": None, "serving": serving}
 
     live = spec_to_dict(spec_from_dict(row.spec or {"name": row.name}))
     return plain(live) == plain(spec_to_dict(spec))
