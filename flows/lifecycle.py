@@ -24,7 +24,7 @@ VERIFY_HELP = "How the new revision proves itself: smoke (a real inference) or s
 
 
 class UpdateParams(BaseModel):
-    deployment: str = Field(..., description="The deployment to update.")
+    name: str = Field(..., description="The deployment to update.")
     variant_id: int | None = Field(None, description="Serve this variant; empty: keep the current one.")
     plan_id: int | None = Field(
         None, description="Move to this plan's chosen offer; empty: stay where it is."
@@ -34,17 +34,17 @@ class UpdateParams(BaseModel):
 
 
 class RollbackParams(BaseModel):
-    deployment: str = Field(..., description="The deployment to roll back.")
+    name: str = Field(..., description="The deployment to roll back.")
     to: int | None = Field(None, description="Revision number; empty: the previous verified revision.")
     verify: Verify = Field("smoke", description=VERIFY_HELP)
 
 
 class DeleteParams(BaseModel):
-    deployment: str = Field(..., description="The deployment to delete (every revision, on its target).")
+    name: str = Field(..., description="The deployment to delete (every revision, on its target).")
 
 
 class MigrateParams(BaseModel):
-    deployment: str = Field(..., description="The deployment a cheaper plan was found for.")
+    name: str = Field(..., description="The deployment a cheaper plan was found for.")
     migrate_threshold_fraction: float = Field(
         0.20, ge=0.0, lt=1.0, description="Move only when the newer plan is cheaper by more than this."
     )
@@ -71,22 +71,20 @@ def _finish(outcome: dict[str, Any]) -> dict[str, Any]:
 def update_deployment(params: UpdateParams) -> dict[str, Any]:
     """A new revision of a deployment, blue-green; returns the outcome (unsupported targets say so)."""
     return _finish(
-        update_deployment_task(
-            params.deployment, params.variant_id, params.plan_id, params.target, params.verify
-        )
+        update_deployment_task(params.name, params.variant_id, params.plan_id, params.target, params.verify)
     )
 
 
 @flow(name="rollback-deployment", log_prints=True)
 def rollback_deployment(params: RollbackParams) -> dict[str, Any]:
     """Make an earlier verified revision live again; returns the outcome with its time in seconds."""
-    return _finish(rollback_deployment_task(params.deployment, params.to, params.verify))
+    return _finish(rollback_deployment_task(params.name, params.to, params.verify))
 
 
 @flow(name="delete-deployment", log_prints=True)
 def delete_deployment(params: DeleteParams) -> dict[str, Any]:
     """Delete a deployment on its target; its revisions and events stay in the registry."""
-    return _finish(delete_deployment_task(params.deployment))
+    return _finish(delete_deployment_task(params.name))
 
 
 @flow(name="migrate-deployment", log_prints=True)
@@ -95,7 +93,7 @@ def migrate_deployment(params: MigrateParams) -> dict[str, Any]:
     from flows.spot_rebalance import SpotRebalanceParams, spot_rebalance
 
     rebalance = SpotRebalanceParams(
-        deployment=params.deployment,
+        deployment=params.name,
         migrate_threshold_fraction=params.migrate_threshold_fraction,
         hysteresis_fraction=params.hysteresis_fraction,
         min_dwell_s=params.min_dwell_s,

@@ -30,7 +30,7 @@ def test_the_cheaper_plan_event_runs_migrate_deployment_for_that_deployment() ->
     assert trigger.expect == {EVENT_NAME}
     # the resource announce-cheaper-plan emits (tasks/price_monitor.py)
     resource = {"prefect.resource.id": "thrifty.deployment.minilm", "prefect.resource.name": "minilm"}
-    template = trigger.parameters["params"]["deployment"]  # type: ignore[index]
+    template = trigger.parameters["params"]["name"]  # type: ignore[index]
     assert jinja2.Template(template).render(event={"resource": resource}) == "minilm"
 
 
@@ -51,5 +51,5 @@ def test_a_rollback_with_nothing_earlier_fails_with_the_reason(thrifty_home: Pat
     runtime.registry().upsert_deployment("m", provider="local", state="running", spec={"name": "m"})
     runtime.registry().add_revision("m", provider="local", target="local", serving_name="m", state="live")
     with pytest.raises(ProviderError, match="no earlier verified revision"):
-        rollback_deployment(RollbackParams(deployment="m"))
+        rollback_deployment(RollbackParams(name="m"))
     assert [r.state for r in runtime.registry().list_revisions("m")] == ["live"]

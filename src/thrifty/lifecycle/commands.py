@@ -66,12 +66,12 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Make an earlier verified revision live again: started beside, verified, then traffic moves."""
-    _run(name, "rollback", {"deployment": name, "to": to}, as_json, lambda lc: lc.rollback(name, to))
+    _run(name, "rollback", {"name": name, "to": to}, as_json, lambda lc: lc.rollback(name, to))
 
 
 def delete(name: NameArg, as_json: JsonOpt = False) -> None:
     """Delete a deployment on its target (every revision); its history stays in the registry."""
-    _run(name, "delete", {"deployment": name}, as_json, lambda lc: lc.delete(name))
+    _run(name, "delete", {"name": name}, as_json, lambda lc: lc.delete(name))
 
 
 def _run(name: str, verb: str, params: dict[str, Any], as_json: bool, here: Any) -> None:
@@ -113,7 +113,7 @@ def _remote(verb: str, params: dict[str, Any]) -> dict[str, Any]:
             f"the {flow} run ended {done.state_message}", hint="see the run in the Prefect UI"
         )
     return {
-        "name": params["deployment"],
+        "name": params["name"],
         "verb": verb,
         "status": "done",
         "detail": f"flow run {done.state_message}",

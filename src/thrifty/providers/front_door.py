@@ -40,10 +40,13 @@ def remote_targets(settings: Settings) -> RemoteTargets:
     """The clouds as the CLI reaches them, and each deployment's token from ``THRIFTY_HOME``."""
 
     def provider_for(provider: str, name: str) -> Any:
+        from thrifty.lifecycle import ServedAs
+        from thrifty.providers.base import serving_name
         from thrifty.providers.commands import build_provider
 
-        region = runtime.registry(settings).get_deployment(name).region
-        return build_provider(provider, {"region": region})
+        row = runtime.registry(settings).get_deployment(name)
+        # after an update the target knows the live revision as NAME-rN
+        return ServedAs(build_provider(provider, {"region": row.region}), name, serving_name(row))
 
     def token_for(name: str) -> str | None:
         try:
