@@ -43,6 +43,17 @@ def deployment_events(
     return page(read.events(registry, name), offset, limit)
 
 
+@router.get("/deployments/{name}/revisions", openapi_extra=cli("revisions"))
+def revisions(name: str, _: Viewer, registry: Reg) -> list[dict[str, Any]]:
+    """Every revision of a deployment, oldest first: variant, plan, target, state and why."""
+    from thrifty.lifecycle import revision_rows
+
+    rows = revision_rows(registry, name)
+    if not rows:
+        registry.get_deployment(name)  # 404 for an unknown name
+    return rows
+
+
 @router.get("/status", openapi_extra=cli("status"))
 def local_status(_: Viewer, registry: Reg, settings: Conf) -> read.LocalStatus:
     """Deployments on the API's machine joined with the live gateway (rate and p95 over 5 min)."""
