@@ -341,12 +341,19 @@ def _switch(name: str, replicas: Any) -> None:
     record_switch(runtime.registry(), name, replicas)
 
 
+#: seconds a cloud revision keeps running after traffic moved off it, before it is deleted
+DRAIN_S = 30.0
+
+
 def lifecycle_for(verify: str = "smoke") -> Lifecycle:
     """The lifecycle verbs with providers from target blocks; ``verify``: smoke (an inference) or state."""
     return Lifecycle(
         runtime.registry(),
         lambda ref: build_provider(ref) if "/" in ref else build_provider(TargetChoice(provider=ref)),
         smoke_verifier() if verify == "smoke" else state_verifier,
+        # the old revision's VMs stay up this long after traffic moved: the front door re-reads the
+        # endpoints every second, and requests already sent to the old VMs finish
+        drain_s=DRAIN_S,
     )
 
 
