@@ -75,7 +75,7 @@ class Outcome:
         return dict(vars(self))
 
 
-def capabilities(provider: Provider) -> dict[str, str | None]:
+def capabilities(provider: Provider | type[Provider]) -> dict[str, str | None]:
     """Each lifecycle verb → None where the target supports it, else the reason (data, not a crash)."""
     reason = provider.unsupported.get(Feature.REVISIONS)
     return {"update": reason, "rollback": reason, "delete": None}
@@ -85,8 +85,7 @@ def verbs_of(row: Deployment) -> dict[str, str | None]:
     """The lifecycle verbs of a deployment's target (``capabilities`` read from its class)."""
     from thrifty.providers.base import provider_class
 
-    reason = provider_class(row.provider).unsupported.get(Feature.REVISIONS)
-    return {"update": reason, "rollback": reason, "delete": None}
+    return capabilities(provider_class(row.provider))
 
 
 def target_ref(row: Deployment) -> str:
