@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from thrifty.bench.load import load_note
-from thrifty.errors import NotFoundError
+from thrifty.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:
     from thrifty.registry import Deployment, DeploymentEvent, ModelVersion, Plan, Registry, Variant
@@ -721,6 +721,18 @@ def recommendations(
     return RecommendationsView(as_of=now, days=days, recommendations=views, skipped=advice.skipped)
 
 
+def find_recommendation(answer: RecommendationsView, name: str | None, kind: str) -> RecommendationView:
+    """Deployment ``name``'s one recommendation of ``kind`` (what ``--apply`` and the API apply)."""
+    found = [r for r in answer.recommendations if r.kind == kind and r.deployment == name]
+    if name is None or len(found) != 1:
+        kinds = ", ".join(sorted({r.kind for r in answer.recommendations if r.deployment == name})) or "none"
+        raise ConfigError(
+            f"no {kind!r} recommendation for deployment {name!r} to apply",
+            hint=f"name a deployment and one of its recommendations; {name or 'it'} has now: {kinds}",
+        )
+    return found[0]
+
+
 def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:
     """Plain JSON data for ``--json`` and an API: the same fields the models declare."""
     if isinstance(answer, View):
@@ -852,11 +864,16 @@ def planned_cost(view: DeploymentView, *, now: datetime | None = None) -> Planne
     )
 
 
-class CostRow(View):
-    deployment: str
+class MonthCost(View):
+    """Plan and naive baseline ($/month, and pro rata for the month so far) next to actual spend."""
+
     cloud: str
     usd_per_month: float | None
     baseline_usd_per_month: float | None
+    #: the spend ledger's dollars this month (hours the monitor flow has rolled up); None: no rows
+    actual_usd_month_to_date: float | None = None
+    #: the share of this month elapsed (plan and baseline pro rata: what they would have cost so far)
+    month_elapsed: float = 0.0
 
     @property
     def saving_fraction(self) -> float | None:
@@ -864,31 +881,66 @@ class CostRow(View):
             return None
         return 1.0 - self.usd_per_month / self.baseline_usd_per_month
 
+    @property
+    def plan_usd_to_date(self) -> float | None:
+        return None if self.usd_per_month is None else self.usd_per_month * self.month_elapsed
 
-class CloudCost(View):
-    cloud: str
+    @property
+    def baseline_usd_to_date(self) -> float | None:
+        base = self.baseline_usd_per_month
+        return None if base is None else base * self.month_elapsed
+
+
+class CostRow(MonthCost):
+    deployment: str
+
+
+class CloudCost(MonthCost):
     deployments: int
-    usd_per_month: float | None
-    baseline_usd_per_month: float | None
 
 
 class CostsPage(Page):
     rows: list[CostRow]
     by_cloud: list[CloudCost]
+    month_start: datetime
+    #: the ledger's last complete hour (None: the monitor flow has rolled nothing up yet)
+    ledger_until: datetime | None
 
 
-def costs_page(registry: Registry, offset: int = 0, limit: int = PAGE_SIZE) -> CostsPage:
-    """Plan vs the naive baseline ($/month) by deployment (paged) and by cloud (summed in SQL)."""
+def _month_share(now: datetime) -> tuple[datetime, float]:
+    from thrifty.monitor import ledger
+
+    start, end = ledger.month_start(now), ledger.month_end(now)
+    return start, (now - start).total_seconds() / (end - start).total_seconds()
+
+
+def costs_page(
+    registry: Registry, offset: int = 0, limit: int = PAGE_SIZE, *, now: datetime | None = None
+) -> CostsPage:
+    """Month to date: the ledger's actual $ vs the plan and the naive baseline pro rata, by
+    deployment (paged) and by cloud; every sum is SQL (five queries at any fleet size)."""
+    from thrifty.registry import fleet
+
+    now = now or datetime.now(UTC)
+    start, share = _month_share(now)
+    plans = registry.plan_costs(max(0, offset), limit)
+    actual = fleet.spend_by_deployment(registry, [n for n, *_ in plans], start, now)
     rows = [
-        CostRow(deployment=n, cloud=c, usd_per_month=p, baseline_usd_per_month=b)
-        for n, c, p, b in registry.plan_costs(max(0, offset), limit)
-    ]
+        CostRow(deployment=n, cloud=c, usd_per_month=p, baseline_usd_per_month=b,
+                actual_usd_month_to_date=actual.get(n), month_elapsed=share)
+        for n, c, p, b in plans
+    ]  # fmt: skip
+    by_actual = fleet.spend_by_cloud(registry, start, now)
     by_cloud = [
-        CloudCost(cloud=c, deployments=n, usd_per_month=p, baseline_usd_per_month=b)
+        CloudCost(cloud=c, deployments=n, usd_per_month=p, baseline_usd_per_month=b,
+                  actual_usd_month_to_date=by_actual.get(c), month_elapsed=share)
         for c, n, p, b in registry.plan_costs_by_cloud()
-    ]
+    ]  # fmt: skip
     total = sum(c.deployments for c in by_cloud)
-    return CostsPage(total=total, offset=max(0, offset), limit=limit, rows=rows, by_cloud=by_cloud)
+    return CostsPage(
+        total=total, offset=max(0, offset), limit=limit, rows=rows, by_cloud=by_cloud,
+        month_start=start, ledger_until=fleet.ledger_until(registry),
+    )  # fmt: skip
 
 
 def recent_events(registry: Registry, kinds: Sequence[str], limit: int = PAGE_SIZE) -> list[EventView]:

@@ -230,13 +230,25 @@ class Client:
         )
 
     # -- fleet -----------------------------------------------------------------------------------
-    def costs(self) -> dict[str, Any]:
-        found: dict[str, Any] = self._request("GET", "/costs")
-        return found
+    def costs(self, name: str | None = None) -> read.CostsView:
+        """Month to date, forecast, $/1M requests (both bases), plan and naive baseline per deployment."""
+        params = {"name": name} if name else None
+        return read.CostsView.model_validate(self._request("GET", "/costs", params=params))
 
-    def alerts(self) -> dict[str, Any]:
-        found: dict[str, Any] = self._request("GET", "/alerts")
-        return found
+    def alerts(self, name: str | None = None, limit: int = 50) -> list[read.AlertView]:
+        params: dict[str, Any] = {"limit": limit} | ({"name": name} if name else {})
+        found = self._request("GET", "/alerts", params=params)
+        return [read.AlertView.model_validate(a) for a in found]
+
+    def recommendations(self, name: str | None = None, days: float = 7.0) -> read.RecommendationsView:
+        params: dict[str, Any] = {"days": days} | ({"name": name} if name else {})
+        return read.RecommendationsView.model_validate(
+            self._request("GET", "/recommendations", params=params)
+        )
+
+    def apply_recommendation(self, name: str, kind: str, days: float = 7.0) -> Operation:
+        """Start the flow run that applies ``name``'s recommendation of ``kind``."""
+        return self._op("POST", f"/recommendations/{name}/{kind}/apply", params={"days": days})
 
     def simulate(self, deployments: list[str], days: float = 7.0, **options: Any) -> dict[str, Any]:
         found: dict[str, Any] = self._request(

@@ -80,9 +80,52 @@ def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "gcp e2-small us-central1 (spot) is $12.00/month cheaper",
             usd_saved_per_month=12.0,
         )
+        seed_ledger_and_alert(registry)
+        seed_observed_traffic(registry)
         yield home
         _stop_gateway()
         runtime.reset()
+
+
+#: the spend the ledger holds for fleet-0001 this month (one hour's compute and storage)
+LEDGER_USD = {"compute": 3.5, "storage": 0.25}
+
+
+def seed_ledger_and_alert(registry: Any) -> None:
+    """One hour of fleet-0001's spend in the ledger (as the monitor's rollup writes it) and a
+    latency anomaly on fleet-0002 (as the monitor's detector stores it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from thrifty.monitor.ledger import month_start
+    from thrifty.registry import fleet
+
+    now = datetime.now(UTC)
+    hour = max(month_start(now), now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1))
+    spend = [
+        {"hour_start": hour, "kind": kind, "quantity": 1.0, "unit": "replica-hour", "usd": usd,
+         "source": "seeded"}
+        for kind, usd in LEDGER_USD.items()
+    ]  # fmt: skip
+    fleet.replace_buckets(registry, "fleet-0001", 3600, (hour, hour + timedelta(hours=1)), [], spend)
+    fleet.add_alerts(registry, [{
+        "deployment": "fleet-0002", "kind": "latency.p95", "at": hour, "observed": 180.0, "baseline": 50.0,
+        "deviation_rel": 2.6, "unit": "ms", "action": "roll back to the previous revision",
+        "message": "p95 latency 180 ms against a baseline of 50 ms",
+    }])  # fmt: skip
+
+
+def seed_observed_traffic(registry: Any) -> None:
+    """``minilm-prod``: planned for 5 req/s steady, then a day of a bursty Azure Functions 2019
+    function replayed into its request log (what ``thrifty recommend`` learns from)."""
+    from datetime import UTC, datetime
+
+    from tests.conftest import SHARED_DATA
+    from tests.unit.monitor.test_recommend import deploy_planned, replay_functions_day
+
+    if SHARED_DATA.is_dir():  # the recommendation test skips on its own without it
+        now = datetime.now(UTC)
+        deploy_planned(registry, days=1.0, now=now)
+        replay_functions_day(registry, SHARED_DATA, now=now)
 
 
 def _stop_gateway() -> None:
@@ -103,10 +146,15 @@ class InProcessLauncher:
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
+        #: record runs as SCHEDULED without running them (a test that checks what would run)
+        self.hold = False
 
     def start(self, parameters: dict[str, Any]) -> str:
         run_id = str(uuid.uuid4())
-        self.runs[run_id] = {"state": "RUNNING", "message": None, "parameters": parameters}
+        self.runs[run_id] = {"state": "SCHEDULED" if self.hold else "RUNNING", "message": None,
+                             "parameters": parameters}  # fmt: skip
+        if self.hold:
+            return run_id
         threading.Thread(target=self._run, args=(run_id, parameters | QUICK_DEPLOY), daemon=True).start()
         return run_id
 

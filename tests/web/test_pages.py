@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.web.conftest import LEDGER_USD
+
 #: Chromium majors this Playwright (pinned in pyproject) was checked against; Debian's package moves on
 #: its own, so a new major fails here first, loudly, instead of as odd timeouts in the page tests
 CHECKED_CHROMIUM_MAJORS = {150}
@@ -42,7 +44,7 @@ def test_deployments_list(page: Any, web_home: Path) -> None:
     expected = read.deployments_page(registry())
     page.goto("/")
     rows = page.locator("#deployments tbody tr")
-    assert rows.count() == expected.total == 3
+    assert rows.count() == expected.total >= 3
     first = expected.rows[0]
     cells = rows.first.locator("td").all_inner_texts()
     assert cells[0] == first.name and cells[1] == first.state
@@ -60,7 +62,11 @@ def test_deployment_detail_charts_cost_events_and_a_dead_endpoint(page: Any, web
     assert page.locator("#charts svg").count() == 4
     assert page.locator("#charts svg polyline").count() == 2  # latency mean and max; bars for the rest
     cost = page.locator("#cost").inner_text()
-    assert f"${view.usd_per_month:,.2f}/month" in cost and "not measured yet" in cost
+    assert f"${view.usd_per_month:,.2f}/month" in cost
+    spend = read.costs(registry(), "fleet-0002").deployments[0]
+    assert spend.total_usd > 0 and "nothing measured" not in cost  # its replica ran this month
+    assert page.locator("#actual").inner_text() == f"${spend.total_usd:,.2f}"
+    assert f"forecast to month end ${spend.forecast_month_usd:,.2f}" in cost
     assert "live" in page.locator("#events").inner_text()
     assert page.locator("#replicas tbody tr").count() == 1
     # the seeded endpoint has nothing behind it: the playground shows why, never a traceback
@@ -103,13 +109,21 @@ def test_costs_by_cloud_and_by_deployment(page: Any, web_home: Path) -> None:
     page.goto("/costs")
     clouds = page.locator("#by-cloud tbody tr")
     assert clouds.count() == len(costs.by_cloud)
-    assert sum(int(t.split("\t")[1]) for t in clouds.all_inner_texts()) == 3
+    assert sum(int(t.split("\t")[1]) for t in clouds.all_inner_texts()) == costs.total
     rows = page.locator("#by-deployment tbody tr").all_inner_texts()
-    assert len(rows) == 3
+    assert len(rows) == costs.total
     first = costs.rows[0]
     assert first.saving_fraction is not None
     assert f"{100 * first.saving_fraction:.0f}%" in rows[0]
-    assert "not measured yet" in page.content()
+    # actual month to date from the seeded ledger hour, next to the plan and baseline pro rata
+    row = next(r for r in costs.rows if r.deployment == "fleet-0001")
+    assert row.actual_usd_month_to_date == pytest.approx(sum(LEDGER_USD.values()))
+    shown = page.locator("#by-deployment tr:has(a:text-is('fleet-0001')) td").all_inner_texts()
+    assert shown[2:5] == [f"${v:,.2f}" for v in (row.actual_usd_month_to_date, row.plan_usd_to_date,
+                                                  row.baseline_usd_to_date)]  # fmt: skip
+    cloud = next(c for c in costs.by_cloud if c.cloud == row.cloud)
+    assert cloud.actual_usd_month_to_date == pytest.approx(sum(LEDGER_USD.values()))
+    assert "through" in page.locator("#ledger").inner_text()
 
 
 def test_recommendations_list_the_cheaper_plan_events(page: Any, web_home: Path) -> None:
@@ -122,11 +136,59 @@ def test_recommendations_list_the_cheaper_plan_events(page: Any, web_home: Path)
     assert any("$12.00" in t and "fleet-0001" in t for t in rows.all_inner_texts())
 
 
-def test_alerts_list_or_say_where_they_come_from(page: Any, web_home: Path) -> None:
+def test_recommendations_from_observed_traffic_with_one_click_apply(
+    page: Any, web_home: Path, launcher: Any, shared_data: Path
+) -> None:
+    """minilm-prod's replayed bursty day: the page lists what `thrifty recommend` says, and Apply
+    starts the recommendation's deploy-model run with its parameters (held: the launcher records it)."""
+    from thrifty import read
+    from thrifty.settings import get_settings
+
+    page.goto("/recommendations")
+    page.fill("#recommend input[name=deployment]", "minilm-prod")
+    page.fill("#recommend input[name=days]", "1")
+    page.click("#recommend button")
+    rows = page.locator("#advice tr.recommendation")
+    rows.first.wait_for(timeout=60_000)
+    advice = read.recommendations(registry(), get_settings(), "minilm-prod", days=1.0)
+    assert rows.count() == len(advice.recommendations) >= 1
+    rec = next(r for r in advice.recommendations if r.flow == "deploy-model/deploy-model")
+    row = page.locator(f"#advice tr[data-kind='{rec.kind}']")
+    assert f"${rec.usd_saved_per_month:,.2f}" == row.locator(".saved").inner_text()
+    assert "redeploys minilm-prod" in row.locator(".what").inner_text()  # says what apply does
+    launcher.hold = True
+    try:
+        before = set(launcher.runs)
+        row.locator("form.apply button").click()
+        page.wait_for_url(re.compile(r"/runs/"), timeout=60_000)
+    finally:
+        launcher.hold = False
+    (started,) = set(launcher.runs) - before
+    started_with = launcher.runs[started]["parameters"]
+    # recomputed a moment later: the observed rate's window has moved by the seconds in between
+    assert started_with.keys() == rec.parameters.keys() and started_with["model"] == rec.parameters["model"]
+    assert started_with["rps"] == pytest.approx(rec.parameters["rps"], rel=0.05)
+
+
+def test_a_forged_apply_starts_nothing(page: Any, web_home: Path, launcher: Any) -> None:
+    page.goto("/recommendations")
+    before = len(launcher.runs)
+    answer = page.request.post("/recommendations/apply", form={"csrf_token": "x", "deployment": "fleet-0001",
+                                                               "kind": "serverless"})  # fmt: skip
+    assert answer.status == 400 and "CSRF token does not match" in answer.text()
+    assert len(launcher.runs) == before
+
+
+def test_alerts_list_anomalies_and_interruptions(page: Any, web_home: Path) -> None:
     from thrifty import read
 
-    found = read.recent_events(registry(), read.ALERT_KINDS)
+    anomalies = read.alerts(registry())
     page.goto("/alerts")
+    rows = page.locator("#anomalies tbody tr")
+    assert rows.count() == len(anomalies) >= 1
+    assert "roll back to the previous revision" in rows.first.inner_text()
+    assert anomalies[0].deployment in rows.first.inner_text()
+    found = read.recent_events(registry(), [k for k in read.ALERT_KINDS if k != "anomaly"])
     if found:
         assert page.locator("#events tbody tr").count() == len(found)
     else:

@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Alerts
-         * @description Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists).
+         * @description Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first.
          */
         get: operations["alerts_api_v1_alerts_get"];
         put?: never;
@@ -53,7 +53,8 @@ export interface paths {
         };
         /**
          * Costs
-         * @description What each deployment's plan costs per month; actual spend once the ledger exists.
+         * @description Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and
+         *     usage bases, next to the plan's estimate and the naive baseline (``thrifty costs [NAME]``).
          */
         get: operations["costs_api_v1_costs_get"];
         put?: never;
@@ -495,6 +496,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/recommendations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recommendations
+         * @description Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how
+         *     to apply (``thrifty recommend [NAME]``).
+         */
+        get: operations["recommendations_api_v1_recommendations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/recommendations/{name}/{kind}/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply Recommendation
+         * @description Run the flow that applies deployment ``name``'s recommendation of ``kind`` (as
+         *     ``thrifty recommend NAME --apply KIND`` does); 400 with the command when no flow applies it.
+         */
+        post: operations["apply_recommendation_api_v1_recommendations__name___kind__apply_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/reports/{ref}": {
         parameters: {
             query?: never;
@@ -709,6 +752,32 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AlertView */
+        AlertView: {
+            /** Action */
+            action: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Baseline */
+            baseline: number;
+            /** Deployment */
+            deployment: string;
+            /** Deviation Rel */
+            deviation_rel: number | null;
+            /** Event Id */
+            event_id: string | null;
+            /** Kind */
+            kind: string;
+            /** Message */
+            message: string;
+            /** Observed */
+            observed: number;
+            /** Unit */
+            unit: string;
+        };
         /** AuditView */
         AuditView: {
             /** Action */
@@ -745,21 +814,29 @@ export interface components {
                 [key: string]: unknown;
             };
         };
-        /** CostReport */
-        CostReport: {
-            /** Actual Usd Month To Date */
-            actual_usd_month_to_date: number | null;
+        /** CostsView */
+        CostsView: {
             /**
-             * At
+             * As Of
              * Format: date-time
              */
-            at: string;
+            as_of: string;
             /** Deployments */
-            deployments: components["schemas"]["DeploymentCost"][];
-            /** Ledger */
-            ledger: string;
-            /** Planned Usd Per Month */
-            planned_usd_per_month: number;
+            deployments: components["schemas"]["SpendView"][];
+            /** Forecast Month Usd */
+            forecast_month_usd: number;
+            /**
+             * Month End
+             * Format: date-time
+             */
+            month_end: string;
+            /**
+             * Month Start
+             * Format: date-time
+             */
+            month_start: string;
+            /** Total Usd */
+            total_usd: number;
         };
         /** DeliveryView */
         DeliveryView: {
@@ -807,17 +884,6 @@ export interface components {
             parameters?: {
                 [key: string]: unknown;
             };
-        };
-        /** DeploymentCost */
-        DeploymentCost: {
-            /** Name */
-            name: string;
-            /** Planned Usd Per Month */
-            planned_usd_per_month: number | null;
-            /** Provider */
-            provider: string;
-            /** State */
-            state: string;
         };
         /** DeploymentView */
         DeploymentView: {
@@ -1314,6 +1380,49 @@ export interface components {
             /** Total Rows */
             total_rows: number;
         };
+        /** RecommendationView */
+        RecommendationView: {
+            /** Command */
+            command: string;
+            /** Deployment */
+            deployment: string;
+            /** Evidence */
+            evidence: {
+                [key: string]: unknown;
+            };
+            /** Flow */
+            flow: string | null;
+            /** Kind */
+            kind: string;
+            /** Parameters */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /** Title */
+            title: string;
+            /** Usd Per Month After */
+            usd_per_month_after: number;
+            /** Usd Per Month Now */
+            usd_per_month_now: number;
+            /** Usd Saved Per Month */
+            usd_saved_per_month: number;
+        };
+        /** RecommendationsView */
+        RecommendationsView: {
+            /**
+             * As Of
+             * Format: date-time
+             */
+            as_of: string;
+            /** Days */
+            days: number;
+            /** Recommendations */
+            recommendations: components["schemas"]["RecommendationView"][];
+            /** Skipped */
+            skipped: {
+                [key: string]: string;
+            };
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /**
@@ -1348,6 +1457,62 @@ export interface components {
             policies?: string[] | null;
             /** Usd Per Gib Hour */
             usd_per_gib_hour?: number | null;
+        };
+        /**
+         * SpendView
+         * @description One deployment's spend this month (``thrifty costs NAME``).
+         */
+        SpendView: {
+            /** Baseline Usd Per Million Requests */
+            baseline_usd_per_million_requests: number | null;
+            /** Baseline Usd Per Month */
+            baseline_usd_per_month: number | null;
+            /** Busy Hours */
+            busy_hours: number;
+            /** Compute Usd */
+            compute_usd: number;
+            /** Deployment */
+            deployment: string;
+            /** Errors */
+            errors: number;
+            /** Forecast Month Usd */
+            forecast_month_usd: number;
+            /** Notes */
+            notes: string[];
+            /** Offer */
+            offer: string | null;
+            /** Plan Usd Per Million Requests */
+            plan_usd_per_million_requests: number | null;
+            /** Plan Usd Per Month */
+            plan_usd_per_month: number | null;
+            /** Price Sources */
+            price_sources: string[];
+            /** Replica Hours */
+            replica_hours: number;
+            /** Requests */
+            requests: number;
+            /** Run Rate Usd Per Hour */
+            run_rate_usd_per_hour: number;
+            /** State */
+            state: string;
+            /** Storage Bytes By Tier */
+            storage_bytes_by_tier: {
+                [key: string]: number;
+            };
+            /** Storage Usd */
+            storage_usd: number;
+            /** Storage Usd Saved */
+            storage_usd_saved: number;
+            /** Total Usd */
+            total_usd: number;
+            /** Transfer Usd */
+            transfer_usd: number | null;
+            /** Usd Per Hour Now */
+            usd_per_hour_now: number | null;
+            /** Usd Per Million Requests Reservation */
+            usd_per_million_requests_reservation: number | null;
+            /** Usd Per Million Requests Usage */
+            usd_per_million_requests_usage: number | null;
         };
         /** StorageRules */
         StorageRules: {
@@ -1554,7 +1719,10 @@ export type $defs = Record<string, never>;
 export interface operations {
     alerts_api_v1_alerts_get: {
         parameters: {
-            query?: never;
+            query?: {
+                name?: string | null;
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1567,9 +1735,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AlertView"][];
                 };
             };
             /** @description bad input */
@@ -1763,7 +1929,9 @@ export interface operations {
     };
     costs_api_v1_costs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                name?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1776,7 +1944,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CostReport"];
+                    "application/json": components["schemas"]["CostsView"];
                 };
             };
             /** @description bad input */
@@ -4419,6 +4587,218 @@ export interface operations {
                 "application/json": components["schemas"]["RefreshRequest"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperationView"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy: an operation on it runs */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    recommendations_api_v1_recommendations_get: {
+        parameters: {
+            query?: {
+                name?: string | null;
+                /** @description Days of request log to learn from. */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendationsView"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy: an operation on it runs */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    apply_recommendation_api_v1_recommendations__name___kind__apply_post: {
+        parameters: {
+            query?: {
+                /** @description Days of request log to learn from. */
+                days?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             202: {

@@ -29,6 +29,7 @@ FLOWS = {
     "delete": "delete-deployment/delete-deployment",
     "refresh-prices": "price-monitor/price-monitor",
     "storage-apply": "storage-tiering/storage-tiering",
+    "recommendation": "deploy-model/deploy-model",  # the recommendation names its flow (``flow=``)
 }
 
 
@@ -59,11 +60,14 @@ def view(row: ApiOperation) -> OperationView:
     )  # fmt: skip
 
 
-def start(registry: Registry, kind: str, target: str, parameters: dict[str, Any], who: str) -> ApiOperation:
-    """Lock ``target``, start the flow run; ConflictError when an operation on it still runs."""
+def start(
+    registry: Registry, kind: str, target: str, parameters: dict[str, Any], who: str, flow: str | None = None
+) -> ApiOperation:
+    """Lock ``target``, start the flow run (``flow``, default the kind's); ConflictError when an
+    operation on it still runs."""
     _release_if_done(registry, target)
     row = ApiOperation(
-        id=uuid.uuid4().hex, kind=kind, flow=FLOWS[kind], target=target, active_target=target,
+        id=uuid.uuid4().hex, kind=kind, flow=flow or FLOWS[kind], target=target, active_target=target,
         parameters=parameters, created_by=who,
     )  # fmt: skip
     try:

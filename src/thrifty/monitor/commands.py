@@ -154,16 +154,9 @@ def _evidence_text(evidence: dict[str, object]) -> str:
 def _apply(answer: read.RecommendationsView, name: str | None, kind: str) -> None:
     """Run the recommendation's flow on the Prefect API, or print the exact command when none exists."""
     from thrifty.cli import console
-    from thrifty.errors import ConfigError
+    from thrifty.read import find_recommendation
 
-    found = [r for r in answer.recommendations if r.kind == kind and (name is None or r.deployment == name)]
-    if name is None or len(found) != 1:
-        kinds = ", ".join(sorted({r.kind for r in answer.recommendations if r.deployment == name})) or "none"
-        raise ConfigError(
-            f"--apply {kind} needs one deployment with a {kind!r} recommendation",
-            hint=f"name the deployment; its recommendations now: {kinds}",
-        )
-    rec = found[0]
+    rec = find_recommendation(answer, name, kind)
     if rec.flow is None:
         console.print(f"no flow applies this yet; run:\n{rec.command}", highlight=False, soft_wrap=True)
         return

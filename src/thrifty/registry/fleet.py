@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
 
-from thrifty.registry.models import AnomalyAlert, MetricRollup, RequestLog, RollupCursor, SpendEntry
+from thrifty.registry.models import (
+    AnomalyAlert,
+    Deployment,
+    MetricRollup,
+    Plan,
+    RequestLog,
+    RollupCursor,
+    SpendEntry,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -189,3 +197,43 @@ def alerts(
         query = query.where(AnomalyAlert.at >= since)
     with registry.session() as s:
         return list(s.scalars(query.order_by(AnomalyAlert.at.desc(), AnomalyAlert.id.desc()).limit(limit)))
+
+
+# -- the dashboard's cost analytics: the ledger summed in SQL -------------------------------------
+def spend_by_deployment(
+    registry: Registry, names: Sequence[str], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Ledger dollars (every kind) of each of ``names`` with ``start <= hour_start < end``."""
+    query = (
+        select(SpendEntry.deployment, func.sum(SpendEntry.usd))
+        .where(
+            SpendEntry.deployment.in_(list(names)),
+            SpendEntry.hour_start >= start,
+            SpendEntry.hour_start < end,
+        )
+        .group_by(SpendEntry.deployment)
+    )
+    with registry.session() as s:
+        return {name: float(usd or 0.0) for name, usd in s.execute(query)}
+
+
+def spend_by_cloud(registry: Registry, start: datetime, end: datetime) -> dict[str, float]:
+    """Ledger dollars in ``[start, end)`` summed by the cloud the deployment's plan chose."""
+    query = (
+        select(Plan.chosen_provider, func.sum(SpendEntry.usd))
+        .join(Deployment, Deployment.name == SpendEntry.deployment)
+        .join(Plan, Plan.id == Deployment.plan_id)
+        .where(SpendEntry.hour_start >= start, SpendEntry.hour_start < end)
+        .group_by(Plan.chosen_provider)
+    )
+    with registry.session() as s:
+        return {cloud or "": float(usd or 0.0) for cloud, usd in s.execute(query)}
+
+
+def ledger_until(registry: Registry) -> datetime | None:
+    """Up to when (exclusive) the newest hourly rollup reaches: the ledger's last complete hour."""
+    with registry.session() as s:
+        found: datetime | None = s.scalar(
+            select(func.max(RollupCursor.done_until)).where(RollupCursor.resolution_s == 3600)
+        )
+        return found

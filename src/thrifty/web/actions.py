@@ -1,4 +1,5 @@
-"""The dashboard's writes (POST, CSRF-checked): one-click deploy and the playground's inference."""
+"""The dashboard's writes (POST, CSRF-checked): one-click deploy, applying a recommendation and the
+playground's inference."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from thrifty import read
 from thrifty.errors import ConfigError
 from thrifty.web import playground
 from thrifty.web.base import LauncherDep, RegistryDep, SettingsDep, check_csrf, error_panel, render
+from thrifty.web.launch import DEPLOY_MODEL
 
 router = APIRouter()
 #: the targets the form offers (the flow's ``target``): ``auto`` follows the plan, ``local`` is this machine
@@ -69,3 +71,30 @@ def infer(
         return error_panel(request, exc, partial=True)
     context = {"status": status, "answer": json.dumps(answer, indent=1)[:20000], "latency_ms": latency_ms}
     return render(request, "_playground.html", context)
+
+
+@router.post("/recommendations/apply", response_model=None)
+def apply_recommendation(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    launcher: LauncherDep,
+    csrf_token: Annotated[str, Form()],
+    deployment: Annotated[str, Form()],
+    kind: Annotated[str, Form()],
+    days: Annotated[float, Form(gt=0, le=90)] = 7.0,
+) -> Response:
+    """Re-plan, then start the recommendation's deploy-model run (as ``thrifty recommend NAME
+    --apply KIND`` does) and go to the run's page."""
+    try:
+        check_csrf(request, csrf_token)
+        answer = read.recommendations(registry, settings, deployment, days=days)
+        rec = read.find_recommendation(answer, deployment, kind)
+        if rec.flow != DEPLOY_MODEL:
+            raise ConfigError(
+                f"the dashboard cannot apply the {kind!r} recommendation", hint=f"run: {rec.command}"
+            )
+        run_id = launcher.start(rec.parameters)
+    except Exception as exc:
+        return error_panel(request, exc)
+    return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)

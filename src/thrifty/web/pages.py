@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -9,7 +10,17 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from thrifty import read
 from thrifty.web import charts, playground
-from thrifty.web.base import HERE, STATIC, LauncherDep, RegistryDep, error_panel, page, render
+from thrifty.web.base import (
+    HERE,
+    STATIC,
+    LauncherDep,
+    RegistryDep,
+    SettingsDep,
+    error_panel,
+    page,
+    render,
+)
+from thrifty.web.launch import DEPLOY_MODEL
 
 router = APIRouter()
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -45,6 +56,8 @@ def _charts(buckets: list[read.TrafficBucket]) -> list[Any]:
 
 
 def _detail(registry: Any, name: str) -> dict[str, Any]:
+    from thrifty.monitor.ledger import month_start
+
     view = read.deployment(registry, name)
     buckets = read.traffic(registry, name)
     return {
@@ -53,6 +66,8 @@ def _detail(registry: Any, name: str) -> dict[str, Any]:
         "stats": read.request_stats(registry, [name])[name],
         "charts": _charts(buckets),
         "planned": read.planned_cost(view),
+        "spend": read.costs(registry, name).deployments[0],
+        "month_start": month_start(datetime.now(UTC)),
         "events": list(reversed(read.events(registry, name)))[:50],
         "example": playground.example_body(registry, view),
     }
@@ -97,20 +112,40 @@ def costs(request: Request, registry: RegistryDep, offset: int = Offset) -> HTML
 
 
 @router.get("/recommendations", response_class=HTMLResponse)
-def recommendations(request: Request, registry: RegistryDep) -> HTMLResponse:
-    return page(
-        request,
-        "recommendations.html",
-        lambda: {"events": read.recent_events(registry, read.RECOMMENDATION_KINDS)},
-    )
+def recommendations(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    deployment: str = "",
+    days: float = Query(7.0, gt=0, le=90),
+) -> HTMLResponse:
+    """Cheaper-plan events at once; one deployment's re-plan on its observed traffic when asked
+    (seconds: the planner runs again, so never for the whole fleet on one page load)."""
+
+    def build() -> dict[str, Any]:
+        advice = read.recommendations(registry, settings, deployment, days=days) if deployment else None
+        return {
+            "events": read.recent_events(registry, read.RECOMMENDATION_KINDS),
+            "deployment": deployment,
+            "days": days,
+            "advice": advice,
+            "deploy_flow": DEPLOY_MODEL,
+        }
+
+    return page(request, "recommendations.html", build)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts(request: Request, registry: RegistryDep) -> HTMLResponse:
+    kinds = [k for k in read.ALERT_KINDS if k != "anomaly"]  # anomalies are listed from their store
     return page(
         request,
         "alerts.html",
-        lambda: {"events": read.recent_events(registry, read.ALERT_KINDS), "kinds": read.ALERT_KINDS},
+        lambda: {
+            "alerts": read.alerts(registry, limit=read.PAGE_SIZE),
+            "events": read.recent_events(registry, kinds),
+            "kinds": kinds,
+        },
     )
 
 

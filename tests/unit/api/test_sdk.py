@@ -24,7 +24,8 @@ def test_client_covers_models_plans_deployments_and_admin(api_url: str, tmp_path
         assert api.deployments() == [] and api.plans() == []
         assert {p["name"] for p in api.policies()} >= {"fixed"}
         assert "local" in {t["name"] for t in api.targets()}
-        assert api.costs()["planned_usd_per_month"] == 0.0
+        assert api.costs().deployments == [] and api.alerts() == []
+        assert api.recommendations().recommendations == []
         admin = api.create_token("ops", "admin")  # from now on, loopback needs a token too
         with pytest.raises(errors.AccessError, match="missing bearer token"):
             api.models()
@@ -44,8 +45,10 @@ def test_refusals_raise_the_error_the_server_named(api_url: str) -> None:
         with pytest.raises(errors.NotFoundError, match="no model named 'nope'") as caught:
             api.model("nope")
         assert caught.value.status_code == 404  # type: ignore[attr-defined]
-        with pytest.raises(errors.NotAvailableError):
-            api.alerts()
+        with pytest.raises(errors.NotFoundError, match="nope"):
+            api.alerts("nope")
+        with pytest.raises(errors.NotFoundError, match="nope"):
+            api.apply_recommendation("nope", "teleport")
         with pytest.raises(errors.ThriftyError, match="p95_ms"):
             api.make_plan("m", p95_ms=-1, rps=1)
 

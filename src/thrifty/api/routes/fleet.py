@@ -2,70 +2,64 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from thrifty import read
 from thrifty.api import ops
-from thrifty.api.deps import Deployer, Reg, Viewer, audit
+from thrifty.api.deps import Conf, Deployer, Reg, Viewer, audit
 from thrifty.api.ops import OperationView
 from thrifty.api.routes.models import cli
-from thrifty.errors import ConfigError, NotAvailableError
+from thrifty.errors import ConfigError
 
 router = APIRouter(tags=["fleet"])
-
-#: the spend ledger and the alert store are being built (issue: fleet metrics + spend ledger)
-LEDGER_MODULE = "thrifty.costs"
-
-
-class DeploymentCost(BaseModel):
-    name: str
-    provider: str
-    state: str
-    planned_usd_per_month: float | None
-
-
-class CostReport(BaseModel):
-    at: datetime
-    planned_usd_per_month: float
-    deployments: list[DeploymentCost]
-    #: None until the spend ledger exists; ``ledger`` then says why
-    actual_usd_month_to_date: float | None
-    ledger: str
+Days = Annotated[float, Query(gt=0, le=90, description="Days of request log to learn from.")]
 
 
 @router.get("/costs", openapi_extra=cli("costs"))
-def costs(_: Viewer, registry: Reg) -> CostReport:
-    """What each deployment's plan costs per month; actual spend once the ledger exists."""
-    rows = [
-        DeploymentCost(name=d.name, provider=d.provider, state=d.state, planned_usd_per_month=d.usd_per_month)
-        for d in read.deployments(registry)
-        if d.state != "deleted"
-    ][:1000]
-    found = importlib.util.find_spec(LEDGER_MODULE) is not None
-    return CostReport(
-        at=datetime.now(UTC),
-        planned_usd_per_month=float(sum(r.planned_usd_per_month or 0.0 for r in rows)),
-        deployments=rows,
-        actual_usd_month_to_date=None,
-        ledger="ledger module present but not wired to the API yet"
-        if found
-        else "no spend ledger in this thrifty yet: the planned $/month is what the plans chose",
-    )
+def costs(_: Viewer, registry: Reg, name: str | None = None) -> read.CostsView:
+    """Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and
+    usage bases, next to the plan's estimate and the naive baseline (``thrifty costs [NAME]``)."""
+    return read.costs(registry, name)
 
 
 @router.get("/alerts", openapi_extra=cli("alerts"))
-def alerts(_: Viewer) -> dict[str, Any]:
-    """Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists)."""
-    raise NotAvailableError(
-        "no alert store in this thrifty yet: anomalies need the fleet metrics rollups",
-        hint="update thrifty once the monitoring work lands; `thrifty events NAME` shows cheaper-plan events",
-    )
+def alerts(
+    _: Viewer, registry: Reg, name: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[read.AlertView]:
+    """Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first."""
+    return read.alerts(registry, name, limit=limit)
+
+
+@router.get("/recommendations", openapi_extra=cli("recommend"))
+async def recommendations(
+    _: Viewer, registry: Reg, settings: Conf, name: str | None = None, days: Days = 7.0
+) -> read.RecommendationsView:
+    """Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how
+    to apply (``thrifty recommend [NAME]``)."""
+    return await run_in_threadpool(read.recommendations, registry, settings, name, days=days)
+
+
+@router.post("/recommendations/{name}/{kind}/apply", status_code=202, openapi_extra=cli("recommend"))
+async def apply_recommendation(
+    name: str, kind: str, who: Deployer, registry: Reg, settings: Conf, days: Days = 7.0
+) -> OperationView:
+    """Run the flow that applies deployment ``name``'s recommendation of ``kind`` (as
+    ``thrifty recommend NAME --apply KIND`` does); 400 with the command when no flow applies it."""
+    answer = await run_in_threadpool(read.recommendations, registry, settings, name, days=days)
+    rec = read.find_recommendation(answer, name, kind)
+    if rec.flow is None:
+        raise ConfigError(
+            f"no flow applies the {kind!r} recommendation of {name!r} yet", hint=f"run: {rec.command}"
+        )
+    row = ops.start(registry, "recommendation", name, rec.parameters, who.name, flow=rec.flow)
+    details = {"operation": row.id, "kind": kind, "usd_saved_per_month": rec.usd_saved_per_month}
+    audit(registry, who, "recommendations.apply", name, None, details | {"parameters": rec.parameters})
+    return ops.view(row)
 
 
 class SimulateRequest(BaseModel):

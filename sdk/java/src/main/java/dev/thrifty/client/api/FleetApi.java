@@ -18,9 +18,12 @@ import dev.thrifty.client.ApiResponse;
 import dev.thrifty.client.Configuration;
 import dev.thrifty.client.Pair;
 
-import dev.thrifty.client.model.CostReport;
+import dev.thrifty.client.model.AlertView;
+import java.math.BigDecimal;
+import dev.thrifty.client.model.CostsView;
 import dev.thrifty.client.model.ErrorBody;
 import dev.thrifty.client.model.OperationView;
+import dev.thrifty.client.model.RecommendationsView;
 import dev.thrifty.client.model.SimulateRequest;
 import dev.thrifty.client.model.StorageRules;
 
@@ -168,45 +171,53 @@ public class FleetApi {
 
   /**
    * Alerts
-   * Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists).
-   * @return Map&lt;String, Object&gt;
+   * Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first.
+   * @param name  (optional)
+   * @param limit  (optional, default to 50)
+   * @return List&lt;AlertView&gt;
    * @throws ApiException if fails to make API call
    */
-  public Map<String, Object> alertsApiV1AlertsGet() throws ApiException {
-    return alertsApiV1AlertsGet(null);
+  public List<AlertView> alertsApiV1AlertsGet(@javax.annotation.Nullable String name, @javax.annotation.Nullable Integer limit) throws ApiException {
+    return alertsApiV1AlertsGet(name, limit, null);
   }
 
   /**
    * Alerts
-   * Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists).
+   * Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first.
+   * @param name  (optional)
+   * @param limit  (optional, default to 50)
    * @param headers Optional headers to include in the request
-   * @return Map&lt;String, Object&gt;
+   * @return List&lt;AlertView&gt;
    * @throws ApiException if fails to make API call
    */
-  public Map<String, Object> alertsApiV1AlertsGet(Map<String, String> headers) throws ApiException {
-    ApiResponse<Map<String, Object>> localVarResponse = alertsApiV1AlertsGetWithHttpInfo(headers);
+  public List<AlertView> alertsApiV1AlertsGet(@javax.annotation.Nullable String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
+    ApiResponse<List<AlertView>> localVarResponse = alertsApiV1AlertsGetWithHttpInfo(name, limit, headers);
     return localVarResponse.getData();
   }
 
   /**
    * Alerts
-   * Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists).
-   * @return ApiResponse&lt;Map&lt;String, Object&gt;&gt;
+   * Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first.
+   * @param name  (optional)
+   * @param limit  (optional, default to 50)
+   * @return ApiResponse&lt;List&lt;AlertView&gt;&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<Map<String, Object>> alertsApiV1AlertsGetWithHttpInfo() throws ApiException {
-    return alertsApiV1AlertsGetWithHttpInfo(null);
+  public ApiResponse<List<AlertView>> alertsApiV1AlertsGetWithHttpInfo(@javax.annotation.Nullable String name, @javax.annotation.Nullable Integer limit) throws ApiException {
+    return alertsApiV1AlertsGetWithHttpInfo(name, limit, null);
   }
 
   /**
    * Alerts
-   * Cost / latency / error anomalies (needs the fleet metrics store; 501 until it exists).
+   * Anomalies the monitor flow found (cost per request, p95 latency, error rate, traffic), newest first.
+   * @param name  (optional)
+   * @param limit  (optional, default to 50)
    * @param headers Optional headers to include in the request
-   * @return ApiResponse&lt;Map&lt;String, Object&gt;&gt;
+   * @return ApiResponse&lt;List&lt;AlertView&gt;&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<Map<String, Object>> alertsApiV1AlertsGetWithHttpInfo(Map<String, String> headers) throws ApiException {
-    HttpRequest.Builder localVarRequestBuilder = alertsApiV1AlertsGetRequestBuilder(headers);
+  public ApiResponse<List<AlertView>> alertsApiV1AlertsGetWithHttpInfo(@javax.annotation.Nullable String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = alertsApiV1AlertsGetRequestBuilder(name, limit, headers);
     try {
       HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
           localVarRequestBuilder.build(),
@@ -221,7 +232,7 @@ public class FleetApi {
         }
         localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
         if (localVarResponseBody == null) {
-          return new ApiResponse<Map<String, Object>>(
+          return new ApiResponse<List<AlertView>>(
               localVarResponse.statusCode(),
               localVarResponse.headers().map(),
               null
@@ -231,10 +242,10 @@ public class FleetApi {
         
         
         String responseBody = new String(localVarResponseBody.readAllBytes());
-        Map<String, Object> responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<Map<String, Object>>() {});
+        List<AlertView> responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<List<AlertView>>() {});
         
 
-        return new ApiResponse<Map<String, Object>>(
+        return new ApiResponse<List<AlertView>>(
             localVarResponse.statusCode(),
             localVarResponse.headers().map(),
             responseValue
@@ -253,13 +264,30 @@ public class FleetApi {
     }
   }
 
-  private HttpRequest.Builder alertsApiV1AlertsGetRequestBuilder(Map<String, String> headers) throws ApiException {
+  private HttpRequest.Builder alertsApiV1AlertsGetRequestBuilder(@javax.annotation.Nullable String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
 
     HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
 
     String localVarPath = "/api/v1/alerts";
 
-    localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "name";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("name", name));
+    localVarQueryParameterBaseName = "limit";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("limit", limit));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
 
     localVarRequestBuilder.header("Accept", "application/json");
 
@@ -276,46 +304,58 @@ public class FleetApi {
   }
 
   /**
-   * Costs
-   * What each deployment&#39;s plan costs per month; actual spend once the ledger exists.
-   * @return CostReport
+   * Apply Recommendation
+   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * @param name  (required)
+   * @param kind  (required)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @return OperationView
    * @throws ApiException if fails to make API call
    */
-  public CostReport costsApiV1CostsGet() throws ApiException {
-    return costsApiV1CostsGet(null);
+  public OperationView applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+    return applyRecommendationApiV1RecommendationsNameKindApplyPost(name, kind, days, null);
   }
 
   /**
-   * Costs
-   * What each deployment&#39;s plan costs per month; actual spend once the ledger exists.
+   * Apply Recommendation
+   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * @param name  (required)
+   * @param kind  (required)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
    * @param headers Optional headers to include in the request
-   * @return CostReport
+   * @return OperationView
    * @throws ApiException if fails to make API call
    */
-  public CostReport costsApiV1CostsGet(Map<String, String> headers) throws ApiException {
-    ApiResponse<CostReport> localVarResponse = costsApiV1CostsGetWithHttpInfo(headers);
+  public OperationView applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    ApiResponse<OperationView> localVarResponse = applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(name, kind, days, headers);
     return localVarResponse.getData();
   }
 
   /**
-   * Costs
-   * What each deployment&#39;s plan costs per month; actual spend once the ledger exists.
-   * @return ApiResponse&lt;CostReport&gt;
+   * Apply Recommendation
+   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * @param name  (required)
+   * @param kind  (required)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @return ApiResponse&lt;OperationView&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<CostReport> costsApiV1CostsGetWithHttpInfo() throws ApiException {
-    return costsApiV1CostsGetWithHttpInfo(null);
+  public ApiResponse<OperationView> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+    return applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(name, kind, days, null);
   }
 
   /**
-   * Costs
-   * What each deployment&#39;s plan costs per month; actual spend once the ledger exists.
+   * Apply Recommendation
+   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * @param name  (required)
+   * @param kind  (required)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
    * @param headers Optional headers to include in the request
-   * @return ApiResponse&lt;CostReport&gt;
+   * @return ApiResponse&lt;OperationView&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<CostReport> costsApiV1CostsGetWithHttpInfo(Map<String, String> headers) throws ApiException {
-    HttpRequest.Builder localVarRequestBuilder = costsApiV1CostsGetRequestBuilder(headers);
+  public ApiResponse<OperationView> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = applyRecommendationApiV1RecommendationsNameKindApplyPostRequestBuilder(name, kind, days, headers);
     try {
       HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
           localVarRequestBuilder.build(),
@@ -326,11 +366,11 @@ public class FleetApi {
       InputStream localVarResponseBody = null;
       try {
         if (localVarResponse.statusCode()/ 100 != 2) {
-          throw getApiException("costsApiV1CostsGet", localVarResponse);
+          throw getApiException("applyRecommendationApiV1RecommendationsNameKindApplyPost", localVarResponse);
         }
         localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
         if (localVarResponseBody == null) {
-          return new ApiResponse<CostReport>(
+          return new ApiResponse<OperationView>(
               localVarResponse.statusCode(),
               localVarResponse.headers().map(),
               null
@@ -340,10 +380,10 @@ public class FleetApi {
         
         
         String responseBody = new String(localVarResponseBody.readAllBytes());
-        CostReport responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<CostReport>() {});
+        OperationView responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<OperationView>() {});
         
 
-        return new ApiResponse<CostReport>(
+        return new ApiResponse<OperationView>(
             localVarResponse.statusCode(),
             localVarResponse.headers().map(),
             responseValue
@@ -362,13 +402,166 @@ public class FleetApi {
     }
   }
 
-  private HttpRequest.Builder costsApiV1CostsGetRequestBuilder(Map<String, String> headers) throws ApiException {
+  private HttpRequest.Builder applyRecommendationApiV1RecommendationsNameKindApplyPostRequestBuilder(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    // verify the required parameter 'name' is set
+    if (name == null) {
+      throw new ApiException(400, "Missing the required parameter 'name' when calling applyRecommendationApiV1RecommendationsNameKindApplyPost");
+    }
+    // verify the required parameter 'kind' is set
+    if (kind == null) {
+      throw new ApiException(400, "Missing the required parameter 'kind' when calling applyRecommendationApiV1RecommendationsNameKindApplyPost");
+    }
+
+    HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
+
+    String localVarPath = "/api/v1/recommendations/{name}/{kind}/apply"
+        .replace("{name}", ApiClient.urlEncode(name.toString()))
+        .replace("{kind}", ApiClient.urlEncode(kind.toString()));
+
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "days";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("days", days));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
+
+    localVarRequestBuilder.header("Accept", "application/json");
+
+    localVarRequestBuilder.method("POST", HttpRequest.BodyPublishers.noBody());
+    if (memberVarReadTimeout != null) {
+      localVarRequestBuilder.timeout(memberVarReadTimeout);
+    }
+    // Add custom headers if provided
+    localVarRequestBuilder = HttpRequestBuilderExtensions.withAdditionalHeaders(localVarRequestBuilder, headers);
+    if (memberVarInterceptor != null) {
+      memberVarInterceptor.accept(localVarRequestBuilder);
+    }
+    return localVarRequestBuilder;
+  }
+
+  /**
+   * Costs
+   * Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and usage bases, next to the plan&#39;s estimate and the naive baseline (&#x60;&#x60;thrifty costs [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @return CostsView
+   * @throws ApiException if fails to make API call
+   */
+  public CostsView costsApiV1CostsGet(@javax.annotation.Nullable String name) throws ApiException {
+    return costsApiV1CostsGet(name, null);
+  }
+
+  /**
+   * Costs
+   * Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and usage bases, next to the plan&#39;s estimate and the naive baseline (&#x60;&#x60;thrifty costs [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param headers Optional headers to include in the request
+   * @return CostsView
+   * @throws ApiException if fails to make API call
+   */
+  public CostsView costsApiV1CostsGet(@javax.annotation.Nullable String name, Map<String, String> headers) throws ApiException {
+    ApiResponse<CostsView> localVarResponse = costsApiV1CostsGetWithHttpInfo(name, headers);
+    return localVarResponse.getData();
+  }
+
+  /**
+   * Costs
+   * Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and usage bases, next to the plan&#39;s estimate and the naive baseline (&#x60;&#x60;thrifty costs [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @return ApiResponse&lt;CostsView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<CostsView> costsApiV1CostsGetWithHttpInfo(@javax.annotation.Nullable String name) throws ApiException {
+    return costsApiV1CostsGetWithHttpInfo(name, null);
+  }
+
+  /**
+   * Costs
+   * Spend this month from the ledger: month to date, forecast, $/1M requests on the reservation and usage bases, next to the plan&#39;s estimate and the naive baseline (&#x60;&#x60;thrifty costs [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param headers Optional headers to include in the request
+   * @return ApiResponse&lt;CostsView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<CostsView> costsApiV1CostsGetWithHttpInfo(@javax.annotation.Nullable String name, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = costsApiV1CostsGetRequestBuilder(name, headers);
+    try {
+      HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
+          localVarRequestBuilder.build(),
+          HttpResponse.BodyHandlers.ofInputStream());
+      if (memberVarResponseInterceptor != null) {
+        memberVarResponseInterceptor.accept(localVarResponse);
+      }
+      InputStream localVarResponseBody = null;
+      try {
+        if (localVarResponse.statusCode()/ 100 != 2) {
+          throw getApiException("costsApiV1CostsGet", localVarResponse);
+        }
+        localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
+        if (localVarResponseBody == null) {
+          return new ApiResponse<CostsView>(
+              localVarResponse.statusCode(),
+              localVarResponse.headers().map(),
+              null
+          );
+        }
+
+        
+        
+        String responseBody = new String(localVarResponseBody.readAllBytes());
+        CostsView responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<CostsView>() {});
+        
+
+        return new ApiResponse<CostsView>(
+            localVarResponse.statusCode(),
+            localVarResponse.headers().map(),
+            responseValue
+        );
+      } finally {
+        if (localVarResponseBody != null) {
+          localVarResponseBody.close();
+        }
+      }
+    } catch (IOException e) {
+      throw new ApiException(e);
+    }
+    catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiException(e);
+    }
+  }
+
+  private HttpRequest.Builder costsApiV1CostsGetRequestBuilder(@javax.annotation.Nullable String name, Map<String, String> headers) throws ApiException {
 
     HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
 
     String localVarPath = "/api/v1/costs";
 
-    localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "name";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("name", name));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
 
     localVarRequestBuilder.header("Accept", "application/json");
 
@@ -478,6 +671,140 @@ public class FleetApi {
     String localVarPath = "/api/v1/policies";
 
     localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+
+    localVarRequestBuilder.header("Accept", "application/json");
+
+    localVarRequestBuilder.method("GET", HttpRequest.BodyPublishers.noBody());
+    if (memberVarReadTimeout != null) {
+      localVarRequestBuilder.timeout(memberVarReadTimeout);
+    }
+    // Add custom headers if provided
+    localVarRequestBuilder = HttpRequestBuilderExtensions.withAdditionalHeaders(localVarRequestBuilder, headers);
+    if (memberVarInterceptor != null) {
+      memberVarInterceptor.accept(localVarRequestBuilder);
+    }
+    return localVarRequestBuilder;
+  }
+
+  /**
+   * Recommendations
+   * Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how to apply (&#x60;&#x60;thrifty recommend [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @return RecommendationsView
+   * @throws ApiException if fails to make API call
+   */
+  public RecommendationsView recommendationsApiV1RecommendationsGet(@javax.annotation.Nullable String name, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+    return recommendationsApiV1RecommendationsGet(name, days, null);
+  }
+
+  /**
+   * Recommendations
+   * Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how to apply (&#x60;&#x60;thrifty recommend [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @param headers Optional headers to include in the request
+   * @return RecommendationsView
+   * @throws ApiException if fails to make API call
+   */
+  public RecommendationsView recommendationsApiV1RecommendationsGet(@javax.annotation.Nullable String name, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    ApiResponse<RecommendationsView> localVarResponse = recommendationsApiV1RecommendationsGetWithHttpInfo(name, days, headers);
+    return localVarResponse.getData();
+  }
+
+  /**
+   * Recommendations
+   * Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how to apply (&#x60;&#x60;thrifty recommend [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @return ApiResponse&lt;RecommendationsView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<RecommendationsView> recommendationsApiV1RecommendationsGetWithHttpInfo(@javax.annotation.Nullable String name, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+    return recommendationsApiV1RecommendationsGetWithHttpInfo(name, days, null);
+  }
+
+  /**
+   * Recommendations
+   * Cheaper set-ups from the traffic each live deployment really gets: $/month saved, evidence, how to apply (&#x60;&#x60;thrifty recommend [NAME]&#x60;&#x60;).
+   * @param name  (optional)
+   * @param days Days of request log to learn from. (optional, default to 7.0)
+   * @param headers Optional headers to include in the request
+   * @return ApiResponse&lt;RecommendationsView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<RecommendationsView> recommendationsApiV1RecommendationsGetWithHttpInfo(@javax.annotation.Nullable String name, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = recommendationsApiV1RecommendationsGetRequestBuilder(name, days, headers);
+    try {
+      HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
+          localVarRequestBuilder.build(),
+          HttpResponse.BodyHandlers.ofInputStream());
+      if (memberVarResponseInterceptor != null) {
+        memberVarResponseInterceptor.accept(localVarResponse);
+      }
+      InputStream localVarResponseBody = null;
+      try {
+        if (localVarResponse.statusCode()/ 100 != 2) {
+          throw getApiException("recommendationsApiV1RecommendationsGet", localVarResponse);
+        }
+        localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
+        if (localVarResponseBody == null) {
+          return new ApiResponse<RecommendationsView>(
+              localVarResponse.statusCode(),
+              localVarResponse.headers().map(),
+              null
+          );
+        }
+
+        
+        
+        String responseBody = new String(localVarResponseBody.readAllBytes());
+        RecommendationsView responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<RecommendationsView>() {});
+        
+
+        return new ApiResponse<RecommendationsView>(
+            localVarResponse.statusCode(),
+            localVarResponse.headers().map(),
+            responseValue
+        );
+      } finally {
+        if (localVarResponseBody != null) {
+          localVarResponseBody.close();
+        }
+      }
+    } catch (IOException e) {
+      throw new ApiException(e);
+    }
+    catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiException(e);
+    }
+  }
+
+  private HttpRequest.Builder recommendationsApiV1RecommendationsGetRequestBuilder(@javax.annotation.Nullable String name, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+
+    HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
+
+    String localVarPath = "/api/v1/recommendations";
+
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "name";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("name", name));
+    localVarQueryParameterBaseName = "days";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("days", days));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
 
     localVarRequestBuilder.header("Accept", "application/json");
 
