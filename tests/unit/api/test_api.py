@@ -199,3 +199,53 @@ def test_hibernate_through_the_api_is_audited_before_and_after(
     assert cloud.status_code == 501 and "aws" in cloud.json()["message"]
     assert registry.get_deployment("cloudy").replicas == 1  # refused: unchanged
     assert http.post("/deployments/svc/scale", json={"replicas": -1}).status_code == 422
+
+
+def test_costs_and_alerts_answer_from_the_ledger_and_the_anomaly_store(
+    thrifty_home: Path, http: httpx.Client
+) -> None:
+    from bench.fleet import seed_fleet
+    from tests.web.conftest import LEDGER_USD, seed_ledger_and_alert
+    from thrifty import read, runtime
+
+    registry = runtime.registry()
+    seed_fleet(registry, 3, 300)
+    seed_ledger_and_alert(registry)
+    answer = http.get("/costs").json()
+    assert [d["deployment"] for d in answer["deployments"]] == ["fleet-0000", "fleet-0001", "fleet-0002"]
+    one = http.get("/costs", params={"name": "fleet-0001"}).json()["deployments"][0]
+    expected = read.costs(registry, "fleet-0001").deployments[0]
+    assert (
+        one["compute_usd"] >= LEDGER_USD["compute"]
+        and one["plan_usd_per_month"] == expected.plan_usd_per_month
+    )
+    for field in ("forecast_month_usd", "usd_per_million_requests_reservation", "usd_per_million_requests_usage",
+                  "baseline_usd_per_month"):  # fmt: skip
+        assert one[field] is not None and one[field] == pytest.approx(getattr(expected, field), rel=0.05)
+    alerts = http.get("/alerts").json()
+    assert [(a["deployment"], a["kind"]) for a in alerts] == [("fleet-0002", "latency.p95")]
+    assert http.get("/alerts", params={"name": "fleet-0001"}).json() == []
+    assert http.get("/alerts", params={"name": "nope"}).status_code == 404
+
+
+def test_applying_a_recommendation_starts_its_flow_run_or_changes_nothing(
+    thrifty_home: Path, http: httpx.Client, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """minilm-prod's replayed bursty day has deploy-model recommendations; without a Prefect API
+    applying one is a 501 that leaves no operation behind, an unknown kind a 400 naming the ones it has."""
+    from datetime import UTC, datetime
+
+    from tests.unit.monitor.test_recommend import NAME, deploy_planned, replay_functions_day
+    from thrifty import runtime
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    registry = runtime.registry()
+    deploy_planned(registry, days=1.0, now=datetime.now(UTC))
+    replay_functions_day(registry, shared_data, now=datetime.now(UTC))
+    listed = http.get("/recommendations", params={"name": NAME, "days": 1}).json()["recommendations"]
+    kind = next(r["kind"] for r in listed if r["flow"] == "deploy-model/deploy-model")
+    applied = http.post(f"/recommendations/{NAME}/{kind}/apply", params={"days": 1})
+    assert applied.status_code == 501 and "Prefect" in applied.json()["message"]
+    assert http.get("/operations").json()["total"] == 0
+    wrong = http.post(f"/recommendations/{NAME}/teleport/apply", params={"days": 1})
+    assert wrong.status_code == 400 and kind in wrong.json()["fix"]
