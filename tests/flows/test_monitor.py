@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from flows.monitor import MonitorParams, monitor
+from tests.unit.api.test_webhooks import SECRET, Receiver, wait_for_events
 from tests.unit.monitor.fleet import NAME, T0, make_fleet
-from thrifty import read
+from thrifty import read, webhooks
 
 QUIET = T0 + timedelta(hours=26)
 REGRESSION = QUIET + timedelta(minutes=2)
@@ -40,6 +41,8 @@ def test_monitor_flags_a_latency_regression_once(thrifty_home: Path) -> None:
     from thrifty import runtime
 
     registry = runtime.registry()
+    receiver = Receiver()
+    webhooks.subscribe(registry, receiver.url, ["anomaly"], SECRET)
     make_fleet(registry)
     registry.log_requests_bulk(traffic(T0, 26 * 60 + 2, 50.0, seed=1))
     quiet = monitor(MonitorParams(now=QUIET + timedelta(minutes=1)))
@@ -55,7 +58,15 @@ def test_monitor_flags_a_latency_regression_once(thrifty_home: Path) -> None:
     assert alert["event_id"] and "roll back" in alert["action"]
     assert [a.kind for a in read.alerts(registry, NAME)] == [alert["kind"]]
     assert [e.kind for e in read.events(registry, NAME)].count("anomaly") == 1
+    (hook,) = wait_for_events(receiver, 1)  # the announcement reached the webhook subscribers, signed
+    assert hook["type"] == "anomaly" and hook["data"]["deployment"] == NAME
+    assert (
+        hook["data"]["details"]["kind"] == alert["kind"]
+        and hook["data"]["details"]["action"] == alert["action"]
+    )
 
     again = monitor(MonitorParams(now=NOW + timedelta(minutes=1)))
     assert again["anomalies"][NAME] == []
     assert len(read.alerts(registry, NAME)) == 1
+    assert len(wait_for_events(receiver, 2, timeout_s=1.0)) == 1  # announced once
+    receiver.close()

@@ -17,6 +17,8 @@ from blocks.price_monitor import PriceMonitorSettings
 from flows.price_monitor import PriceMonitorParams, price_monitor
 from tasks.prices import fetch_prices
 from tests.conftest import free_port
+from tests.unit.api.test_webhooks import SECRET, Receiver, wait_for_events
+from thrifty import webhooks
 
 pytestmark = pytest.mark.slow  # the live source's own HTTP retries take ~7 s to give up
 
@@ -68,6 +70,8 @@ def test_one_failing_source_never_stops_the_others_and_a_cheaper_offer_is_announ
     from thrifty import runtime
 
     registry = runtime.registry()
+    receiver = Receiver()
+    webhooks.subscribe(registry, receiver.url, ["plan.cheaper"], SECRET)
     dear_usd = deploy_on_an_expensive_offer(registry)
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
@@ -89,6 +93,10 @@ def test_one_failing_source_never_stops_the_others_and_a_cheaper_offer_is_announ
     assert event.kind == "cheaper-plan" and event.usd_saved_per_month == pytest.approx(
         cheaper["saving_usd_per_month"]
     )
+    (hook,) = wait_for_events(receiver, 1)  # and reached the webhook subscribers as plan.cheaper
+    assert hook["type"] == "plan.cheaper" and hook["data"]["deployment"] == "minilm-prod"
+    assert hook["data"]["details"]["saving_usd_per_month"] == pytest.approx(cheaper["saving_usd_per_month"])
+    receiver.close()
 
 
 def test_a_failed_refresh_keeps_the_good_prices(home: Path, tmp_path: Path) -> None:

@@ -176,3 +176,53 @@ def test_webhooks_through_the_api(http: httpx.Client, receiver: Receiver) -> Non
     assert [(d["event_type"], d["state"]) for d in log] == [("anomaly", "delivered")]
     assert http.delete(f"/webhooks/{made.json()['id']}").status_code == 200
     assert http.get("/webhooks").json() == []
+
+
+def wait_for_events(receiver: Receiver, count: int, timeout_s: float = 15.0) -> list[dict[str, Any]]:
+    """The events the receiver verified, once ``count`` arrived (publish delivers in a thread)."""
+    deadline = time.monotonic() + timeout_s
+    while len(receiver.events) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return list(receiver.events)
+
+
+def test_an_interruption_notice_to_the_front_door_reaches_the_webhook(
+    registry: Any, receiver: Receiver, thrifty_home: Path
+) -> None:
+    """A VM's watcher posts its notice to the gateway (real HTTP, the deployment's notice token);
+    the gateway records the ``interruption`` event, which is published as webhook ``interruption``."""
+    import asyncio
+
+    from thrifty import tokens
+    from thrifty.serving.app import BackgroundServer
+    from thrifty.serving.gateway import Gateway, GatewayConfig
+    from thrifty.serving.remote import RemoteTargets
+
+    token = "serving-token-of-spotty"
+    registry.upsert_deployment("spotty", provider="aws", region="us-east-1", state="running", replicas=1)
+    webhooks.subscribe(registry, receiver.url, ["interruption"], SECRET)
+    handed: list[dict[str, Any]] = []
+    remote = RemoteTargets(
+        provider_for=lambda provider, name: None,
+        token_for=lambda name: token if name == "spotty" else None,
+        on_interruption=lambda name, notice: handed.append(notice) or "in-process",
+    )
+    holder: dict[str, Any] = {}
+
+    def make() -> Any:
+        holder["gw"] = Gateway(GatewayConfig(warm_pool_size=0), registry, remote=remote)
+        asyncio.get_running_loop().create_task(holder["gw"].start())
+        return holder["gw"].handle
+
+    async def close() -> None:
+        await holder["gw"].close()
+
+    notice = {"deployment": "spotty", "instance_id": "i-0abc", "cloud": "aws", "action": "terminate",
+              "at": "2026-03-12T12:02:00Z"}  # fmt: skip
+    with BackgroundServer(make, on_stop=close) as url:
+        answer = httpx.post(f"{url}/v2/deployments/spotty/interruption", json=notice, timeout=30,
+                            headers={"authorization": f"Bearer {tokens.notice_token(token, 'spotty')}"})  # fmt: skip
+    assert answer.status_code == 202 and handed == [notice]
+    (event,) = wait_for_events(receiver, 1)
+    assert event["type"] == "interruption" and event["data"]["deployment"] == "spotty"
+    assert event["data"]["kind"] == "interruption" and event["data"]["details"]["instance_id"] == "i-0abc"
