@@ -111,3 +111,34 @@ def test_recent_events_newest_first_of_the_asked_kinds(fleet: tuple[Registry, li
     assert {e.kind for e in found} == {"cheaper-plan"}
     assert [e.at for e in found] == sorted((e.at for e in found), reverse=True)
     assert found[0].reason == "newer" and found[0].deployment == names[2]
+
+
+def test_costs_page_sums_this_months_ledger_by_deployment_and_cloud(
+    fleet: tuple[Registry, list[str]],
+) -> None:
+    """Ledger hours of this month count (every kind); last month's and later ones do not."""
+    from thrifty.registry import fleet as ledger
+
+    registry, names = fleet
+    month = NOW.replace(day=1, hour=0)
+    spent = {names[0]: [(month, 1.25), (NOW - timedelta(hours=2), 2.0), (month - timedelta(hours=1), 50.0)],
+             names[1]: [(NOW - timedelta(hours=1), 0.5)]}  # fmt: skip
+    for name, hours in spent.items():
+        rows = [{"hour_start": at, "kind": "compute", "quantity": 1.0, "unit": "replica-hour", "usd": usd}
+                for at, usd in hours]  # fmt: skip
+        ledger.replace_buckets(registry, name, 3600, (month - timedelta(hours=1), NOW), [], rows)
+    page = read.costs_page(registry, now=NOW)
+    actual = {r.deployment: r.actual_usd_month_to_date for r in page.rows}
+    assert actual[names[0]] == pytest.approx(3.25) and actual[names[1]] == pytest.approx(0.5)
+    assert actual[names[2]] is None  # no ledger rows: shown as —, not $0
+    expected: dict[str, float] = {}
+    for name in names[:2]:
+        cloud = _record_cost(registry, name)[0]
+        expected[cloud] = expected.get(cloud, 0.0) + (actual[name] or 0.0)
+    assert {c.cloud: c.actual_usd_month_to_date for c in page.by_cloud if c.actual_usd_month_to_date} == (
+        pytest.approx(expected)
+    )
+    share = (NOW - month).total_seconds() / (31 * 86400)  # December
+    row = page.rows[0]
+    assert row.plan_usd_to_date == pytest.approx((row.usd_per_month or 0) * share)
+    assert page.ledger_until == NOW
