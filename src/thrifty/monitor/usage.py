@@ -208,13 +208,11 @@ def _version_blobs(registry: Any, variant_id: int) -> tuple[int, dict[str, tuple
 
 
 def _sharers(registry: Any, version_id: int) -> int:
-    count = 0
-    for row in registry.list_deployments():
-        if row.variant_id is None or not state_of(row.state).exists:
-            continue
-        if registry.get_variant(row.variant_id).model_version_id == version_id:
-            count += 1
-    return max(count, 1)
+    """How many existing deployments serve a variant of ``version_id`` (one query at any fleet size)."""
+    from thrifty.registry import fleet
+
+    states = fleet.states_serving_version(registry, version_id)
+    return max(sum(1 for state in states if state_of(state).exists), 1)
 
 
 def storage_use(registry: Any, row: Any, offer: Offer | None) -> StorageUse:

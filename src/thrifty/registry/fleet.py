@@ -21,6 +21,7 @@ from thrifty.registry.models import (
     RequestLog,
     RollupCursor,
     SpendEntry,
+    Variant,
 )
 
 if TYPE_CHECKING:
@@ -237,3 +238,14 @@ def ledger_until(registry: Registry) -> datetime | None:
             select(func.max(RollupCursor.done_until)).where(RollupCursor.resolution_s == 3600)
         )
         return found
+
+
+def states_serving_version(registry: Registry, version_id: int) -> list[str]:
+    """The state of every deployment whose variant belongs to model version ``version_id`` (one query)."""
+    query = (
+        select(Deployment.state)
+        .join(Variant, Variant.id == Deployment.variant_id)
+        .where(Variant.model_version_id == version_id)
+    )
+    with registry.session() as s:
+        return [str(state) for state in s.scalars(query)]
