@@ -77,3 +77,19 @@ def test_bucket_cost_splits_at_every_replica_and_price_change() -> None:
     assert replica_s == (45 * 2 + 15) * 60
     # 30 min × 2 at $0.06, 15 min × 2 at $0.03, 15 min × 1 at $0.03
     assert usd == pytest.approx(0.5 * 2 * 0.06 + 0.25 * 2 * 0.03 + 0.25 * 0.03)
+
+
+def test_storage_is_split_between_the_deployments_serving_a_version(registry: Any) -> None:
+    """A second live deployment of the same variant halves each one's storage; a deleted one does not count."""
+    from tests.unit.monitor.fleet import NAME, make_fleet
+    from thrifty.monitor.usage import storage_use
+
+    make_fleet(registry)
+    row = registry.get_deployment(NAME)
+    alone = storage_use(registry, row, None)
+    assert alone.usd_per_hour > 0
+    registry.upsert_deployment("minilm-canary", provider="local", region="local", variant_id=row.variant_id,
+                               state="running", replicas=1)  # fmt: skip
+    assert storage_use(registry, row, None).usd_per_hour == pytest.approx(alone.usd_per_hour / 2)
+    registry.upsert_deployment("minilm-canary", provider="local", state="deleted", replicas=0)
+    assert storage_use(registry, row, None).usd_per_hour == pytest.approx(alone.usd_per_hour)
