@@ -1047,6 +1047,124 @@ public class DeploymentsApi {
   }
 
   /**
+   * Revisions
+   * Every revision of a deployment, oldest first: variant, plan, target, state and why.
+   * @param name  (required)
+   * @return List&lt;Map&lt;String, Object&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public List<Map<String, Object>> revisionsApiV1DeploymentsNameRevisionsGet(@javax.annotation.Nonnull String name) throws ApiException {
+    return revisionsApiV1DeploymentsNameRevisionsGet(name, null);
+  }
+
+  /**
+   * Revisions
+   * Every revision of a deployment, oldest first: variant, plan, target, state and why.
+   * @param name  (required)
+   * @param headers Optional headers to include in the request
+   * @return List&lt;Map&lt;String, Object&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public List<Map<String, Object>> revisionsApiV1DeploymentsNameRevisionsGet(@javax.annotation.Nonnull String name, Map<String, String> headers) throws ApiException {
+    ApiResponse<List<Map<String, Object>>> localVarResponse = revisionsApiV1DeploymentsNameRevisionsGetWithHttpInfo(name, headers);
+    return localVarResponse.getData();
+  }
+
+  /**
+   * Revisions
+   * Every revision of a deployment, oldest first: variant, plan, target, state and why.
+   * @param name  (required)
+   * @return ApiResponse&lt;List&lt;Map&lt;String, Object&gt;&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<List<Map<String, Object>>> revisionsApiV1DeploymentsNameRevisionsGetWithHttpInfo(@javax.annotation.Nonnull String name) throws ApiException {
+    return revisionsApiV1DeploymentsNameRevisionsGetWithHttpInfo(name, null);
+  }
+
+  /**
+   * Revisions
+   * Every revision of a deployment, oldest first: variant, plan, target, state and why.
+   * @param name  (required)
+   * @param headers Optional headers to include in the request
+   * @return ApiResponse&lt;List&lt;Map&lt;String, Object&gt;&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<List<Map<String, Object>>> revisionsApiV1DeploymentsNameRevisionsGetWithHttpInfo(@javax.annotation.Nonnull String name, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = revisionsApiV1DeploymentsNameRevisionsGetRequestBuilder(name, headers);
+    try {
+      HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
+          localVarRequestBuilder.build(),
+          HttpResponse.BodyHandlers.ofInputStream());
+      if (memberVarResponseInterceptor != null) {
+        memberVarResponseInterceptor.accept(localVarResponse);
+      }
+      InputStream localVarResponseBody = null;
+      try {
+        if (localVarResponse.statusCode()/ 100 != 2) {
+          throw getApiException("revisionsApiV1DeploymentsNameRevisionsGet", localVarResponse);
+        }
+        localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
+        if (localVarResponseBody == null) {
+          return new ApiResponse<List<Map<String, Object>>>(
+              localVarResponse.statusCode(),
+              localVarResponse.headers().map(),
+              null
+          );
+        }
+
+        
+        
+        String responseBody = new String(localVarResponseBody.readAllBytes());
+        List<Map<String, Object>> responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<List<Map<String, Object>>>() {});
+        
+
+        return new ApiResponse<List<Map<String, Object>>>(
+            localVarResponse.statusCode(),
+            localVarResponse.headers().map(),
+            responseValue
+        );
+      } finally {
+        if (localVarResponseBody != null) {
+          localVarResponseBody.close();
+        }
+      }
+    } catch (IOException e) {
+      throw new ApiException(e);
+    }
+    catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiException(e);
+    }
+  }
+
+  private HttpRequest.Builder revisionsApiV1DeploymentsNameRevisionsGetRequestBuilder(@javax.annotation.Nonnull String name, Map<String, String> headers) throws ApiException {
+    // verify the required parameter 'name' is set
+    if (name == null) {
+      throw new ApiException(400, "Missing the required parameter 'name' when calling revisionsApiV1DeploymentsNameRevisionsGet");
+    }
+
+    HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
+
+    String localVarPath = "/api/v1/deployments/{name}/revisions"
+        .replace("{name}", ApiClient.urlEncode(name.toString()));
+
+    localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+
+    localVarRequestBuilder.header("Accept", "application/json");
+
+    localVarRequestBuilder.method("GET", HttpRequest.BodyPublishers.noBody());
+    if (memberVarReadTimeout != null) {
+      localVarRequestBuilder.timeout(memberVarReadTimeout);
+    }
+    // Add custom headers if provided
+    localVarRequestBuilder = HttpRequestBuilderExtensions.withAdditionalHeaders(localVarRequestBuilder, headers);
+    if (memberVarInterceptor != null) {
+      memberVarInterceptor.accept(localVarRequestBuilder);
+    }
+    return localVarRequestBuilder;
+  }
+
+  /**
    * Rollback
    * Go back to the previous revision (the rollback-deployment flow).
    * @param name  (required)
