@@ -44,7 +44,7 @@ def convert_classic(
         )
     try:
         onnx_model = _convert(format, model, int(about["n_features"]), config)
-    except Exception as exc:  # the converters raise RuntimeError / NotImplementedError / their own
+    except Exception as exc:  # the converters raise RuntimeError, "not implemented" errors or their own
         raise OptimizeError(
             f"{format} model {about['estimator']} could not be converted to ONNX: {str(exc).splitlines()[0]}",
             hint="skl2onnx / onnxmltools name the unsupported part above; register an ONNX export instead",
