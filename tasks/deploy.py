@@ -93,6 +93,7 @@ def smoke_test(
     the original model's answer, once the endpoint is ready (waiting up to ``ready_deadline_s``)."""
     from thrifty import tokens
     from thrifty.errors import NotFoundError
+    from thrifty.reach import endpoint_client
     from thrifty.serving.resolve import resolve_files
     from thrifty.verify import model_url
     from thrifty.verify import smoke_test as run_smoke
@@ -110,14 +111,16 @@ def smoke_test(
         token = settings.api_tokens[0].get_secret_value() if settings.api_tokens else None
     if not row.endpoint_url:
         raise ConfigError(f"deployment {deployment!r} reports no endpoint", hint="see `thrifty status`")
-    result = run_smoke(
-        f"{model_url(row.endpoint_url, deployment)}/infer",
-        files.model_path,
-        files.tokenizer_path,
-        min_cosine=min_cosine,
-        token=token,
-        ready_deadline_s=ready_deadline_s,
-    )
+    with endpoint_client(row.spec, settings.resolve) as client:  # pinned TLS for a cloud endpoint
+        result = run_smoke(
+            f"{model_url(row.endpoint_url, deployment)}/infer",
+            files.model_path,
+            files.tokenizer_path,
+            min_cosine=min_cosine,
+            token=token,
+            ready_deadline_s=ready_deadline_s,
+            client=client,
+        )
     if not result.ok:
         raise ConfigError(
             f"smoke test of {deployment!r} failed: {result.detail}",

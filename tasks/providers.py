@@ -212,6 +212,7 @@ def deploy_to_target(
                 raise
             skipped.append(f"target {attempt.choice.provider}: {exc.message} ({exc.hint})")
             continue
+        spec = spec.with_changes(secret_bundle=None)  # the key went to the secret store, not to results
         _remember(attempt.choice, spec.name, existed)
         return _deployed(attempt.choice, spec, status, skipped + passed, copied)
     raise CapacityError("no target to deploy to", hint="the plan has no candidates")
@@ -280,13 +281,28 @@ def _update(choice: TargetChoice, specs: list[DeploySpec], verify: str) -> Deplo
 
 
 def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
-    """A remote deployment gets its own API token; its replicas get only the digest."""
-    if choice.descriptor.kind is TargetKind.LOCAL or spec.serving.get("token_sha256"):
+    """A remote deployment gets its own API token and TLS certificate: its replicas get the token's
+    digest and the key through the cloud's secret store (``secret_bundle``, never stored), the
+    registry pins the certificate's fingerprint."""
+    if choice.descriptor.kind is TargetKind.LOCAL:
         return spec
+    from pydantic import SecretStr
+
+    from thrifty import tls
+
     home = get_settings().home
-    token_sha256 = tokens.issue(home, spec.name)
+    token_sha256 = spec.serving.get("token_sha256") or tokens.issue(home, spec.name)
     notice = tokens.notice_token(tokens.token_for(home, spec.name), spec.name)  # the watcher's credential
-    return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256, "notice_token": notice})
+    cert = tls.issue(home, spec.name)
+    serving = {
+        **spec.serving,
+        "token_sha256": token_sha256,
+        "notice_token": notice,
+        "tls_cert_sha256": cert.sha256,
+        "tls_cert_pem": cert.cert_pem,
+    }
+    bundle = SecretStr(tls.secret_bundle(cert, str(token_sha256)))
+    return spec.with_changes(serving=serving, secret_bundle=bundle)
 
 
 @deploy_to_target.on_rollback

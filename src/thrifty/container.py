@@ -8,6 +8,8 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
     THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
     THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
+    THRIFTY_SECRET              the deployment's secret (thrifty.secret_fetch): its TLS key and
+                                certificate (the container then serves HTTPS) and its token digest
     PORT, THRIFTY_HOST          where to listen (default 8080 on 0.0.0.0)
     THRIFTY_THREADS             onnxruntime threads (default: the vCPUs the platform allots, below)
     THRIFTY_CPU_LIMIT           the CPU limit a serverless platform set (Cloud Run, Container Apps)
@@ -26,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +53,7 @@ class ContainerConfig:
     port: int
     threads: int
     model_dir: Path
+    secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
@@ -70,6 +74,7 @@ class ContainerConfig:
             port=int(env.get("PORT", "8080")),
             threads=platform_threads(env),
             model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
+            secret=env.get("THRIFTY_SECRET") or None,
         )
 
 
@@ -153,6 +158,19 @@ def _tokenizer_in(blob: Path, unpack_dir: Path) -> Path:
     return found[0]
 
 
+def secured(config: ContainerConfig) -> tuple[tuple[str, ...], ssl.SSLContext | None]:
+    """(accepted token digests, TLS context): with a secret, its token digest joins the list and
+    the server speaks HTTPS with its key; without one, plain HTTP (a local run)."""
+    if not config.secret:
+        return config.tokens, None
+    from thrifty.secret_fetch import read_bundle
+    from thrifty.tls import server_context
+
+    bundle = read_bundle(config.secret)
+    digests = (*config.tokens, f"sha256:{bundle.token_sha256.lower()}")
+    return digests, server_context(bundle.cert_pem, bundle.key_pem)
+
+
 def serve(config: ContainerConfig) -> None:
     from thrifty.serving.app import bind_socket, serve_until_stopped
     from thrifty.serving.http import run
@@ -160,23 +178,25 @@ def serve(config: ContainerConfig) -> None:
     from thrifty.serving.server import InferenceServer, ServerConfig
 
     started = time.perf_counter()
+    tokens, tls = secured(config)
     model_path, tokenizer = fetch_files(config)
     server = InferenceServer(
         ServerConfig(
             host=config.host,
             port=config.port,
-            api_tokens=config.tokens,
+            api_tokens=tokens,
             runner=RunnerConfig(intra_op_threads=config.threads),
         )
     )
     loaded = server.load(config.model_name, model_path, tokenizer_path=tokenizer)
     sock = bind_socket(config.host, config.port)
     log.warning(
-        "serving %s on %s:%d (%d threads, fetched and loaded in %.0f ms, model load %.0f ms)",
-        config.model_name, config.host, config.port, config.threads,
+        "serving %s on %s://%s:%d (%d threads, fetched and loaded in %.0f ms, model load %.0f ms)",
+        config.model_name, "https" if tls else "http", config.host, config.port, config.threads,
         (time.perf_counter() - started) * 1000, loaded.load_ms,
     )  # fmt: skip
-    run(serve_until_stopped(server.handle, sock, max_body_bytes=ServerConfig().max_body_bytes))
+    body = ServerConfig().max_body_bytes
+    run(serve_until_stopped(server.handle, sock, max_body_bytes=body, ssl_context=tls))
 
 
 def watch(argv: list[str]) -> None:

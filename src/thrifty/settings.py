@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Bearer tokens accepted by the inference server and gateway; none = loopback only.",
     )
+    resolve: list[str] = Field(
+        default_factory=list,
+        description="Connect to a deployment's host elsewhere, as curl's --resolve: HOST:PORT:ADDRESS "
+        "(HOST may be *), e.g. a tunnel's local port; the URL and the pinned certificate stay as they are.",
+    )
     # -- catalog (issue 3: price catalog and planner) ----------------------------------------
     gcp_api_key: SecretStr | None = Field(
         default=None, description="API key for the GCP Cloud Billing Catalog (`thrifty prices refresh`)."

@@ -13,9 +13,12 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thrifty.errors import ServingError
+
+if TYPE_CHECKING:
+    import httpx
 
 SMOKE_TEXTS = ("thrifty keeps models cheap", "a cat sits on the mat", "spot prices changed overnight")
 
@@ -74,16 +77,19 @@ def _request_body(feeds: dict[str, Any]) -> dict[str, Any]:
 
 
 def infer_over_http(
-    url: str, feeds: dict[str, Any], token: str | None, timeout_s: float
+    url: str, feeds: dict[str, Any], token: str | None, timeout_s: float, client: httpx.Client | None = None
 ) -> tuple[dict[str, Any], float]:
-    """POST an OIP v2 JSON request; returns (outputs by name as numpy arrays, latency in ms)."""
+    """POST an OIP v2 JSON request; returns (outputs by name as numpy arrays, latency in ms).
+
+    ``client`` (``thrifty.reach.endpoint_client``) pins the deployment's certificate."""
     import httpx
     import numpy as np
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    post = client.post if client is not None else httpx.post
     started = time.perf_counter()
     try:
-        response = httpx.post(url, json=_request_body(feeds), headers=headers, timeout=timeout_s)
+        response = post(url, json=_request_body(feeds), headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise ServingError(f"smoke test: {url} did not answer ({exc})", hint="see `thrifty status`") from exc
     latency_ms = (time.perf_counter() - started) * 1000
@@ -122,16 +128,19 @@ def model_url(endpoint_url: str, name: str) -> str:
     return endpoint if "/v2/models/" in endpoint else f"{endpoint}/v2/models/{name}"
 
 
-def wait_ready(url: str, token: str | None, deadline_s: float, poll_s: float = 1.0) -> float:
+def wait_ready(
+    url: str, token: str | None, deadline_s: float, poll_s: float = 1.0, client: httpx.Client | None = None
+) -> float:
     """Poll ``url``/ready (OIP model readiness) until 200; seconds waited, or ServingError at the deadline."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    get = client.get if client is not None else httpx.get
     started = time.perf_counter()
     last = "no answer yet"
     while True:
         try:
-            response = httpx.get(f"{url}/ready", headers=headers, timeout=min(10.0, max(poll_s, 1.0)))
+            response = get(f"{url}/ready", headers=headers, timeout=min(10.0, max(poll_s, 1.0)))
             if response.status_code == 200:
                 return time.perf_counter() - started
             last = f"HTTP {response.status_code}: {response.text[:200]}"
@@ -168,16 +177,18 @@ def smoke_test(
     token: str | None = None,
     timeout_s: float = 60.0,
     ready_deadline_s: float = 0.0,
+    client: httpx.Client | None = None,
 ) -> SmokeResult:
     """Infer through ``infer_url`` (``…/v2/models/NAME/infer``) and compare with the reference model.
 
     With ``ready_deadline_s``, first wait for the model's readiness (``…/ready``) up to that long:
     a cloud replica answers only after its VM booted and its container fetched the variant.
+    ``client`` reaches a cloud deployment over HTTPS, trusting only its pinned certificate.
     """
     feeds, expected = reference_outputs(reference_model, tokenizer_path)
     if ready_deadline_s > 0:
-        wait_ready(infer_url.removesuffix("/infer"), token, ready_deadline_s)
-    served, latency_ms = infer_over_http(infer_url, feeds, token, timeout_s)
+        wait_ready(infer_url.removesuffix("/infer"), token, ready_deadline_s, client=client)
+    served, latency_ms = infer_over_http(infer_url, feeds, token, timeout_s, client)
     name = next(iter(expected))
     if name not in served:
         raise ServingError(f"smoke test: the served model has no output {name!r} (got {sorted(served)})")

@@ -61,7 +61,7 @@ from thrifty.providers.base import (
     Replica,
     require,
 )
-from thrifty.providers.boot import BootConfig, render_user_data
+from thrifty.providers.boot import BootConfig, render_user_data, secret_name
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
 from thrifty.providers.network import (
     CREATED_KEY,
@@ -85,6 +85,7 @@ MARKET_KEY = "thrifty:market"
 FALLBACK_KEY = "thrifty:fallback"
 RETIRED_KEY = "thrifty:retired"
 ZONE_KEY = "thrifty:zone"
+TLS_KEY = "thrifty:tls"
 
 _CREDENTIAL_CODES = {
     "AuthFailure",
@@ -404,6 +405,7 @@ class AwsProvider:
             "thrifty:variant": str(spec.variant_id),
             "thrifty:sha256": spec.artifact_sha256,
             ZONE_KEY: region_and_zone(spec.region)[1] or "",
+            TLS_KEY: "true" if spec.serving.get("tls_cert_sha256") else "false",
         }
 
     def _find_template(self, name: str) -> dict[str, Any] | None:
@@ -498,6 +500,7 @@ class AwsProvider:
         tags = _tag_dict(instance)
         market = PriceModel.SPOT if instance.get("InstanceLifecycle") == "spot" else PriceModel.ON_DEMAND
         host = instance.get("PublicIpAddress") or instance.get("PrivateIpAddress")
+        scheme = "https" if tags.get(TLS_KEY) == "true" else "http"
         launched = instance.get("LaunchTime")
         return Replica(
             id=instance["InstanceId"],
@@ -506,7 +509,7 @@ class AwsProvider:
             state=instance["State"]["Name"],
             fallback=tags.get(FALLBACK_KEY) == "on-demand",
             retired=tags.get(RETIRED_KEY) == "true",
-            endpoint_url=f"http://{host}:{self.target.boot.port}" if host else None,
+            endpoint_url=f"{scheme}://{host}:{self.target.boot.port}" if host else None,
             launched_at=launched.astimezone(UTC) if isinstance(launched, datetime) else None,
         )
 
@@ -537,6 +540,7 @@ class AwsProvider:
         fallback: bool = False,
     ) -> Replica:
         tags = {**self._owner_tags(name), SLOT_KEY: str(slot), MARKET_KEY: market.value}
+        tags[TLS_KEY] = _tag_dict(template).get(TLS_KEY, "false")
         if fallback:
             tags[FALLBACK_KEY] = "on-demand"
         kwargs: dict[str, Any] = {
@@ -654,7 +658,9 @@ class AwsProvider:
         kept = {r.id for r in self.replicas(spec.name) if r.live} if earlier else set()
         group_id, group_created = self._put_group(spec, cidrs)
         template: dict[str, Any] | None = None
+        secret_created = False
         try:
+            secret_created = self._put_secret(spec)
             template, created = self._put_template(spec, group_id)
             self.reconcile(spec.name)
             self.roll_stale(spec.name)
@@ -668,8 +674,45 @@ class AwsProvider:
             )
             if earlier is not None:
                 self._restore(earlier)
+            if secret_created:
+                self._delete_secret(spec.name)
             raise
         return self.status(spec.name)
+
+    # -- the deployment's secret (TLS key, certificate, token digest) in Secrets Manager ---------
+    def _secrets(self) -> Any:
+        endpoint = self.target.boot.secrets_endpoint_url or self.target.endpoint_url
+        return self.session.client("secretsmanager", region_name=self.target.region, endpoint_url=endpoint)
+
+    def _put_secret(self, spec: DeploySpec) -> bool:
+        """Write the spec's bundle to ``thrifty-NAME``; True when this call created the secret."""
+        if spec.secret_bundle is None:
+            return False
+        client, name = self._secrets(), secret_name(spec.name)
+        value = spec.secret_bundle.get_secret_value()
+        try:
+            self._call(
+                "secretsmanager:PutSecretValue", client.put_secret_value, SecretId=name, SecretString=value
+            )
+            return False
+        except NotFoundError:
+            tags = _tags(self._owner_tags(spec.name))
+            self._call(
+                "secretsmanager:CreateSecret", client.create_secret, Name=name, SecretString=value, Tags=tags
+            )
+            return True
+
+    def _delete_secret(self, name: str) -> None:
+        client = self._secrets()
+        try:
+            self._call(
+                "secretsmanager:DeleteSecret",
+                client.delete_secret,
+                SecretId=secret_name(name),
+                ForceDeleteWithoutRecovery=True,
+            )
+        except NotFoundError:
+            return
 
     def _earlier(self, name: str) -> tuple[str, str, dict[str, str], dict[str, Any] | None] | None:
         """What a redeploy may change of an existing deployment: (template id, default version, its
@@ -773,6 +816,7 @@ class AwsProvider:
         if group is not None:
             self._await_terminated(doomed)
             self._delete_group(group["GroupId"])
+        self._delete_secret(name)
 
     def _delete_template(self, template_id: str) -> None:
         try:

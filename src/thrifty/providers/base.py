@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from thrifty.errors import UnsupportedFeatureError
 from thrifty.targets import TargetKind, offer_kind, target
@@ -61,6 +61,9 @@ class DeploySpec(BaseModel):
     on_demand_floor: int = Field(0, ge=0)
     plan_id: int | None = None
     serving: dict[str, Any] = Field(default_factory=dict)
+    #: the deployment's secret bundle (``thrifty.tls.secret_bundle``: TLS key, certificate, token
+    #: digest) on its way to the cloud's secret store; in memory only, never in a dump or the registry
+    secret_bundle: SecretStr | None = Field(None, exclude=True, repr=False)
 
     @property
     def kind(self) -> TargetKind:
@@ -73,7 +76,7 @@ class DeploySpec(BaseModel):
         return str(self.serving.get("model_name") or self.name)
 
     def with_changes(self, **changes: Any) -> DeploySpec:
-        return self.model_validate(self.model_dump() | changes)
+        return self.model_validate(self.model_dump() | {"secret_bundle": self.secret_bundle} | changes)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,30 @@ class BootConfig:
     #: who may reach ``port``: the deployment's network rule (see ``providers.network``); empty =
     #: the control plane's range if configured, else deploy refuses (never open by default)
     allowed_cidrs: tuple[str, ...] = ()
+    #: the secret store's endpoint as the container reaches it (default: the cloud's own)
+    secrets_endpoint_url: str | None = None
 
 
-def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
-    """The runtime container's environment: what to serve and where from; no secret."""
+def secret_ref(spec: DeploySpec, cloud: str) -> str:
+    """Where a deployment's secret bundle lives in ``cloud``'s secret store ("" when it has none)."""
+    if not spec.serving.get("tls_cert_sha256"):
+        return ""
+    where = spec.serving.get("secret_ref")
+    if where:
+        return str(where)
+    if cloud == "aws":
+        return f"aws-secretsmanager:{secret_name(spec.name)}"
+    return ""
+
+
+def secret_name(deployment: str) -> str:
+    """The secret's name in Secrets Manager / Secret Manager / Key Vault (letters, digits, dashes)."""
+    return "thrifty-" + "".join(c if c.isalnum() else "-" for c in deployment)
+
+
+def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "") -> dict[str, str]:
+    """The runtime container's environment: what to serve, where from, and where its secret
+    lives (a reference; the container reads it with the VM's identity); no secret itself."""
     env = {
         "THRIFTY_MODEL_NAME": spec.served_name,
         "THRIFTY_ARTIFACT_STORE_URL": boot.artifact_store_url,
@@ -60,7 +80,14 @@ def container_env(spec: DeploySpec, boot: BootConfig) -> dict[str, str]:
         env["THRIFTY_S3_ENDPOINT_URL"] = boot.s3_endpoint_url
     if spec.serving.get("tokenizer_sha256"):
         env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
-    if spec.serving.get("token_sha256"):
+    secret = secret_ref(spec, cloud)
+    if secret:  # the token's digest comes with the TLS key from the secret store
+        env["THRIFTY_SECRET"] = secret
+        if boot.secrets_endpoint_url:
+            env["THRIFTY_SECRETS_ENDPOINT_URL"] = boot.secrets_endpoint_url
+        if cloud == "aws":
+            env["AWS_DEFAULT_REGION"] = spec.region
+    elif spec.serving.get("token_sha256"):
         env["THRIFTY_API_TOKEN_SHA256"] = str(spec.serving["token_sha256"])
     return env
 
@@ -113,7 +140,7 @@ def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
             hint="build and push it (`thrifty image build --push REGISTRY`), then set `image` on the target block",
         )
     tls = " --tls-verify=false" if boot.insecure_registry else ""
-    env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env(spec, boot).items())
+    env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env(spec, boot, cloud).items())
     name = f"thrifty-{spec.name}"
     lines = [
         "#!/bin/sh",

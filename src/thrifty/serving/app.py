@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 
@@ -40,15 +41,19 @@ async def serve_until_stopped(
     stop: asyncio.Event | None = None,
     on_started: Callable[[], Awaitable[None] | None] | None = None,
     drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or a signal arrives); then refuse new connections and drain."""
+    """Serve until ``stop`` is set (or a signal arrives); then refuse new connections and drain.
+    With ``ssl_context`` the socket speaks HTTPS (a cloud replica's runtime container)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
         # signal handlers exist only in the main thread; a BackgroundServer stops through ``stop``
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    server, tracker = await start_server(handler, "", 0, max_body_bytes=max_body_bytes, sock=sock)
+    server, tracker = await start_server(
+        handler, "", 0, max_body_bytes=max_body_bytes, sock=sock, ssl_context=ssl_context
+    )
     if on_started is not None:
         result = on_started()
         if result is not None:
@@ -73,12 +78,14 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         max_body_bytes: int = 16 << 20,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._make_handler = make_handler
+        self._ssl = ssl_context
         self._on_stop = on_stop
         self._sock = bind_socket(host, 0)
         self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if ssl_context else 'http'}://{host}:{self.port}"
         self._max_body = max_body_bytes
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,7 +108,12 @@ class BackgroundServer:
             self._started.set()
             return
         await serve_until_stopped(
-            handler, self._sock, max_body_bytes=self._max_body, stop=self._stop, on_started=self._started.set
+            handler,
+            self._sock,
+            max_body_bytes=self._max_body,
+            stop=self._stop,
+            on_started=self._started.set,
+            ssl_context=self._ssl,
         )
         if self._on_stop is not None:
             await self._on_stop()

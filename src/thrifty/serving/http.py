@@ -226,6 +226,7 @@ async def start_server(
     *,
     max_body_bytes: int,
     sock: Any = None,
+    ssl_context: Any = None,
 ) -> tuple[asyncio.Server, ConnectionTracker]:
     loop = asyncio.get_running_loop()
     tracker = ConnectionTracker()
@@ -234,9 +235,11 @@ async def start_server(
         return ServerProtocol(handler, max_body_bytes, tracker)
 
     if sock is not None:
-        server = await loop.create_server(factory, sock=sock, backlog=2048)
+        server = await loop.create_server(factory, sock=sock, backlog=2048, ssl=ssl_context)
     else:
-        server = await loop.create_server(factory, host, port, backlog=2048, reuse_address=True)
+        server = await loop.create_server(
+            factory, host, port, backlog=2048, reuse_address=True, ssl=ssl_context
+        )
     return server, tracker
 
 

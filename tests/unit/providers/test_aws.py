@@ -232,3 +232,41 @@ def test_switching_the_price_model_moves_replicas_to_the_new_market(aws: AwsProv
     aws.deploy(make_spec(price_model=PriceModel.ON_DEMAND))
     assert {r.market for r in _live(aws, "minilm")} == {PriceModel.ON_DEMAND}
     assert len(_live(aws, "minilm")) == 2
+
+
+def test_tls_key_and_token_reach_the_vm_through_secrets_manager_never_user_data(
+    aws: AwsProvider, make_spec: Any, tmp_path: Any
+) -> None:
+    import base64
+    import json
+
+    from pydantic import SecretStr
+
+    from thrifty import tls, tokens
+
+    token_sha256 = tokens.issue(tmp_path, "minilm")
+    token = tokens.token_for(tmp_path, "minilm")
+    cert = tls.issue(tmp_path, "minilm")
+    serving = {"token_sha256": token_sha256, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    spec = make_spec(serving=serving, secret_bundle=SecretStr(tls.secret_bundle(cert, token_sha256)))
+    status = aws.deploy(spec)
+    assert status.endpoint_url is not None and status.endpoint_url.startswith("https://")
+    template = aws.ec2.describe_launch_template_versions(LaunchTemplateName="thrifty-minilm")
+    user_data = base64.b64decode(
+        template["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]
+    ).decode()
+    key_body = cert.key_pem.splitlines()[1]
+    assert token not in user_data and key_body not in user_data and token_sha256 not in user_data
+    assert "THRIFTY_SECRET=aws-secretsmanager:thrifty-minilm" in user_data
+    secrets = aws.session.client(
+        "secretsmanager", region_name="us-east-1", endpoint_url=aws.target.endpoint_url
+    )
+    stored = json.loads(secrets.get_secret_value(SecretId="thrifty-minilm")["SecretString"])
+    assert stored == {
+        "tls_cert_pem": cert.cert_pem,
+        "tls_key_pem": cert.key_pem,
+        "token_sha256": token_sha256,
+    }
+    assert "secret_bundle" not in spec.model_dump() and key_body not in repr(spec)
+    aws.delete("minilm")
+    assert secrets.list_secrets()["SecretList"] == []
