@@ -58,6 +58,9 @@ class _Boot(DeployTargetBlock, ABC):
         description="Who may reach the serving port (each deployment's security group / firewall rule / "
         "NSG); empty: THRIFTY_CONTROL_PLANE_CIDRS, else deploy refuses. Never 0.0.0.0/0 unless written here.",
     )
+    secrets_endpoint_url: str | None = Field(
+        default=None, description="Secret store endpoint override for the VMs (default: the cloud's own)."
+    )
 
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig
@@ -69,6 +72,7 @@ class _Boot(DeployTargetBlock, ABC):
             image=self.image,
             insecure_registry=self.insecure_registry,
             allowed_cidrs=tuple(self.allowed_cidrs),
+            secrets_endpoint_url=self.secrets_endpoint_url,
         )
 
 
@@ -190,7 +194,10 @@ class KubernetesDeployTarget(DeployTargetBlock):
         default=None, description="Kubeconfig block; empty: the in-cluster service account."
     )
     namespace: str = Field(default="default", description="Namespace for the objects.")
-    image: str = Field(default="ghcr.io/thrifty-ml/thrifty:0.1.0", description="Server image.")
+    image: str = Field(
+        default="",
+        description="The serving-runtime image by digest (`thrifty image build --push REGISTRY` prints it).",
+    )
     artifact_store_url: str = Field(default="s3://thrifty-artifacts", description="Where pods pull variants.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the pods.")
     scale_to_zero: Literal["none", "keda", "knative"] = Field(

@@ -21,8 +21,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from thrifty.image import SLIM, ImageError, _run, cache_dir, image_exists, podman
+
+if TYPE_CHECKING:
+    import httpx
 
 VM_REF = "localhost/thrifty-vm:bookworm"
 #: a fresh cloud image has a shell, curl, python3 and (here) podman; thrifty brings nothing else
@@ -163,13 +167,15 @@ def boot_vm(script: str, *, metadata_url: str, region: str = "us-east-1") -> Vm:
     return vm
 
 
-def wait_ready(url: str, vm: Vm, deadline_s: float = 240.0) -> float:
-    """Seconds until ``url``/v2/health/ready answers 200; an ImageError with the VM's log if never."""
+def wait_ready(url: str, vm: Vm, deadline_s: float = 240.0, client: httpx.Client | None = None) -> float:
+    """Seconds until ``url``/v2/health/ready answers 200; an ImageError with the VM's log if never.
+    ``client``: an HTTPS endpoint's pinned client (``thrifty.reach.endpoint_client``)."""
     import httpx
 
+    get = client.get if client is not None else httpx.get
     while time.perf_counter() - vm.started_at < deadline_s:
         with suppress(httpx.HTTPError):  # not listening yet: the VM is still booting
-            if httpx.get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
+            if get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
                 return time.perf_counter() - vm.started_at
         if vm.state() != "running":
             break
@@ -178,3 +184,59 @@ def wait_ready(url: str, vm: Vm, deadline_s: float = 240.0) -> float:
         f"the rehearsed VM {vm.name} never served {url} (state {vm.state()})",
         hint="its boot log: " + vm.logs()[-2000:],
     )
+
+
+@dataclass
+class Launches:
+    """The rehearsal's stand-in for EC2 starting a VM: every instance of a deployment that appears
+    on moto boots a rehearsed VM from the user data it was launched with."""
+
+    ec2: Any
+    deployment: str
+    metadata_url: str
+    vms: dict[str, Vm] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def poll(self) -> None:
+        import base64
+
+        filters = [
+            {"Name": "tag:thrifty:deployment", "Values": [self.deployment]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+        found = self.ec2.describe_instances(Filters=filters)["Reservations"]
+        for instance in (i for r in found for i in r["Instances"]):
+            if instance["InstanceId"] in self.vms:
+                continue
+            attr = self.ec2.describe_instance_attribute(
+                InstanceId=instance["InstanceId"], Attribute="userData"
+            )
+            user_data = base64.b64decode(attr["UserData"]["Value"]).decode()
+            from thrifty.providers.boot import script_of
+
+            self.vms[instance["InstanceId"]] = boot_vm(script_of(user_data), metadata_url=self.metadata_url)
+
+
+@contextmanager
+def boot_on_launch(ec2: Any, deployment: str, metadata_url: str, poll_s: float = 0.5) -> Iterator[Launches]:
+    """Watch ``ec2`` (a client of moto) in a thread; each new instance of ``deployment`` boots a
+    rehearsed VM with its exact user data. Every VM is stopped when the block ends."""
+    launches = Launches(ec2, deployment, metadata_url)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(poll_s):
+            try:
+                launches.poll()
+            except Exception as exc:  # reported by the test (Launches.errors); the watch goes on
+                launches.errors.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield launches
+    finally:
+        stop.set()
+        thread.join(30)
+        for vm in launches.vms.values():
+            vm.stop()

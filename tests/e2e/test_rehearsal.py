@@ -2,8 +2,10 @@
 template boots a "VM" — a privileged container from a fresh Debian base that knows nothing of
 thrifty — which installs nothing from a package index, pulls the runtime image by digest from the
 local registry, and serves the variant it fetched from moto's S3 with credentials from the
-instance-metadata stand-in. The answer goes through the bearer token that only the deployment
-knows; the VM holds its digest. Also: the boot scripts of GCP and Azure parse and name the image."""
+instance-metadata stand-in. The VM's container reads its TLS key and the token's digest from
+Secrets Manager (moto) with those credentials — the user data holds neither — and serves HTTPS: the
+answer goes through a client that trusts only the pinned certificate, with the bearer token that
+only the control plane knows. Also: the boot scripts of GCP and Azure parse and name the image."""
 
 from __future__ import annotations
 
@@ -47,11 +49,25 @@ def _spec(sha: str, token_sha: str, **kw: Any) -> Any:
     )
 
 
-def test_aws_user_data_boots_a_fresh_vm_into_a_verified_endpoint(
+def _tls_spec(sha: str, token: str, home: Path) -> Any:
+    """A spec as the deploy step makes it: token digest and certificate pinned, bundle for the store."""
+    from pydantic import SecretStr
+
+    from thrifty import tls
+
+    cert = tls.issue(home, "tiny")
+    token_sha = hashlib.sha256(token.encode()).hexdigest()
+    spec = _spec(sha, token_sha, secret_bundle=SecretStr(tls.secret_bundle(cert, token_sha)))
+    serving = {**spec.serving, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    return spec.with_changes(serving=serving), cert
+
+
+def test_aws_user_data_boots_a_fresh_vm_into_a_verified_https_endpoint(
     vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
 ) -> None:
     from thrifty.providers.aws import AwsProvider, AwsTarget
     from thrifty.providers.boot import BootConfig, script_of
+    from thrifty.reach import endpoint_client
     from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
 
     s3, moto = store
@@ -66,29 +82,38 @@ def test_aws_user_data_boots_a_fresh_vm_into_a_verified_endpoint(
         image=pushed_image,
         insecure_registry=True,
         allowed_cidrs=("127.0.0.1/32",),
+        secrets_endpoint_url=moto,
     )
     aws = AwsProvider(AwsTarget(region="us-east-1", endpoint_url=moto, boot=boot))
-    aws.deploy(_spec(sha, hashlib.sha256(token.encode()).hexdigest()))
+    spec, cert = _tls_spec(sha, token, tmp_path)
+    status = aws.deploy(spec)
+    assert status.endpoint_url is not None and status.endpoint_url.startswith("https://")
     template = aws.ec2.describe_launch_template_versions(LaunchTemplateName="thrifty-tiny")
     user_data = base64.b64decode(template["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"])
-    assert token not in user_data.decode()
+    assert token not in user_data.decode() and cert.key_pem.splitlines()[1] not in user_data.decode()
 
-    with metadata_server() as imds:
+    with metadata_server() as imds, endpoint_client(spec.model_dump()) as client:
         vm = boot_vm(script_of(user_data.decode()), metadata_url=imds)
         try:
-            ready_s = wait_ready(f"http://127.0.0.1:{port}", vm)
+            ready_s = wait_ready(f"https://127.0.0.1:{port}", vm, client=client)
             x = np.random.default_rng(11).standard_normal((3, 4)).astype(np.float32)
             body = {
                 "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": x.ravel().tolist()}]
             }
-            url = f"http://127.0.0.1:{port}/v2/models/tiny/infer"
-            answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
+            url = f"https://127.0.0.1:{port}/v2/models/tiny/infer"
+            answer = client.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
             assert answer.status_code == 200, answer.text
             out = answer.json()["outputs"][0]
             got = np.array(out["data"]).reshape(out["shape"])
             np.testing.assert_allclose(got, x @ weights, rtol=1e-5, atol=1e-5)
-            assert httpx.post(url, json=body, timeout=10.0).status_code == 401
-            assert "thrifty-rehearsal: boot script done" in vm.logs()
+            assert client.post(url, json=body, timeout=10.0).status_code == 401
+            wrong = {"Authorization": "Bearer " + secrets.token_urlsafe(24)}
+            assert client.post(url, json=body, headers=wrong, timeout=10.0).status_code in (401, 403)
+            with pytest.raises(httpx.HTTPError):  # plain HTTP gets no answer: the port speaks TLS only
+                httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5.0)
+            logs = vm.logs()
+            assert "thrifty-rehearsal: boot script done" in logs
+            assert token not in logs and cert.key_pem.splitlines()[1] not in logs
             assert "pip" not in vm.exec("sh", "-c", "ls /usr/bin /usr/local/bin"), "the VM got no pip"
         finally:
             vm.stop()

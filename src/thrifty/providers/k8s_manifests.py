@@ -1,7 +1,11 @@
 """Kubernetes manifests for one deployment, as plain dicts (pure functions; no cluster needed).
 
 - ``Deployment`` (spot, ``replicas - floor``) + ``Deployment`` ``<name>-od`` (the on-demand floor)
-  behind one ``Service``; an init container pulls the variant from the artifact store by sha256.
+  behind one ``Service``. Each pod runs the serving-runtime image by digest (``thrifty image build
+  --push``), configured by environment like a VM's container: it fetches the variant by sha256
+  itself. Its TLS key, certificate and token digest come from the deployment's ``Secret``
+  (``<name>-tls``, mounted as files; made from the spec's bundle, never stored elsewhere); the
+  kubelet probes ``/v2/health/live`` (startup, liveness) and ``/v2/health/ready`` (readiness).
 - ``HorizontalPodAutoscaler`` (autoscaling/v2, CPU) on the spot Deployment, a ``PodDisruptionBudget``.
 - Scale to zero (a setting): ``keda`` adds an ``HTTPScaledObject`` (KEDA HTTP add-on) instead of the
   HPA; ``knative`` replaces Deployment + Service + HPA with one Knative ``Service``
@@ -61,7 +65,8 @@ class KubernetesTarget:
     """Where and how to run on a cluster (plain config; the block builds it)."""
 
     namespace: str = "default"
-    image: str = "ghcr.io/thrifty-ml/thrifty:0.1.0"
+    #: the serving-runtime image by digest (``REGISTRY/thrifty-runtime@sha256:…``)
+    image: str = ""
     artifact_store_url: str = "s3://thrifty-artifacts"
     s3_endpoint_url: str | None = None
     scale_to_zero: ScaleToZero = "none"
@@ -110,6 +115,7 @@ def spec_annotation(spec: DeploySpec) -> str:
         "replicas": spec.replicas,
         "on_demand_floor": spec.on_demand_floor,
         "plan_id": spec.plan_id,
+        "serving": spec.serving,  # token digest, pinned certificate: public, needed to re-render
     }
     return json.dumps(data, sort_keys=True)
 
@@ -120,41 +126,77 @@ def spec_from_annotation(text: str) -> DeploySpec:
     return DeploySpec(**data)
 
 
-def pod_spec(spec: DeploySpec, target: KubernetesTarget, *, on_spot: bool) -> dict[str, Any]:
-    model_path = f"{MODEL_DIR}/{spec.artifact_sha256}"
-    fetch = ["python3", "-m", "thrifty.providers.boot", "fetch", target.artifact_store_url]
-    fetch += [spec.artifact_sha256, model_path]
-    if target.s3_endpoint_url:
-        fetch += ["--endpoint", target.s3_endpoint_url]
-    resources = {
-        "requests": {"cpu": target.cpu, "memory": target.memory},
-        "limits": {"memory": target.memory},
+SECRET_DIR = "/var/run/thrifty/secret"
+
+
+def secret_name(spec: DeploySpec) -> str:
+    return f"{spec.name}-tls"
+
+
+def tls_enabled(spec: DeploySpec) -> bool:
+    return bool(spec.serving.get("tls_cert_sha256"))
+
+
+def container_env(spec: DeploySpec, target: KubernetesTarget) -> list[dict[str, str]]:
+    """The runtime container's environment (as on a VM): what to serve, where from, where its secret is."""
+    env = {
+        "THRIFTY_MODEL_NAME": spec.served_name,
+        "THRIFTY_ARTIFACT_STORE_URL": target.artifact_store_url,
+        "THRIFTY_ARTIFACT_SHA256": spec.artifact_sha256,
+        "PORT": str(target.port),
     }
-    serve = ["thrifty", "serve", model_path, "--name", spec.served_name, "--host", "0.0.0.0"]
+    if target.s3_endpoint_url:
+        env["THRIFTY_S3_ENDPOINT_URL"] = target.s3_endpoint_url
+    if spec.serving.get("tokenizer_sha256"):
+        env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
+    if tls_enabled(spec):
+        env["THRIFTY_SECRET"] = f"dir:{SECRET_DIR}"
+    elif spec.serving.get("token_sha256"):
+        env["THRIFTY_API_TOKEN_SHA256"] = str(spec.serving["token_sha256"])
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def probes(spec: DeploySpec, port: int | str) -> dict[str, Any]:
+    """The kubelet's probes on the OIP health paths; startup allows the fetch and load (≤ 5 min)."""
+    scheme = "HTTPS" if tls_enabled(spec) else "HTTP"
+
+    def get(path: str) -> dict[str, Any]:
+        return {"path": path, "port": port, "scheme": scheme}
+
+    return {
+        "startupProbe": {"httpGet": get("/v2/health/live"), "periodSeconds": 5, "failureThreshold": 60},
+        "livenessProbe": {"httpGet": get("/v2/health/live"), "periodSeconds": 10, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": get("/v2/health/ready"), "periodSeconds": 5},
+    }
+
+
+def server_container(spec: DeploySpec, target: KubernetesTarget) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": "models", "mountPath": MODEL_DIR}]
+    if tls_enabled(spec):
+        mounts.append({"name": "secret", "mountPath": SECRET_DIR, "readOnly": True})
+    return {
+        "name": "server",
+        "image": target.image,
+        "env": container_env(spec, target),
+        "ports": [{"name": "serve", "containerPort": target.port}],
+        **probes(spec, "serve"),
+        "resources": {
+            "requests": {"cpu": target.cpu, "memory": target.memory},
+            "limits": {"memory": target.memory},
+        },
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+        "volumeMounts": mounts,
+    }
+
+
+def pod_spec(spec: DeploySpec, target: KubernetesTarget, *, on_spot: bool) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = [{"name": "models", "emptyDir": {}}]
+    if tls_enabled(spec):
+        volumes.append({"name": "secret", "secret": {"secretName": secret_name(spec), "defaultMode": 0o400}})
     pod: dict[str, Any] = {
-        "initContainers": [
-            {
-                "name": "fetch-model",
-                "image": target.image,
-                "command": fetch,
-                "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
-            }
-        ],
-        "containers": [
-            {
-                "name": "server",
-                "image": target.image,
-                "command": [*serve, "--port", str(target.port)],
-                "ports": [{"name": "http", "containerPort": target.port}],
-                "readinessProbe": {
-                    "httpGet": {"path": "/v2/health/ready", "port": "http"},
-                    "periodSeconds": 5,
-                },
-                "resources": resources,
-                "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR, "readOnly": True}],
-            }
-        ],
-        "volumes": [{"name": "models", "emptyDir": {}}],
+        "containers": [server_container(spec, target)],
+        "volumes": volumes,
+        "securityContext": {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
         "terminationGracePeriodSeconds": 25,
     }
     if target.service_account:
@@ -166,6 +208,27 @@ def pod_spec(spec: DeploySpec, target: KubernetesTarget, *, on_spot: bool) -> di
     elif ON_DEMAND_PLACEMENT[target.spot_platform]:
         pod["nodeSelector"] = dict(ON_DEMAND_PLACEMENT[target.spot_platform])
     return pod
+
+
+def secret(spec: DeploySpec, target: KubernetesTarget) -> dict[str, Any]:
+    """The deployment's Secret from the spec's bundle (only at deploy time: the bundle is never stored)."""
+    import base64
+
+    if spec.secret_bundle is None:
+        raise ConfigError(f"deployment {spec.name!r} has no secret bundle", hint="deploy it through thrifty")
+    bundle = json.loads(spec.secret_bundle.get_secret_value())
+    files = {
+        "tls.crt": bundle["tls_cert_pem"],
+        "tls.key": bundle["tls_key_pem"],
+        "token_sha256": bundle["token_sha256"],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(secret_name(spec), spec, target),
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in files.items()},
+    }
 
 
 def deployment(
@@ -192,7 +255,7 @@ def service(spec: DeploySpec, target: KubernetesTarget) -> dict[str, Any]:
         "metadata": _meta(spec.name, spec, target),
         "spec": {
             "selector": labels(spec, target),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            "ports": [{"name": "serve", "port": 443 if tls_enabled(spec) else 80, "targetPort": "serve"}],
         },
     }
 
@@ -251,7 +314,7 @@ def http_scaled_object(spec: DeploySpec, target: KubernetesTarget) -> dict[str, 
 def knative_service(spec: DeploySpec, target: KubernetesTarget) -> dict[str, Any]:
     pod = pod_spec(spec, target, on_spot=spec.price_model is PriceModel.SPOT)
     pod["containers"][0]["ports"] = [{"containerPort": target.port}]
-    pod["containers"][0]["readinessProbe"] = {"httpGet": {"path": "/v2/health/ready", "port": target.port}}
+    pod["containers"][0].update(probes(spec, target.port))
     annotations = {
         "autoscaling.knative.dev/min-scale": "0",
         "autoscaling.knative.dev/max-scale": str(max(target.max_replicas, spec.replicas)),
@@ -278,13 +341,20 @@ def manifests(
             f"deployment name {spec.name!r} is not a valid Kubernetes name",
             hint="use at most 50 lowercase letters, digits and '-', starting and ending alphanumeric",
         )
+    if "@sha256:" not in target.image:
+        raise ConfigError(
+            f"the Kubernetes target's image {target.image!r} is not pinned by digest",
+            hint="build and push the runtime image (`thrifty image build --push REGISTRY`) and set "
+            "the printed REGISTRY/thrifty-runtime@sha256:… as the target's image",
+        )
     if spec.price_model is PriceModel.SERVERLESS and target.scale_to_zero == "none":
         raise ConfigError(
             "price model 'serverless' on Kubernetes needs scale to zero",
             hint="set scale_to_zero to keda or knative on the Kubernetes target",
         )
+    first = [secret(spec, target)] if spec.secret_bundle is not None else []
     if target.scale_to_zero == "knative":
-        return [knative_service(spec, target)]
+        return [*first, knative_service(spec, target)]
     floor = 0 if hibernated else min(spec.on_demand_floor, spec.replicas)
     spot_replicas = 0 if hibernated else spec.replicas - floor
     on_spot = spec.price_model is PriceModel.SPOT
@@ -292,7 +362,7 @@ def manifests(
     autoscaled = target.scale_to_zero == "keda" or (not hibernated and spot_replicas > 0)
     if autoscaled:  # the autoscaler owns .spec.replicas; applying it too would fight it
         del main["spec"]["replicas"]
-    objects = [main]
+    objects = [*first, main]
     if floor:
         objects.append(deployment(spec, target, name=f"{spec.name}-od", replicas=floor, on_spot=False))
     objects += [service(spec, target), pdb(spec, target)]

@@ -33,7 +33,14 @@ from thrifty.errors import (
 )
 from thrifty.providers.base import DeploymentStatus, DeploySpec, Feature, ManagedResource, require
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
-from thrifty.providers.k8s_manifests import SPEC_ANNOTATION, KubernetesTarget, manifests, spec_from_annotation
+from thrifty.providers.k8s_manifests import (
+    SPEC_ANNOTATION,
+    KubernetesTarget,
+    manifests,
+    secret_name,
+    spec_from_annotation,
+    tls_enabled,
+)
 
 if TYPE_CHECKING:
     from thrifty.providers.boot import BootConfig
@@ -44,6 +51,7 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "Secret"): ("/api/v1", "secrets"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     ("http.keda.sh/v1alpha1", "HTTPScaledObject"): ("/apis/http.keda.sh/v1alpha1", "httpscaledobjects"),
@@ -101,6 +109,7 @@ class KubernetesProvider:
         """The provider the CLI builds (the kubeconfig's ``context``; no client on dry run)."""
         target = KubernetesTarget(
             namespace=options.get("namespace") or "default",
+            image=boot.image,
             artifact_store_url=boot.artifact_store_url,
             s3_endpoint_url=boot.s3_endpoint_url,
             scale_to_zero=options.get("scale_to_zero") or "none",
@@ -216,7 +225,10 @@ class KubernetesProvider:
         objects = manifests(spec, self.target, hibernated=hibernated)
         existed = bool(self._owned(spec.name))
         # prune first: an HPA left in place while its Deployment goes to 0 would scale it back up
-        self._prune(spec.name, {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects})
+        keep = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects}
+        if tls_enabled(spec):  # a re-render (scale, wake) has no bundle: the Secret stays as it is
+            keep.add(("v1", "Secret", secret_name(spec)))
+        self._prune(spec.name, keep)
         applied: list[Mapping[str, Any]] = []
         try:
             for obj in objects:
@@ -296,7 +308,7 @@ class KubernetesProvider:
             state=state,
             replicas_desired=desired,
             replicas_ready=ready,
-            endpoint_url=f"http://{name}.{self.target.namespace}.svc.cluster.local",
+            endpoint_url=_service_url(spec, self.target),
             resources=tuple(self._resource(kind, item) for _, kind, item in owned),
             details={"scale_to_zero": self.target.scale_to_zero, "spot_platform": self.target.spot_platform},
         )
@@ -326,3 +338,9 @@ class KubernetesProvider:
     def delete_resource(self, resource: ManagedResource) -> None:
         api_version = str(resource.details.get("apiVersion", ""))
         self._delete(api_version, resource.kind, resource.id.split("/", 1)[1])
+
+
+def _service_url(spec: DeploySpec, target: KubernetesTarget) -> str:
+    """The Service's in-cluster URL: HTTPS on 443 when the pods serve TLS, HTTP on 80 otherwise."""
+    host = f"{spec.name}.{target.namespace}.svc.cluster.local"
+    return f"https://{host}" if tls_enabled(spec) else f"http://{host}"

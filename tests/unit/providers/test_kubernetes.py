@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import time
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
+from tests.unit.providers.conftest import RUNTIME_IMAGE
 from tests.unit.providers.replay import ReplayServer, Request
 from thrifty.errors import ConfigError, CredentialsError, QuotaExceededError
 from thrifty.providers.base import PriceModel, Provider, provider_class
@@ -38,7 +40,7 @@ def _validate(obj: dict[str, Any]) -> None:
 @pytest.mark.parametrize("platform", ["karpenter", "gke", "aks"])
 @pytest.mark.parametrize("floor", [0, 1])
 def test_manifests_validate_and_place_pods_on_spot(make_spec: Any, platform: str, floor: int) -> None:
-    target = KubernetesTarget(spot_platform=platform)  # type: ignore[arg-type]
+    target = KubernetesTarget(image=RUNTIME_IMAGE, spot_platform=platform)  # type: ignore[arg-type]
     objects = manifests(make_spec(replicas=3, on_demand_floor=floor), target)
     kinds = [o["kind"] for o in objects]
     expected = ["Deployment", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
@@ -55,14 +57,61 @@ def test_manifests_validate_and_place_pods_on_spot(make_spec: Any, platform: str
         assert "tolerations" not in objects[1]["spec"]["template"]["spec"]
 
 
+def _tls_spec(make_spec: Any, **overrides: Any) -> Any:
+    from pydantic import SecretStr
+
+    from thrifty import tls
+
+    cert = tls.make_cert("minilm")
+    serving = {"token_sha256": "cd" * 32, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    bundle = SecretStr(tls.secret_bundle(cert, "cd" * 32))
+    return make_spec(serving=serving, secret_bundle=bundle, **overrides), cert
+
+
+def test_pods_run_the_runtime_image_by_digest_with_the_secret_mounted_and_oip_probes(make_spec: Any) -> None:
+    import base64
+
+    spec, cert = _tls_spec(make_spec)
+    objects = manifests(spec, KubernetesTarget(image=RUNTIME_IMAGE))
+    for obj in objects:
+        _validate(obj)
+    secret, main = objects[0], objects[1]
+    assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "minilm-tls")
+    assert base64.b64decode(secret["data"]["tls.key"]).decode() == cert.key_pem
+    assert base64.b64decode(secret["data"]["token_sha256"]).decode() == "cd" * 32
+    pod = main["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    (server,) = pod["containers"]
+    assert server["image"] == RUNTIME_IMAGE and "command" not in server  # the image's own entrypoint
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["THRIFTY_SECRET"] == "dir:/var/run/thrifty/secret" and "THRIFTY_API_TOKEN_SHA256" not in env
+    assert env["THRIFTY_ARTIFACT_SHA256"] == spec.artifact_sha256
+    assert cert.key_pem.splitlines()[1] not in json.dumps(main), "the key is only in the Secret"
+    assert {"name": "secret", "secret": {"secretName": "minilm-tls", "defaultMode": 0o400}} in pod["volumes"]
+    assert server["readinessProbe"]["httpGet"] == {
+        "path": "/v2/health/ready",
+        "port": "serve",
+        "scheme": "HTTPS",
+    }
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert server["startupProbe"]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_an_image_without_a_digest_is_refused(make_spec: Any) -> None:
+    with pytest.raises(ConfigError, match="not pinned by digest"):
+        manifests(make_spec(), KubernetesTarget(image="ghcr.io/thrifty-ml/thrifty:0.1.0"))
+
+
 def test_aks_spot_toleration_matches_the_aks_taint(make_spec: Any) -> None:
-    pod = manifests(make_spec(), KubernetesTarget(spot_platform="aks"))[0]["spec"]["template"]["spec"]
+    pod = manifests(make_spec(), KubernetesTarget(image=RUNTIME_IMAGE, spot_platform="aks"))[0]["spec"][
+        "template"
+    ]["spec"]
     assert {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
             "effect": "NoSchedule"} in pod["tolerations"]  # fmt: skip
 
 
 def test_keda_scale_to_zero_uses_an_http_scaled_object(make_spec: Any) -> None:
-    objects = manifests(make_spec(), KubernetesTarget(scale_to_zero="keda"))
+    objects = manifests(make_spec(), KubernetesTarget(image=RUNTIME_IMAGE, scale_to_zero="keda"))
     kinds = [o["kind"] for o in objects]
     assert "HorizontalPodAutoscaler" not in kinds
     scaled = objects[kinds.index("HTTPScaledObject")]
@@ -77,7 +126,7 @@ def test_keda_scale_to_zero_uses_an_http_scaled_object(make_spec: Any) -> None:
 
 
 def test_knative_scale_to_zero_is_one_knative_service(make_spec: Any) -> None:
-    (ksvc,) = manifests(make_spec(), KubernetesTarget(scale_to_zero="knative"))
+    (ksvc,) = manifests(make_spec(), KubernetesTarget(image=RUNTIME_IMAGE, scale_to_zero="knative"))
     assert (ksvc["apiVersion"], ksvc["kind"]) == ("serving.knative.dev/v1", "Service")
     template = ksvc["spec"]["template"]
     assert template["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
@@ -86,7 +135,7 @@ def test_knative_scale_to_zero_is_one_knative_service(make_spec: Any) -> None:
 
 
 def test_hibernated_manifests_scale_to_zero_without_hpa(make_spec: Any) -> None:
-    objects = manifests(make_spec(on_demand_floor=1), KubernetesTarget(), hibernated=True)
+    objects = manifests(make_spec(on_demand_floor=1), KubernetesTarget(image=RUNTIME_IMAGE), hibernated=True)
     assert [o["kind"] for o in objects] == ["Deployment", "Service", "PodDisruptionBudget"]
     assert objects[0]["spec"]["replicas"] == 0
     _validate(objects[0])
@@ -95,12 +144,12 @@ def test_hibernated_manifests_scale_to_zero_without_hpa(make_spec: Any) -> None:
 @pytest.mark.parametrize("name", ["Upper", "under_score", "x" * 51, "-lead"])
 def test_invalid_kubernetes_names_are_refused(make_spec: Any, name: str) -> None:
     with pytest.raises(ConfigError, match="not a valid Kubernetes name"):
-        manifests(make_spec(name), KubernetesTarget())
+        manifests(make_spec(name), KubernetesTarget(image=RUNTIME_IMAGE))
 
 
 def test_serverless_needs_scale_to_zero(make_spec: Any) -> None:
     with pytest.raises(ConfigError, match="scale_to_zero"):
-        manifests(make_spec(price_model=PriceModel.SERVERLESS), KubernetesTarget())
+        manifests(make_spec(price_model=PriceModel.SERVERLESS), KubernetesTarget(image=RUNTIME_IMAGE))
 
 
 # -- the fake API server -------------------------------------------------------------------------------
@@ -263,7 +312,7 @@ def _provider(
     config.api_key_prefix = {"BearerToken": "Bearer"}
     return KubernetesProvider(
         client.ApiClient(config),
-        KubernetesTarget(namespace="ml", **target),
+        KubernetesTarget(namespace="ml", image=RUNTIME_IMAGE, **target),
         ready_timeout_s=ready_timeout_s,
         poll_s=0.05,
     )
@@ -344,6 +393,24 @@ def test_scale_hibernate_wake_prune_and_delete_replayed(
     k8s.delete("minilm")
     assert apiserver.objects == {}
     assert k8s.status("minilm").state == "deleted"
+
+
+def test_the_secret_survives_scale_and_hibernate_and_goes_with_delete_replayed(
+    k8s: KubernetesProvider, apiserver: FakeApiServer, make_spec: Any
+) -> None:
+    path = "/api/v1/namespaces/ml/secrets/minilm-tls"
+    spec, _ = _tls_spec(make_spec, replicas=2)
+    assert k8s.deploy(spec).endpoint_url == "https://minilm.ml.svc.cluster.local"
+    assert path in apiserver.objects
+    k8s.scale("minilm", 3)
+    k8s.hibernate("minilm")
+    k8s.wake("minilm")
+    assert path in apiserver.objects, "a re-render without the bundle must not prune the Secret"
+    deployment = apiserver.objects["/apis/apps/v1/namespaces/ml/deployments/minilm"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["THRIFTY_SECRET"].startswith("dir:"), "the re-rendered pods still read the Secret"
+    k8s.delete("minilm")
+    assert apiserver.objects == {}
 
 
 def test_keda_without_the_crd_says_what_to_install_and_leaves_nothing_replayed(
