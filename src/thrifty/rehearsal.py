@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -240,3 +240,69 @@ def boot_on_launch(ec2: Any, deployment: str, metadata_url: str, poll_s: float =
         thread.join(30)
         for vm in launches.vms.values():
             vm.stop()
+
+
+# -- Kubernetes: a pod's container spec run with podman, probed as the kubelet probes ----------------
+def pod_run_args(
+    pod: Mapping[str, Any],
+    secrets: Mapping[str, Mapping[str, bytes]],
+    workdir: Path,
+    platform_env: Mapping[str, str],
+) -> list[str]:
+    """``podman run`` arguments for the pod's one container as the kubelet would start it: its image
+    and env, its user, emptyDir volumes as tmpfs, Secret volumes as read-only files (mode and fsGroup
+    as the kubelet sets them). ``platform_env`` is what the platform injects (a pod identity's
+    credential endpoint), never a secret of the deployment."""
+    (container,) = pod["containers"]
+    context = pod.get("securityContext", {})
+    args = ["run", "-d", "--network", "host"]
+    if "runAsUser" in context:
+        args += ["--user", f"{context['runAsUser']}:{context.get('runAsGroup', context['runAsUser'])}"]
+    env = {**platform_env, **{e["name"]: e["value"] for e in container.get("env", [])}}
+    args += [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "emptyDir" in volume:
+            args += ["--mount", f"type=tmpfs,destination={mount['mountPath']},tmpfs-mode=1777"]
+        elif "secret" in volume:
+            folder = _secret_files(volume["secret"], secrets, workdir / mount["name"], context.get("fsGroup"))
+            args += ["-v", f"{folder}:{mount['mountPath']}:ro"]
+    if container.get("command"):
+        args += ["--entrypoint", container["command"][0]]
+    return [*args, container["image"], *container.get("command", [])[1:], *container.get("args", [])]
+
+
+def _secret_files(
+    volume: Mapping[str, Any], secrets: Mapping[str, Mapping[str, bytes]], folder: Path, fs_group: int | None
+) -> Path:
+    """A Secret volume's files: one per key, mode ``defaultMode`` (+ group read with an fsGroup)."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mode = int(volume.get("defaultMode", 0o644))
+    for key, data in secrets[volume["secretName"]].items():
+        path = folder / key
+        path.write_bytes(data)
+        if fs_group is not None:
+            os.chown(path, 0, fs_group)
+            mode |= 0o040
+        path.chmod(mode)
+    return folder
+
+
+def kubelet_probe(container: Mapping[str, Any], probe: str, host: str = "127.0.0.1") -> int:
+    """One HTTP(S) GET probe as the kubelet sends it (HTTPS without verifying the certificate):
+    the status code, or 0 when nothing answered."""
+    import httpx
+
+    get = container[probe]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+    port = ports.get(get["port"], get["port"])
+    url = f"{get.get('scheme', 'HTTP').lower()}://{host}:{port}{get['path']}"
+    try:
+        return httpx.get(
+            url, verify=False, timeout=float(container[probe].get("timeoutSeconds", 1))
+        ).status_code
+    except httpx.HTTPError:
+        return 0
