@@ -197,13 +197,16 @@ def deploy_to_target(
     existed = existing is not None and state_of(existing.state).exists
     if existed:
         _remember(choice, specs[0].name, existed)
-        return _update(choice, [_with_token(for_target(s, choice.descriptor), choice) for s in specs], verify)
+        provider = build_provider(choice)
+        ready = [_with_token(for_target(s, choice.descriptor), choice, provider) for s in specs]
+        return _update(choice, ready, verify)
     skipped: list[str] = []
     for attempt in attempts:
-        ready = [
-            _with_token(for_target(spec, attempt.choice.descriptor), attempt.choice) for spec in attempt.specs
-        ]
         provider = build_provider(attempt.choice)
+        ready = [
+            _with_token(for_target(spec, attempt.choice.descriptor), attempt.choice, provider)
+            for spec in attempt.specs
+        ]
         copied = copy_artifacts(ready[0], provider) if ready else []  # to the target's store, if elsewhere
         try:
             spec, status, passed = deploy_first_available(ready, lambda _spec, p=provider: p)
@@ -280,10 +283,11 @@ def _update(choice: TargetChoice, specs: list[DeploySpec], verify: str) -> Deplo
     )
 
 
-def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
-    """A remote deployment gets its own API token and TLS certificate: its replicas get the token's
-    digest and the key through the cloud's secret store (``secret_bundle``, never stored), the
-    registry pins the certificate's fingerprint."""
+def _with_token(spec: DeploySpec, choice: TargetChoice, provider: Any) -> DeploySpec:
+    """A remote deployment gets its own API token. Where the provider has a secret store, also a
+    TLS certificate: its replicas get the token's digest and the key through that store
+    (``secret_bundle``, never stored), the registry pins the certificate's fingerprint. Elsewhere
+    the replicas get the token's digest only, and serve plain HTTP."""
     if choice.descriptor.kind is TargetKind.LOCAL:
         return spec
     from pydantic import SecretStr
@@ -293,6 +297,8 @@ def _with_token(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
     home = get_settings().home
     token_sha256 = spec.serving.get("token_sha256") or tokens.issue(home, spec.name)
     notice = tokens.notice_token(tokens.token_for(home, spec.name), spec.name)  # the watcher's credential
+    if not getattr(provider, "secret_store", ""):
+        return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256, "notice_token": notice})
     cert = tls.issue(home, spec.name)
     serving = {
         **spec.serving,

@@ -191,6 +191,8 @@ def _translate(exc: Exception, what: str, region: str) -> ThriftyError:
 
 class AwsProvider:
     name: ClassVar[str] = "aws"
+    #: where a deployment's TLS key and token digest go (``DeploySpec.secret_bundle``)
+    secret_store: ClassVar[str] = "Secrets Manager"
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.SCALE_TO_ZERO: "EC2 instances do not scale to zero on requests; use hibernate",
     }
@@ -275,7 +277,8 @@ class AwsProvider:
 
     def launch_template_data(self, spec: DeploySpec, image_id: str, group_id: str) -> dict[str, Any]:
         """The template's data: image, type, role, network and user data (no market options)."""
-        user_data = render_user_data(spec, self.target.boot, cloud="aws")
+        secret = f"aws-secretsmanager:{secret_name(spec.name)}" if spec.serving.get("tls_cert_sha256") else ""
+        user_data = render_user_data(spec, self.target.boot, cloud="aws", secret=secret)
         data: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": spec.instance_type,

@@ -50,24 +50,12 @@ class BootConfig:
     secrets_endpoint_url: str | None = None
 
 
-def secret_ref(spec: DeploySpec, cloud: str) -> str:
-    """Where a deployment's secret bundle lives in ``cloud``'s secret store ("" when it has none)."""
-    if not spec.serving.get("tls_cert_sha256"):
-        return ""
-    where = spec.serving.get("secret_ref")
-    if where:
-        return str(where)
-    if cloud == "aws":
-        return f"aws-secretsmanager:{secret_name(spec.name)}"
-    return ""
-
-
 def secret_name(deployment: str) -> str:
     """The secret's name in Secrets Manager / Secret Manager / Key Vault (letters, digits, dashes)."""
     return "thrifty-" + "".join(c if c.isalnum() else "-" for c in deployment)
 
 
-def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "") -> dict[str, str]:
+def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "", secret: str = "") -> dict[str, str]:
     """The runtime container's environment: what to serve, where from, and where its secret
     lives (a reference; the container reads it with the VM's identity); no secret itself."""
     env = {
@@ -80,7 +68,6 @@ def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "") -> dict[s
         env["THRIFTY_S3_ENDPOINT_URL"] = boot.s3_endpoint_url
     if spec.serving.get("tokenizer_sha256"):
         env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
-    secret = secret_ref(spec, cloud)
     if secret:  # the token's digest comes with the TLS key from the secret store
         env["THRIFTY_SECRET"] = secret
         if boot.secrets_endpoint_url:
@@ -132,15 +119,18 @@ def _watch_env(spec: DeploySpec, boot: BootConfig) -> str:
     return "".join(f"-e {shlex.quote(f'{k}={v}')} " for k, v in env.items())
 
 
-def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
-    """The shell script the VM runs at first boot (and the rehearsal runs in a container)."""
+def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str, secret: str = "") -> str:
+    """The shell script the VM runs at first boot (and the rehearsal runs in a container).
+    ``secret``: where the container reads its TLS key and token digest (``thrifty.secret_fetch``)."""
     if not boot.image:
         raise ConfigError(
             "the target names no serving-runtime image",
             hint="build and push it (`thrifty image build --push REGISTRY`), then set `image` on the target block",
         )
     tls = " --tls-verify=false" if boot.insecure_registry else ""
-    env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env(spec, boot, cloud).items())
+    env = " ".join(
+        f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env(spec, boot, cloud, secret).items()
+    )
     name = f"thrifty-{spec.name}"
     lines = [
         "#!/bin/sh",
@@ -164,9 +154,9 @@ def boot_script(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_user_data(spec: DeploySpec, boot: BootConfig, *, cloud: str) -> str:
+def render_user_data(spec: DeploySpec, boot: BootConfig, *, cloud: str, secret: str = "") -> str:
     """A ``#cloud-config`` document: write the boot script, run it once."""
-    script = boot_script(spec, boot, cloud=cloud)
+    script = boot_script(spec, boot, cloud=cloud, secret=secret)
     body = "".join(f"      {line}\n" for line in script.splitlines())
     return (
         "#cloud-config\n"

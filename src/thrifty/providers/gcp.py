@@ -72,7 +72,7 @@ from thrifty.providers.base import (
     slot_market,
     slot_name,
 )
-from thrifty.providers.boot import BootConfig, render_user_data
+from thrifty.providers.boot import BootConfig, render_user_data, secret_name
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
 from thrifty.providers.network import parse_created, rule_name, source_ranges
 
@@ -170,6 +170,7 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
 
 class GcpProvider:
     name: ClassVar[str] = "gcp"
+    secret_store: ClassVar[str] = "Secret Manager"
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.SCALE_TO_ZERO: "Compute Engine VMs do not scale to zero on requests; use hibernate",
     }
@@ -180,6 +181,7 @@ class GcpProvider:
         options = {"api_endpoint": target.api_endpoint} if target.api_endpoint else None
         kwargs: dict[str, Any] = {"credentials": credentials, "transport": "rest", "client_options": options}
         self.target = target
+        self.credentials = credentials
         self.instances = compute_v1.InstancesClient(**kwargs)
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
         self.firewalls = compute_v1.FirewallsClient(**kwargs)
@@ -368,7 +370,10 @@ class GcpProvider:
         metadata = compute_v1.Metadata(
             items=[
                 compute_v1.Items(
-                    key="user-data", value=render_user_data(spec, self.target.boot, cloud="gcp")
+                    key="user-data",
+                    value=render_user_data(
+                        spec, self.target.boot, cloud="gcp", secret=self._secret_ref(spec)
+                    ),
                 ),
                 compute_v1.Items(key=SPEC_METADATA_KEY, value=_spec_json(spec)),
             ]
@@ -544,6 +549,7 @@ class GcpProvider:
         cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
         for slot in range(spec.replicas):
             self.instance_body(spec, slot)  # a type GCP cannot attach, or no image: refused here too
+        secret_created = self._put_secret(spec)
         covered = {int(inst.labels.get(SLOT_LABEL, "0")) for _, inst in self._list(spec.name)}
         created: list[str] = []
         rule_created = False
@@ -557,6 +563,8 @@ class GcpProvider:
                 self._delete_instance(self.zone_of(spec), instance)
             if rule_created:
                 self._delete_firewall(rule_name(spec.name))
+            if secret_created:
+                self._secrets().delete(secret_name(spec.name))
             raise
         for zone, inst in self._list(spec.name):
             if int(inst.labels.get(SLOT_LABEL, "0")) >= spec.replicas:
@@ -625,9 +633,34 @@ class GcpProvider:
         )
 
     def delete(self, name: str) -> None:
+        try:
+            tls = bool(self._spec_of(name)[0].serving.get("tls_cert_sha256"))
+        except NotFoundError:
+            tls = False
         for zone, inst in self._list(name):
             self._delete_instance(zone, inst.name)
         self._delete_firewall(rule_name(name))
+        if tls:
+            self._secrets().delete(secret_name(name))
+
+    # -- the deployment's secret (TLS key, certificate, token digest) in Secret Manager ----------
+    def _secrets(self) -> Any:
+        from thrifty.providers.gcp_secrets import GcpSecrets
+
+        return GcpSecrets(self.target.project, self.credentials, self.target.boot.secrets_endpoint_url)
+
+    def _secret_ref(self, spec: DeploySpec) -> str:
+        if not spec.serving.get("tls_cert_sha256"):
+            return ""
+        return f"gcp-secretmanager:projects/{self.target.project}/secrets/{secret_name(spec.name)}"
+
+    def _put_secret(self, spec: DeploySpec) -> bool:
+        if spec.secret_bundle is None:
+            return False
+        labels = {MANAGED_LABEL: "true", DEPLOYMENT_LABEL: label_value(spec.name)}
+        return bool(
+            self._secrets().put(secret_name(spec.name), spec.secret_bundle.get_secret_value(), labels)
+        )
 
     def list_managed(self) -> list[ManagedResource]:
         return [self._resource(zone, inst) for zone, inst in self._list()] + self._managed_firewalls()

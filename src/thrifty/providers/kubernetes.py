@@ -83,6 +83,7 @@ def _translate(status: int, body: str, what: str) -> ThriftyError:
 
 class KubernetesProvider:
     name: ClassVar[str] = "kubernetes"
+    secret_store: ClassVar[str] = "a Kubernetes Secret"
     unsupported: ClassVar[Mapping[Feature, str]] = {
         Feature.REGIONS: "a cluster lives in one region; register one target per cluster",
     }

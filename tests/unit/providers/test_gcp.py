@@ -820,3 +820,139 @@ def test_a_plan_zone_is_used_and_a_region_gets_a_zone_inside_it_replayed(
     gcp.deploy(regional)
     assert list(gce.instances["europe-west1-b"]) == ["thrifty-regional-0"]
     assert gcp.zone_of(_spec(make_spec, region="us-central1")) == "us-central1-a"
+
+
+# -- Secret Manager (the deployment's TLS key and token digest) ---------------------------------------
+GCP_TOKEN = "ya29.gcp-test-access-token"
+VM_TOKEN = "ya29.the-vms-service-account-token"
+
+
+class FakeSecretManager:
+    """Secret Manager v1 over REST as the control plane and a VM use it: every call needs a bearer
+    token (thrifty's for writes, the VM's metadata token for reads), an unknown secret is a 404, a
+    second create a 409. The metadata server's token endpoint is served too (for the VM side)."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.url = server.url
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, list[str]] = {}
+        base = f"/v1/projects/{PROJECT}/secrets"
+        server.route("POST", base, self.post)
+        server.route("GET", base, self.get)
+        server.route("DELETE", base, self.delete)
+        server.route("GET", "/computeMetadata/v1/instance/service-accounts/default/token", self.token)
+
+    def token(self, req: Request) -> tuple[int, Any]:
+        if req.headers.get("Metadata-Flavor") != "Google":
+            return 403, "Missing Metadata-Flavor:Google header"
+        return 200, {"access_token": VM_TOKEN, "expires_in": 3599, "token_type": "Bearer"}
+
+    def _denied(self, req: Request, allowed: tuple[str, ...]) -> tuple[int, Any] | None:
+        if req.headers.get("Authorization") not in {f"Bearer {t}" for t in allowed}:
+            return 401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}}
+        return None
+
+    def _name(self, req: Request) -> str:
+        return req.path.removeprefix(f"/v1/projects/{PROJECT}/secrets").strip("/").split("/")[0].split(":")[0]
+
+    def post(self, req: Request) -> tuple[int, Any]:
+        if denied := self._denied(req, (GCP_TOKEN,)):
+            return denied
+        name = self._name(req)
+        if not name:  # create
+            name = req.query["secretId"][0]
+            if name in self.secrets:
+                return 409, {"error": {"code": 409, "message": f"Secret [{name}] already exists."}}
+            assert req.body["replication"] == {"automatic": {}}
+            self.secrets[name] = {"name": f"projects/{PROJECT}/secrets/{name}", "labels": req.body["labels"]}
+            self.versions[name] = []
+            return 200, self.secrets[name]
+        if name not in self.secrets or not req.path.endswith(":addVersion"):
+            return 404, {"error": {"code": 404, "message": f"Secret [{name}] not found."}}
+        self.versions[name].append(req.body["payload"]["data"])
+        return 200, {"name": f"projects/{PROJECT}/secrets/{name}/versions/{len(self.versions[name])}"}
+
+    def get(self, req: Request) -> tuple[int, Any]:
+        access = req.path.endswith("/versions/latest:access")
+        if denied := self._denied(req, (VM_TOKEN,) if access else (GCP_TOKEN,)):
+            return denied
+        name = self._name(req)
+        if name not in self.secrets or (access and not self.versions[name]):
+            return 404, {"error": {"code": 404, "message": f"Secret [{name}] not found or has no versions."}}
+        if access:
+            return 200, {"payload": {"data": self.versions[name][-1]}}
+        return 200, self.secrets[name]
+
+    def delete(self, req: Request) -> tuple[int, Any]:
+        if denied := self._denied(req, (GCP_TOKEN,)):
+            return denied
+        name = self._name(req)
+        if self.secrets.pop(name, None) is None:
+            return 404, {"error": {"code": 404, "message": f"Secret [{name}] not found."}}
+        self.versions.pop(name)
+        return 200, {}
+
+
+def _tls_spec(make_spec: Any, token_sha256: str = "cd" * 32) -> Any:
+    from pydantic import SecretStr
+
+    from thrifty import tls
+
+    cert = tls.make_cert("minilm")
+    serving = {"token_sha256": token_sha256, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    return _spec(
+        make_spec, serving=serving, secret_bundle=SecretStr(tls.secret_bundle(cert, token_sha256))
+    ), cert
+
+
+def test_the_tls_key_goes_to_secret_manager_and_the_vm_reads_it_with_its_own_token_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    from google.oauth2.credentials import Credentials
+
+    from thrifty.secret_fetch import read_bundle
+
+    store = FakeSecretManager(replay_server)
+    boot = replace(TEST_BOOT, secrets_endpoint_url=store.url)
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot)
+    gcp = GcpProvider(target, credentials=Credentials(token=GCP_TOKEN))
+    spec, cert = _tls_spec(make_spec)
+    gcp.deploy(spec)
+    assert store.secrets["thrifty-minilm"]["labels"] == {
+        "thrifty-managed": "true",
+        "thrifty-deployment": "minilm",
+    }
+    inst = next(i for zone in gce.instances.values() for i in zone.values())
+    user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
+    ref = f"gcp-secretmanager:projects/{PROJECT}/secrets/thrifty-minilm"
+    assert f"THRIFTY_SECRET={ref}" in user_data and cert.key_pem.splitlines()[1] not in user_data
+    env = {"THRIFTY_METADATA_URL": store.url, "THRIFTY_SECRETS_ENDPOINT_URL": store.url}
+    bundle = read_bundle(ref, env)  # what the VM's container does, with the metadata server's token
+    assert (bundle.key_pem, bundle.token_sha256) == (cert.key_pem, "cd" * 32)
+    gcp.deploy(spec)  # a redeploy adds a version, not a second secret
+    assert list(store.secrets) == ["thrifty-minilm"] and len(store.versions["thrifty-minilm"]) == 2
+    gcp.delete("minilm")
+    assert store.secrets == {}
+    with pytest.raises(ConfigError, match="answered 404"):
+        read_bundle(ref, env)
+
+
+def test_secret_manager_refuses_a_caller_with_a_wrong_token_and_nothing_is_left_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    from google.oauth2.credentials import Credentials
+
+    from thrifty.errors import CredentialsError
+
+    store = FakeSecretManager(replay_server)
+    boot = replace(TEST_BOOT, secrets_endpoint_url=store.url)
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot)
+    gcp = GcpProvider(target, credentials=Credentials(token="ya29.someone-elses-token"))
+    with pytest.raises(CredentialsError, match="secretmanager") as raised:
+        gcp.deploy(_tls_spec(make_spec)[0])
+    assert "PRIVATE KEY" not in str(raised.value)
+    assert store.secrets == {} and gce.instances == {}
