@@ -4,11 +4,13 @@
 
 1. the image: size, a rebuild of the image layer with the base and wheels cached, and a reuse of
    an unchanged tree (the content tag hits);
-2. container start → first correct inference through the token, MiniLM int8 and fp32, ``--boots``
-   fresh containers each (the variant fetched from moto's S3 by sha256 at every start), p50/p95;
+2. container start → first correct inference through HTTPS + the token, MiniLM int8 and fp32,
+   ``--boots`` fresh containers each (the TLS key and token digest read from moto's Secrets Manager
+   and the variant fetched from moto's S3 by sha256 at every start; the client trusts only the
+   pinned certificate), p50/p95;
 3. the same answer from the image and from the local runtime (max abs difference of the embedding);
 4. one rehearsed VM boot: the AWS target's exact user data in a fresh Debian "VM" container,
-   which pulls the image from a local registry into its own (vfs) storage, then serves.
+   which pulls the image from a local registry into its own (vfs) storage, then serves HTTPS.
 
 The cloud's own VM start is not in any of these numbers (a rehearsal cannot show it).
 """
@@ -75,18 +77,36 @@ def _reference(model: Path, tokenizer: Path) -> tuple[dict[str, Any], np.ndarray
     return feeds, np.asarray(next(iter(outputs.values())), dtype=np.float32)
 
 
-def _first_answer(url: str, token: str, feeds: dict[str, Any], deadline_s: float = 120.0) -> np.ndarray:
+def _first_answer(
+    url: str, token: str, feeds: dict[str, Any], client: Any, deadline_s: float = 120.0
+) -> np.ndarray:
     from thrifty.errors import ThriftyError
     from thrifty.verify import infer_over_http
 
     started = time.perf_counter()
     while time.perf_counter() - started < deadline_s:
         try:
-            served, _ = infer_over_http(f"{url}/v2/models/minilm/infer", feeds, token, 5.0)
+            served, _ = infer_over_http(f"{url}/v2/models/minilm/infer", feeds, token, 5.0, client)
             return np.asarray(next(iter(served.values())), dtype=np.float32)
         except ThriftyError:
             time.sleep(0.05)
     raise RuntimeError(f"no answer from {url} in {deadline_s} s")
+
+
+def _secured(endpoint: str, name: str, token: str) -> tuple[str, Any]:
+    """A deployment's secret in moto's Secrets Manager (as the AWS target writes it); (reference, client)."""
+    import boto3
+
+    from thrifty import tls
+    from thrifty.reach import endpoint_client
+
+    cert = tls.make_cert(name)
+    bundle = tls.secret_bundle(cert, hashlib.sha256(token.encode()).hexdigest())
+    boto3.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name=f"thrifty-{name}", SecretString=bundle
+    )
+    spec = {"serving": {"tls_cert_pem": cert.cert_pem, "tls_cert_sha256": cert.sha256}}
+    return f"aws-secretsmanager:thrifty-{name}", endpoint_client(spec, timeout_s=5.0)
 
 
 def container_boots(image: str, store: tuple[str, str], blobs: dict[str, str], boots: int) -> dict[str, Any]:
@@ -101,10 +121,11 @@ def container_boots(image: str, store: tuple[str, str], blobs: dict[str, str], b
                 _free_port(),
                 f"thrifty-bench-{uuid.uuid4().hex[:8]}",
             )
+            secret, client = _secured(store[1], name, token)
             env = {
                 "THRIFTY_MODEL_NAME": "minilm", "THRIFTY_ARTIFACT_STORE_URL": store[0],
                 "THRIFTY_ARTIFACT_SHA256": model_sha, "THRIFTY_TOKENIZER_SHA256": tok_sha,
-                "THRIFTY_S3_ENDPOINT_URL": store[1], "THRIFTY_API_TOKEN_SHA256": hashlib.sha256(token.encode()).hexdigest(),
+                "THRIFTY_S3_ENDPOINT_URL": store[1], "THRIFTY_SECRET": secret, "THRIFTY_SECRETS_ENDPOINT_URL": store[1],
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                 "PORT": str(port),
             }  # fmt: skip
@@ -112,10 +133,11 @@ def container_boots(image: str, store: tuple[str, str], blobs: dict[str, str], b
             started = time.perf_counter()
             _podman("run", "-d", "--name", name, "--network", "host", *flags, image)
             try:
-                answer = _first_answer(f"http://127.0.0.1:{port}", token, feeds)
+                answer = _first_answer(f"https://127.0.0.1:{port}", token, feeds, client)
                 times.append(time.perf_counter() - started)
                 diffs.append(float(np.max(np.abs(answer - expected))))
             finally:
+                client.close()
                 _podman("rm", "-f", "-t", "1", name)
         rows[variant] = {"p50_s": statistics.median(times), "p95_s": max(times), "max_abs_diff": max(diffs)}
     return rows
@@ -127,17 +149,26 @@ def rehearsed_vm_boot(pushed: str, store: tuple[str, str], blobs: dict[str, str]
     from thrifty.rehearsal import boot_vm, metadata_server
 
     token, port = secrets.token_urlsafe(16), _free_port()
+    secret, client = _secured(store[1], "minilm-vm", token)
     spec = DeploySpec(
-        name="minilm", model_name="minilm", variant_id=1, artifact_sha256=blobs["int8"],
-        serving={"token_sha256": hashlib.sha256(token.encode()).hexdigest(), "tokenizer_sha256": blobs["tokenizer"]},
+        name="minilm", model_name="minilm", variant_id=1, artifact_sha256=blobs["int8"], region="us-east-1",
+        serving={"tokenizer_sha256": blobs["tokenizer"]},
     )  # fmt: skip
-    boot = BootConfig(store[0], s3_endpoint_url=store[1], port=port, image=pushed, insecure_registry=True)
+    boot = BootConfig(
+        store[0],
+        s3_endpoint_url=store[1],
+        port=port,
+        image=pushed,
+        insecure_registry=True,
+        secrets_endpoint_url=store[1],
+    )
     feeds, _ = _reference(Path(blobs["int8_path"]), Path(blobs["tokenizer_path"]))
-    with metadata_server() as imds:
-        vm = boot_vm(boot_script(spec, boot, cloud="aws"), metadata_url=imds)
+    with metadata_server() as imds, client:
+        vm = boot_vm(boot_script(spec, boot, cloud="aws", secret=secret), metadata_url=imds)
         try:
-            _first_answer(f"http://127.0.0.1:{port}", token, feeds, deadline_s=400.0)
-            return time.perf_counter() - vm.started_at
+            _first_answer(f"https://127.0.0.1:{port}", token, feeds, client, deadline_s=400.0)
+            elapsed_s: float = time.perf_counter() - vm.started_at
+            return elapsed_s
         finally:
             vm.stop()
 
@@ -207,8 +238,9 @@ def main() -> None:
         "|---|---:|---:|---:|",
         f"| `{image['ref']}` | {image['size_mb']:.0f} MB (goal ≤ 400) | {image['rebuild_s']:.0f} s | {image['reuse_s']:.1f} s |",
         "",
-        f"Container start → first correct inference through the token, {args.boots} fresh containers each"
-        " (the variant fetched from moto's S3 and verified at every start; goal ≤ 10 s p50):",
+        f"Container start → first correct inference through HTTPS + the token, {args.boots} fresh containers each"
+        " (TLS key and token digest read from moto's Secrets Manager, the variant fetched from moto's S3 and"
+        " verified at every start; the client trusts only the pinned certificate; goal ≤ 10 s p50):",
         "",
         "| variant | size MB | p50 s | worst s | max abs diff vs the local runtime (the gateway replicas' runner) |",
         "|---|---:|---:|---:|---:|",

@@ -13,10 +13,11 @@ A real flow run (ingest → variants → benchmark + fidelity → plan on the re
   anonymous / static-token credential: the real ones would reach Google's or Microsoft's token
   endpoint (no network here).
 
-No VM or pod actually serves on a peer, so these runs use ``verify="state"`` (the provider reports
-the deployment running with its replicas ready) instead of the inference smoke test, which the
-local-target tests in test_deploy_model.py cover. Each test re-runs the flow and checks that
-nothing is created twice.
+No VM or pod serves on these peers, so these runs opt in to ``verify="state"`` (the provider
+reports the deployment running with its replicas ready); the default, ``verify="inference"``, is
+run end to end on AWS in tests/e2e/test_rehearsed_flow.py, where a rehearsed VM boots from the
+launch's user data and serves HTTPS. Each test re-runs the flow and checks that nothing is created
+twice.
 """
 
 from __future__ import annotations
@@ -267,22 +268,23 @@ def test_gcp_target_end_to_end_replayed(
     replay_server: ReplayServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from google.auth.credentials import AnonymousCredentials
+    from google.oauth2.credentials import Credentials
 
     from blocks.credentials import GcpCredentials
     from blocks.targets import GcpDeployTarget
-    from tests.unit.providers.test_gcp import PROJECT, FakeGce
+    from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, FakeGce, FakeSecretManager
 
-    gce = FakeGce(replay_server)
+    gce, secret_manager = FakeGce(replay_server), FakeSecretManager(replay_server)
     # the real block would build service-account credentials and ask Google's token endpoint
     monkeypatch.setattr(
-        GcpCredentials, "get_credentials_from_service_account", lambda self: AnonymousCredentials()
+        GcpCredentials, "get_credentials_from_service_account", lambda self: Credentials(token=GCP_TOKEN)
     )
     GcpDeployTarget(
         credentials=GcpCredentials(project=PROJECT),
         api_endpoint=gce.url,
         artifact_store_url=STORE_URL,
         s3_endpoint_url=moto,
+        secrets_endpoint_url=secret_manager.url,
         image=IMAGE,
         allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
@@ -290,6 +292,8 @@ def test_gcp_target_end_to_end_replayed(
     summary = run_cloud_flow(tiny_model, target="gcp", providers=["gcp"])
 
     row = assert_one_live_deployment("gcp", summary)
+    assert list(secret_manager.secrets) == ["thrifty-tiny"], "the TLS key went to Secret Manager"
+    assert row.endpoint_url.startswith("https://") and len(row.spec["serving"]["tls_cert_sha256"]) == 64
     assert summary["chosen"]["provider"] == "gcp"
     instances = [i for zone in gce.instances.values() for i in zone.values()]
     assert len(instances) == row.spec["replicas"] >= 1

@@ -97,3 +97,32 @@ def test_secret_bundle_holds_the_key_and_the_token_digest_not_the_token(cert: tl
     bundle = SecretBundle.from_json(tls.secret_bundle(cert, "ab" * 32), "test")
     assert (bundle.cert_pem, bundle.key_pem, bundle.token_sha256) == (cert.cert_pem, cert.key_pem, "ab" * 32)
     assert isinstance(tls.server_context(bundle.cert_pem, bundle.key_pem), ssl.SSLContext)
+
+
+def test_a_mounted_kubernetes_secret_is_read_as_files(cert: tls.DeploymentCert, tmp_path: Path) -> None:
+    from thrifty.secret_fetch import read_bundle
+
+    (tmp_path / "tls.crt").write_text(cert.cert_pem)
+    (tmp_path / "tls.key").write_text(cert.key_pem)
+    (tmp_path / "token_sha256").write_text("ef" * 32 + "\n")
+    bundle = read_bundle(f"dir:{tmp_path}", {})
+    assert (bundle.cert_pem, bundle.key_pem, bundle.token_sha256) == (cert.cert_pem, cert.key_pem, "ef" * 32)
+    (tmp_path / "tls.key").unlink()
+    with pytest.raises(ConfigError, match=r"lacks tls\.key"):
+        read_bundle(f"dir:{tmp_path}", {})
+
+
+@pytest.mark.parametrize("ref", ["vault:thrifty-tiny", "aws-secretsmanager:", "thrifty-tiny"])
+def test_an_unknown_secret_reference_says_which_stores_exist(ref: str) -> None:
+    from thrifty.secret_fetch import read_bundle
+
+    with pytest.raises(ConfigError, match="names no known secret store") as raised:
+        read_bundle(ref, {})
+    assert "aws-secretsmanager" in (raised.value.hint or "")
+
+
+def test_a_secret_that_is_not_a_bundle_is_refused() -> None:
+    from thrifty.secret_fetch import SecretBundle
+
+    with pytest.raises(ConfigError, match="not a thrifty deployment bundle"):
+        SecretBundle.from_json('{"tls_cert_pem": "x"}', "aws-secretsmanager:thrifty-tiny")

@@ -37,6 +37,7 @@ server with ``AnonymousCredentials``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -713,12 +714,13 @@ def has_gpu(machine: str, accelerators: list[Any]) -> bool:
 
 
 def _endpoint(inst: Any, port: int) -> str | None:
+    scheme = "https" if _serves_tls(inst) else "http"
     for nic in inst.network_interfaces:
         for access in nic.access_configs:
             if access.nat_i_p:
-                return f"http://{access.nat_i_p}:{port}"
+                return f"{scheme}://{access.nat_i_p}:{port}"
         if nic.network_i_p:
-            return f"http://{nic.network_i_p}:{port}"
+            return f"{scheme}://{nic.network_i_p}:{port}"
     return None
 
 
@@ -729,6 +731,15 @@ def _marks(description: str) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in marks.items()} if isinstance(marks, dict) else {}
+
+
+def _serves_tls(inst: Any) -> bool:
+    """Whether the instance's spec (its metadata) pins a certificate: its container serves HTTPS."""
+    for item in inst.metadata.items:
+        if item.key == SPEC_METADATA_KEY:
+            with contextlib.suppress(ValueError, AttributeError):
+                return bool((json.loads(item.value).get("serving") or {}).get("tls_cert_sha256"))
+    return False
 
 
 def _spec_json(spec: DeploySpec) -> str:

@@ -919,7 +919,8 @@ def test_the_tls_key_goes_to_secret_manager_and_the_vm_reads_it_with_its_own_tok
     target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot)
     gcp = GcpProvider(target, credentials=Credentials(token=GCP_TOKEN))
     spec, cert = _tls_spec(make_spec)
-    gcp.deploy(spec)
+    endpoint = gcp.deploy(spec).endpoint_url
+    assert endpoint is not None and endpoint.startswith("https://"), "the VM serves TLS"
     assert store.secrets["thrifty-minilm"]["labels"] == {
         "thrifty-managed": "true",
         "thrifty-deployment": "minilm",
