@@ -1,8 +1,9 @@
 """Per-deployment API tokens: made at deploy time, kept where only this control plane reads them.
 
 A cloud deployment's replicas get the token's sha256 digest (``DeploySpec.serving["token_sha256"]``,
-stored in the registry with the spec): they can check a request's token but could not send one, so
-the digest may travel in user data and manifests. The token itself is written once, mode 0600,
+stored in the registry with the spec): they can check a request's token but could not send one.
+Where the target has a secret store the digest travels with the TLS key through it (``thrifty.tls``);
+elsewhere it may travel in user data. The token itself is written once, mode 0600,
 under ``THRIFTY_HOME/secrets/deployments/`` — never into the registry, the user data, a log or an
 artifact — and read back by the smoke test and the gateway that call the deployment.
 """

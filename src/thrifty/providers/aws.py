@@ -26,6 +26,10 @@
   parameter and the default VPC are used). Calls by name find the deployment's launch template in
   the block's region, the regions this provider deployed to, then the block's ``regions`` (the
   regions plans may choose; ``gc`` sweeps the same set).
+- HTTPS: a spec that pins a certificate carries its secret bundle (TLS key, certificate, token
+  digest); it goes to Secrets Manager as ``thrifty-<name>`` (tagged like the rest, deleted with the
+  deployment) and the user data names only that secret; the instance's container reads it with the
+  instance profile (which needs ``secretsmanager:GetSecretValue`` on it) and serves ``https://``.
 
 Vendor errors become thrifty errors in ``_translate`` (the one boundary): e.g. an
 ``UnauthorizedOperation`` names the IAM action to grant. boto3 is imported here only.
