@@ -395,7 +395,8 @@ def test_kubernetes_target_end_to_end_replayed(
     assert workload["status"]["readyReplicas"] >= 1
     assert apiserver.unready_reads > 0, "the deploy waited while the pods were starting"
     assert "/api/v1/namespaces/ml/services/tiny" in apiserver.objects
-    assert row.endpoint_url == "http://tiny.ml.svc.cluster.local"
+    assert row.endpoint_url == "https://tiny.ml.svc.cluster.local", "the pods serve TLS"
+    assert "/api/v1/namespaces/ml/secrets/tiny-tls" in apiserver.objects, "the key went to a Secret"
     objects = sorted(apiserver.objects)
     generation = workload["metadata"]["generation"]
 
