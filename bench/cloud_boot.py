@@ -56,6 +56,17 @@ def _podman(*args: str, check: bool = True) -> str:
     )
 
 
+def _remove(name: str) -> None:
+    """``podman rm -f``, once more when podman races its own stop ("container state improper")."""
+    from thrifty.image import ImageError
+
+    try:
+        _podman("rm", "-f", "-t", "1", name)
+    except ImageError:
+        time.sleep(1.0)
+        _podman("rm", "-f", name)
+
+
 def image_numbers() -> dict[str, Any]:
     from thrifty.image import build_image
 
@@ -138,7 +149,7 @@ def container_boots(image: str, store: tuple[str, str], blobs: dict[str, str], b
                 diffs.append(float(np.max(np.abs(answer - expected))))
             finally:
                 client.close()
-                _podman("rm", "-f", "-t", "1", name)
+                _remove(name)
         rows[variant] = {"p50_s": statistics.median(times), "p95_s": max(times), "max_abs_diff": max(diffs)}
     return rows
 

@@ -22,7 +22,13 @@ import pytest
 
 from tests.conftest import free_port
 from tests.flows.test_deploy_model import IN_FEATURES, build_classifier
-from tests.flows.test_deploy_model_cloud import BUCKET, STORE_URL, _delete_target_blocks, run_cloud_flow
+from tests.flows.test_deploy_model_cloud import (
+    BUCKET,
+    STORE_URL,
+    _delete_target_blocks,
+    _save_aws_target,
+    run_cloud_flow,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -63,28 +69,6 @@ def aws_home(thrifty_home: Path, moto_server: str, monkeypatch: pytest.MonkeyPat
         _delete_target_blocks()
 
 
-def _save_rehearsed_aws_target(moto: str, image: str, port: int) -> None:
-    from blocks.credentials import AwsCredentials
-    from blocks.targets import AwsDeployTarget
-
-    credentials = AwsCredentials(
-        aws_access_key_id="AKIATESTINGTHRIFTY",
-        aws_secret_access_key="fake-secret-for-moto",
-        region_name="us-east-1",
-        endpoint_url=moto,
-    )
-    AwsDeployTarget(
-        credentials=credentials,
-        region="us-east-1",
-        artifact_store_url=STORE_URL,
-        s3_endpoint_url=moto,
-        secrets_endpoint_url=moto,
-        image=image,
-        insecure_registry=True,
-        port=port,
-    ).save("default", overwrite=True)
-
-
 def _infer(client: Any, url: str, token: str) -> int:
     body = {
         "inputs": [{"name": "x", "shape": [1, IN_FEATURES], "datatype": "FP32", "data": [0.0] * IN_FEATURES}]
@@ -112,7 +96,7 @@ def test_deploy_model_serves_https_from_a_rehearsed_aws_vm(
     monkeypatch.setenv("THRIFTY_RESOLVE", json.dumps([rule]))
     runtime.reset()
     moto = moto_server
-    _save_rehearsed_aws_target(moto, pushed_image, port)
+    _save_aws_target(moto, image=pushed_image, port=port, secrets_endpoint_url=moto, insecure_registry=True)
     ec2 = boto3.client("ec2", endpoint_url=moto, region_name="us-east-1")
     tiny_model = build_classifier(tmp_path / "tiny.onnx")
     with metadata_server() as imds, boot_on_launch(ec2, "tiny", imds) as launches:

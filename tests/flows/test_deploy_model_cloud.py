@@ -149,7 +149,7 @@ def assert_one_live_deployment(provider: str, summary: dict[str, Any]) -> Any:
 
 
 # -- AWS on moto ----------------------------------------------------------------------------------
-def _save_aws_target(moto: str) -> None:
+def _save_aws_target(moto: str, **settings: Any) -> None:
     from blocks.credentials import AwsCredentials
     from blocks.targets import AwsDeployTarget
 
@@ -166,7 +166,7 @@ def _save_aws_target(moto: str) -> None:
         s3_endpoint_url=moto,
         image=IMAGE,
         allowed_cidrs=["198.51.100.0/24"],
-    ).save("default", overwrite=True)
+    ).model_copy(update=settings).save("default", overwrite=True)
 
 
 def _aws_instances(moto: str) -> list[dict[str, Any]]:

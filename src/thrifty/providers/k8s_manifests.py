@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from thrifty.errors import ConfigError
 from thrifty.providers.base import DeploySpec, PriceModel
-from thrifty.providers.boot import MODEL_DIR
+from thrifty.providers.boot import MODEL_DIR, BootConfig
+from thrifty.providers.boot import container_env as vm_container_env
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
 
 ScaleToZero = Literal["none", "keda", "knative"]
@@ -138,21 +139,16 @@ def tls_enabled(spec: DeploySpec) -> bool:
 
 
 def container_env(spec: DeploySpec, target: KubernetesTarget) -> list[dict[str, str]]:
-    """The runtime container's environment (as on a VM): what to serve, where from, where its secret is."""
-    env = {
-        "THRIFTY_MODEL_NAME": spec.served_name,
-        "THRIFTY_ARTIFACT_STORE_URL": target.artifact_store_url,
-        "THRIFTY_ARTIFACT_SHA256": spec.artifact_sha256,
-        "PORT": str(target.port),
-    }
-    if target.s3_endpoint_url:
-        env["THRIFTY_S3_ENDPOINT_URL"] = target.s3_endpoint_url
-    if spec.serving.get("tokenizer_sha256"):
-        env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
-    if tls_enabled(spec):
-        env["THRIFTY_SECRET"] = f"dir:{SECRET_DIR}"
-    elif spec.serving.get("token_sha256"):
-        env["THRIFTY_API_TOKEN_SHA256"] = str(spec.serving["token_sha256"])
+    """The runtime container's environment, the same as on a VM (``boot.container_env``); the
+    secret is the mounted Secret."""
+    boot = BootConfig(
+        artifact_store_url=target.artifact_store_url,
+        s3_endpoint_url=target.s3_endpoint_url,
+        port=target.port,
+        image=target.image,
+    )
+    secret = f"dir:{SECRET_DIR}" if tls_enabled(spec) else ""
+    env = vm_container_env(spec, boot, "kubernetes", secret)
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
