@@ -349,12 +349,15 @@ def list_rebalance_candidates(providers: list[str], only: str | None = None) -> 
 
 
 def _http_health(replica: Replica) -> bool:
+    """The replica's OIP readiness. Like a kubelet's or a load balancer's probe it sends no token and
+    does not check an HTTPS replica's certificate: nothing secret goes out, only "ready" comes back."""
     import httpx
 
     if not replica.endpoint_url:
         return False
     try:
-        return httpx.get(f"{replica.endpoint_url}/v2/health/ready", timeout=2.0).status_code == 200
+        url = f"{replica.endpoint_url}/v2/health/ready"
+        return httpx.get(url, timeout=2.0, verify=False).status_code == 200
     except httpx.HTTPError:
         return False
 
