@@ -149,18 +149,22 @@ class Vm:
 _VM_SETUP = """set -eu
 mkdir -p /etc/containers
 printf '[storage]\\ndriver = "vfs"\\nrunroot = "/run/containers/storage"\\ngraphroot = "/var/lib/containers/storage"\\n' > /etc/containers/storage.conf
-printf '[containers]\\ndefault_ulimits = []\\npids_limit = 0\\nenv = ["AWS_EC2_METADATA_SERVICE_ENDPOINT=%s", "AWS_DEFAULT_REGION=%s"]\\n[engine]\\nruntime = "runc"\\ncgroup_manager = "cgroupfs"\\nevents_logger = "file"\\n' > /etc/containers/containers.conf
+printf '[containers]\\ndefault_ulimits = []\\npids_limit = 0\\nenv = [%s]\\n[engine]\\nruntime = "runc"\\ncgroup_manager = "cgroupfs"\\nevents_logger = "file"\\n' > /etc/containers/containers.conf
 sh /rehearsal/boot.sh
 echo "thrifty-rehearsal: boot script done"
 exec sleep infinity
 """
 
 
-def boot_vm(script: str, *, metadata_url: str, region: str = "us-east-1") -> Vm:
-    """Start a "VM" that runs ``script`` (the boot script from the user data) as its first boot."""
+def boot_vm(script: str, *, metadata_url: str, region: str = "us-east-1", gcp_metadata_url: str = "") -> Vm:
+    """Start a "VM" that runs ``script`` (the boot script from the user data) as its first boot.
+    ``gcp_metadata_url`` stands in for ``metadata.google.internal`` (a GCP VM's metadata server)."""
     workdir = Path(tempfile.mkdtemp(prefix="thrifty-vm-"))
     (workdir / "boot.sh").write_text(script)
-    (workdir / "setup.sh").write_text(_VM_SETUP % (metadata_url, region))
+    env = [f"AWS_EC2_METADATA_SERVICE_ENDPOINT={metadata_url}", f"AWS_DEFAULT_REGION={region}"]
+    if gcp_metadata_url:
+        env.append(f"THRIFTY_METADATA_URL={gcp_metadata_url}")
+    (workdir / "setup.sh").write_text(_VM_SETUP % ", ".join(f'"{e}"' for e in env))
     vm = Vm(name=f"thrifty-vm-{uuid.uuid4().hex[:8]}", workdir=workdir)
     podman("run", "-d", "--privileged", "--network", "host", "--name", vm.name,
            "-v", f"{workdir}:/rehearsal:ro", vm_image(), "sh", "/rehearsal/setup.sh")  # fmt: skip

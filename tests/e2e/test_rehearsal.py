@@ -13,6 +13,9 @@ import base64
 import hashlib
 import secrets
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +144,84 @@ def test_every_clouds_boot_script_is_valid_shell_and_logs_in_with_the_vms_identi
     assert checked.returncode == 0, checked.stderr
     assert login in script and f"pull {image}" in script
     assert "pip install" not in script
+
+
+@contextmanager
+def _replay() -> Iterator[Any]:
+    """A loopback replay server for the GCP doubles (Compute Engine, Secret Manager, metadata)."""
+    from http.server import ThreadingHTTPServer
+
+    from tests.unit.providers.replay import ReplayServer, handler_class
+
+    server = ReplayServer(url="")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_class(server))
+    server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_serves_https(
+    vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
+) -> None:
+    """GCP's user data from the Compute Engine double, in a rehearsed VM: the container reads its
+    key and token digest from the Secret Manager double with the metadata server's token (the
+    double refuses any other), fetches the variant and serves HTTPS through the pinned certificate."""
+
+    from google.oauth2.credentials import Credentials
+
+    from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, FakeGce, FakeSecretManager
+    from thrifty.providers.boot import BootConfig, script_of
+    from thrifty.providers.gcp import GcpProvider, GcpTarget
+    from thrifty.reach import endpoint_client
+    from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
+
+    s3, moto = store
+    weights = tiny_onnx(tmp_path / "tiny.onnx")
+    sha = s3.put_file(tmp_path / "tiny.onnx").sha256
+    token, port = secrets.token_urlsafe(24), free_port()
+    with _replay() as replay:
+        gce, secret_manager = FakeGce(replay), FakeSecretManager(replay)
+        boot = BootConfig("s3://artifacts/blobs", s3_endpoint_url=moto, port=port, image=pushed_image,
+                          insecure_registry=True, secrets_endpoint_url=secret_manager.url)  # fmt: skip
+        gcp = GcpProvider(
+            GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot),
+            credentials=Credentials(token=GCP_TOKEN),
+        )
+        spec, cert = _tls_spec(sha, token, tmp_path)
+        spec = spec.with_changes(region="us-central1", instance_type="e2-standard-2")
+        assert gcp.deploy(spec).endpoint_url.startswith("https://")
+        inst = next(i for zone in gce.instances.values() for i in zone.values())
+        user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
+        assert token not in user_data and cert.key_pem.splitlines()[1] not in user_data
+        with metadata_server() as imds, endpoint_client(spec.model_dump()) as client:
+            vm = boot_vm(script_of(user_data), metadata_url=imds, gcp_metadata_url=replay.url)
+            try:
+                wait_ready(f"https://127.0.0.1:{port}", vm, client=client)
+                x = np.random.default_rng(13).standard_normal((2, 4)).astype(np.float32)
+                body = {
+                    "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": x.ravel().tolist()}]
+                }
+                url = f"https://127.0.0.1:{port}/v2/models/tiny/infer"
+                answer = client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+                assert answer.status_code == 200, answer.text
+                out = answer.json()["outputs"][0]
+                np.testing.assert_allclose(
+                    np.array(out["data"]).reshape(out["shape"]), x @ weights, rtol=1e-5, atol=1e-5
+                )
+                assert client.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code in (
+                    401,
+                    403,
+                )
+            finally:
+                vm.stop()
+        access = [r for r in replay.requests if r.path.endswith("/versions/latest:access")]
+        assert (
+            access and access[-1].headers.get("Authorization") == "Bearer ya29.the-vms-service-account-token"
+        )
+        gcp.delete("tiny")
+        assert secret_manager.secrets == {}
