@@ -126,3 +126,29 @@ def test_a_secret_that_is_not_a_bundle_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="not a thrifty deployment bundle"):
         SecretBundle.from_json('{"tls_cert_pem": "x"}', "aws-secretsmanager:thrifty-tiny")
+
+
+def test_the_front_door_forwards_to_an_https_replica_only_through_its_pinned_certificate(
+    cert: tls.DeploymentCert, https_url: str
+) -> None:
+    import asyncio
+
+    from thrifty.serving.remote import RemoteReplica
+
+    port = int(https_url.rsplit(":", 1)[1])
+    request = f"GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+    async def forward(context: ssl.SSLContext) -> int:
+        replica = RemoteReplica(f"https://127.0.0.1:{port}", context)
+        try:
+            status, _, _ = await replica.upstream.request(request, 10.0)
+            return status
+        finally:
+            replica.upstream.close()
+
+    assert asyncio.run(forward(tls.client_context(cert.cert_pem, cert.sha256))) == 200
+    impostor = tls.make_cert("tiny")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        asyncio.run(forward(tls.client_context(impostor.cert_pem, impostor.sha256)))
+    with pytest.raises(ServingError, match="pinned certificate"):
+        RemoteReplica(f"https://127.0.0.1:{port}")

@@ -54,7 +54,15 @@ def remote_targets(settings: Settings) -> RemoteTargets:
         except NotFoundError:  # deployed from another machine: its replicas will refuse us
             return None
 
-    remote = RemoteTargets(provider_for=provider_for, token_for=token_for)
+    def tls_for(name: str) -> Any:
+        from thrifty.tls import client_context
+
+        serving = (runtime.registry(settings).get_deployment(name).spec or {}).get("serving") or {}
+        if not serving.get("tls_cert_sha256"):
+            return None
+        return client_context(str(serving.get("tls_cert_pem", "")), str(serving["tls_cert_sha256"]))
+
+    remote = RemoteTargets(provider_for=provider_for, token_for=token_for, tls_for=tls_for)
     remote.on_interruption = interruption_handler(settings, remote)
     return remote
 

@@ -676,7 +676,8 @@ class Gateway:
             if replica not in keep:
                 self._background_async(replica.stop())
         have = {r.url for r in keep}
-        state.replicas = [*keep, *(RemoteReplica(u) for u in wanted if u not in have)]
+        tls = self.remote.tls_for(state.name) if any(u.startswith("https://") for u in wanted) else None
+        state.replicas = [*keep, *(RemoteReplica(u, tls) for u in wanted if u not in have)]
 
     async def _wake_remote(self, state: ModelState, by_request: bool) -> Any:
         """Wake a cloud deployment through its provider; the first ready endpoint takes the requests."""

@@ -308,10 +308,12 @@ def _expire(waiter: asyncio.Future[Any], timeout_s: float) -> None:
 
 
 class UpstreamPool:
-    """Keep-alive connections to one upstream ``host:port``, opened on demand and reused."""
+    """Keep-alive connections to one upstream ``host:port``, opened on demand and reused; over TLS
+    with ``ssl_context`` (a cloud replica, its certificate pinned: ``thrifty.tls.client_context``)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, ssl_context: Any = None) -> None:
         self.host, self.port = host, port
+        self.ssl_context = ssl_context
         self._idle: list[ClientConnection] = []
         self.outstanding = 0
 
@@ -344,7 +346,9 @@ class UpstreamPool:
             if conn.transport is not None:
                 return conn
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(ClientConnection, self.host, self.port)
+        _, protocol = await loop.create_connection(
+            ClientConnection, self.host, self.port, ssl=self.ssl_context
+        )
         return protocol
 
     def close(self) -> None:
