@@ -298,7 +298,9 @@ def _with_token(spec: DeploySpec, choice: TargetChoice, provider: Any) -> Deploy
     token_sha256 = spec.serving.get("token_sha256") or tokens.issue(home, spec.name)
     notice = tokens.notice_token(tokens.token_for(home, spec.name), spec.name)  # the watcher's credential
     if not getattr(provider, "secret_store", ""):
-        return spec.with_changes(serving={**spec.serving, "token_sha256": token_sha256, "notice_token": notice})
+        return spec.with_changes(
+            serving={**spec.serving, "token_sha256": token_sha256, "notice_token": notice}
+        )
     cert = tls.issue(home, spec.name)
     serving = {
         **spec.serving,
