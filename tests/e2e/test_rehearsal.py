@@ -187,7 +187,8 @@ def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_serves_https(
     with _replay() as replay:
         gce, secret_manager = FakeGce(replay), FakeSecretManager(replay)
         boot = BootConfig("s3://artifacts/blobs", s3_endpoint_url=moto, port=port, image=pushed_image,
-                          insecure_registry=True, secrets_endpoint_url=secret_manager.url)  # fmt: skip
+                          insecure_registry=True, secrets_endpoint_url=secret_manager.url,
+                          allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
         gcp = GcpProvider(
             GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot),
             credentials=Credentials(token=GCP_TOKEN),

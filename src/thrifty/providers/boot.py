@@ -72,8 +72,8 @@ def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "", secret: s
         env["THRIFTY_SECRET"] = secret
         if boot.secrets_endpoint_url:
             env["THRIFTY_SECRETS_ENDPOINT_URL"] = boot.secrets_endpoint_url
-        if cloud == "aws":
-            env["AWS_DEFAULT_REGION"] = spec.region
+        if cloud == "aws":  # boto3 finds no region on EC2 by itself; a zone (us-east-1a) → its region
+            env["AWS_DEFAULT_REGION"] = spec.region.rstrip("abcdefghijklmnopqrstuvwxyz")
     elif spec.serving.get("token_sha256"):
         env["THRIFTY_API_TOKEN_SHA256"] = str(spec.serving["token_sha256"])
     return env
