@@ -89,8 +89,9 @@ def _reference(model: Path, tokenizer: Path) -> tuple[dict[str, Any], np.ndarray
 
 
 def _first_answer(
-    url: str, token: str, feeds: dict[str, Any], client: Any, deadline_s: float = 120.0
+    url: str, token: str, feeds: dict[str, Any], client: Any = None, deadline_s: float = 120.0
 ) -> np.ndarray:
+    """The first correct answer from ``url``; ``client`` pins an HTTPS endpoint's certificate."""
     from thrifty.errors import ThriftyError
     from thrifty.verify import infer_over_http
 
