@@ -17,7 +17,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from tasks.providers import TargetChoice, build_provider
-from thrifty import report, runtime
+from thrifty import report, runtime, tls, tokens
 from thrifty.errors import ConfigError, ProviderError
 from thrifty.providers.base import serving_name
 from thrifty.providers.specs import spec_for_variant
@@ -189,7 +189,11 @@ def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]
     data = report.collect(runtime.registry(), deployment)
     endpoint = str(data.deployment.get("endpoint_url") or "")
     inputs = _curl_inputs(deployment)
-    curl = report.curl_example(endpoint.split("/v2/")[0], deployment, inputs=inputs) if endpoint else None
+    curl = (
+        report.curl_example(endpoint.split("/v2/")[0], deployment, inputs=inputs, **_curl_access(deployment))
+        if endpoint
+        else None
+    )
     summary = report.summary_markdown(data, curl=curl) + f"\n**Target:** {target_reason}\n"
     key = deployment.lower().replace("_", "-").replace(".", "-")
     create_markdown_artifact(
@@ -204,6 +208,21 @@ def publish_run_artifacts(deployment: str, target_reason: str) -> dict[str, Any]
     if endpoint:
         create_link_artifact(key=f"{key}-endpoint", link=endpoint, link_text=f"{deployment} endpoint")
     return {"summary": summary, "curl": curl, "endpoint_url": endpoint}
+
+
+def _curl_access(deployment: str) -> dict[str, str]:
+    """The pinned key and the token file a request to a cloud endpoint needs (none for local ones)."""
+    row = runtime.registry().find_deployment(deployment)
+    if row is None or row.provider == "local":
+        return {}
+    serving = (row.spec or {}).get("serving") or {}
+    access: dict[str, str] = {}
+    token_file = tokens.token_path(get_settings().home, deployment)
+    if token_file.is_file():
+        access["token_file"] = str(token_file)
+    if serving.get("tls_cert_pem"):
+        access["pinned_pubkey"] = tls.pubkey_pin(str(serving["tls_cert_pem"]))
+    return access
 
 
 def _curl_inputs(deployment: str) -> list[dict[str, Any]] | None:

@@ -172,13 +172,23 @@ def curl_example(
     model: str,
     sample: str = "thrifty keeps models cheap",
     inputs: list[dict[str, Any]] | None = None,
+    *,
+    pinned_pubkey: str | None = None,
+    token_file: str | None = None,
 ) -> str:
-    """A ready-to-paste request: one sentence for text models, else ``inputs`` (see example_inputs)."""
+    """A ready-to-paste request: one sentence for text models, else ``inputs`` (see example_inputs).
+
+    A cloud endpoint needs the deployment's token (``token_file``: read where the request is sent,
+    never printed) and, over HTTPS, trusts only the pinned key: ``-k`` skips the CA and host-name
+    checks a self-signed certificate cannot pass, ``--pinnedpubkey`` still refuses any other key.
+    """
     text = [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [sample]}]
     body = {"inputs": inputs or text}
+    tls = f"-k --pinnedpubkey '{pinned_pubkey}' " if pinned_pubkey else ""
+    auth = f'-H "Authorization: Bearer $(cat {token_file})" ' if token_file else ""
     return (
-        f"curl -s -X POST {endpoint_url.rstrip('/')}/v2/models/{model}/infer "
-        f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+        f"curl -s {tls}-X POST {endpoint_url.rstrip('/')}/v2/models/{model}/infer "
+        f"{auth}-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
     )
 
 

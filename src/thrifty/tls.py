@@ -45,6 +45,18 @@ def fingerprint(cert_pem: str) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem)).hexdigest()
 
 
+def pubkey_pin(cert_pem: str) -> str:
+    """curl's ``--pinnedpubkey sha256//…`` value: base64 of the sha256 of the certificate's public key."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 def make_cert(name: str) -> DeploymentCert:
     """A fresh EC P-256 key and a self-signed certificate naming the deployment."""
     from cryptography import x509

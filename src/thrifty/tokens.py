@@ -37,6 +37,11 @@ def _path(home: Path, deployment: str) -> Path:
     return home / "secrets" / "deployments" / f"{safe}.token"
 
 
+def token_path(home: Path, deployment: str) -> Path:
+    """Where deployment ``deployment``'s token is kept on this machine (0600)."""
+    return _path(home, deployment)
+
+
 def issue(home: Path, deployment: str) -> str:
     """The deployment's token digest; the token is made (once) and stored 0600 under ``home``."""
     path = _path(home, deployment)

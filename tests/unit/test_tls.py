@@ -4,8 +4,10 @@ and clients that trust only the pinned fingerprint (a real TLS handshake on loop
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +154,28 @@ def test_the_front_door_forwards_to_an_https_replica_only_through_its_pinned_cer
         asyncio.run(forward(tls.client_context(impostor.cert_pem, impostor.sha256)))
     with pytest.raises(ServingError, match="pinned certificate"):
         RemoteReplica(f"https://127.0.0.1:{port}")
+
+
+def _pasted(curl: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", curl + " -o /dev/null -w '%{http_code}'"], capture_output=True, text=True
+    )
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)")
+def test_the_summarys_curl_reaches_a_pinned_https_endpoint_and_refuses_another_key(
+    cert: tls.DeploymentCert, https_url: str, tmp_path: Path
+) -> None:
+    from thrifty.report import curl_example
+
+    token_file = tmp_path / "tiny.token"
+    token_file.write_text("s3cret")
+    pasted = curl_example(
+        https_url, "tiny", pinned_pubkey=tls.pubkey_pin(cert.cert_pem), token_file=str(token_file)
+    )
+    assert "s3cret" not in pasted and str(token_file) in pasted  # the token is read, never printed
+    answer = _pasted(pasted)
+    assert answer.returncode == 0 and answer.stdout == "200", answer.stderr
+    other = curl_example(https_url, "tiny", pinned_pubkey=tls.pubkey_pin(tls.make_cert("other").cert_pem))
+    refused = _pasted(other)
+    assert refused.returncode != 0 and refused.stdout in ("", "000")  # curl aborts before any request
