@@ -2,7 +2,8 @@
 
 For each deployment: the configured policy (block ``thrifty-hibernation-policy``) reads its own
 request log and says keep warm, pre-warm or hibernate; the flow wakes or hibernates it through
-its target and records the decision and its reason as a deployment event.
+its target and records the decision and its reason as a deployment event. A serverless deployment
+is never hibernated (its platform scales to zero): the flow sets only its warm floor (``floor``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def hibernation_sweep(params: HibernationSweepParams | None = None) -> dict[str,
         row = decide_hibernation(item["name"], policy.config_for(item["name"]).__dict__)
         if row["do"] != "none" and not params.dry_run:
             row["result"] = apply_hibernation(
-                choice_for(item["provider"], params.targets), item["name"], row["do"]
+                choice_for(item["provider"], params.targets), item["name"], row["do"], row.get("warm_floor")
             )
         row["recorded"] = record_hibernation_decision(row)
         print(f"{item['name']}: {row['do']} — {row['reason']}")

@@ -18,9 +18,10 @@ from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConf
 from thrifty.providers.base import serving_name
 from thrifty.registry import Registry
 from thrifty.registry.models import Deployment
+from thrifty.targets import TargetKind, target
 
 EVENT_KIND = POLICY_EVENT_KIND
-_SAME_DECISION_KEYS = ("do", "action", "policy", "warm_until", "next_prewarm_at")
+_SAME_DECISION_KEYS = ("do", "action", "policy", "warm_until", "next_prewarm_at", "warm_floor")
 
 
 @task(name="list-sweep-deployments", cache_policy=NO_CACHE)
@@ -45,6 +46,8 @@ def _facts(deployment: Deployment, registry: Registry) -> DeploymentFacts:
         changed_at=deployment.updated_at,
         idle_usd_per_hour=idle_usd_per_hour,
         cold_start_s=float(cold_start_s) if cold_start_s is not None else None,
+        serverless=target(deployment.provider).kind is TargetKind.SERVERLESS,
+        warm_floor=int(deployment.replicas or 0),
     )
 
 
@@ -62,17 +65,24 @@ def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None =
 
 
 @task(name="apply-hibernation", cache_policy=NO_CACHE)
-def apply_hibernation(target: TargetChoice, name: str, do: str) -> dict[str, Any]:
-    """Hibernate or wake ``name`` on its target (this machine's too: it is a target like the others)."""
+def apply_hibernation(
+    target: TargetChoice, name: str, do: str, warm_floor: int | None = None
+) -> dict[str, Any]:
+    """Hibernate or wake ``name`` on its target (this machine's too: it is a target like the others);
+    ``do == "floor"``: set a serverless deployment's warm floor to ``warm_floor`` (its scale call)."""
     provider = build_provider(target)
     serving = serving_name(runtime.registry().get_deployment(name))  # NAME-rN after an update
-    status = provider.hibernate(serving) if do == "hibernate" else provider.wake(serving)
+    if do == "floor":
+        status = provider.scale(serving, int(warm_floor or 0))
+    else:
+        status = provider.hibernate(serving) if do == "hibernate" else provider.wake(serving)
     if target.provider != "local":  # the local provider writes the registry itself
         _record_status(runtime.registry(), name, status)
     return {
         "name": name,
         "state": str(status.state),
         "replicas_ready": int(status.replicas_ready),
+        "replicas_desired": int(status.replicas_desired),
     }
 
 

@@ -4,6 +4,11 @@ The flow gathers each deployment's facts (state, when it last changed, the plan'
 request timestamps) and asks ``sweep_decision`` what to do now: wake it (keep warm or pre-warm a
 hibernated deployment), hibernate it, or leave it. The policy's own answer (``decide``) is kept
 with the reason, so the deployment event says why.
+
+A serverless deployment (Lambda, Cloud Run, Container Apps) is never hibernated: the platform
+scales it to zero. The sweep only sets its warm floor (provisioned concurrency, min instances, min
+replicas) from the same decision: at least 1 while the policy keeps it warm or pre-warms it, 0
+otherwise (``do == "floor"`` with ``warm_floor``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from thrifty.policies.decide import Decision, ModelCosts, decide
 from thrifty.states import state_of
 
 Mode = Literal["auto", "always-warm", "off"]
-Do = Literal["wake", "hibernate", "none"]
+Do = Literal["wake", "hibernate", "floor", "none"]
 POLICY_EVENT_KIND = "policy-decision"  # the deployment event the sweep records
 
 
@@ -65,6 +70,8 @@ class DeploymentFacts:
     changed_at: datetime | None = None
     idle_usd_per_hour: float | None = None  # from the deployment's plan, when it has one
     cold_start_s: float | None = None  # measured load time, when known
+    serverless: bool = False  # the platform scales it to zero; the sweep sets only its warm floor
+    warm_floor: int = 0  # a serverless deployment's current floor (its replicas)
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,12 @@ class SweepDecision:
     do: Do
     reason: str
     decision: Decision | None = None
+    warm_floor: int | None = None  # serverless only: the floor to set (do == "floor") or kept
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"deployment": self.name, "do": self.do, "reason": self.reason}
+        if self.warm_floor is not None:
+            row["warm_floor"] = self.warm_floor
         if self.decision is not None:
             d = self.decision
             row |= {
@@ -110,6 +120,8 @@ def sweep_decision(
     if not state_of(facts.state).exists:
         return SweepDecision(facts.name, "none", f"state {facts.state!r}: nothing to hibernate or wake")
     if config.mode == "always-warm":
+        if facts.serverless:
+            return _floor(facts, max(1, facts.warm_floor), "kept warm by its override (always-warm)")
         return SweepDecision(facts.name, "none" if up else "wake", "kept warm by its override (always-warm)")
     decision = decide(
         request_times,
@@ -122,7 +134,27 @@ def sweep_decision(
     return _act(facts, decision, now, config)
 
 
+def _floor(facts: DeploymentFacts, floor: int, why: str, decision: Decision | None = None) -> SweepDecision:
+    """A serverless deployment: set its warm floor to ``floor`` (nothing when it already is)."""
+    if floor == facts.warm_floor:
+        reason = f"warm floor stays {floor} (the platform scales the rest): {why}"
+        return SweepDecision(facts.name, "none", reason, decision, floor)
+    reason = f"warm floor {facts.warm_floor} → {floor}: {why}"
+    return SweepDecision(facts.name, "floor", reason, decision, floor)
+
+
+def _serverless_act(facts: DeploymentFacts, decision: Decision) -> SweepDecision:
+    """Never hibernated (the platform scales to zero): a floor ≥ 1 while warm or pre-warmed, else 0."""
+    if decision.action is Action.PRE_WARM:
+        return _floor(facts, max(1, facts.warm_floor), f"pre-warm: {decision.reason}", decision)
+    if decision.action is Action.KEEP_WARM:
+        return _floor(facts, max(1, facts.warm_floor), f"keep warm: {decision.reason}", decision)
+    return _floor(facts, 0, f"scale to zero left to the platform: {decision.reason}", decision)
+
+
 def _act(facts: DeploymentFacts, decision: Decision, now: datetime, config: SweepConfig) -> SweepDecision:
+    if facts.serverless:
+        return _serverless_act(facts, decision)
     up = state_of(facts.state).active
     wants_up = decision.action in (Action.KEEP_WARM, Action.PRE_WARM)
     if wants_up and not up:
@@ -149,6 +181,6 @@ def policy_state(events: Sequence[Any]) -> dict[str, Any] | None:
     for event in reversed(events):
         if event.kind == POLICY_EVENT_KIND:
             details = dict(event.details or {})
-            keys = ("do", "action", "policy", "warm_until", "next_prewarm_at")
+            keys = ("do", "action", "policy", "warm_until", "next_prewarm_at", "warm_floor")
             return {k: details.get(k) for k in keys} | {"decided_at": event.at, "reason": event.reason}
     return None

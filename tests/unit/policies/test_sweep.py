@@ -49,6 +49,26 @@ def test_modes_and_overrides() -> None:
         SweepConfig(mode="sometimes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("requests", "floor", "do", "new_floor"),
+    [
+        (ago(3), 0, "floor", 1),  # inside fixed 10 min: warm floor up to 1
+        (ago(3), 3, "none", 3),  # a higher floor is kept while warm
+        (ago(30), 2, "floor", 0),  # idle: floor 0, scale to zero left to the platform
+        (ago(30), 0, "none", 0),  # already 0: nothing to call
+    ],
+)
+def test_serverless_sets_only_the_warm_floor(
+    requests: list[datetime], floor: int, do: str, new_floor: int
+) -> None:
+    facts = DeploymentFacts("m", "running", changed_at=NOW, serverless=True, warm_floor=floor)
+    decision = sweep_decision(facts, requests, NOW, FIXED)
+    assert (decision.do, decision.warm_floor) == (do, new_floor)  # never "hibernate", never held
+    assert decision.row()["warm_floor"] == new_floor
+    pinned = sweep_decision(facts, [], NOW, FIXED.with_overrides({"mode": "always-warm"}))
+    assert pinned.warm_floor == max(1, floor)
+
+
 def test_plan_cost_reaches_the_decision() -> None:
     facts = DeploymentFacts("m", "running", idle_usd_per_hour=1.2)
     decision = sweep_decision(facts, ago(3), NOW, FIXED).decision

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from tests.unit.providers.replay import ReplayServer, Request
@@ -345,3 +347,67 @@ class ContainerAppsApi:
             self.revisions.pop(name, None)
 
         return self._lro(202, None, gone)
+
+
+# -- Lambda provisioned concurrency (moto lacks it) ---------------------------------------------
+@dataclass
+class Accepted:
+    """The HTTP status botocore reads from a ``before-call`` answer."""
+
+    status_code: int
+
+
+class ProvisionedConcurrency:
+    """Lambda's provisioned-concurrency calls, which moto does not implement, answered as AWS does:
+    only on a published version or alias that exists, ≥ 1, removal of a config that exists."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.configs: dict[tuple[str, str], int] = {}
+        self.refuse_with: str | None = None
+        client.meta.events.register("before-call.lambda.PutProvisionedConcurrencyConfig", self.put)
+        client.meta.events.register("before-call.lambda.DeleteProvisionedConcurrencyConfig", self.delete)
+
+    @staticmethod
+    def _error(code: str, message: str, operation: str) -> Exception:
+        from botocore.exceptions import ClientError
+
+        return ClientError({"Error": {"Code": code, "Message": message}}, operation)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _target(request: dict[str, Any]) -> tuple[str, str]:
+        """(function, qualifier) of a serialized request (``before-call`` sees it serialized)."""
+        return request["url_path"].split("/")[3], request["query_string"]["Qualifier"]
+
+    def put(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        (name, qualifier), body = self._target(params), json.loads(params["body"])
+        operation = "PutProvisionedConcurrencyConfig"
+        if self.refuse_with:
+            raise self._error(self.refuse_with, "Account concurrency limit exceeded", operation)
+        if qualifier == "$LATEST":
+            raise self._error(
+                "InvalidParameterValueException",
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions.",
+                operation,
+            )
+        self.client.get_alias(FunctionName=name, Name=qualifier)  # ResourceNotFoundException as AWS
+        if body["ProvisionedConcurrentExecutions"] < 1:
+            raise self._error(
+                "InvalidParameterValueException", "ProvisionedConcurrentExecutions must be >= 1", operation
+            )
+        self.configs[(name, qualifier)] = body["ProvisionedConcurrentExecutions"]
+        return Accepted(202), {
+            "RequestedProvisionedConcurrentExecutions": self.configs[(name, qualifier)],
+            "Status": "IN_PROGRESS",
+        }
+
+    def delete(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        key = self._target(params)
+        if key not in self.configs:
+            raise self._error(
+                "ResourceNotFoundException",
+                "No Provisioned Concurrency Config found for this function",
+                "DeleteProvisionedConcurrencyConfig",
+            )
+        del self.configs[key]
+        return Accepted(204), {}

@@ -7,9 +7,7 @@ service, missing permissions) before anything is created, or rolls back cleanly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,13 @@ import pytest
 
 from tests.unit.providers.conftest import TEST_BOOT
 from tests.unit.providers.replay import ReplayServer
-from tests.unit.providers.serverless_doubles import DENIED, TOKEN, CloudRunApi, ContainerAppsApi
+from tests.unit.providers.serverless_doubles import (
+    DENIED,
+    TOKEN,
+    CloudRunApi,
+    ContainerAppsApi,
+    ProvisionedConcurrency,
+)
 from thrifty.errors import ConfigError, CredentialsError, QuotaExceededError, UnsupportedFeatureError
 from thrifty.providers.base import PriceModel
 from thrifty.providers.specs import deploy_first_available
@@ -36,69 +40,6 @@ def serverless_spec(make_spec: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # -- Lambda on moto ------------------------------------------------------------------------------
-@dataclass
-class Accepted:
-    """The HTTP status botocore reads from a ``before-call`` answer."""
-
-    status_code: int
-
-
-class ProvisionedConcurrency:
-    """Lambda's provisioned-concurrency calls, which moto does not implement, answered as AWS does:
-    only on a published version or alias that exists, ≥ 1, removal of a config that exists."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.configs: dict[tuple[str, str], int] = {}
-        self.refuse_with: str | None = None
-        client.meta.events.register("before-call.lambda.PutProvisionedConcurrencyConfig", self.put)
-        client.meta.events.register("before-call.lambda.DeleteProvisionedConcurrencyConfig", self.delete)
-
-    @staticmethod
-    def _error(code: str, message: str, operation: str) -> Exception:
-        from botocore.exceptions import ClientError
-
-        return ClientError({"Error": {"Code": code, "Message": message}}, operation)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _target(request: dict[str, Any]) -> tuple[str, str]:
-        """(function, qualifier) of a serialized request (``before-call`` sees it serialized)."""
-        return request["url_path"].split("/")[3], request["query_string"]["Qualifier"]
-
-    def put(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        (name, qualifier), body = self._target(params), json.loads(params["body"])
-        operation = "PutProvisionedConcurrencyConfig"
-        if self.refuse_with:
-            raise self._error(self.refuse_with, "Account concurrency limit exceeded", operation)
-        if qualifier == "$LATEST":
-            raise self._error(
-                "InvalidParameterValueException",
-                "Provisioned Concurrency Configs cannot be applied to unpublished function versions.",
-                operation,
-            )
-        self.client.get_alias(FunctionName=name, Name=qualifier)  # ResourceNotFoundException as AWS
-        if body["ProvisionedConcurrentExecutions"] < 1:
-            raise self._error(
-                "InvalidParameterValueException", "ProvisionedConcurrentExecutions must be >= 1", operation
-            )
-        self.configs[(name, qualifier)] = body["ProvisionedConcurrentExecutions"]
-        return Accepted(202), {
-            "RequestedProvisionedConcurrentExecutions": self.configs[(name, qualifier)],
-            "Status": "IN_PROGRESS",
-        }
-
-    def delete(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        key = self._target(params)
-        if key not in self.configs:
-            raise self._error(
-                "ResourceNotFoundException",
-                "No Provisioned Concurrency Config found for this function",
-                "DeleteProvisionedConcurrencyConfig",
-            )
-        del self.configs[key]
-        return Accepted(204), {}
-
-
 @pytest.fixture
 def lambda_role(moto: str) -> str:
     import boto3
