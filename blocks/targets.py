@@ -61,10 +61,20 @@ class _Boot(DeployTargetBlock, ABC):
     secrets_endpoint_url: str | None = Field(
         default=None, description="Secret store endpoint override for the VMs (default: the cloud's own)."
     )
+    front_door_url: str | None = Field(
+        default=None,
+        description="The front door's URL as the VMs reach it (never 127.0.0.1): where a spot VM's "
+        "watcher posts its interruption notice; empty: THRIFTY_FRONT_DOOR_URL, else the log only.",
+    )
 
     def _boot(self) -> Any:
-        from thrifty.providers.boot import BootConfig
+        from thrifty.providers.boot import BootConfig, vm_front_door_url
+        from thrifty.settings import get_settings
 
+        if self.front_door_url:
+            front_door = vm_front_door_url(self.front_door_url, source="the target block's front_door_url")
+        else:
+            front_door = vm_front_door_url(get_settings().front_door_url)
         return BootConfig(
             artifact_store_url=self.artifact_store_url,
             s3_endpoint_url=self.s3_endpoint_url,
@@ -73,6 +83,7 @@ class _Boot(DeployTargetBlock, ABC):
             insecure_registry=self.insecure_registry,
             allowed_cidrs=tuple(self.allowed_cidrs),
             secrets_endpoint_url=self.secrets_endpoint_url,
+            front_door_url=front_door,
         )
 
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         description="The control plane's own egress range(s): the default source range of every cloud "
         "deployment's network rule when its target sets no allowed_cidrs (never 0.0.0.0/0 by default).",
     )
+    front_door_url: str | None = Field(
+        default=None,
+        description="The front door's URL as cloud VMs reach it (never 127.0.0.1): where a spot VM's "
+        "watcher posts its interruption notice; a VM target block's front_door_url overrides it.",
+    )
     max_model_bytes: int = Field(
         default=4 * 1024**3, description="Ingest refuses model files above this size."
     )

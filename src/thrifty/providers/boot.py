@@ -17,10 +17,12 @@ Nothing is installed from a package index. GCP (``user-data`` metadata) and Azur
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from thrifty.errors import ConfigError
 from thrifty.providers.base import DeploySpec, PriceModel
@@ -48,6 +50,49 @@ class BootConfig:
     allowed_cidrs: tuple[str, ...] = ()
     #: the secret store's endpoint as the container reaches it (default: the cloud's own)
     secrets_endpoint_url: str | None = None
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") in _LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def vm_front_door_url(url: str | None, *, source: str = "THRIFTY_FRONT_DOOR_URL") -> str | None:
+    """The front door's URL as a cloud VM reaches it (its spot watcher posts notices there), checked.
+
+    Empty: None (the notice only lands in the watcher's log). Refused: anything but an http(s) URL
+    with a host, and a loopback host, which on the VM is the VM itself, not the control plane.
+    """
+    if url is None or not url.strip():
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            f"{source}={url!r} is not an http(s) URL with a host",
+            hint="set it to the front door's address, e.g. https://thrifty.example.com or http://203.0.113.7:8470",
+        )
+    if _is_loopback(host):
+        raise ConfigError(
+            f"{source}={url!r} is a loopback address: a cloud VM cannot reach 127.0.0.1 on this machine "
+            "(there it is the VM itself), so its spot watcher could not post interruption notices",
+            hint=f"set {source} to the front door's public or VPN address the VMs reach "
+            "(e.g. https://thrifty.example.com or http://<this machine's public IP>:8470), or leave it empty",
+        )
+    return url.rstrip("/")
 
 
 def secret_name(deployment: str) -> str:

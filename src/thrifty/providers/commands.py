@@ -36,9 +36,10 @@ def _check_target(name: str) -> None:
         raise ConfigError("the local target has its own command", hint="use `thrifty deploy-local VARIANT`")
 
 
-def _boot(require_s3: bool, allowed_cidrs: Any = None) -> Any:
+def _boot(require_s3: bool, allowed_cidrs: Any = None, *, vm: bool = False) -> Any:
+    """The boot settings from the environment; a VM target's also carry THRIFTY_FRONT_DOOR_URL (checked)."""
     from thrifty.errors import ConfigError
-    from thrifty.providers.boot import BootConfig
+    from thrifty.providers.boot import BootConfig, vm_front_door_url
     from thrifty.settings import get_settings
 
     settings = get_settings()
@@ -55,6 +56,7 @@ def _boot(require_s3: bool, allowed_cidrs: Any = None) -> Any:
         s3_endpoint_url=settings.s3_endpoint_url,
         image=image,
         allowed_cidrs=tuple(allowed_cidrs or ()),
+        front_door_url=vm_front_door_url(settings.front_door_url) if vm else None,
     )
 
 
@@ -66,10 +68,13 @@ def build_provider(
     ``dry_run`` builds no client that needs a key.
     """
     from thrifty.providers.base import provider_class
+    from thrifty.targets import TargetKind
+    from thrifty.targets import target as descriptor
 
     _check_target(target)
     cls: Any = provider_class(target)
-    boot = _boot(require_s3 and not dry_run, options.get("allow_cidr"))
+    vm = descriptor(target).kind is TargetKind.VM
+    boot = _boot(require_s3 and not dry_run, options.get("allow_cidr"), vm=vm)
     return cls.from_options(options, boot=boot, dry_run=dry_run)
 
 
