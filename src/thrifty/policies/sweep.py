@@ -145,10 +145,9 @@ def _floor(facts: DeploymentFacts, floor: int, why: str, decision: Decision | No
 
 def _serverless_act(facts: DeploymentFacts, decision: Decision) -> SweepDecision:
     """Never hibernated (the platform scales to zero): a floor ≥ 1 while warm or pre-warmed, else 0."""
-    if decision.action is Action.PRE_WARM:
-        return _floor(facts, max(1, facts.warm_floor), f"pre-warm: {decision.reason}", decision)
-    if decision.action is Action.KEEP_WARM:
-        return _floor(facts, max(1, facts.warm_floor), f"keep warm: {decision.reason}", decision)
+    verb = {Action.PRE_WARM: "pre-warm", Action.KEEP_WARM: "keep warm"}.get(decision.action)
+    if verb is not None:
+        return _floor(facts, max(1, facts.warm_floor), f"{verb}: {decision.reason}", decision)
     return _floor(facts, 0, f"scale to zero left to the platform: {decision.reason}", decision)
 
 
