@@ -178,6 +178,9 @@ class AzureDeployTarget(_Boot):
     ssh_public_key: str = Field(..., description="Public key for the admin user (not secret).")
     eviction_policy: Literal["Delete", "Deallocate"] = Field(default="Delete", description="On eviction.")
     base_url: str | None = Field(default=None, description="ARM endpoint override.")
+    key_vault_url: str | None = Field(
+        default=None, description="Key Vault (https://V.vault.azure.net) for the TLS key; empty: plain HTTP."
+    )
     public_ip: bool = Field(default=True, description="Give each VM a static public IP, deleted with it.")
 
     def build_provider(self) -> Any:
@@ -191,6 +194,7 @@ class AzureDeployTarget(_Boot):
             eviction_policy=self.eviction_policy,
             base_url=self.base_url,
             public_ip=self.public_ip,
+            key_vault_url=self.key_vault_url,
             boot=self._boot(),
         )
         return AzureProvider(target, credential=self.credentials.get_credential())

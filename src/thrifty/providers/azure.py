@@ -35,6 +35,7 @@ send a token over http unless the call passes ``enforce_https=False``, which thi
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import time
 import uuid
@@ -63,10 +64,15 @@ from thrifty.providers.base import (
     slot_market,
     slot_name,
 )
-from thrifty.providers.boot import BootConfig, render_user_data
+from thrifty.providers.boot import BootConfig, render_user_data, secret_name
 from thrifty.providers.gc import DEPLOYMENT_KEY, MANAGED_KEY
 from thrifty.providers.network import CREATED_KEY, now_tag, parse_created, rule_name, source_ranges
 
+_log = logging.getLogger(__name__)
+PLAIN_HTTP = (
+    "Azure deployment %s serves plain HTTP: the Azure target has no key_vault_url "
+    "(set one to deliver a TLS key through Key Vault)"
+)
 SPEC_TAG = "thrifty:spec"
 SLOT_TAG = "thrifty:slot"
 FALLBACK_TAG = "thrifty:fallback"
@@ -112,6 +118,9 @@ class AzureTarget:
     public_ip: bool = True
     base_url: str | None = None
     polling_interval_s: float = 5.0
+    #: the Key Vault (https://V.vault.azure.net) holding each deployment's TLS key and token
+    #: digest; without one the VMs serve plain HTTP with the token digest in their environment
+    key_vault_url: str | None = None
     boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
@@ -169,6 +178,7 @@ class AzureProvider:
         from azure.mgmt.compute import ComputeManagementClient
 
         self.target = target
+        self.credential = credential
         kwargs: dict[str, Any] = {"base_url": target.base_url} if target.base_url else {}
         self.client = ComputeManagementClient(credential, target.subscription_id, **kwargs)
         self._options: dict[str, Any] = {}
@@ -176,6 +186,11 @@ class AzureProvider:
         self._dry_run = False
         if target.base_url and _LOOPBACK_HTTP.match(target.base_url):
             self._options["enforce_https"] = False
+
+    @property
+    def secret_store(self) -> str:
+        """Key Vault when the target names one: deployments then get a TLS key (``_with_token``)."""
+        return "Key Vault" if self.target.key_vault_url else ""
 
     # -- vendor boundary ------------------------------------------------------------------
 
@@ -194,6 +209,7 @@ class AzureProvider:
             resource_group=options.get("resource_group") or "RESOURCE_GROUP",
             subnet_id=options.get("subnet_id") or "SUBNET_ID",
             ssh_public_key=options.get("ssh_public_key") or "SSH_PUBLIC_KEY",
+            key_vault_url=options.get("key_vault_url") or None,
             boot=boot,
         )
         if dry_run:
@@ -350,7 +366,8 @@ class AzureProvider:
 
         spot = (market or self.market_of(spec, slot)) is PriceModel.SPOT
         vm_name = self.vm_name(spec.name, slot, suffix)
-        user_data = render_user_data(spec, self.target.boot, cloud="azure")
+        secret = self._secret_ref(spec)
+        user_data = render_user_data(spec, self.target.boot, cloud="azure", secret=secret)
         publisher, offer, sku, version = self.target.image
         props = m.VirtualMachineProperties(
             hardware_profile=m.HardwareProfile(vm_size=spec.instance_type),
@@ -365,7 +382,9 @@ class AzureProvider:
         if spot:
             props.eviction_policy = self.target.eviction_policy
             props.billing_profile = m.BillingProfile(max_price=-1)
-        return m.VirtualMachine(location=spec.region, tags=self._tags(spec, slot, fallback), properties=props)
+        identity = m.VirtualMachineIdentity(type="SystemAssigned") if secret else None  # reads Key Vault
+        tags = self._tags(spec, slot, fallback)
+        return m.VirtualMachine(location=spec.region, tags=tags, properties=props, identity=identity)
 
     def _os_profile(self, vm_name: str, user_data: str) -> Any:
         from azure.mgmt.compute import models as m
@@ -574,8 +593,9 @@ class AzureProvider:
         render_user_data(spec, self.target.boot, cloud="azure")  # no image: refused here too
         covered = {int((vm.tags or {}).get(SLOT_TAG, "0")) for vm in self._list(spec.name)}
         created: list[str] = []
-        nsg_created = False
+        nsg_created = secret_created = False
         try:
+            secret_created = self._put_secret(spec)
             nsg_created = self._put_nsg(spec, cidrs)
             for slot in range(spec.replicas):
                 if slot not in covered:
@@ -585,6 +605,8 @@ class AzureProvider:
                 self._delete_vm(vm_name)
             if nsg_created:
                 self._delete_nsg(rule_name(spec.name))
+            if secret_created:
+                self._vault().delete(secret_name(spec.name))
             raise
         for vm in self._list(spec.name):
             if int((vm.tags or {}).get(SLOT_TAG, "0")) >= spec.replicas:
@@ -643,13 +665,35 @@ class AzureProvider:
             replicas_desired=desired,
             replicas_ready=len(running),
             resources=tuple(self._resource(vm) for vm in found),
-            details={"power_states": power},
+            details={"power_states": power, "serves": _serves(spec, self.target.key_vault_url)},
         )
 
     def delete(self, name: str) -> None:
         for vm in self._list(name):
             self._delete_vm(vm.name)
         self._delete_nsg(rule_name(name))
+        if self.target.key_vault_url:
+            self._vault().delete(secret_name(name))
+
+    # -- the deployment's secret (TLS key, certificate, token digest) in Key Vault ------------------
+    def _vault(self) -> Any:
+        from thrifty.providers.azure_secrets import AzureKeyVault
+
+        return AzureKeyVault(str(self.target.key_vault_url), self.credential)
+
+    def _secret_ref(self, spec: DeploySpec) -> str:
+        """The VM's ``THRIFTY_SECRET`` (a reference, never the key); "" serves plain HTTP."""
+        if not (self.target.key_vault_url and spec.serving.get("tls_cert_sha256")):
+            return ""
+        return f"azure-keyvault:{self.target.key_vault_url.rstrip('/')}/secrets/{secret_name(spec.name)}"
+
+    def _put_secret(self, spec: DeploySpec) -> bool:
+        if spec.secret_bundle is None or not self.target.key_vault_url:
+            if not self._dry_run:
+                _log.warning(PLAIN_HTTP, spec.name)
+            return False
+        tags = {MANAGED_KEY: "true", DEPLOYMENT_KEY: spec.name, CREATED_KEY: now_tag()}
+        return bool(self._vault().put(secret_name(spec.name), spec.secret_bundle.get_secret_value(), tags))
 
     def list_managed(self) -> list[ManagedResource]:
         return [self._resource(vm) for vm in self._list()] + self._managed_nsgs()
@@ -671,3 +715,10 @@ class AzureProvider:
             self._delete_nsg(resource.id)
         else:
             self._delete_vm(resource.id)
+
+
+def _serves(spec: DeploySpec, key_vault_url: str | None) -> str:
+    """What the deploy summary says of the endpoint's protocol."""
+    if spec.serving.get("tls_cert_sha256") and key_vault_url:
+        return "https (pinned certificate; key in Key Vault)"
+    return "plain http (the Azure target has no key_vault_url)"

@@ -29,6 +29,7 @@ import copy
 import functools
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,7 @@ import pytest
 
 from tests.unit.providers.conftest import ALLOWED_CIDRS, TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request, sold_offers
-from thrifty.errors import CapacityError, ConfigError, CredentialsError, QuotaExceededError
+from thrifty.errors import CapacityError, ConfigError, CredentialsError, ProviderError, QuotaExceededError
 from thrifty.providers.azure import AzureProvider, AzureTarget
 from thrifty.providers.base import PriceModel, Provider, provider_class
 
@@ -154,6 +155,12 @@ class FakeArm:
                  "timeCreated": "2026-11-26T10:00:00.0000000+00:00"}  # fmt: skip
         vm = {"id": f"{VMS}/{name}", "name": name, "type": "Microsoft.Compute/virtualMachines",
               "location": body["location"], "tags": body.get("tags", {}), "properties": props}  # fmt: skip
+        if body.get("identity"):  # ARM answers a system-assigned identity with its principal
+            vm["identity"] = {
+                **body["identity"],
+                "principalId": f"principal-{next(self.ids)}",
+                "tenantId": "t",
+            }
         spot_refused = self.spot_capacity_out and body["properties"].get("priority") == "Spot"
         vm["_power"] = "starting"
         self.vms[name] = vm  # ARM keeps even a VM whose allocation fails: the caller must delete it
@@ -683,3 +690,232 @@ def test_the_double_refuses_bad_nsg_rules_as_arm_does_replayed(azure: AzureProvi
         with pytest.raises(ProviderError, match=code):
             azure._arm("PUT", f"{NSGS}/bad", body)
     assert arm.nsgs == {}
+
+
+# -- Key Vault (the deployment's TLS key and token digest) ---------------------------------------------
+VM_TOKEN = "the-vms-managed-identity-token"
+_SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+
+
+class FakeKeyVault:
+    """Key Vault secrets (REST 7.4) at the replay server's root, as the control plane and a VM use
+    them. Like Key Vault: every call needs a bearer token (401 Unauthorized without; thrifty's for
+    set/list/delete/purge, the VM's managed-identity token or thrifty's for a get) and api-version; a
+    name outside 1-127 letters, digits and '-' is 400 BadParameter; an unknown secret is 404
+    SecretNotFound; a deleted secret stays soft-deleted (a set of its name is 409 Conflict) until
+    purged. The managed identity's token endpoint of the instance metadata service is served too."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.url = server.url
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.deleted: dict[str, dict[str, Any]] = {}
+        server.route("PUT", "/secrets", self.put)
+        server.route("GET", "/secrets", self.get)
+        server.route("DELETE", "/secrets", self.delete)
+        server.route("DELETE", "/deletedsecrets", self.purge)
+        server.route("GET", "/metadata/identity/oauth2/token", self.token)
+
+    def token(self, req: Request) -> tuple[int, Any]:
+        if req.headers.get("Metadata") != "true":
+            return 400, {
+                "error": "invalid_request",
+                "error_description": "Required metadata header not specified",
+            }
+        assert req.query["resource"] == ["https://vault.azure.net"]
+        return 200, {"access_token": VM_TOKEN, "expires_in": "86399", "token_type": "Bearer"}
+
+    def _refused(self, req: Request, allowed: tuple[str, ...]) -> tuple[int, Any] | None:
+        if req.headers.get("Authorization") not in {f"Bearer {t}" for t in allowed}:
+            message = "AKV10000: Request is missing a Bearer or PoP token."
+            return 401, {"error": {"code": "Unauthorized", "message": message}}
+        if req.query.get("api-version") != ["7.4"]:
+            return 400, {
+                "error": {"code": "BadParameter", "message": "The api-version is missing or invalid."}
+            }
+        name = req.path.strip("/").split("/", 1)[1] if "/" in req.path.strip("/") else ""
+        if name and not _SECRET_NAME.fullmatch(name):
+            return 400, {
+                "error": {
+                    "code": "BadParameter",
+                    "message": f"The request URI contains an invalid name: {name}",
+                }
+            }
+        return None
+
+    def _missing(self, name: str) -> tuple[int, Any]:
+        message = f"A secret with (name/id) {name} was not found in this key vault."
+        return 404, {"error": {"code": "SecretNotFound", "message": message}}
+
+    def put(self, req: Request) -> tuple[int, Any]:
+        if refused := self._refused(req, (TOKEN,)):
+            return refused
+        name = req.path.split("/")[2]
+        if name in self.deleted:
+            message = f"Secret {name} is currently in a deleted but recoverable state."
+            return 409, {
+                "error": {
+                    "code": "Conflict",
+                    "message": message,
+                    "innererror": {"code": "ObjectIsDeletedButRecoverable"},
+                }
+            }
+        versions = self.secrets.get(name, {}).get("versions", [])
+        created = self.secrets.get(name, {}).get("created", int(time.time()))
+        self.secrets[name] = {
+            "versions": [*versions, req.body["value"]],
+            "tags": req.body.get("tags", {}),
+            "created": created,
+        }
+        return 200, self._item(name)
+
+    def _item(self, name: str) -> dict[str, Any]:
+        secret = self.secrets[name]
+        attributes = {"enabled": True, "created": secret["created"], "updated": secret["created"]}
+        return {"id": f"{self.url}/secrets/{name}", "attributes": attributes, "tags": secret["tags"]}
+
+    def get(self, req: Request) -> tuple[int, Any]:
+        if refused := self._refused(req, (TOKEN, VM_TOKEN)):
+            return refused
+        name = req.path.strip("/").split("/")[1] if req.path.strip("/").count("/") else ""
+        if not name:  # the list: ids and tags, never a value
+            if req.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return 403, {"error": {"code": "Forbidden", "message": "Caller is not authorized to list."}}
+            return 200, {"value": [self._item(n) for n in self.secrets], "nextLink": None}
+        if name not in self.secrets:
+            return self._missing(name)
+        return 200, {**self._item(name), "value": self.secrets[name]["versions"][-1]}
+
+    def delete(self, req: Request) -> tuple[int, Any]:
+        if refused := self._refused(req, (TOKEN,)):
+            return refused
+        name = req.path.split("/")[2]
+        if name not in self.secrets:
+            return self._missing(name)
+        self.deleted[name] = self.secrets.pop(name)
+        return 200, {"recoveryId": f"{self.url}/deletedsecrets/{name}", "id": f"{self.url}/secrets/{name}"}
+
+    def purge(self, req: Request) -> tuple[int, Any]:
+        if refused := self._refused(req, (TOKEN,)):
+            return refused
+        name = req.path.split("/")[2]
+        if self.deleted.pop(name, None) is None:
+            message = f"Deleted Secret not found: {name}"
+            return 404, {"error": {"code": "SecretNotFound", "message": message}}
+        return 204, None
+
+
+@pytest.fixture
+def vault(replay_server: ReplayServer) -> FakeKeyVault:
+    return FakeKeyVault(replay_server)
+
+
+def _tls_spec(make_spec: Any, token_sha256: str = "cd" * 32) -> Any:
+    from pydantic import SecretStr
+
+    from thrifty import tls
+
+    cert = tls.make_cert("minilm")
+    serving = {"token_sha256": token_sha256, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    bundle = SecretStr(tls.secret_bundle(cert, token_sha256))
+    return _spec(make_spec, replicas=1, serving=serving, secret_bundle=bundle), cert
+
+
+def _vaulted(arm: FakeArm, vault: FakeKeyVault) -> AzureProvider:
+    from dataclasses import replace
+
+    return AzureProvider(replace(_target(arm), key_vault_url=vault.url), credential=StaticToken())
+
+
+def test_the_tls_key_goes_to_key_vault_and_the_vm_reads_it_with_its_identity_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from thrifty.secret_fetch import read_bundle
+
+    azure = _vaulted(arm, vault)
+    assert azure.secret_store == "Key Vault"
+    spec, cert = _tls_spec(make_spec)
+    status = azure.deploy(spec)
+    assert status.details["serves"].startswith("https")
+    assert vault.secrets["thrifty-minilm"]["tags"]["thrifty:deployment"] == "minilm"
+    vm = arm.vms["thrifty-minilm-0"]
+    assert vm["identity"]["type"] == "SystemAssigned", "the VM reads the vault as itself"
+    user_data = base64.b64decode(vm["properties"]["osProfile"]["customData"]).decode()
+    ref = f"azure-keyvault:{vault.url}/secrets/thrifty-minilm"
+    assert f"THRIFTY_SECRET={ref}" in user_data
+    assert cert.key_pem.splitlines()[1] not in user_data and "cd" * 32 not in user_data
+    assert TOKEN not in user_data and "THRIFTY_API_TOKEN_SHA256" not in user_data
+    env = {"THRIFTY_METADATA_URL": vault.url}  # the instance metadata service's stand-in
+    bundle = read_bundle(ref, env)  # what the VM's container does, with its managed identity's token
+    assert (bundle.key_pem, bundle.cert_pem, bundle.token_sha256) == (cert.key_pem, cert.cert_pem, "cd" * 32)
+    azure.deploy(spec)  # a redeploy adds a version
+    assert len(vault.secrets["thrifty-minilm"]["versions"]) == 2
+    azure.delete("minilm")
+    assert vault.secrets == {} and vault.deleted == {}, "deleted and purged"
+    with pytest.raises(ConfigError, match="answered 404"):
+        read_bundle(ref, env)
+    azure.deploy(spec)  # a purged name can be used again
+    assert list(vault.secrets) == ["thrifty-minilm"]
+
+
+def test_a_failed_deploy_deletes_the_secret_it_stored_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    azure = _vaulted(arm, vault)
+    arm.allocation_fails_for.add("Standard_D2s_v5")
+    spec, _ = _tls_spec(make_spec)
+    with pytest.raises(CapacityError):
+        azure.deploy(spec.with_changes(price_model=PriceModel.ON_DEMAND))
+    assert vault.secrets == {} and vault.deleted == {} and arm.vms == {}
+
+
+def test_key_vault_refuses_a_caller_without_its_token_and_nothing_is_left_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    class NoVaultAccess(StaticToken):  # ARM accepts it; the vault does not
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            from azure.core.credentials import AccessToken
+
+            if scopes != ("https://vault.azure.net/.default",):
+                return super().get_token(*scopes, **kwargs)
+            return AccessToken("someone-elses-token", int(time.time()) + 3600)
+
+    azure = AzureProvider(replace(_target(arm), key_vault_url=vault.url), credential=NoVaultAccess())
+    with pytest.raises(CredentialsError, match="Key Vault Secrets Officer") as raised:
+        azure.deploy(_tls_spec(make_spec)[0])
+    assert "PRIVATE KEY" not in str(raised.value) and "someone-elses-token" not in str(raised.value)
+    assert vault.secrets == {} and arm.vms == {} and arm.nsgs == {}
+
+
+def test_the_double_refuses_what_key_vault_refuses_replayed(arm: FakeArm, vault: FakeKeyVault) -> None:
+    from thrifty.errors import NotFoundError
+    from thrifty.providers.azure_secrets import AzureKeyVault
+
+    kv = AzureKeyVault(vault.url, StaticToken())
+    with pytest.raises(ConfigError, match="BadParameter"):
+        kv.put("thrifty_under_score", "{}", {})
+    with pytest.raises(ConfigError, match="BadParameter"):
+        kv.put("x" * 128, "{}", {})
+    with pytest.raises(NotFoundError, match="SecretNotFound"):
+        kv._send("GET", "secrets/never-stored", "get never-stored")
+    kv.put("kept", "{}", {})
+    kv._send("DELETE", "secrets/kept", "delete kept")  # soft-deleted, not purged
+    with pytest.raises(ProviderError, match="409 Conflict"):
+        kv.put("kept", "{}", {})
+    assert vault.secrets == {}
+
+
+def test_without_a_key_vault_the_vms_serve_plain_http_and_say_so_replayed(
+    azure: AzureProvider, arm: FakeArm, vault: FakeKeyVault, make_spec: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert azure.secret_store == ""
+    spec = _spec(make_spec, replicas=1, serving={"token_sha256": "ef" * 32})
+    with caplog.at_level("WARNING", logger="thrifty.providers.azure"):
+        status = azure.deploy(spec)
+    assert status.details["serves"].startswith("plain http") and "key_vault_url" in caplog.text
+    user_data = base64.b64decode(
+        arm.vms["thrifty-minilm-0"]["properties"]["osProfile"]["customData"]
+    ).decode()
+    assert "THRIFTY_SECRET" not in user_data and f"THRIFTY_API_TOKEN_SHA256={'ef' * 32}" in user_data
+    assert "identity" not in arm.vms["thrifty-minilm-0"] and vault.secrets == {}
