@@ -696,7 +696,24 @@ class AzureProvider:
         return bool(self._vault().put(secret_name(spec.name), spec.secret_bundle.get_secret_value(), tags))
 
     def list_managed(self) -> list[ManagedResource]:
-        return [self._resource(vm) for vm in self._list()] + self._managed_nsgs()
+        return [self._resource(vm) for vm in self._list()] + self._managed_nsgs() + self._managed_secrets()
+
+    def _managed_secrets(self) -> list[ManagedResource]:
+        """thrifty's Key Vault secrets (none without a vault); gc deletes those of gone deployments."""
+        if not self.target.key_vault_url or self._dry_run:
+            return []
+        return [
+            ManagedResource(
+                provider=self.name,
+                kind="key-vault-secret",
+                id=name,
+                region="",
+                deployment_name=tags.get(DEPLOYMENT_KEY, ""),
+                created_at=parse_created(tags.get(CREATED_KEY)) or created,
+                details={"vault": self.target.key_vault_url},
+            )
+            for name, tags, created in self._vault().list_tagged(MANAGED_KEY, "true")
+        ]
 
     def _resource(self, vm: Any) -> ManagedResource:
         created = getattr(vm, "time_created", None)
@@ -713,6 +730,8 @@ class AzureProvider:
     def delete_resource(self, resource: ManagedResource) -> None:
         if resource.kind == "network-security-group":
             self._delete_nsg(resource.id)
+        elif resource.kind == "key-vault-secret":
+            self._vault().delete(resource.id)
         else:
             self._delete_vm(resource.id)
 

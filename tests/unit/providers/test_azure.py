@@ -919,3 +919,27 @@ def test_without_a_key_vault_the_vms_serve_plain_http_and_say_so_replayed(
     ).decode()
     assert "THRIFTY_SECRET" not in user_data and f"THRIFTY_API_TOKEN_SHA256={'ef' * 32}" in user_data
     assert "identity" not in arm.vms["thrifty-minilm-0"] and vault.secrets == {}
+
+
+def test_gc_finds_and_deletes_an_orphaned_key_vault_secret_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from thrifty.providers.gc import sweep
+
+    azure = _vaulted(arm, vault)
+    spec, _ = _tls_spec(make_spec)
+    azure.deploy(spec)
+    azure.deploy(spec.with_changes(name="kept"))
+    live = [("azure", "kept")]
+    assert sweep([azure], [*live, ("azure", "minilm")], grace_s=0, dry_run=True) == [], "both live"
+    azure._delete_vm("thrifty-minilm-0")
+    azure._delete_nsg("thrifty-minilm")  # a delete cut short before the secret went
+    listed = sweep([azure], live, grace_s=0, dry_run=True)
+    assert [(o.resource.kind, o.resource.id, o.resource.deployment_name) for o in listed] == [
+        ("key-vault-secret", "thrifty-minilm", "minilm")
+    ]
+    assert "thrifty-minilm" in vault.secrets, "a dry run deletes nothing"
+    assert sweep([azure], live, grace_s=3600, dry_run=True) == [], "younger than the grace period"
+    sweep([azure], live, grace_s=0)
+    assert list(vault.secrets) == ["thrifty-kept"] and vault.deleted == {}, "deleted and purged"
+    assert sweep([azure], live, grace_s=0, dry_run=True) == []
