@@ -709,17 +709,37 @@ class AwsProvider:
             )
             return True
 
-    def _delete_secret(self, name: str) -> None:
+    def _delete_secret(self, name: str, secret_id: str = "") -> None:
+        """Delete deployment ``name``'s secret (or the secret ``secret_id``); absent: nothing to do."""
         client = self._secrets()
         try:
             self._call(
                 "secretsmanager:DeleteSecret",
                 client.delete_secret,
-                SecretId=secret_name(name),
+                SecretId=secret_id or secret_name(name),
                 ForceDeleteWithoutRecovery=True,
             )
         except NotFoundError:
             return
+
+    def _managed_secrets(self) -> list[ManagedResource]:
+        """thrifty's Secrets Manager secrets in this region (tag ``thrifty:managed=true``)."""
+        paginator = self._secrets().get_paginator("list_secrets")
+        filters = [{"Key": "tag-key", "Values": [MANAGED_KEY]}]
+        pages = self._call("secretsmanager:ListSecrets", lambda: list(paginator.paginate(Filters=filters)))
+        return [
+            ManagedResource(
+                provider=self.name,
+                kind="secret",
+                id=secret["Name"],
+                region=self.target.region,
+                deployment_name=_tag_dict(secret).get(DEPLOYMENT_KEY, ""),
+                created_at=_utc(secret.get("CreatedDate")),
+            )
+            for page in pages
+            for secret in page.get("SecretList", [])
+            if _tag_dict(secret).get(MANAGED_KEY) == "true"
+        ]
 
     def _earlier(self, name: str) -> tuple[str, str, dict[str, str], dict[str, Any] | None] | None:
         """What a redeploy may change of an existing deployment: (template id, default version, its
@@ -856,7 +876,7 @@ class AwsProvider:
                     created_at=_utc(template.get("CreateTime")),
                 )
             )
-        return resources + self._managed_groups(owned)
+        return resources + self._managed_groups(owned) + self._managed_secrets()
 
     def _managed_groups(self, owned: list[dict[str, Any]]) -> list[ManagedResource]:
         found = self._call("describe_security_groups", self.ec2.describe_security_groups, Filters=owned)
@@ -893,10 +913,12 @@ class AwsProvider:
             here._delete_template(resource.id)
         elif resource.kind == "security-group":
             here._delete_group(resource.id)
+        elif resource.kind == "secret":
+            here._delete_secret(resource.deployment_name, secret_id=resource.id)
         else:
             raise ConfigError(
                 f"unknown AWS resource kind {resource.kind!r}",
-                hint="instance, launch-template or security-group",
+                hint="instance, launch-template, security-group or secret",
             )
 
 

@@ -270,3 +270,30 @@ def test_tls_key_and_token_reach_the_vm_through_secrets_manager_never_user_data(
     assert "secret_bundle" not in spec.model_dump() and key_body not in repr(spec)
     aws.delete("minilm")
     assert secrets.list_secrets()["SecretList"] == []
+
+
+def test_gc_finds_and_deletes_a_secret_whose_deployment_is_gone(
+    aws: AwsProvider, make_spec: Any, tmp_path: Any
+) -> None:
+    from pydantic import SecretStr
+
+    from thrifty import tls
+    from thrifty.providers.gc import sweep
+
+    cert = tls.issue(tmp_path, "minilm")
+    serving = {"token_sha256": "ab" * 32, "tls_cert_sha256": cert.sha256, "tls_cert_pem": cert.cert_pem}
+    bundle = SecretStr(tls.secret_bundle(cert, "ab" * 32))
+    aws.deploy(make_spec(replicas=1, serving=serving, secret_bundle=bundle))
+    secrets = aws._secrets()
+    secrets.create_secret(Name="not-thrifty", SecretString="{}")  # someone else's: never listed
+    found = [(r.kind, r.id, r.deployment_name) for r in aws.list_managed() if r.kind == "secret"]
+    assert found == [("secret", "thrifty-minilm", "minilm")]
+    assert not [
+        o for o in sweep([aws], [("aws", "minilm")], grace_s=0, dry_run=True) if o.resource.kind == "secret"
+    ]
+    listed = sweep([aws], [], grace_s=0, dry_run=True)
+    assert ("secret", "thrifty-minilm") in {(o.resource.kind, o.resource.id) for o in listed}
+    assert len(secrets.list_secrets()["SecretList"]) == 2, "a dry run deletes nothing"
+    sweep([aws], [], grace_s=0)
+    assert [s["Name"] for s in secrets.list_secrets()["SecretList"]] == ["not-thrifty"]
+    assert sweep([aws], [], grace_s=0, dry_run=True) == []
