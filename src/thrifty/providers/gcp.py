@@ -648,7 +648,9 @@ class GcpProvider:
     def _secrets(self) -> Any:
         from thrifty.providers.gcp_secrets import GcpSecrets
 
-        return GcpSecrets(self.target.project, self.credentials, self.target.boot.secrets_endpoint_url)
+        # the compute endpoint's override also moves Secret Manager (a loopback double serves both)
+        endpoint = self.target.boot.secrets_endpoint_url or self.target.api_endpoint
+        return GcpSecrets(self.target.project, self.credentials, endpoint)
 
     def _secret_ref(self, spec: DeploySpec) -> str:
         if not spec.serving.get("tls_cert_sha256"):
@@ -664,7 +666,25 @@ class GcpProvider:
         )
 
     def list_managed(self) -> list[ManagedResource]:
-        return [self._resource(zone, inst) for zone, inst in self._list()] + self._managed_firewalls()
+        return (
+            [self._resource(zone, inst) for zone, inst in self._list()]
+            + self._managed_firewalls()
+            + self._managed_secrets()
+        )
+
+    def _managed_secrets(self) -> list[ManagedResource]:
+        """thrifty's Secret Manager secrets (label ``thrifty-managed=true``); gc deletes orphans."""
+        return [
+            ManagedResource(
+                provider=self.name,
+                kind="secret",
+                id=name,
+                region="global",
+                deployment_name=labels.get(DEPLOYMENT_LABEL, ""),
+                created_at=created,
+            )
+            for name, labels, created in self._secrets().list_labeled(MANAGED_LABEL, "true")
+        ]
 
     def _resource(self, zone: str, inst: Any) -> ManagedResource:
         from datetime import datetime
@@ -683,6 +703,8 @@ class GcpProvider:
     def delete_resource(self, resource: ManagedResource) -> None:
         if resource.kind == "firewall":
             self._delete_firewall(resource.id)
+        elif resource.kind == "secret":
+            self._secrets().delete(resource.id)
         else:
             self._delete_instance(resource.region, resource.id)
 

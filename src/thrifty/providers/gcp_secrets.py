@@ -4,6 +4,7 @@ bundle (TLS key and certificate, token digest) for the VM to read with its servi
     POST   /v1/projects/P/secrets?secretId=NAME      create (labels: thrifty's ownership)
     POST   /v1/projects/P/secrets/NAME:addVersion    the bundle as a new version
     DELETE /v1/projects/P/secrets/NAME               with the deployment
+    GET    /v1/projects/P/secrets?filter=labels.K=V  thrifty's secrets (names, labels), for gc
 
 The VM's service account needs ``roles/secretmanager.secretAccessor`` on the secret (or project).
 Errors become thrifty errors here; no message holds the secret or a token.
@@ -12,6 +13,7 @@ Errors become thrifty errors here; no message holds the secret or a token.
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 from thrifty.errors import CredentialsError, NotFoundError, ProviderError, ThriftyError
@@ -59,6 +61,22 @@ class GcpSecrets:
         payload = {"payload": {"data": base64.b64encode(value.encode()).decode()}}
         self._send("POST", f"{self.base}/{name}:addVersion", f"add a version to {name}", json=payload)
         return created
+
+    def list_labeled(self, key: str, value: str) -> list[tuple[str, dict[str, str], datetime | None]]:
+        """(name, labels, created) of every secret whose label ``key`` is ``value``."""
+        found: list[tuple[str, dict[str, str], datetime | None]] = []
+        params = {"filter": f"labels.{key}={value}", "pageSize": "250"}
+        while True:
+            page = self._send("GET", self.base, "list secrets", params=params)
+            for secret in page.get("secrets", []):
+                labels = {str(k): str(v) for k, v in (secret.get("labels") or {}).items()}
+                if labels.get(key) == value:  # the filter is the server's; check it here too
+                    created = secret.get("createTime")
+                    when = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
+                    found.append((str(secret["name"]).rsplit("/", 1)[1], labels, when))
+            if not page.get("nextPageToken"):
+                return found
+            params = {**params, "pageToken": str(page["nextPageToken"])}
 
     def delete(self, name: str) -> None:
         try:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,13 @@ BASE = f"/compute/v1/projects/{PROJECT}"
 
 
 class FakeGce:
+    def no_secrets(self, req: Request) -> tuple[int, Any]:
+        """Secret Manager of a project that holds no secret (``FakeSecretManager`` serves real ones):
+        its list is ``{}``, like the API's empty answer; any one secret is a 404."""
+        if req.path.rstrip("/") == f"/v1/projects/{PROJECT}/secrets":
+            return 200, {}
+        return 404, {"error": {"code": 404, "message": "Secret not found.", "status": "NOT_FOUND"}}
+
     def __init__(self, server: ReplayServer) -> None:
         self.url = server.url
         self.server = server
@@ -70,6 +78,7 @@ class FakeGce:
         self.accelerator_types: dict[str, set[str]] = {}
         self.firewalls: dict[str, dict[str, Any]] = {}
         server.route("GET", f"{BASE}/zones", self.list_zones)
+        server.route("GET", f"/v1/projects/{PROJECT}/secrets", self.no_secrets)
         server.route("GET", f"{BASE}/global/firewalls", self.get_firewall)
         server.route("POST", f"{BASE}/global/firewalls", self.insert_firewall)
         server.route("PATCH", f"{BASE}/global/firewalls/", self.patch_firewall)
@@ -864,7 +873,8 @@ class FakeSecretManager:
             if name in self.secrets:
                 return 409, {"error": {"code": 409, "message": f"Secret [{name}] already exists."}}
             assert req.body["replication"] == {"automatic": {}}
-            self.secrets[name] = {"name": f"projects/{PROJECT}/secrets/{name}", "labels": req.body["labels"]}
+            self.secrets[name] = {"name": f"projects/{PROJECT}/secrets/{name}", "labels": req.body["labels"],
+                                  "createTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")}  # fmt: skip
             self.versions[name] = []
             return 200, self.secrets[name]
         if name not in self.secrets or not req.path.endswith(":addVersion"):
@@ -877,6 +887,10 @@ class FakeSecretManager:
         if denied := self._denied(req, (VM_TOKEN,) if access else (GCP_TOKEN,)):
             return denied
         name = self._name(req)
+        if not name:  # the list, filtered like the API by ``labels.KEY=VALUE``
+            key, _, value = req.query.get("filter", ["labels.="])[0].removeprefix("labels.").partition("=")
+            found = [s for s in self.secrets.values() if not key or s["labels"].get(key) == value]
+            return 200, {"secrets": found, "totalSize": len(found)} if found else {}
         if name not in self.secrets or (access and not self.versions[name]):
             return 404, {"error": {"code": 404, "message": f"Secret [{name}] not found or has no versions."}}
         if access:
@@ -957,3 +971,32 @@ def test_secret_manager_refuses_a_caller_with_a_wrong_token_and_nothing_is_left_
         gcp.deploy(_tls_spec(make_spec)[0])
     assert "PRIVATE KEY" not in str(raised.value)
     assert store.secrets == {} and gce.instances == {}
+
+
+def test_gc_finds_and_deletes_a_secret_whose_deployment_is_gone_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    from google.oauth2.credentials import Credentials
+
+    from thrifty.providers.gc import sweep
+
+    store = FakeSecretManager(replay_server)
+    boot = replace(TEST_BOOT, secrets_endpoint_url=store.url)
+    target = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot)
+    gcp = GcpProvider(target, credentials=Credentials(token=GCP_TOKEN))
+    gcp.deploy(_tls_spec(make_spec)[0].with_changes(replicas=1))
+    store.secrets["someone-elses"] = {"name": f"projects/{PROJECT}/secrets/someone-elses", "labels": {}}
+    store.versions["someone-elses"] = []
+    found = [(r.kind, r.id, r.deployment_name) for r in gcp.list_managed() if r.kind == "secret"]
+    assert found == [("secret", "thrifty-minilm", "minilm")]
+    assert sweep([gcp], [("gcp", "minilm")], grace_s=0, dry_run=True) == [], "a live deployment's"
+    for zone, inst in gcp._list("minilm"):
+        gcp._delete_instance(zone, inst.name)
+    gcp._delete_firewall("thrifty-minilm")  # a delete cut short before the secret went
+    listed = sweep([gcp], [], grace_s=0, dry_run=True)
+    assert [(o.resource.kind, o.resource.id) for o in listed] == [("secret", "thrifty-minilm")]
+    assert sweep([gcp], [], grace_s=3600, dry_run=True) == [], "younger than the grace period"
+    sweep([gcp], [], grace_s=0)
+    assert list(store.secrets) == ["someone-elses"] and sweep([gcp], [], grace_s=0, dry_run=True) == []
