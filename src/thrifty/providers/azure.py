@@ -688,9 +688,13 @@ class AzureProvider:
         return f"azure-keyvault:{self.target.key_vault_url.rstrip('/')}/secrets/{secret_name(spec.name)}"
 
     def _put_secret(self, spec: DeploySpec) -> bool:
-        if spec.secret_bundle is None or not self.target.key_vault_url:
+        """Store the spec's bundle; True when the secret is new. A spec rebuilt from the VMs' tags
+        (scale, a spot replacement) has no bundle: its VMs read the secret already there."""
+        if not self.target.key_vault_url:
             if not self._dry_run:
                 _log.warning(PLAIN_HTTP, spec.name)
+            return False
+        if spec.secret_bundle is None:
             return False
         tags = {MANAGED_KEY: "true", DEPLOYMENT_KEY: spec.name, CREATED_KEY: now_tag()}
         return bool(self._vault().put(secret_name(spec.name), spec.secret_bundle.get_secret_value(), tags))

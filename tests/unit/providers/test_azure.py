@@ -849,6 +849,13 @@ def test_the_tls_key_goes_to_key_vault_and_the_vm_reads_it_with_its_identity_rep
     assert (bundle.key_pem, bundle.cert_pem, bundle.token_sha256) == (cert.key_pem, cert.cert_pem, "cd" * 32)
     azure.deploy(spec)  # a redeploy adds a version
     assert len(vault.secrets["thrifty-minilm"]["versions"]) == 2
+    azure.scale("minilm", 2)  # the spec from the VM's tags: no bundle, the new VM reads the same secret
+    added = base64.b64decode(arm.vms["thrifty-minilm-1"]["properties"]["osProfile"]["customData"]).decode()
+    assert (
+        f"THRIFTY_SECRET={ref}" in added
+        and arm.vms["thrifty-minilm-1"]["identity"]["type"] == "SystemAssigned"
+    )
+    assert len(vault.secrets["thrifty-minilm"]["versions"]) == 2
     azure.delete("minilm")
     assert vault.secrets == {} and vault.deleted == {}, "deleted and purged"
     with pytest.raises(ConfigError, match="answered 404"):
