@@ -329,7 +329,7 @@ def _summary(found: dict[str, Any], port: int) -> str:
             f"Prefect UI {found['url']}  ·  pool {POOL}: {worker}",
             f"deployments: {', '.join(found['deployments'])}",
             f"from Python or the CLI: export PREFECT_API_URL={api_url(port)}",
-            f"thrifty API {thrifty_api_url()}/api/v1 (docs /api/v1/docs; dashboard {thrifty_api_url()}/ once installed)",
+            f"thrifty API {thrifty_api_url()}/api/v1 (docs /api/v1/docs)  ·  dashboard {thrifty_api_url()}/",
             f"logs in {state_dir()}  ·  `make server-stop` stops it",
         ]
     )

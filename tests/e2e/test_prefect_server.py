@@ -222,9 +222,12 @@ def _ready(port: int) -> dict[str, Any]:
 
 def _quiet_summary(output: str) -> None:
     lines = output.strip().splitlines()
-    assert len(lines) <= 10, output  # it was 211 lines, Prefect's "start a worker" advice 7 times
+    # it was 211 lines, Prefect's "start a worker" advice 7 times; now one line per step + 5 of summary
+    assert len(lines) <= 12, output
     assert "start a worker" not in output and "Traceback" not in output, output
-    assert "online" in lines[-4] and "PREFECT_API_URL=" in output, output
+    (ui,) = [line for line in lines if line.startswith("Prefect UI ")]
+    assert "online" in ui and "PREFECT_API_URL=" in output, output
+    assert any(line.startswith("thrifty API ") and "dashboard" in line for line in lines[-5:]), output
 
 
 @pytest.mark.slow
