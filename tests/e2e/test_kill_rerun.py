@@ -143,7 +143,8 @@ def test_killed_run_rerun_converges(run_env: dict[str, str], tmp_path: Path) -> 
     replicas = [r for r in LocalProvider(start_gateway=False).list_managed() if r.kind == "replica"]
     assert len(replicas) == row.replicas == 1
     x = np.random.default_rng(5).standard_normal((3, IN_FEATURES)).astype(np.float32)
-    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
+    # the plan may choose the fp16 variant (accepted, as small): fp16 precision, not bit-exactness
+    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-2, atol=1e-2)
     # the measurements made before the kill were reused, not repeated
     assert len(registry.list_benchmark_results(variant_ids)) == bench_rows
     assert wait_gone_except_gateway(home) == []

@@ -160,7 +160,9 @@ def test_worker_runs_deploy_model_triggered_from_python(prefect_server: Server, 
     row = runtime.registry().get_deployment("tiny")
     assert row.state == "running"
     x = np.random.default_rng(3).standard_normal((2, IN_FEATURES)).astype(np.float32)
-    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-2, atol=1e-2
+    )  # fp16 may win
     # the gateway belongs to this test's THRIFTY_HOME (the worker's flow run saw its environment)
     assert daemon_pid(get_settings()) is not None
 
@@ -174,7 +176,9 @@ def test_worker_runs_deploy_model_triggered_from_python(prefect_server: Server, 
     assert triggered[0].parameters == {"params": {"model": "tiny"}}  # the model name from the event
     assert [d.name for d in runtime.registry().list_deployments()] == ["tiny"]
     row = runtime.registry().get_deployment("tiny")
-    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-2, atol=1e-2
+    )  # fp16 may win
 
     # the management API `make server` started beside it: the same deploy as an operation, polled
     import thrifty
@@ -186,7 +190,9 @@ def test_worker_runs_deploy_model_triggered_from_python(prefect_server: Server, 
         assert (done.state, done.ok) == ("COMPLETED", True), done.message
         assert any("tiny" in line["message"] for line in api.operation_logs(op.id))
     row = runtime.registry().get_deployment("tiny")
-    np.testing.assert_allclose(infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-2, atol=1e-2
+    )  # fp16 may win
 
 
 def wait_final_runs(flow_name: str, count: int, timeout_s: float) -> list[Any]:

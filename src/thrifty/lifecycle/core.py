@@ -163,6 +163,7 @@ class Lifecycle:
         started = time.perf_counter()
         live = self._live_row(name)
         if verb == "update" and same_spec(live, spec) and target_ref(live) == target:
+            self._reconverge(live, target)
             return Outcome(name, verb, "unchanged", detail="the live revision already runs this spec")
         provider = self.provider_for(target)
         require(provider, Feature.REVISIONS)
@@ -177,6 +178,13 @@ class Lifecycle:
         seconds = time.perf_counter() - started
         self.registry.add_event(name, "revision_live", f"r{revision.number} ({reason or verb}): {detail}")
         return Outcome(name, verb, "done", revision.number, _number(previous), detail, seconds)
+
+    def _reconverge(self, live: Deployment, target: str) -> None:
+        """An unchanged local deployment is brought back to what its row says (the gateway restarted
+        if a killed run took it down): deploying the same spec to the gateway is idempotent."""
+        provider = self.provider_for(target)
+        if routes_itself(provider):
+            provider.deploy(spec_from_dict(live.spec or {"name": live.name}))
 
     def _in_place(self, row: Deployment, provider: Provider) -> bool:
         """True where the target's own router swaps revisions (the same local gateway)."""

@@ -105,7 +105,14 @@ def test_a_load_ramp_scales_out_within_bounds_meets_the_slo_and_scales_back_in(
     while _live(gw) > AUTOSCALE["min_replicas"]:
         assert time.monotonic() < deadline, f"still {_live(gw)} replicas after the ramp"
         time.sleep(0.1)
-    reasons = [e.reason for e in registry.list_events("mlp") if e.kind == "autoscale"]
+
+    def reasons_now() -> list[str]:
+        return [e.reason for e in registry.list_events("mlp") if e.kind == "autoscale"]
+
+    # the gateway drops the replica, then records why: wait for the record of the last step
+    while not reasons_now()[-1].startswith("2 → 1 replicas") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reasons = reasons_now()
     assert any("→ 3 replicas" in r for r in reasons), reasons
     assert not any("→ 4 replicas" in r for r in reasons), "above max_replicas"
     assert reasons[-1].startswith("2 → 1 replicas"), reasons
