@@ -66,7 +66,7 @@ def test_a_corrupt_file_is_an_error_panel_and_stores_nothing(
     assert leftover_staging(web_home) == []
 
 
-def test_a_traversal_file_name_is_refused(page: Any, web_home: Path, tmp_path: Path) -> None:
+def test_a_traversal_file_name_is_refused(page: Any, web_home: Path) -> None:
     page.goto("/models")
     before = model_names()
     payload = {"name": "../evil.onnx", "mimeType": "application/octet-stream", "buffer": b"\x08\x07"}
