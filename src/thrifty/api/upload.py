@@ -8,6 +8,7 @@ stores nothing until it passed; the staging folder is removed whatever happens.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import uuid
@@ -19,7 +20,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from thrifty.errors import ConfigError, CorruptModelError, ModelTooLargeError, UnsafeModelError
+from thrifty.errors import (
+    ConfigError,
+    CorruptModelError,
+    ModelTooLargeError,
+    ThriftyError,
+    UnsafeModelError,
+)
 
 if TYPE_CHECKING:
     from thrifty.ingest.core import IngestResult
@@ -191,8 +198,14 @@ async def upload_model(
         if before_ingest is not None:
             before_ingest(staged)
         assert staged.path is not None
-        result = await run_in_threadpool(
-            ingest_model, staged.path, staged.fields.get("name") or None,
-            registry=registry, store=runtime.store(settings), max_bytes=settings.max_model_bytes,
-        )  # fmt: skip
+        try:
+            result = await run_in_threadpool(
+                ingest_model, staged.path, staged.fields.get("name") or None,
+                registry=registry, store=runtime.store(settings), max_bytes=settings.max_model_bytes,
+            )  # fmt: skip
+        except ThriftyError as exc:  # name the file as sent, not the server's staging folder
+            staged_at = f"{folder}{os.sep}"
+            if staged_at not in exc.message:
+                raise
+            raise type(exc)(exc.message.replace(staged_at, ""), hint=exc.hint) from exc
     return result, staged
