@@ -8,18 +8,30 @@ stores nothing until it passed; the staging folder is removed whatever happens.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from thrifty.errors import ConfigError, CorruptModelError, ModelTooLargeError, UnsafeModelError
+from thrifty.errors import (
+    ConfigError,
+    CorruptModelError,
+    ModelTooLargeError,
+    ThriftyError,
+    UnsafeModelError,
+)
+
+if TYPE_CHECKING:
+    from thrifty.ingest.core import IngestResult
+    from thrifty.registry import Registry
+    from thrifty.settings import Settings
 
 #: form fields other than the file stay small
 MAX_FIELD_BYTES = 10_000
@@ -152,3 +164,48 @@ async def receive(content_type: str, chunks: AsyncIterator[bytes], folder: Path,
             "the upload has no file (or an empty one)", hint="send the model as form field 'file'"
         )
     return receiver.staged
+
+
+def refuse_declared_oversize(content_length: str | None, max_bytes: int) -> None:
+    """Refuse before reading a byte when the declared length is already past the limit (plus room
+    for the multipart framing and the small fields)."""
+    if content_length and content_length.isdigit() and int(content_length) > max_bytes + 65_536:
+        raise ModelTooLargeError(
+            f"the upload declares {int(content_length)} bytes, over the limit of {max_bytes}",
+            hint="raise THRIFTY_MAX_MODEL_BYTES on the server, or send a smaller model",
+        )
+
+
+async def upload_model(
+    headers: Mapping[str, str],
+    chunks: AsyncIterator[bytes],
+    *,
+    registry: Registry,
+    settings: Settings,
+    before_ingest: Callable[[Staged], None] | None = None,
+) -> tuple[IngestResult, Staged]:
+    """The whole upload, for the API and the dashboard alike: refuse a declared oversize, stream the
+    body to a staging folder, let ``before_ingest`` refuse it (the dashboard's CSRF check), then
+    ``ingest_model`` (stores nothing until the model passed). The staging folder is always removed."""
+    from starlette.concurrency import run_in_threadpool
+
+    from thrifty import runtime
+    from thrifty.ingest import ingest_model
+
+    refuse_declared_oversize(headers.get("content-length"), settings.max_model_bytes)
+    with staging(settings.home) as folder:
+        staged = await receive(headers.get("content-type", ""), chunks, folder, settings.max_model_bytes)
+        if before_ingest is not None:
+            before_ingest(staged)
+        assert staged.path is not None
+        try:
+            result = await run_in_threadpool(
+                ingest_model, staged.path, staged.fields.get("name") or None,
+                registry=registry, store=runtime.store(settings), max_bytes=settings.max_model_bytes,
+            )  # fmt: skip
+        except ThriftyError as exc:  # name the file as sent, not the server's staging folder
+            staged_at = f"{folder}{os.sep}"
+            if staged_at not in exc.message:
+                raise
+            raise type(exc)(exc.message.replace(staged_at, ""), hint=exc.hint) from exc
+    return result, staged

@@ -1,5 +1,5 @@
-"""The dashboard's writes (POST, CSRF-checked): one-click deploy, applying a recommendation and the
-playground's inference."""
+"""The dashboard's writes (POST, CSRF-checked): a model upload, one-click deploy, applying a
+recommendation and the playground's inference."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from thrifty import read
 from thrifty.errors import ConfigError
 from thrifty.web import playground
-from thrifty.web.base import LauncherDep, RegistryDep, SettingsDep, check_csrf, error_panel, render
+from thrifty.web.base import (
+    CSRF_COOKIE,
+    LauncherDep,
+    RegistryDep,
+    SettingsDep,
+    check_csrf,
+    error_panel,
+    render,
+)
 from thrifty.web.launch import DEPLOY_MODEL
 
 router = APIRouter()
@@ -30,6 +38,27 @@ def _deploy_parameters(model: str, name: str, p95_ms: float, rps: float, target:
     if name.strip():
         parameters["name"] = name.strip()
     return parameters
+
+
+@router.post("/models/upload", response_model=None)
+async def upload_model(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    """The API's streamed upload (size limit, sha256, bare file names, ``ingest_model``); the CSRF
+    token is a field of the multipart body, checked before anything is ingested. Then the models
+    page with the new model and a link to the deploy form."""
+    from thrifty.api.upload import upload_model as receive_and_ingest
+
+    try:
+        if not request.cookies.get(CSRF_COOKIE):  # no cookie: refuse before reading the body
+            check_csrf(request, "")
+        result, staged = await receive_and_ingest(
+            request.headers, request.stream(), registry=registry, settings=settings,
+            before_ingest=lambda s: check_csrf(request, s.fields.get("csrf_token", "")),
+        )  # fmt: skip
+    except Exception as exc:
+        return error_panel(request, exc)
+    row = read.version_view(result.version)
+    query = f"uploaded={quote(row.model)}&version={row.version}&sha256={staged.sha256}"
+    return RedirectResponse(f"/models?{query}&created={int(result.created)}", status_code=303)
 
 
 @router.post("/deploy", response_model=None)

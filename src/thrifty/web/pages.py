@@ -79,8 +79,21 @@ def deployment(request: Request, registry: RegistryDep, name: str) -> HTMLRespon
 
 
 @router.get("/models", response_class=HTMLResponse)
-def models(request: Request, registry: RegistryDep) -> HTMLResponse:
-    return page(request, "models.html", lambda: {"models": read.models(registry)})
+def models(
+    request: Request,
+    registry: RegistryDep,
+    uploaded: str = "",
+    version: int = 0,
+    sha256: str = "",
+    created: int = 1,
+) -> HTMLResponse:
+    """The models, the upload form, and (after an upload) the new version with a link to deploy it."""
+    just = {"model": uploaded, "version": version, "sha256": sha256, "created": bool(created)}
+    return page(
+        request,
+        "models.html",
+        lambda: {"models": read.models(registry), "uploaded": just if uploaded else None},
+    )
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)
@@ -150,8 +163,8 @@ def alerts(request: Request, registry: RegistryDep) -> HTMLResponse:
 
 
 @router.get("/deploy", response_class=HTMLResponse)
-def deploy_form(request: Request, registry: RegistryDep) -> HTMLResponse:
-    return page(request, "deploy.html", lambda: {"models": read.models(registry)})
+def deploy_form(request: Request, registry: RegistryDep, model: str = "") -> HTMLResponse:
+    return page(request, "deploy.html", lambda: {"models": read.models(registry), "model": model})
 
 
 def _run(launcher: Any, run_id: str, deployment: str) -> dict[str, Any]:

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from thrifty import read
-from thrifty.api import ops
+from thrifty.api import ops, upload
 from thrifty.api.deps import Conf, Deployer, Limit, Offset, Page, Reg, Viewer, audit, page
 from thrifty.api.ops import OperationView
-from thrifty.api.upload import receive, staging
 
 router = APIRouter(tags=["models"])
 
@@ -59,35 +58,12 @@ UPLOAD_BODY = {
 async def upload_model(request: Request, who: Deployer, registry: Reg, settings: Conf) -> Uploaded:
     """Upload a model file (multipart field ``file``; optional field ``name``), streamed with a size
     limit and hashed, then validated and registered as ``thrifty ingest`` does."""
-    from starlette.concurrency import run_in_threadpool
-
-    from thrifty import runtime
-    from thrifty.ingest import ingest_model
-
-    _refuse_declared_oversize(request, settings.max_model_bytes)
-    with staging(settings.home) as folder:
-        staged = await receive(
-            request.headers.get("content-type", ""), request.stream(), folder, settings.max_model_bytes
-        )
-        assert staged.path is not None
-        result = await run_in_threadpool(
-            ingest_model, staged.path, staged.fields.get("name") or None,
-            registry=registry, store=runtime.store(settings), max_bytes=settings.max_model_bytes,
-        )  # fmt: skip
+    result, staged = await upload.upload_model(
+        request.headers, request.stream(), registry=registry, settings=settings
+    )
     row = read.version_view(result.version)
     audit(registry, who, "models.upload", row.model, None, row)
     return Uploaded(**row.model_dump(), created=result.created, upload_sha256=staged.sha256)
-
-
-def _refuse_declared_oversize(request: Request, max_bytes: int) -> None:
-    from thrifty.errors import ModelTooLargeError
-
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 65_536:
-        raise ModelTooLargeError(
-            f"the upload declares {int(declared)} bytes, over the limit of {max_bytes}",
-            hint="raise THRIFTY_MAX_MODEL_BYTES on the server, or send a smaller model",
-        )
 
 
 @router.get("/models/{name}/variants", openapi_extra=cli("variants"))
