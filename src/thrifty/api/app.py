@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from thrifty.api import errors
 from thrifty.api.routes import admin, deployments, fleet, models, plans
+from thrifty.errors import AccessError
+from thrifty.serving.auth import is_loopback
 from thrifty.settings import Settings, get_settings
 
 PREFIX = "/api/v1"
@@ -42,8 +44,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(area.router)
     app.include_router(api)
     if importlib.util.find_spec("thrifty.web") is not None:  # the dashboard, at /
-        app.include_router(importlib.import_module("thrifty.web.routes").router)
+        dashboard = importlib.import_module("thrifty.web.routes").router
+        app.include_router(dashboard, dependencies=[Depends(dashboard_peer)])
     return app
+
+
+def dashboard_peer(request: Request) -> None:
+    """The dashboard has no login of its own: it answers this machine only, even when the API is
+    bound to other addresses (API calls from elsewhere use tokens)."""
+    peer = request.client.host if request.client else ""
+    if not is_loopback(peer):
+        raise AccessError(
+            f"the dashboard answers this machine only (client {peer or 'unknown'})",
+            hint="open it through an SSH tunnel: ssh -L 8080:127.0.0.1:8080 SERVER, then http://127.0.0.1:8080/",
+            status=403,
+        )
 
 
 def openapi_document() -> dict[str, object]:

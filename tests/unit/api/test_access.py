@@ -140,3 +140,22 @@ def test_migration_0002_on_sqlite_and_postgresql(database_url: str) -> None:
             s.add_all([ApiOperation(id=c * 32, **(first | {"active_target": None})) for c in "cd"])
     finally:
         registry.engine.dispose()
+
+
+def test_the_dashboard_answers_this_machine_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # it has no login of its own: a client elsewhere gets a 403 with the fix, loopback gets the page
+    import asyncio
+
+    from thrifty.api.app import create_app
+
+    monkeypatch.setenv("THRIFTY_HOME", str(tmp_path / "home"))
+    app = create_app()
+
+    async def get(peer: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://thrifty") as client:
+            return await client.get("/")
+
+    elsewhere = asyncio.run(get("203.0.113.9"))
+    assert elsewhere.status_code == 403 and "SSH tunnel" in elsewhere.text
+    assert asyncio.run(get("127.0.0.1")).status_code == 200
