@@ -124,6 +124,7 @@ def test_orphans_of_a_deployment_the_registry_forgot_are_swept(
         ("forgotten", "instance"),
         ("forgotten", "instance"),
         ("forgotten", "launch-template"),
+        ("forgotten", "secret"),  # its TLS key + token digest in Secrets Manager
         ("forgotten", "security-group"),
     ]
     aws = build_provider(aws_target_ref)
@@ -131,7 +132,7 @@ def test_orphans_of_a_deployment_the_registry_forgot_are_swept(
 
     params = SpotRebalanceParams(targets={"aws": aws_target_ref}, health_check="state", gc_grace_s=0.0)
     result = spot_rebalance(params)
-    assert len(result["orphans"]) == 4
+    assert len(result["orphans"]) == 5
     assert {r.deployment_name for r in aws.list_managed()} == {"kept"}
     assert aws.status("kept").replicas_ready == 2
 

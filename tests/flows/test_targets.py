@@ -113,7 +113,7 @@ def test_the_local_target_hibernates_without_a_block(thrifty_home: Path) -> None
     with disable_run_logger():
         first = apply_hibernation.fn(choice, "m", "hibernate")
         second = apply_hibernation.fn(choice, "m", "hibernate")  # idempotent: no second event
-    assert first == second == {"name": "m", "state": "hibernated", "replicas_ready": 0}
+    assert first == second == {"name": "m", "state": "hibernated", "replicas_ready": 0, "replicas_desired": 0}
     assert [e.kind for e in registry.list_events("m")] == ["hibernate"]
 
 
