@@ -188,7 +188,11 @@ def test_worker_runs_deploy_model_triggered_from_python(prefect_server: Server, 
         op = api.deploy("tiny", parameters={k: v for k, v in params.items() if k != "model"})
         done = api.wait(op.id, timeout_s=300, poll_s=1.0)
         assert (done.state, done.ok) == ("COMPLETED", True), done.message
-        assert any("tiny" in line["message"] for line in api.operation_logs(op.id))
+        # the worker ships a run's logs to Prefect in batches: they may land a few seconds after the end
+        deadline = time.monotonic() + 30
+        while not any("tiny" in line["message"] for line in api.operation_logs(op.id)):
+            assert time.monotonic() < deadline, api.operation_logs(op.id)
+            time.sleep(1.0)
     row = runtime.registry().get_deployment("tiny")
     np.testing.assert_allclose(
         infer(row.endpoint_url, x), original_logits(model, x), rtol=1e-2, atol=1e-2
