@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from thrifty.api import errors
 from thrifty.api.routes import admin, deployments, fleet, models, plans
-from thrifty.errors import AccessError
-from thrifty.serving.auth import is_loopback
 from thrifty.settings import Settings, get_settings
 
 PREFIX = "/api/v1"
+#: is this dashboard request from this machine? (thrifty.web.auth.LocalPeer)
+LocalPeer = Callable[[Request], bool]
 #: every refusal is an ErrorBody; the OpenAPI document says so (and not FastAPI's default 422 shape)
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": errors.ErrorBody, "description": what}
@@ -26,7 +27,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }  # fmt: skip
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, local_peer: LocalPeer | None = None) -> FastAPI:
+    """The API; the dashboard at ``/`` with its login. ``local_peer`` decides which dashboard
+    requests come from this machine (loopback by default; a test passes another to play a remote
+    peer) — while no API token exists, only those are served."""
     from thrifty import __version__
 
     app = FastAPI(
@@ -43,22 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for area in (models, plans, deployments, fleet, admin):
         api.include_router(area.router)
     app.include_router(api)
-    if importlib.util.find_spec("thrifty.web") is not None:  # the dashboard, at /
-        dashboard = importlib.import_module("thrifty.web.routes").router
-        app.include_router(dashboard, dependencies=[Depends(dashboard_peer)])
+    if importlib.util.find_spec("thrifty.web") is not None:  # the dashboard, at /, behind its login
+        app.include_router(importlib.import_module("thrifty.web.routes").router)
+        importlib.import_module("thrifty.web.auth").install(app, local_peer)
     return app
-
-
-def dashboard_peer(request: Request) -> None:
-    """The dashboard has no login of its own: it answers this machine only, even when the API is
-    bound to other addresses (API calls from elsewhere use tokens)."""
-    peer = request.client.host if request.client else ""
-    if not is_loopback(peer):
-        raise AccessError(
-            f"the dashboard answers this machine only (client {peer or 'unknown'})",
-            hint="open it through an SSH tunnel: ssh -L 8080:127.0.0.1:8080 SERVER, then http://127.0.0.1:8080/",
-            status=403,
-        )
 
 
 def openapi_document() -> dict[str, object]:

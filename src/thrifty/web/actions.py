@@ -1,5 +1,6 @@
-"""The dashboard's writes (POST, CSRF-checked): a model upload, one-click deploy, applying a
-recommendation and the playground's inference."""
+"""The dashboard's writes (POST, CSRF-checked, ``deployer`` role): a model upload, one-click deploy,
+applying a recommendation and the playground's inference. Each is audited with the signed-in
+token's name (``dashboard.*`` actions); a refused one is audited as refused (thrifty.web.auth)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from thrifty import read
+from thrifty import access, read
 from thrifty.errors import ConfigError
 from thrifty.web import playground
+from thrifty.web.auth import require_role
 from thrifty.web.base import (
     CSRF_COOKIE,
     LauncherDep,
@@ -48,6 +50,7 @@ async def upload_model(request: Request, registry: RegistryDep, settings: Settin
     from thrifty.api.upload import upload_model as receive_and_ingest
 
     try:
+        who = require_role(request, registry)  # before a byte of the body is read
         if not request.cookies.get(CSRF_COOKIE):  # no cookie: refuse before reading the body
             check_csrf(request, "")
         result, staged = await receive_and_ingest(
@@ -57,6 +60,8 @@ async def upload_model(request: Request, registry: RegistryDep, settings: Settin
     except Exception as exc:
         return error_panel(request, exc)
     row = read.version_view(result.version)
+    after = {"version": row.version, "sha256": staged.sha256, "created": result.created}
+    access.audit(registry, who.name, "dashboard.models.upload", row.model, after=after)
     query = f"uploaded={quote(row.model)}&version={row.version}&sha256={staged.sha256}"
     return RedirectResponse(f"/models?{query}&created={int(result.created)}", status_code=303)
 
@@ -64,6 +69,7 @@ async def upload_model(request: Request, registry: RegistryDep, settings: Settin
 @router.post("/deploy", response_model=None)
 def deploy(
     request: Request,
+    registry: RegistryDep,
     launcher: LauncherDep,
     csrf_token: Annotated[str, Form()],
     model: Annotated[str, Form()],
@@ -75,11 +81,14 @@ def deploy(
     """Start deploy-model and go to the run's page (303, so a reload does not deploy twice)."""
     try:
         check_csrf(request, csrf_token)
+        who = require_role(request, registry)
         parameters = _deploy_parameters(model, name, p95_ms, rps, target)
         run_id = launcher.start(parameters)
     except Exception as exc:
         return error_panel(request, exc)
     deployment = parameters.get("name") or ""
+    after = {"run_id": run_id, "parameters": parameters}
+    access.audit(registry, who.name, "dashboard.deploy", deployment or parameters["model"], after=after)
     return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)
 
 
@@ -95,9 +104,12 @@ def infer(
     """Send the body to the deployment's endpoint from the server; the answer as an htmx fragment."""
     try:
         check_csrf(request, csrf_token)
+        who = require_role(request, registry)
         status, answer, latency_ms = playground.send(read.deployment(registry, name), body, settings)
     except Exception as exc:
         return error_panel(request, exc, partial=True)
+    after = {"status": status, "latency_ms": round(latency_ms, 1)}
+    access.audit(registry, who.name, "dashboard.playground", name, after=after)
     context = {"status": status, "answer": json.dumps(answer, indent=1)[:20000], "latency_ms": latency_ms}
     return render(request, "_playground.html", context)
 
@@ -117,6 +129,7 @@ def apply_recommendation(
     --apply KIND`` does) and go to the run's page."""
     try:
         check_csrf(request, csrf_token)
+        who = require_role(request, registry)
         answer = read.recommendations(registry, settings, deployment, days=days)
         rec = read.find_recommendation(answer, deployment, kind)
         if rec.flow != DEPLOY_MODEL:
@@ -126,4 +139,6 @@ def apply_recommendation(
         run_id = launcher.start(rec.parameters)
     except Exception as exc:
         return error_panel(request, exc)
+    after = {"kind": kind, "run_id": run_id, "parameters": rec.parameters}
+    access.audit(registry, who.name, "dashboard.recommendations.apply", deployment, after=after)
     return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)

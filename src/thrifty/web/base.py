@@ -14,8 +14,8 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from thrifty import runtime
-from thrifty.errors import ConfigError, NotFoundError, ThriftyError
+from thrifty import access, runtime
+from thrifty.errors import AccessError, ConfigError, NotFoundError, ThriftyError
 from thrifty.registry import Registry
 from thrifty.settings import Settings, get_settings
 from thrifty.web.launch import Launcher, PrefectLauncher
@@ -60,21 +60,35 @@ def _csrf(request: Request) -> str:
     return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
 
 
+def is_https(request: Request) -> bool:
+    """Served over HTTPS (uvicorn's TLS, or X-Forwarded-Proto from a proxy it trusts): cookies get Secure."""
+    return request.url.scheme == "https"
+
+
+def _who(request: Request) -> dict[str, Any]:
+    """The signed-in principal (set by the gate, thrifty.web.auth) and whether its role may write."""
+    user = getattr(request.state, "principal", None)
+    return {"user": user, "can_write": user is not None and access.role_allows(user.role, "deployer")}
+
+
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    """A template with the CSRF token every form posts back (a cookie set here, SameSite=Strict)."""
+    """A template with the CSRF token every form posts back (a cookie set here, SameSite=Strict) and
+    who is signed in (``user``, ``can_write``: the write buttons show only for a deployer or admin)."""
     token = _csrf(request)
     response = templates.TemplateResponse(
-        request, name, {**context, "csrf_token": token}, status_code=status_code
+        request, name, {**context, **_who(request), "csrf_token": token}, status_code=status_code
     )
     if request.cookies.get(CSRF_COOKIE) != token:
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=is_https(request))
     return response
 
 
 def error_panel(request: Request, exc: Exception, partial: bool = False) -> HTMLResponse:
     """The page (or htmx fragment) that replaces a traceback: message and fix, never the stack."""
     if isinstance(exc, ThriftyError):
-        status = 404 if isinstance(exc, NotFoundError) else 400
+        status = (
+            exc.status if isinstance(exc, AccessError) else 404 if isinstance(exc, NotFoundError) else 400
+        )
         message, hint = exc.message, exc.hint
     else:
         log.exception("dashboard page %s failed", request.url.path)

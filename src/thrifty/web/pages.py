@@ -23,11 +23,13 @@ from thrifty.web.base import (
 from thrifty.web.launch import DEPLOY_MODEL
 
 router = APIRouter()
+#: what the login page needs before anyone is signed in
+public = APIRouter()
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 Offset = Query(0, ge=0, description="first row of the page")
 
 
-@router.get("/static/{name}")
+@public.get("/static/{name}")
 def static(name: str) -> Response:
     if name not in STATIC:
         return Response("not found", status_code=404, media_type="text/plain")

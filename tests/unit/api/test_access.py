@@ -142,8 +142,8 @@ def test_migration_0002_on_sqlite_and_postgresql(database_url: str) -> None:
         registry.engine.dispose()
 
 
-def test_the_dashboard_answers_this_machine_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # it has no login of its own: a client elsewhere gets a 403 with the fix, loopback gets the page
+def test_without_tokens_the_dashboard_answers_this_machine_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # while no API token exists: a client elsewhere gets a 403 with the fix, loopback gets the page
     import asyncio
 
     from thrifty.api.app import create_app
