@@ -142,7 +142,9 @@ def test_migration_0002_on_sqlite_and_postgresql(database_url: str) -> None:
         registry.engine.dispose()
 
 
-def test_without_tokens_the_dashboard_answers_this_machine_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_tokens_the_dashboard_answers_this_machine_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # while no API token exists: a client elsewhere gets a 403 with the fix, loopback gets the page
     import asyncio
 
