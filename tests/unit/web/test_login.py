@@ -4,6 +4,7 @@ A remote peer is played by the peer check the app factories take, not by a trust
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from http.cookies import SimpleCookie
@@ -195,3 +196,41 @@ def test_a_viewer_write_is_refused_naming_the_role_and_audited(client: Client) -
 )
 def test_after_login_the_browser_goes_to_this_dashboard_only(asked: str, goes_to: str) -> None:
     assert auth.safe_next(asked) == goes_to
+
+
+def _paths(router: Any, method: str) -> list[str]:
+    """The router's paths for ``method``, with every path parameter filled in."""
+    return [
+        re.sub(r"\{[^}]+\}", "x", route.path)
+        for route in router.routes
+        if method in getattr(route, "methods", ())
+    ]
+
+
+def test_every_dashboard_write_needs_the_deployer_role(client: Client) -> None:
+    """Each POST route of thrifty.web.actions, one added later included, refuses a viewer by name."""
+    from thrifty.web import actions
+
+    browser = client()
+    _login(browser, _token("viewer"))
+    browser.get("/")
+    writes = _paths(actions.router, "POST")
+    assert {"/deploy", "/models/upload", "/recommendations/apply", "/deployments/x/playground"} <= set(writes)
+    for path in writes:
+        answer = browser.post(path, data={"csrf_token": browser.cookies[CSRF_COOKIE], "model": "m", "body": "{}",
+                                          "deployment": "x", "kind": "k"})  # fmt: skip
+        assert answer.status_code == 403 and "deployer" in answer.text, (path, answer.status_code)
+
+
+def test_every_dashboard_page_is_behind_the_login(client: Client) -> None:
+    from thrifty.web import pages
+
+    _token("viewer")
+    browser = client()
+    reads = _paths(pages.router, "GET")
+    assert len(reads) >= 10
+    for path in reads:
+        answer = browser.get(path)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next="), path
+    assert browser.get("/static/style.css").status_code == 200  # the login page's own style
+    assert browser.get("/login").status_code == 200
