@@ -5,25 +5,36 @@ past ``baseline_min`` minutes (ending ``lag_min`` ago, so an anomaly under way d
 own baseline up) and its median around the same minute yesterday (so a daily ramp is not news) —
 with a **noise model** that knows how the value was measured:
 
-    traffic   requests/min     Poisson counts, over-dispersion φ learnt from the series itself
+    traffic   requests/min     requests in the last 5 minutes, Poisson counts against the usual
+                               rate, over-dispersion φ learnt from the series itself
     latency   p95 ms           log p95 from n requests: variance σ²/n, σ² learnt from the series
-    errors    share failing    errors ~ Poisson(rate × requests)
+    errors    share failing    errors in the last 5 minutes, binomial against the past day's error
+                               rate with the number of requests served
     cost      $/1M requests    spend per replica-minute (the price in force) when the rollups
                                carry replicas; else spend that rises while $/1M rises too
 
-The learnt parts (φ, σ²) are robust spreads (MAD) of the series' own standardised residuals over
-the past day, so a bursty function and a steady one are each judged by their own yardstick.
+Counts are judged over 5-minute windows, not single minutes: a timer-triggered function that gets
+a batch every few minutes then has the steady rate it really has, and its two batches of a
+10-minute error burst are one piece of evidence. The learnt parts (φ, σ²) are robust spreads (MAD)
+of the series' own standardised residuals over the past day, so a bursty function and a steady one
+are each judged by their own yardstick. Traffic that stays within what the same hour yesterday saw
+in a bursty hour (a daily job that wanders by half an hour) is not news; a burst elsewhere in the day
+does not excuse an hour that was quiet yesterday.
 
 A one-sided **CUSUM** (Page's test) adds up the evidence, as a log-likelihood ratio, that the
 series has risen by the rule's ``shift_rel`` (or its absolute floor, if larger) above its baseline,
 and alerts when that sum reaches ``threshold``. A large jump crosses in a minute or two; a smaller
 lasting shift crosses after enough minutes agree; noise keeps pulling the sum back to zero. For a
-given false-alert rate no test finds a lasting shift sooner (Lorden, 1971).
+given false-alert rate no test finds a lasting shift sooner (Lorden, 1971). Traffic runs a second
+CUSUM tuned to a doubling (``jump_rel``), which finds a short ×3 spike on a noisy series that the
++25 % CUSUM would weigh too little.
 
 An alert also has to matter: the rise over the run that crossed must clear the rule's absolute
 floor (the cost floor is in $/day at the current traffic; latency +20 ms; …) and relative bar, or
 it is not worth a person's time. A rise that had been building before its run crossed (or a
-run longer than ``drift_after_min``) is reported as a ``drift``, a sudden one as a ``jump``. After an alert a series stays quiet for ``cooldown_min``.
+run longer than ``drift_after_min``) is reported as a ``drift``, a sudden one as a ``jump``. After
+an alert a series stays quiet for ``cooldown_min`` while the episode goes on; once its evidence has
+been silent for ``rearm_min`` the episode is over, and a new anomaly alerts even within the cooldown.
 Only rises alert: a drop in cost, latency or errors is good news, and a drop in traffic is the
 hibernation policy's business.
 
@@ -50,7 +61,11 @@ SERIES: tuple[Series, ...] = ("cost", "latency", "errors", "traffic")
 DAY_MIN = 1440
 MAD_TO_SIGMA = 1.4826
 ERROR_RATE_PRIOR = 0.001  # the error rate assumed when the history saw none
-BURSTY_PEAK_RATIO = 5.0  # a day whose peak is over 5× its median is bursty by nature
+COUNT_WINDOW_MIN = 5  # requests and errors are judged over the last 5 minutes (timers fire in batches)
+BURSTY_PEAK_RATIO = 2.0  # an hour whose busiest minute is over 2× its median is bursty by nature
+BURST_MARGIN = 1.5  # a daily burst may come back this much bigger (a ×3 spike is news)
+BURST_HALFWIDTH_MIN = 45  # how far from the same minute yesterday a daily burst may wander
+MIN_RATE_PER_MIN = 0.1  # the usual rate is never taken below this (an idle series' first request)
 ERROR_SHIFT_FLOORS = 3.0  # the error CUSUM looks for a rise of three floors (3 points)
 MIN_CALIBRATION = 60  # minutes of residuals needed before a series' own spread is trusted
 
@@ -67,7 +82,8 @@ class SeriesRule:
     action: str
     min_events: float = 0.0  # for rates: a rise must also mean this many more events in the run
     scale_rel: float = 0.02  # noise is never taken below this relative σ (log units)
-    yesterday_q: float = 0.5  # the quantile of yesterday's window that counts as usual
+    baseline_q: float = 0.5  # the quantile of the recent and yesterday's windows that counts as usual
+    jump_rel: float = 0.0  # > 0: a second CUSUM looks for a rise this large (sooner for big jumps)
 
     def __post_init__(self) -> None:
         if self.shift_rel <= 0 or self.min_rel < 0 or self.floor < 0 or self.scale_rel <= 0:
@@ -109,7 +125,8 @@ DEFAULT_RULES: Mapping[Series, SeriesRule] = {
         5.0,
         "requests/min",
         "confirm the traffic is wanted (a client retrying in a loop?) and that autoscaling keeps up",
-        yesterday_q=0.9,
+        baseline_q=0.75,
+        jump_rel=1.0,
     ),
 }
 
@@ -126,6 +143,7 @@ class DetectorConfig:
     confirm_min: int = 3  # one minute adds at most threshold / confirm_min: no one-minute alerts
     drift_after_min: int = 60  # a crossing run longer than this is a drift
     cooldown_min: int = 60
+    rearm_min: int = 15  # evidence silent this long ends an episode: the next one may alert in cooldown
     rules: Mapping[Series, SeriesRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
 
     def __post_init__(self) -> None:
@@ -133,15 +151,16 @@ class DetectorConfig:
             self.baseline_min < 10
             or self.lag_min < 0
             or self.cooldown_min < 0
+            or self.rearm_min < 0
             or self.threshold <= 0
             or self.confirm_min < 1
             or self.history_min < self.baseline_min
         ):
             raise ConfigError(
                 f"detector settings baseline_min={self.baseline_min}, lag_min={self.lag_min}, "
-                f"cooldown_min={self.cooldown_min}, threshold={self.threshold}, "
+                f"cooldown_min={self.cooldown_min}, rearm_min={self.rearm_min}, threshold={self.threshold}, "
                 f"history_min={self.history_min}",
-                hint="baseline ≥ 10 minutes, lag and cooldown ≥ 0, threshold > 0, history ≥ baseline",
+                hint="baseline ≥ 10 minutes, lag, cooldown and rearm ≥ 0, threshold > 0, history ≥ baseline",
             )
 
 
@@ -238,14 +257,6 @@ def _median(values: FloatArray, width: int, *, centered: bool, q: float = 0.5) -
     return result
 
 
-def _rolling_max(values: FloatArray, width: int) -> FloatArray:
-    """Largest value of the ``width`` minutes up to each minute (NaN ignored)."""
-    import pandas as pd
-
-    result: FloatArray = pd.Series(values).rolling(width, min_periods=1).max().to_numpy(np.float64)
-    return result
-
-
 def _shift(values: FloatArray, minutes: int) -> FloatArray:
     """``values`` moved later by ``minutes`` (NaN where nothing was known yet)."""
     shifted = np.full_like(values, np.nan)
@@ -254,13 +265,14 @@ def _shift(values: FloatArray, minutes: int) -> FloatArray:
     return shifted
 
 
-def _baseline(values: FloatArray, config: DetectorConfig, yesterday_q: float = 0.5) -> FloatArray:
-    """The larger of the lagged recent median and a quantile around the same minute yesterday.
+def _baseline(values: FloatArray, config: DetectorConfig, q: float = 0.5) -> FloatArray:
+    """The larger of the lagged recent median and the median around the same minute yesterday.
 
-    A high quantile of yesterday (traffic) means a burst that comes back daily is not news.
+    A higher quantile ``q`` (traffic: the upper quartile) means a return to a level the series held
+    within the window — the end of a dip — is not news.
     """
-    recent = _shift(_median(values, config.baseline_min, centered=False), config.lag_min + 1)
-    around = _median(values, 2 * config.yesterday_halfwidth_min + 1, centered=True, q=yesterday_q)
+    recent = _shift(_median(values, config.baseline_min, centered=False, q=q), config.lag_min + 1)
+    around = _median(values, 2 * config.yesterday_halfwidth_min + 1, centered=True, q=q)
     yesterday = _shift(around, DAY_MIN)
     result: FloatArray = np.fmax(recent, yesterday)
     return result
@@ -290,6 +302,7 @@ class Evidence:
     baseline: FloatArray
     llr: FloatArray  # NaN where the minute says nothing
     variance: FloatArray  # of value − baseline, for the alert's z
+    jump_llr: FloatArray | None = None  # the same for the rule's ``jump_rel`` (a second CUSUM)
 
 
 def _gaussian_llr(residual: FloatArray, delta: FloatArray, variance: FloatArray) -> FloatArray:
@@ -300,32 +313,59 @@ def _gaussian_llr(residual: FloatArray, delta: FloatArray, variance: FloatArray)
 
 
 def _traffic(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
-    counts = np.asarray(metrics.requests, dtype=np.float64)
-    mean = np.maximum(_baseline(counts, config, rule.yesterday_q), 0.5)
-    with np.errstate(invalid="ignore"):
-        dispersion = np.maximum(_spread((counts - mean) / np.sqrt(mean), config, 1.0), 1.0)
-    variance = dispersion * mean
-    delta = np.maximum(rule.shift_rel * mean, rule.floor)
-    llr = _gaussian_llr(counts - mean, delta, variance)
-    within, peak = _within_bursts(counts, config)
-    llr = np.where(within, np.minimum(llr, 0.0), llr)
-    return Evidence(counts, np.where(within, np.fmax(mean, peak), mean), llr, variance)
+    """Requests in the last ``COUNT_WINDOW_MIN`` minutes against the usual rate, as Poisson counts.
 
-
-def _within_bursts(counts: FloatArray, config: DetectorConfig) -> tuple[BoolArray, FloatArray]:
-    """Minutes of a bursty series (the past day peaked over ``BURSTY_PEAK_RATIO`` × its median,
-    over 3-minute means) that stay under that peak: such a series bursts by nature.
-
-    Also returns the peak.
+    The quasi-Poisson log-likelihood ratio of a rise by ``shift_rel`` (or the floor) is divided by the
+    series' own over-dispersion φ, and shared out over the window's minutes (each arrival is seen in
+    ``COUNT_WINDOW_MIN`` windows). Judging windows, not single minutes, lets a timer that fires every
+    few minutes be the steady rate it is.
     """
-    smooth = _window_sum(counts, 3) / 3.0
-    history = min(config.history_min, DAY_MIN)
-    peak = _shift(_rolling_max(smooth, history), config.lag_min + 1)
-    usual = _shift(_median(counts, history, centered=False), config.lag_min + 1)
+    counts = np.asarray(metrics.requests, dtype=np.float64)
+    window = _window_sum(counts, COUNT_WINDOW_MIN)
+    rate = np.maximum(_baseline(window, config, rule.baseline_q) / COUNT_WINDOW_MIN, MIN_RATE_PER_MIN)
+    expected = rate * COUNT_WINDOW_MIN
+    dispersion = _dispersion(window, expected, config)
+    within = _within_daily_bursts(counts, window, rule.floor)
+
+    def evidence_of(rise_rel: float) -> FloatArray:
+        risen = expected + np.maximum(rise_rel * rate, rule.floor) * COUNT_WINDOW_MIN
+        llr = _poisson_llr(window, expected, risen) / (dispersion * COUNT_WINDOW_MIN)
+        return np.where(within, np.minimum(llr, 0.0), llr)
+
+    jump = evidence_of(rule.jump_rel) if rule.jump_rel > 0 else None
+    return Evidence(counts, rate, evidence_of(rule.shift_rel), dispersion * rate, jump)
+
+
+def _within_daily_bursts(counts: FloatArray, window: FloatArray, floor: float) -> BoolArray:
+    """Minutes whose window stays under ``BURST_MARGIN`` × the busiest window seen within
+    ``BURST_HALFWIDTH_MIN`` of the same minute yesterday, when that hour yesterday was bursty (a
+    minute over ``BURSTY_PEAK_RATIO`` × its median, or the floor): a burst that comes back daily,
+    give or take half an hour, is not news."""
+    import pandas as pd
+
+    width = 2 * BURST_HALFWIDTH_MIN + 1
+    minute_peak = _shift(pd.Series(counts).rolling(width, 1, center=True).max().to_numpy(), DAY_MIN)
+    minute_usual = _shift(pd.Series(counts).rolling(width, 1, center=True).median().to_numpy(), DAY_MIN)
+    window_peak = _shift(pd.Series(window).rolling(width, 1, center=True).max().to_numpy(), DAY_MIN)
     with np.errstate(invalid="ignore"):
-        bursty = peak > BURSTY_PEAK_RATIO * np.maximum(np.nan_to_num(usual), 1.0)
-        within: BoolArray = bursty & (smooth <= peak)
-    return within, peak
+        bursty = minute_peak > BURSTY_PEAK_RATIO * np.maximum(minute_usual, floor)
+        within: BoolArray = bursty & (window <= BURST_MARGIN * window_peak)
+    return within
+
+
+def _poisson_llr(count: FloatArray, expected: FloatArray, risen: FloatArray) -> FloatArray:
+    """log P(count | mean ``risen``) − log P(count | mean ``expected``), Poisson."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: FloatArray = count * np.log(risen / expected) - (risen - expected)
+    return result
+
+
+def _dispersion(window: FloatArray, expected: FloatArray, config: DetectorConfig) -> FloatArray:
+    """Over-dispersion φ ≥ 1 of window counts: the robust variance of their Pearson residuals."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        residuals = (window - expected) / np.sqrt(expected)
+    result: FloatArray = np.maximum(_spread(residuals, config, 1.0), 1.0)
+    return result
 
 
 def _latency(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
@@ -373,14 +413,23 @@ def _pooled_rate(events: FloatArray, requests: FloatArray, config: DetectorConfi
 
 
 def _errors(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
+    """Errors among the last ``COUNT_WINDOW_MIN`` minutes' requests, as a binomial test against the
+    past day's error rate; shared out over the window's minutes like traffic's."""
     requests = np.asarray(metrics.requests, dtype=np.float64)
     errors = np.asarray(metrics.errors, dtype=np.float64)
     p0 = np.maximum(np.nan_to_num(_pooled_rate(errors, requests, config), nan=0.0), ERROR_RATE_PRIOR)
     p1 = np.minimum(p0 + np.maximum(rule.shift_rel * p0, rule.floor * ERROR_SHIFT_FLOORS), 0.999)
-    llr = errors * np.log(p1 / p0) - requests * (p1 - p0)
+    seen, failed = _window_sum(requests, COUNT_WINDOW_MIN), _window_sum(errors, COUNT_WINDOW_MIN)
+    llr = _binomial_llr(failed, seen, p0, p1) / COUNT_WINDOW_MIN
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(requests > 0, errors / requests, np.nan)
-    return Evidence(rate, p0, np.where(requests > 0, llr, np.nan), p0 * requests)
+    return Evidence(rate, p0, np.where(seen > 0, llr, np.nan), p0 * requests)
+
+
+def _binomial_llr(failed: FloatArray, seen: FloatArray, p0: FloatArray, p1: FloatArray) -> FloatArray:
+    """log P(failed of seen | rate ``p1``) − log P(failed of seen | rate ``p0``), binomial."""
+    result: FloatArray = failed * np.log(p1 / p0) + (seen - failed) * np.log((1.0 - p1) / (1.0 - p0))
+    return result
 
 
 def _cost(metrics: MinuteMetrics, rule: SeriesRule, config: DetectorConfig) -> Evidence:
@@ -449,6 +498,14 @@ def _crossings(llr: FloatArray, threshold: float, confirm_min: int) -> list[Run]
     return runs
 
 
+def _runs(evidence: Evidence, config: DetectorConfig) -> list[Run]:
+    """The crossings of the shift CUSUM and, where the rule has one, the jump CUSUM, by end minute."""
+    runs = _crossings(evidence.llr, config.threshold, config.confirm_min)
+    if evidence.jump_llr is not None:
+        runs += _crossings(evidence.jump_llr, config.threshold, config.confirm_min)
+    return sorted(runs, key=lambda run: (run.last, run.first))
+
+
 def _summary(
     series: Series, metrics: MinuteMetrics, evidence: Evidence, run: Run
 ) -> tuple[float, float, float]:
@@ -515,9 +572,11 @@ def detect_series(
     rule = config.rules[series]
     evidence = EVIDENCE[series](metrics, rule, config)
     alerts: list[Alert] = []
-    quiet_until = -1
-    for run in _crossings(evidence.llr, config.threshold, config.confirm_min):
-        if run.last < quiet_until:
+    quiet_until, episode_last = -1, -1
+    for run in _runs(evidence, config):
+        episode_goes_on = run.first <= episode_last + config.rearm_min
+        episode_last = max(episode_last, run.last) if episode_goes_on else run.last
+        if run.last < quiet_until and episode_goes_on:
             continue
         summary = _summary(series, metrics, evidence, run)
         if not _matters(series, evidence, metrics, rule, run, summary):

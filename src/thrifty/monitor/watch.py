@@ -3,8 +3,9 @@
 The detector (``thrifty.monitor.anomaly``) is used through its public API as it is: the last 26 h of
 minutes (24 h for "same hour yesterday", two more for the rolling baseline) become a gap-free
 ``MinuteMetrics`` (an idle minute: no requests, no latency, no spend). A scheduled run keeps only
-alerts in the last ``RECENT_MIN`` minutes that are not within the cooldown of one already stored, so
-a re-run or an overlapping schedule announces nothing twice.
+alerts in the last ``RECENT_MIN`` minutes that are not within the cooldown of one already stored (of the
+same episode: a new anomaly after the last one ended may alert within it), so a re-run or an
+overlapping schedule announces nothing twice.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ def _row(alert: Alert) -> dict[str, Any]:
 
 
 def _cooling(registry: Any, alert: Alert, config: DetectorConfig) -> bool:
+    """Whether ``alert`` is within the cooldown of the last stored alert of its kind and belongs to
+    the same episode (its run began before that episode could have ended, ``rearm_min``)."""
     last = fleet.last_alert_at(registry, alert.deployment, alert.kind)
-    return last is not None and last < alert.at < last + timedelta(minutes=config.cooldown_min)
+    if last is None:
+        return False
+    began = alert.at - timedelta(minutes=alert.minute - alert.since_minute)
+    same_episode = began <= last + timedelta(minutes=config.rearm_min)
+    return last < alert.at < last + timedelta(minutes=config.cooldown_min) and same_episode
 
 
 def new_alerts(

@@ -187,6 +187,7 @@ def test_alerts_never_use_the_future(cut: int) -> None:
         (lambda: MinuteMetrics("m", START, -np.ones(3), np.zeros(3), np.ones(3), np.ones(3)), "negative"),
         (lambda: DetectorConfig(baseline_min=5), "baseline"),
         (lambda: DetectorConfig(threshold=0), "threshold"),
+        (lambda: DetectorConfig(rearm_min=-1), "rearm"),
         (
             lambda: MinuteMetrics("m", START, np.ones(3), np.zeros(3), np.ones(3), np.ones(3), np.ones(2)),
             "lengths",
@@ -215,3 +216,88 @@ def test_rollups_from_the_request_log() -> None:
     assert metrics.latency_ms_p95[0] == pytest.approx(np.percentile([10.0, 30.0], 95))
     assert np.isnan(metrics.latency_ms_p95[1]) and metrics.latency_ms_p95[2] == 50.0
     assert metrics.usd.tolist() == [0.02] * 3
+
+
+def timer(
+    minutes: int = MINUTES,
+    per_batch: float = 120.0,
+    every_min: int = 5,
+    edit: Callable[[dict[str, np.ndarray]], None] | None = None,
+) -> MinuteMetrics:
+    """A timer-triggered function: a batch of requests every ``every_min`` minutes, nothing between."""
+
+    def batches(series: dict[str, np.ndarray]) -> None:
+        series["rate"] = np.where(np.arange(minutes) % every_min == 0, per_batch, 0.0)
+        if edit is not None:
+            edit(series)
+
+    return make(minutes, edit=batches)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        # a batch every 5 minutes is a steady 24 requests/min, not a burst every 5 minutes
+        (timer(), set()),
+        # each batch three times as big for 10 min: two batches, +48 requests/min over the window
+        (timer(edit=during("rate", 3.0, length=10)), {"traffic.jump"}),
+        # 5 % of two batches fail (~12 failures where 0.5 were usual): found although only two
+        # minutes in the burst carry requests
+        (timer(edit=during("error_rate", add=0.048, length=10)), {"errors.jump"}),
+    ],
+)
+def test_batches_are_judged_over_the_window(metrics: MinuteMetrics, expected: set[str]) -> None:
+    alerts = detect(metrics)
+    assert kinds(alerts) == expected, [a.message() for a in alerts]
+    for alert in alerts:
+        assert AT <= alert.minute <= AT + 10
+
+
+def test_a_few_failures_of_few_requests_are_not_a_burst() -> None:
+    # 2 failures in 10 min of 10 requests/min (0.2 expected): binomially unlikely, but under the
+    # 3-event minimum and the +1 point floor of a rise that is worth a person's time
+    def two_failures(series: dict[str, np.ndarray]) -> None:
+        series["error_rate"][AT : AT + 10] = 0.02
+
+    assert detect(make(rate=10.0, edit=two_failures), series=["errors"]) == []
+
+
+def daily_burst(at_minute: int, rate: float = 400.0, length: int = 3) -> MinuteMetrics:
+    """40 requests/min with a 3-minute burst of 400/min at 02:00 on day 0 — and on day 1, ``rate``
+    for ``length`` minutes at ``at_minute`` past midnight."""
+
+    def bursts(series: dict[str, np.ndarray]) -> None:
+        series["rate"][120:123] = 400.0
+        series["rate"][DAY_MIN + at_minute : DAY_MIN + at_minute + length] = rate
+
+    return make(2 * DAY_MIN, rate=40.0, edit=bursts)
+
+
+@pytest.mark.parametrize(
+    ("burst", "expected"),
+    [
+        (daily_burst(120), set()),  # yesterday's burst at the same time: not news
+        (daily_burst(140), set()),  # 20 minutes later than yesterday: a daily job wanders
+        (daily_burst(720), {"traffic.jump"}),  # the same burst at noon, when yesterday was quiet
+        # ×3 for 10 min at 00:45: far under the burst of the past day, but nothing like 00:45
+        # yesterday (a burst elsewhere in the day no longer hides it)
+        (daily_burst(45, rate=120.0, length=10), {"traffic.jump"}),
+    ],
+)
+def test_a_burst_that_comes_back_daily_is_not_news(burst: MinuteMetrics, expected: set[str]) -> None:
+    alerts = [a for a in detect(burst, series=["traffic"]) if a.minute >= DAY_MIN]
+    assert kinds(alerts) == expected, [a.message() for a in alerts]
+
+
+def test_a_new_anomaly_alerts_within_the_cooldown_of_an_ended_one() -> None:
+    # a 10-minute ×3 spike, back to normal, then 30 minutes later another: two episodes, two alerts
+    # (one alert, as before, for a held shift: test_cooldown_spaces_alerts_on_a_held_shift)
+    def two_spikes(series: dict[str, np.ndarray]) -> None:
+        during("rate", 3.0, length=10)(series)
+        series["rate"][AT + 40 : AT + 50] *= 3.0
+
+    alerts = detect(make(edit=two_spikes), series=["traffic"])
+    assert [a.kind for a in alerts] == ["traffic.jump"] * 2, [a.message() for a in alerts]
+    assert AT <= alerts[0].minute <= AT + 10 and AT + 40 <= alerts[1].minute <= AT + 50
+    one = detect(make(edit=two_spikes), DetectorConfig(rearm_min=60), series=["traffic"])
+    assert len(one) == 1  # with episodes that must be quiet an hour apart, the cooldown holds
