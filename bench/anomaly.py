@@ -1,6 +1,6 @@
 """The anomaly detector on real traffic with seeded, labelled anomalies: precision, recall, delay.
 
-    .venv/bin/python bench/anomaly.py [--deployments 30] [--seed 1] [--threshold 10 --also 8 12]
+    .venv/bin/python bench/anomaly.py [--deployments 30] [--seed 1] [--check-seeds 2] [--threshold 10 --also 8 14]
 
 Normal traffic is real: busy functions of the Azure Functions 2019 sample (one real day, made
 into 8 by a seeded per-day shift of up to ±15 minutes and binomial thinning to 85–100 %) and the
@@ -16,9 +16,9 @@ true positive when it is on a deployment and series the anomaly affects, between
 minutes after its end; every other alert is false. Recall counts an anomaly found when an alert on
 its own series matched it. Recall is reported twice: over every injected anomaly, and over those
 whose injected effect clears the detector's own floors (a +30 % traffic shift on 6 requests/min
-is +1.8 requests/min, under the 5/min floor, so by design nobody is paged for it). The
-thresholds were tuned on seed 0 with 10 deployments; the recorded run uses seed 1 (other
-functions, other injections). Writes the ``anomaly`` section of BENCHMARKS.md.
+is +1.8 requests/min, under the 5/min floor, so by design nobody is paged for it). The detector's
+settings were tuned on seed 0 only (30 deployments); the recorded run uses seed 1 (other
+functions, other injections) and seed 2 as a check. Writes the ``anomaly`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Injected:
     start: int
     stop: int
     actionable: bool = True  # the injected effect clears the detector's floors
+    ordinary: bool = False  # traffic: the injected level was reached on its own in the past day
 
 
 # -- normal traffic ----------------------------------------------------------------------------
@@ -174,6 +175,19 @@ def actionable(label: Injected, clean: MinuteMetrics) -> bool:
     return extra >= rules["errors"].min_events
 
 
+def ordinary(label: Injected, clean: MinuteMetrics) -> bool:
+    """Whether a traffic anomaly's injected level (its mean over its span) stays under the busiest
+    span of the same length in the clean series' past day: such a rise is the function's own weather."""
+    if not label.kind.startswith("traffic"):
+        return False
+    length = label.stop - label.start
+    factor = 3.0 if "×3" in label.kind else 1.3
+    level = float(clean.requests[label.start : label.stop].mean()) * factor
+    past = clean.requests[max(label.start - DAY, 0) : label.start]
+    spans = np.convolve(past, np.ones(length) / length, mode="valid")
+    return bool(spans.size and level <= float(spans.max()))
+
+
 # -- scoring -----------------------------------------------------------------------------------
 def score(alerts: list[Alert], labels: list[Injected]) -> tuple[int, int, dict[int, int]]:
     """(true alerts, false alerts, first matching delay per label index on its own series)."""
@@ -238,20 +252,33 @@ def evaluate(normal: dict[str, np.ndarray], threshold: float, seed: int, per_wee
         clean = metrics_for(name, requests, ones, rng)
         clean_false += len(evaluated(detect(clean, config)))
         traffic, effects, injected = inject(name, requests, rng, per_week)
-        labels += [replace(label, actionable=actionable(label, clean)) for label in injected]
+        labels += [
+            replace(label, actionable=actionable(label, clean), ordinary=ordinary(label, clean))
+            for label in injected
+        ]
         alerts += evaluated(detect(metrics_for(name, traffic, effects, rng), config))
     weeks = sum((len(r) - DAY) / WEEK for r in normal.values())
     return Outcome(threshold, labels, alerts, clean_false, weeks, time.perf_counter() - started)
 
 
+def normal_traffic(seed: int, deployments: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return azure_weeks(load_trace(SAMPLE), deployments, rng) | llm_series()
+
+
 def run(args: argparse.Namespace) -> str:
-    rng = np.random.default_rng(args.seed)
-    normal = azure_weeks(load_trace(SAMPLE), args.deployments, rng) | llm_series()
+    normal = normal_traffic(args.seed, args.deployments)
     outcomes = [evaluate(normal, t, args.seed, args.per_week) for t in [args.threshold, *args.also]]
-    return report(normal, outcomes, args)
+    checks = [
+        evaluate(normal_traffic(seed, args.deployments), args.threshold, seed, args.per_week)
+        for seed in args.check_seeds
+    ]
+    return report(normal, outcomes, checks, args)
 
 
-def report(normal: dict[str, np.ndarray], outcomes: list[Outcome], args: argparse.Namespace) -> str:
+def report(
+    normal: dict[str, np.ndarray], outcomes: list[Outcome], checks: list[Outcome], args: argparse.Namespace
+) -> str:
     main = outcomes[0]
     m = main.measures()
     _, _, delays = score(main.alerts, main.labels)
@@ -297,7 +324,20 @@ def report(normal: dict[str, np.ndarray], outcomes: list[Outcome], args: argpars
         "",
         per_kind(main.labels, delays),
         "",
-        sensitivity(outcomes),
+        sensitivity(
+            [main, *checks],
+            f"The same detector on other seeds (other functions, other injections; threshold {main.threshold:g}; "
+            "no setting was tuned on any of them):",
+            "seed",
+            [f"{seed}" for seed in [args.seed, *args.check_seeds]],
+        ),
+        "",
+        sensitivity(
+            outcomes,
+            f"Seed {args.seed} at other CUSUM thresholds (log-likelihood ratio that makes an alert):",
+            "threshold",
+            [f"{o.threshold:g}" for o in outcomes],
+        ),
         "",
         reading(m),
     ]
@@ -322,24 +362,28 @@ def reading(m: dict[str, float]) -> str:
         f"Reading it: {verdict}. Recall over every injected anomaly stays lower because many fall "
         "on quiet functions (a few requests a minute): a +30 % traffic shift there is under the "
         "5 requests/min floor, a 5 % error burst is two or three failures, a p95 from three requests "
-        "a minute is mostly noise — a detector that paged on those would page on noise too. Drifts "
-        "are found once their rise is distinct from the recent baseline, typically 1–2 h into a "
-        "6-h drift; their delays are in the per-kind table, not in the step delay."
+        "a minute is mostly noise — a detector that paged on those would page on noise too. Most "
+        "traffic anomalies still missed above the floors fall on functions that burst by nature (the "
+        "bracketed count: their own past day reached the injected level unaided), where a 10-minute ×3 "
+        "or a +30 % half hour is what they do anyway; the detector excuses a burst only near the hour "
+        "it came yesterday, so the rest are within the noise it learnt. Drifts are found once their rise "
+        "is distinct from the recent baseline, typically 1–2 h into a 6-h drift; their delays are in "
+        "the per-kind table, not in the step delay."
     )
 
 
-def sensitivity(outcomes: list[Outcome]) -> str:
+def sensitivity(outcomes: list[Outcome], title: str, column: str, labels: list[str]) -> str:
     lines = [
-        "The same data at other CUSUM thresholds (log-likelihood ratio that makes an alert):",
+        title,
         "",
-        "| threshold | precision | recall above floors | recall, all | false alerts / deployment-week (clean) "
+        f"| {column} | precision | recall above floors | recall, all | false alerts / deployment-week (clean) "
         "| step delay median (min) |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    for outcome in outcomes:
+    for label, outcome in zip(labels, outcomes, strict=True):
         m = outcome.measures()
         lines.append(
-            f"| {outcome.threshold:g} | {m['precision']:.3f} | {m['recall_actionable']:.3f} | {m['recall']:.3f} "
+            f"| {label} | {m['precision']:.3f} | {m['recall_actionable']:.3f} | {m['recall']:.3f} "
             f"| {m['false_clean']:.2f} | {m['delay_median']:.0f} |"
         )
     return "\n".join(lines)
@@ -352,22 +396,28 @@ def _row(name: str, value: str, goal: str, met: bool) -> str:
 def per_kind(labels: list[Injected], delays: dict[int, int]) -> str:
     lines = [
         "| injected anomaly | count | above floors | found (all) | recall above floors | "
-        "delay median / max (min) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "missed above floors (level seen in its past day) | delay median / max (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
         index = [i for i, lab in enumerate(labels) if lab.kind == kind]
         acting = [i for i in index if labels[i].actionable]
         found = [delays[i] for i in index if i in delays]
+        missed = [i for i in acting if i not in delays]
+        ordinary_missed = sum(labels[i].ordinary for i in missed)
         delay = f"{np.median(found):.0f} / {max(found)}" if found else "—"
         recall = sum(i in delays for i in acting) / max(len(acting), 1)
-        lines.append(f"| {kind} | {len(index)} | {len(acting)} | {len(found)} | {recall:.2f} | {delay} |")
+        lines.append(
+            f"| {kind} | {len(index)} | {len(acting)} | {len(found)} | {recall:.2f} "
+            f"| {len(missed)} ({ordinary_missed}) | {delay} |"
+        )
     first_day = [i for i, lab in enumerate(labels) if lab.start < 2 * DAY and lab.actionable]
     found_first = sum(i in delays for i in first_day)
     lines += [
         "",
         f"Anomalies above the floors in the first day after the 24 h of history: {found_first} of "
-        f"{len(first_day)} found.",
+        f"{len(first_day)} found. In brackets: missed traffic anomalies whose injected level the "
+        "function had reached on its own, over a span as long, in the past day (its bursts look the same).",
     ]
     return "\n".join(lines)
 
@@ -382,6 +432,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--also", type=float, nargs="*", default=[8.0, 14.0], help="other thresholds to report"
+    )
+    parser.add_argument(
+        "--check-seeds",
+        type=int,
+        nargs="*",
+        default=[2],
+        help="other seeds reported as a check (never tuned on)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
