@@ -157,6 +157,10 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
         return QuotaExceededError(text, hint="request a vCPU quota increase (Subscriptions → Usage + quotas)")
     if code == "InvalidParameter" and getattr(exc.error, "target", None) == "vmSize":
         return ConfigError(text, hint="use a VM size Azure sells (plan again from current prices)")
+    if code == "PrincipalNotFound":
+        return ProviderError(
+            text, hint="ARM does not see the new VM identity yet: raise role_grant_deadline_s or deploy again"
+        )
     if code in ("AuthorizationFailed", "LinkedAuthorizationFailed") and "role assignment" in what:
         return CredentialsError(
             text,

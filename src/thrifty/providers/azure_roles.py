@@ -24,6 +24,8 @@ Azure target makes one assignment of the built-in role "Key Vault Secrets User" 
   ``/subscriptions/S/resourceGroups/RG/providers/Microsoft.KeyVault/vaults/NAME`` in the target's
   resource group.
 
+The vault must use the Azure RBAC permission model (``enableRbacAuthorization``); a vault on access
+policies ignores role assignments, and its VMs would wait for a 403 that never ends.
 thrifty's own identity needs ``Microsoft.Authorization/roleAssignments/write`` and ``/delete`` on the
 vault (e.g. the role "Role Based Access Control Administrator" there, conditioned on this one role).
 Role assignments take effect on the data plane after a propagation delay (up to about 10 minutes, per

@@ -1272,7 +1272,7 @@ def test_a_principal_arm_cannot_see_yet_is_retried_until_it_can_replayed(
     impatient = AzureProvider(replace(azure.target, role_grant_deadline_s=0.05), credential=StaticToken())
     with pytest.raises(ProviderError, match="PrincipalNotFound") as raised:
         impatient.deploy(_tls_spec(make_spec)[0])
-    assert "replication delay" in str(raised.value)
+    assert "replication delay" in str(raised.value) and "role_grant_deadline_s" in str(raised.value.hint)
     assert arm.vms == {} and arm.nsgs == {} and vault.secrets == {} and arm.rbac.assignments == {}
 
 
