@@ -27,6 +27,10 @@ client's own pipeline, ``send_request``, so no network SDK is needed):
   attached to every NIC of the deployment, and a Standard public IP per VM (deleted with it). The
   NSG is created before the VMs and deleted after them on delete, rollback and gc.
 
+With a Key Vault, each VM gets a system-assigned identity and that identity the role "Key Vault
+Secrets User" at the vault's scope (``azure_roles``: one ARM role assignment per VM, made right after
+the VM and deleted before it; gc finds a forgotten one by the mark in its description).
+
 Plain-http endpoints are accepted only on loopback (tests): azure-core's bearer policy refuses to
 send a token over http unless the call passes ``enforce_https=False``, which this module does for
 ``http://127.0.0.1`` / ``http://localhost`` base URLs and nothing else.
