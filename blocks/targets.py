@@ -181,6 +181,11 @@ class AzureDeployTarget(_Boot):
     key_vault_url: str | None = Field(
         default=None, description="Key Vault (https://V.vault.azure.net) for the TLS key; empty: plain HTTP."
     )
+    key_vault_id: str | None = Field(
+        default=None,
+        description="The vault's resource id, where each VM gets the role Key Vault Secrets User; "
+        "empty: the vault named by key_vault_url in resource_group.",
+    )
     public_ip: bool = Field(default=True, description="Give each VM a static public IP, deleted with it.")
 
     def build_provider(self) -> Any:
@@ -195,6 +200,7 @@ class AzureDeployTarget(_Boot):
             base_url=self.base_url,
             public_ip=self.public_ip,
             key_vault_url=self.key_vault_url,
+            key_vault_id=self.key_vault_id,
             boot=self._boot(),
         )
         return AzureProvider(target, credential=self.credentials.get_credential())

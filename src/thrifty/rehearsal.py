@@ -156,14 +156,23 @@ exec sleep infinity
 """
 
 
-def boot_vm(script: str, *, metadata_url: str, region: str = "us-east-1", gcp_metadata_url: str = "") -> Vm:
+def boot_vm(
+    script: str,
+    *,
+    metadata_url: str,
+    region: str = "us-east-1",
+    gcp_metadata_url: str = "",
+    azure_metadata_url: str = "",
+) -> Vm:
     """Start a "VM" that runs ``script`` (the boot script from the user data) as its first boot.
-    ``gcp_metadata_url`` stands in for ``metadata.google.internal`` (a GCP VM's metadata server)."""
+    ``gcp_metadata_url`` stands in for ``metadata.google.internal`` (a GCP VM's metadata server),
+    ``azure_metadata_url`` for an Azure VM's instance metadata service (its managed identity's token
+    endpoint at 169.254.169.254)."""
     workdir = Path(tempfile.mkdtemp(prefix="thrifty-vm-"))
     (workdir / "boot.sh").write_text(script)
     env = [f"AWS_EC2_METADATA_SERVICE_ENDPOINT={metadata_url}", f"AWS_DEFAULT_REGION={region}"]
-    if gcp_metadata_url:
-        env.append(f"THRIFTY_METADATA_URL={gcp_metadata_url}")
+    if gcp_metadata_url or azure_metadata_url:
+        env.append(f"THRIFTY_METADATA_URL={gcp_metadata_url or azure_metadata_url}")
     (workdir / "setup.sh").write_text(_VM_SETUP % ", ".join(f'"{e}"' for e in env))
     vm = Vm(name=f"thrifty-vm-{uuid.uuid4().hex[:8]}", workdir=workdir)
     podman("run", "-d", "--privileged", "--network", "host", "--name", vm.name,

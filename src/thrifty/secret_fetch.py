@@ -11,7 +11,8 @@ the control plane put it, with the identity of the machine it runs on — never 
                                                      token_sha256 as files)
 
 ``THRIFTY_SECRETS_ENDPOINT_URL`` and ``THRIFTY_METADATA_URL`` point the REST calls elsewhere (the
-rehearsal's loopback stand-ins). Imports only the standard library, httpx and (for AWS) boto3.
+rehearsal's loopback stand-ins). Key Vault answers a VM 403 until its new role assignment has
+propagated: the read is asked again for up to ``THRIFTY_SECRET_WAIT_S`` (default 600 s). Imports only the standard library, httpx and (for AWS) boto3.
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from thrifty.errors import ConfigError
+
+#: how long a VM waits for its new role on Key Vault to take effect (up to ~10 min, per the Azure
+#: RBAC troubleshooting guide); ``THRIFTY_SECRET_WAIT_S`` overrides it
+ROLE_PROPAGATION_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,25 @@ def _aws(secret_id: str, env: Mapping[str, str]) -> str:
         ) from exc
 
 
-def _get_json(url: str, headers: dict[str, str], what: str) -> Any:
+def _get_json(url: str, headers: dict[str, str], what: str, wait_403_s: float = 0.0) -> Any:
+    """GET ``url`` as JSON; a 403 is asked again (1, 2, 4 … 15 s apart) for up to ``wait_403_s``:
+    a role assignment made a moment ago takes effect on the data plane only after a while."""
     import httpx
 
-    try:
-        response = httpx.get(url, headers=headers, timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"{what}: {url} did not answer ({exc})", hint="check the VM's network") from exc
+    deadline, delay = time.monotonic() + wait_403_s, 1.0
+    while True:
+        try:
+            response = httpx.get(url, headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"{what}: {url} did not answer ({exc})", hint="check the VM's network") from exc
+        if response.status_code != 403 or time.monotonic() + delay > deadline:
+            break
+        print(
+            f"thrifty: {what} answered 403; waiting {delay:.0f} s for the role to take effect",
+            file=sys.stderr,
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, 15.0)
     if response.status_code != 200:
         raise ConfigError(
             f"{what}: {url.split('?')[0]} answered {response.status_code}",
@@ -127,5 +146,6 @@ def _azure(url: str, env: Mapping[str, str]) -> str:
     api = env.get("THRIFTY_SECRETS_ENDPOINT_URL")
     if api:  # the vault's path on a stand-in endpoint
         url = api.rstrip("/") + "/secrets/" + url.rstrip("/").rsplit("/secrets/", 1)[1]
-    found = _get_json(f"{url}?api-version=7.4", {"Authorization": f"Bearer {token}"}, "Key Vault")
+    wait_s = float(env.get("THRIFTY_SECRET_WAIT_S") or ROLE_PROPAGATION_S)
+    found = _get_json(f"{url}?api-version=7.4", {"Authorization": f"Bearer {token}"}, "Key Vault", wait_s)
     return str(found["value"])

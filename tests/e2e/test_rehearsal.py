@@ -226,3 +226,83 @@ def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_serves_https(
         )
         gcp.delete("tiny")
         assert secret_manager.secrets == {}
+
+
+def test_azure_user_data_boots_a_vm_that_reads_key_vault_with_its_identity_and_serves_https(
+    vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
+) -> None:
+    """Azure's custom data from the ARM double, in a rehearsed VM. The deploy gave the VM's identity
+    "Key Vault Secrets User" on the vault (the ARM double's role assignment); the container takes
+    its managed identity's token from the IMDS double (which refuses a request without
+    ``Metadata: true``) and reads its key and token digest from the Key Vault double, which answers
+    that identity only while it holds the role — and refuses its first read, as a new role takes a
+    while to reach the data plane, so the container waits and asks again. It then fetches the variant
+    and serves HTTPS through the pinned certificate. The variant comes from moto's S3 with the AWS
+    metadata stand-in's credentials, as in the GCP rehearsal: an Azure VM has no AWS identity, so a
+    real Azure deployment needs an artifact store it can read (see ARCHITECTURE, issue 12)."""
+    from tests.unit.providers.test_azure import (
+        RG,
+        SUB,
+        VAULT_ID,
+        FakeArm,
+        FakeImds,
+        FakeKeyVault,
+        StaticToken,
+    )
+    from thrifty.providers.azure import AzureProvider, AzureTarget
+    from thrifty.providers.boot import BootConfig, script_of
+    from thrifty.reach import endpoint_client
+    from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
+
+    s3, moto = store
+    weights = tiny_onnx(tmp_path / "tiny.onnx")
+    sha = s3.put_file(tmp_path / "tiny.onnx").sha256
+    token, port = secrets.token_urlsafe(24), free_port()
+    with _replay() as replay:
+        arm, imds = FakeArm(replay), FakeImds(replay)
+        vault = FakeKeyVault(replay, arm.rbac)
+        boot = BootConfig("s3://artifacts/blobs", s3_endpoint_url=moto, port=port, image=pushed_image,
+                          insecure_registry=True, allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
+        subnet = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+        target = AzureTarget(SUB, RG, subnet, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI thrifty@test", base_url=arm.url,
+                             polling_interval_s=0.01, key_vault_url=vault.url, key_vault_id=VAULT_ID, boot=boot)  # fmt: skip
+        azure = AzureProvider(target, credential=StaticToken())
+        spec, cert = _tls_spec(sha, token, tmp_path)
+        spec = spec.with_changes(region="eastus", instance_type="Standard_D2s_v5")
+        assert azure.deploy(spec).details["serves"].startswith("https")
+        vm_json = arm.vms["thrifty-tiny-0"]
+        user_data = base64.b64decode(vm_json["properties"]["osProfile"]["customData"]).decode()
+        assert token not in user_data and cert.key_pem.splitlines()[1] not in user_data
+        principal = vm_json["identity"]["principalId"]
+        (grant,) = arm.rbac.assignments.values()
+        assert (grant["properties"]["principalId"], grant["properties"]["scope"]) == (principal, VAULT_ID)
+        imds.principal, vault.propagation_reads = principal, 1
+        with metadata_server() as aws_imds, endpoint_client(spec.model_dump()) as client:
+            vm = boot_vm(script_of(user_data), metadata_url=aws_imds, azure_metadata_url=imds.url)
+            try:
+                wait_ready(f"https://127.0.0.1:{port}", vm, client=client)
+                x = np.random.default_rng(17).standard_normal((2, 4)).astype(np.float32)
+                body = {
+                    "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": x.ravel().tolist()}]
+                }
+                url = f"https://127.0.0.1:{port}/v2/models/tiny/infer"
+                answer = client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+                assert answer.status_code == 200, answer.text
+                out = answer.json()["outputs"][0]
+                np.testing.assert_allclose(
+                    np.array(out["data"]).reshape(out["shape"]), x @ weights, rtol=1e-5, atol=1e-5
+                )
+                assert client.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code in (
+                    401,
+                    403,
+                )
+                served = vm.exec("sh", "-c", "podman logs thrifty-tiny 2>&1")
+                assert "answered 403; waiting" in served and token not in served + vm.logs()
+            finally:
+                vm.stop()
+        token_calls = [r for r in replay.requests if r.path == "/metadata/identity/oauth2/token"]
+        assert token_calls and all(r.headers.get("Metadata") == "true" for r in token_calls)
+        reads = [r for r in replay.requests if r.path == "/secrets/thrifty-tiny" and r.method == "GET"]
+        assert vault.refused_reads[principal] == 1 and reads[-1].headers["Authorization"].endswith(principal)
+        azure.delete("tiny")
+        assert vault.secrets == {} and arm.rbac.assignments == {} and arm.vms == {}

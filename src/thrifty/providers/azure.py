@@ -27,6 +27,10 @@ client's own pipeline, ``send_request``, so no network SDK is needed):
   attached to every NIC of the deployment, and a Standard public IP per VM (deleted with it). The
   NSG is created before the VMs and deleted after them on delete, rollback and gc.
 
+With a Key Vault, each VM gets a system-assigned identity and that identity the role "Key Vault
+Secrets User" at the vault's scope (``azure_roles``: one ARM role assignment per VM, made right after
+the VM and deleted before it; gc finds a forgotten one by the mark in its description).
+
 Plain-http endpoints are accepted only on loopback (tests): azure-core's bearer policy refuses to
 send a token over http unless the call passes ``enforce_https=False``, which this module does for
 ``http://127.0.0.1`` / ``http://localhost`` base URLs and nothing else.
@@ -53,6 +57,7 @@ from thrifty.errors import (
     QuotaExceededError,
     ThriftyError,
 )
+from thrifty.providers import azure_roles as roles
 from thrifty.providers.base import (
     DeploymentStatus,
     DeploySpec,
@@ -121,6 +126,11 @@ class AzureTarget:
     #: the Key Vault (https://V.vault.azure.net) holding each deployment's TLS key and token
     #: digest; without one the VMs serve plain HTTP with the token digest in their environment
     key_vault_url: str | None = None
+    #: the vault's ARM resource id (scope of the VMs' "Key Vault Secrets User" role assignments);
+    #: None: derived from ``key_vault_url`` (https://NAME.vault.azure.net) in ``resource_group``
+    key_vault_id: str | None = None
+    #: how long a role assignment is retried while ARM cannot see a new VM identity yet
+    role_grant_deadline_s: float = 180.0
     boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
@@ -151,6 +161,16 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
         return QuotaExceededError(text, hint="request a vCPU quota increase (Subscriptions → Usage + quotas)")
     if code == "InvalidParameter" and getattr(exc.error, "target", None) == "vmSize":
         return ConfigError(text, hint="use a VM size Azure sells (plan again from current prices)")
+    if code == "PrincipalNotFound":
+        return ProviderError(
+            text, hint="ARM does not see the new VM identity yet: raise role_grant_deadline_s or deploy again"
+        )
+    if code in ("AuthorizationFailed", "LinkedAuthorizationFailed") and "role assignment" in what:
+        return CredentialsError(
+            text,
+            hint="grant thrifty's identity Microsoft.Authorization/roleAssignments/write and /delete on the "
+            "Key Vault (e.g. the role Role Based Access Control Administrator there)",
+        )
     if code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
         return CredentialsError(
             text,
@@ -210,6 +230,7 @@ class AzureProvider:
             subnet_id=options.get("subnet_id") or "SUBNET_ID",
             ssh_public_key=options.get("ssh_public_key") or "SSH_PUBLIC_KEY",
             key_vault_url=options.get("key_vault_url") or None,
+            key_vault_id=options.get("key_vault_id") or None,
             boot=boot,
         )
         if dry_run:
@@ -247,20 +268,32 @@ class AzureProvider:
         group = f"/subscriptions/{self.target.subscription_id}/resourceGroups/{self.target.resource_group}"
         return f"{group}/providers/Microsoft.Network/{kind}" + (f"/{name}" if name else "")
 
-    def _arm(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def _arm(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, api: str = NETWORK_API
+    ) -> Any:
         """One ARM call (JSON in, JSON out); None for a GET or DELETE of something absent."""
-        from azure.core.exceptions import HttpResponseError
-        from azure.core.rest import HttpRequest
-        from azure.mgmt.core.exceptions import ARMErrorFormat
-
         what = f"{method} {path.split('/providers/', 1)[-1]}"
-        request = HttpRequest(method, f"{path}?api-version={NETWORK_API}", json=body)
-        response = self._call(what, self.client.send_request, request)
+        if roles.ASSIGNMENTS in path:
+            what = f"{method} role assignment {path.rsplit('/', 1)[-1]}"
+        response = self._send_arm(what, method, path, body, api)
         if response.status_code == 404 and method in ("GET", "DELETE"):
             return None
         if response.status_code >= 400:
-            raise _translate(HttpResponseError(response=response, error_format=ARMErrorFormat), what)
+            raise self._arm_error(response, what)
         return response.json() if response.text() else None
+
+    def _send_arm(self, what: str, method: str, path: str, body: Mapping[str, Any] | None, api: str) -> Any:
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest(method, f"{path}?api-version={api}", json=body)
+        return self._call(what, self.client.send_request, request)
+
+    @staticmethod
+    def _arm_error(response: Any, what: str) -> ThriftyError:
+        from azure.core.exceptions import HttpResponseError
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        return _translate(HttpResponseError(response=response, error_format=ARMErrorFormat), what)
 
     def _put_and_wait(self, path: str, body: Mapping[str, Any]) -> Any:
         """PUT a network resource, then poll it until its provisioningState is final."""
@@ -506,13 +539,15 @@ class AzureProvider:
         body = self.vm_body(spec, slot, market=market, suffix=suffix, fallback=fallback)
         vm_name = self.vm_name(spec.name, slot, suffix)
         try:
-            self._await(
+            vm = self._await(
                 f"create {vm_name} in {spec.region}",
                 self.client.virtual_machines.begin_create_or_update,
                 self.target.resource_group,
                 vm_name,
                 body,
             )
+            if body.identity is not None:  # it reads Key Vault as itself: give it the role there
+                self._grant_vault_read(spec.name, vm_name, str(vm.identity.principal_id))
         except ThriftyError:
             self._delete_vm(vm_name)  # ARM keeps a VM whose allocation failed; it would bill its disk
             raise
@@ -520,6 +555,9 @@ class AzureProvider:
         return vm_name
 
     def _delete_vm(self, vm_name: str) -> None:
+        """Delete a VM, and first its role assignment on the vault (the identity goes with the VM)."""
+        if self.target.key_vault_url and not self._dry_run:
+            self._revoke_vault_read(vm_name)
         try:
             self._await(
                 f"delete {vm_name}",
@@ -591,6 +629,8 @@ class AzureProvider:
             )
         cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
         render_user_data(spec, self.target.boot, cloud="azure")  # no image: refused here too
+        if self._secret_ref(spec):
+            self._vault_scope()  # a vault whose resource id cannot be told: refused here too
         covered = {int((vm.tags or {}).get(SLOT_TAG, "0")) for vm in self._list(spec.name)}
         created: list[str] = []
         nsg_created = secret_created = False
@@ -675,6 +715,64 @@ class AzureProvider:
         if self.target.key_vault_url:
             self._vault().delete(secret_name(name))
 
+    # -- the VMs' role on the vault (``azure_roles``) ----------------------------------------------
+    def _vault_scope(self) -> str:
+        t = self.target
+        return roles.vault_scope(str(t.key_vault_url), t.key_vault_id, t.subscription_id, t.resource_group)
+
+    def _grant_vault_read(self, deployment: str, vm_name: str, principal_id: str) -> None:
+        """Assign "Key Vault Secrets User" on the vault to the VM's identity; retries PrincipalNotFound
+        (a new identity ARM's directory has not replicated yet) until ``role_grant_deadline_s``."""
+        path = roles.assignment_path(self._vault_scope(), principal_id)
+        body = roles.assignment_body(self.target.subscription_id, principal_id, deployment, vm_name)
+        what = f"PUT role assignment of {vm_name} on the Key Vault"
+        deadline = time.monotonic() + self.target.role_grant_deadline_s
+        while True:
+            response = self._send_arm(what, "PUT", path, body, roles.ROLE_API)
+            code = _error_code(response)
+            if response.status_code < 400 or code == "RoleAssignmentExists":
+                return
+            if code != "PrincipalNotFound" or time.monotonic() > deadline:
+                raise self._arm_error(response, what)
+            _log.info(
+                "Azure has not replicated the identity of %s yet; retrying its role assignment", vm_name
+            )
+            time.sleep(self.target.polling_interval_s)
+
+    def _revoke_vault_read(self, vm_name: str) -> None:
+        """Delete the role assignment of ``vm_name``'s identity (none: nothing to do)."""
+        try:
+            vm = self._call(
+                f"get {vm_name}", self.client.virtual_machines.get, self.target.resource_group, vm_name
+            )
+        except NotFoundError:
+            return
+        principal = getattr(vm.identity, "principal_id", None) if vm.identity else None
+        if principal:
+            self._arm("DELETE", roles.assignment_path(self._vault_scope(), principal), api=roles.ROLE_API)
+
+    def _managed_role_assignments(self) -> list[ManagedResource]:
+        """thrifty's role assignments on the vault (their description carries the mark)."""
+        scope = self._vault_scope()
+        listed = self._arm("GET", scope + roles.ASSIGNMENTS, api=roles.ROLE_API) or {}
+        return [
+            self._grant_resource(item, scope)
+            for item in listed.get("value", [])
+            if roles.marked(item, scope) is not None
+        ]
+
+    def _grant_resource(self, item: Mapping[str, Any], scope: str) -> ManagedResource:
+        deployment, vm = roles.marked(item, scope) or ("", "")
+        return ManagedResource(
+            provider=self.name,
+            kind="role-assignment",
+            id=str(item["id"]),
+            region="",
+            deployment_name=deployment,
+            created_at=parse_created((item.get("properties") or {}).get("createdOn")),
+            details={"vm": vm, "scope": scope},
+        )
+
     # -- the deployment's secret (TLS key, certificate, token digest) in Key Vault ------------------
     def _vault(self) -> Any:
         from thrifty.providers.azure_secrets import AzureKeyVault
@@ -700,7 +798,11 @@ class AzureProvider:
         return bool(self._vault().put(secret_name(spec.name), spec.secret_bundle.get_secret_value(), tags))
 
     def list_managed(self) -> list[ManagedResource]:
-        return [self._resource(vm) for vm in self._list()] + self._managed_nsgs() + self._managed_secrets()
+        vms = [self._resource(vm) for vm in self._list()]
+        return vms + self._managed_nsgs() + self._managed_secrets() + self._managed_grants()
+
+    def _managed_grants(self) -> list[ManagedResource]:
+        return [] if not self.target.key_vault_url or self._dry_run else self._managed_role_assignments()
 
     def _managed_secrets(self) -> list[ManagedResource]:
         """thrifty's Key Vault secrets (none without a vault); gc deletes those of gone deployments."""
@@ -736,8 +838,20 @@ class AzureProvider:
             self._delete_nsg(resource.id)
         elif resource.kind == "key-vault-secret":
             self._vault().delete(resource.id)
+        elif resource.kind == "role-assignment":
+            self._arm("DELETE", resource.id, api=roles.ROLE_API)
         else:
             self._delete_vm(resource.id)
+
+
+def _error_code(response: Any) -> str:
+    """The ARM error code of a failed response ("" for a success or a body that is not ARM's)."""
+    if response.status_code < 400:
+        return ""
+    try:
+        return str((response.json().get("error") or {}).get("code") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _serves(spec: DeploySpec, key_vault_url: str | None) -> str:

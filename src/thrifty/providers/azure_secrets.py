@@ -8,8 +8,9 @@ managed identity (``thrifty.secret_fetch._azure``).
     DELETE {vault}/deletedsecrets/NAME?api-version=7.4   purge (a soft-deleted name cannot be reused)
 
 Every call carries a bearer token of the control plane's credential for ``https://vault.azure.net``.
-The VM's identity needs the role "Key Vault Secrets User" on the vault (or a get access policy);
-thrifty's needs "Key Vault Secrets Officer" (set, list, delete, purge). No message holds the value
+The VM's identity needs the role "Key Vault Secrets User" on the vault, which the Azure target
+assigns to each VM it creates (``azure_roles``); thrifty's needs "Key Vault Secrets Officer" (set,
+list, delete, purge). No message holds the value
 or a token.
 """
 

@@ -76,16 +76,18 @@ class ReplayServer:
     """A loopback HTTP server whose routes are Python functions; it records every request."""
 
     url: str
-    routes: list[tuple[str, str, Handler]] = field(default_factory=list)
+    routes: list[tuple[str, str, Handler, str]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
 
-    def route(self, method: str, path_prefix: str, handler: Handler) -> None:
-        self.routes.insert(0, (method, path_prefix, handler))
+    def route(self, method: str, path_prefix: str, handler: Handler, contains: str = "") -> None:
+        """Answer ``method`` on paths starting with ``path_prefix`` (and holding ``contains``); the
+        route added last is tried first."""
+        self.routes.insert(0, (method, path_prefix, handler, contains))
 
     def answer(self, request: Request) -> tuple[Any, ...]:
         self.requests.append(request)
-        for method, prefix, handler in self.routes:
-            if request.method == method and request.path.startswith(prefix):
+        for method, prefix, handler, contains in self.routes:
+            if request.method == method and request.path.startswith(prefix) and contains in request.path:
                 return handler(request)
         return 404, {"error": {"code": 404, "message": f"no route for {request.method} {request.path}"}}
 

@@ -31,6 +31,7 @@ import itertools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,14 @@ import pytest
 
 from tests.unit.providers.conftest import ALLOWED_CIDRS, TEST_BOOT
 from tests.unit.providers.replay import ReplayServer, Request, sold_offers
-from thrifty.errors import CapacityError, ConfigError, CredentialsError, ProviderError, QuotaExceededError
+from thrifty.errors import (
+    CapacityError,
+    ConfigError,
+    CredentialsError,
+    ProviderError,
+    QuotaExceededError,
+    ThriftyError,
+)
 from thrifty.providers.azure import AzureProvider, AzureTarget
 from thrifty.providers.base import PriceModel, Provider, provider_class
 
@@ -50,6 +58,9 @@ OPS = f"/subscriptions/{SUB}/providers/Microsoft.Compute/locations/eastus/operat
 NET = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network"
 NSGS, VNETS = f"{NET}/networkSecurityGroups", f"{NET}/virtualNetworks"
 TOKEN = "azure-access-token-never-logged"
+TENANT = "11111111-2222-3333-4444-555555555555"
+#: the Key Vault the tests' deployments use (its ARM id: the scope of the VMs' role assignments)
+VAULT_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/thrifty-kv"
 
 
 class StaticToken:
@@ -100,6 +111,9 @@ class FakeArm:
         server.route("PATCH", VMS, self.patch_vm)
         server.route("DELETE", VMS, self.delete_vm)
         server.route("POST", VMS, self.post_vm)
+        #: Microsoft.Authorization: role assignments and the directory of principals (added last:
+        #: its route, matched on any scope, is tried before the VM routes)
+        self.rbac = FakeAuthorization(server)
 
     def _check(self, req: Request) -> None:
         assert req.headers.get("Authorization") == f"Bearer {TOKEN}"
@@ -158,8 +172,8 @@ class FakeArm:
         if body.get("identity"):  # ARM answers a system-assigned identity with its principal
             vm["identity"] = {
                 **body["identity"],
-                "principalId": f"principal-{next(self.ids)}",
-                "tenantId": "t",
+                "principalId": self.rbac.new_principal(),
+                "tenantId": TENANT,
             }
         spot_refused = self.spot_capacity_out and body["properties"].get("priority") == "Spot"
         vm["_power"] = "starting"
@@ -304,6 +318,7 @@ class FakeArm:
         def gone() -> None:
             self.vms.pop(name, None)
             self.public_ips.pop(name, None)
+            self.rbac.directory.pop(vm.get("identity", {}).get("principalId", ""), None)  # goes with it
 
         return self._lro(202, None, "Succeeded", done=gone)
 
@@ -314,6 +329,179 @@ class FakeArm:
         vm["_power"] = {"deallocate": "deallocating", "start": "starting"}[verb]
         final = {"deallocate": "deallocated", "start": "running"}[verb]
         return self._lro(202, None, "Succeeded", done=lambda: vm.update(_power=final))
+
+
+# -- Microsoft.Authorization (role assignments) ------------------------------------------------------
+#: built-in role definitions the double knows (their ids are the same in every tenant)
+BUILT_IN_ROLES = {
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+}
+ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _arm_error(status: int, code: str, message: str) -> tuple[int, Any]:
+    return status, {"error": {"code": code, "message": message}}
+
+
+class FakeAuthorization:
+    """ARM role assignments (REST 2022-04-01) on any scope, and the directory of principals.
+
+    Like ARM: a scope without a subscription is 404 MissingSubscription; a scope with a resource type
+    but no name (an odd number of segments) is the 400 InvalidApiVersionParameter ARM sends for it; an
+    assignment name that is not a GUID is 400 InvalidRoleAssignmentId; a role definition id of another
+    shape is 400 InvalidRoleDefinitionId, an unknown role 400 RoleDefinitionDoesNotExist; the same
+    name with other properties is 400 RoleAssignmentUpdateNotPermitted, the same (scope, role,
+    principal) under another name 409 RoleAssignmentExists; a caller without
+    ``roleAssignments/write`` (``deny_writes``) gets 403 AuthorizationFailed.
+
+    Principals: every VM identity joins ``directory`` unreplicated, and ARM's lookup misses it for
+    its first ``replication_lookups`` lookups (400 PrincipalNotFound with ARM's message); a principal
+    never created is always missing. As documented, a request that names ``principalType`` skips the
+    lookup (a type that contradicts a replicated principal is 400 UnmatchedPrincipalType);
+    ``lookup_always`` makes the double look anyway, to prove the provider's retry of PrincipalNotFound
+    (kept for the same race the Azure CLI retries)."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.assignments: dict[str, dict[str, Any]] = {}
+        #: principal id → lookups that still miss it (0: replicated)
+        self.directory: dict[str, int] = {}
+        self.replication_lookups = 2
+        self.lookup_always = False
+        self.deny_writes = False
+        for method, handler in (("PUT", self.put), ("DELETE", self.delete), ("GET", self.list)):
+            server.route(method, "/", handler, contains=ASSIGNMENTS)
+
+    def new_principal(self) -> str:
+        principal = str(uuid.uuid4())
+        self.directory[principal] = self.replication_lookups
+        return principal
+
+    def holds(self, principal: str, scope: str, roles: set[str]) -> bool:
+        """Whether ``principal`` has one of ``roles`` at ``scope`` or above it."""
+        return any(
+            a["properties"]["principalId"] == principal
+            and a["properties"]["roleDefinitionId"].rsplit("/", 1)[1] in roles
+            and (scope.lower() + "/").startswith(a["properties"]["scope"].lower() + "/")
+            for a in self.assignments.values()
+        )
+
+    def _refuse_scope(self, req: Request, scope: str) -> tuple[int, Any] | None:
+        if req.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return _arm_error(401, "AuthenticationFailed", "Authentication failed.")
+        if not req.query.get("api-version"):
+            return _arm_error(
+                400, "MissingApiVersionParameter", "The api-version query parameter is required."
+            )
+        parts = scope.strip("/").split("/")
+        if parts[0].lower() != "subscriptions" or len(parts) < 2 or not _GUID.fullmatch(parts[1]):
+            message = "The request did not have a subscription or a valid tenant level resource provider."
+            return _arm_error(404, "MissingSubscription", message)
+        if len(parts) % 2:
+            version = req.query["api-version"][0]
+            message = f"The api-version '{version}' is invalid. The supported versions are '2022-04-01,…'."
+            return _arm_error(400, "InvalidApiVersionParameter", message)
+        return None
+
+    def put(self, req: Request) -> tuple[int, Any]:
+        scope, _, name = req.path.partition(ASSIGNMENTS + "/")
+        refused = self._refuse_scope(req, scope) or self._refuse_put(req, scope, name)
+        if refused is not None:
+            return refused
+        props = req.body["properties"]
+        key = f"{scope}{ASSIGNMENTS}/{name}".lower()
+        if key in self.assignments:
+            return 201, self.assignments[key]  # the same assignment again: nothing changes
+        created = {**props, "scope": scope, "createdOn": "2026-11-26T10:00:00.0000000Z"}
+        created.setdefault("principalType", "ServicePrincipal")
+        self.assignments[key] = {"id": f"{scope}{ASSIGNMENTS}/{name}", "name": name,
+                                 "type": "Microsoft.Authorization/roleAssignments", "properties": created}  # fmt: skip
+        return 201, self.assignments[key]
+
+    def _refuse_put(self, req: Request, scope: str, name: str) -> tuple[int, Any] | None:
+        props = (req.body or {}).get("properties") or {}
+        role_id, principal = str(props.get("roleDefinitionId", "")), str(props.get("principalId", ""))
+        if not _GUID.fullmatch(name):
+            message = f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+            return _arm_error(400, "InvalidRoleAssignmentId", message)
+        if self.deny_writes:
+            message = (f"The client 'thrifty' with object id '{uuid.UUID(int=1)}' does not have authorization to "
+                       f"perform action 'Microsoft.Authorization/roleAssignments/write' over scope "
+                       f"'{scope}{ASSIGNMENTS}/{name}' or the scope is invalid.")  # fmt: skip
+            return _arm_error(403, "AuthorizationFailed", message)
+        shape = re.fullmatch(
+            r"/subscriptions/[^/]+/providers/Microsoft\.Authorization/roleDefinitions/(.+)", role_id
+        )
+        if shape is None or not _GUID.fullmatch(shape.group(1)):
+            return _arm_error(
+                400, "InvalidRoleDefinitionId", f"The role definition ID '{role_id}' is not valid."
+            )
+        if shape.group(1) not in BUILT_IN_ROLES:
+            message = f"The specified role definition with ID '{shape.group(1)}' does not exist."
+            return _arm_error(400, "RoleDefinitionDoesNotExist", message)
+        return self._refuse_principal(principal, props.get("principalType")) or self._refuse_twin(
+            scope, name, props
+        )
+
+    def _refuse_principal(self, principal: str, principal_type: str | None) -> tuple[int, Any] | None:
+        replicated = self.directory.get(principal) == 0
+        if principal_type and not self.lookup_always:  # documented: no directory lookup
+            if replicated and principal_type != "ServicePrincipal":
+                message = (f"The PrincipalId '{principal}' has type 'ServicePrincipal' , which is different "
+                           f"from specified PrincipalType '{principal_type}'.")  # fmt: skip
+                return _arm_error(400, "UnmatchedPrincipalType", message)
+            return None
+        if replicated:
+            return None
+        if principal in self.directory:
+            self.directory[principal] -= 1
+        message = (f"Principal {principal.replace('-', '')} does not exist in the directory {TENANT}. Check that "
+                   "you have the correct principal ID. If you are creating this principal and then immediately "
+                   "assigning a role, this error might be related to a replication delay. In this case, set the "
+                   "role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  "
+                   "See https://aka.ms/docs-principaltype")  # fmt: skip
+        return _arm_error(400, "PrincipalNotFound", message)
+
+    def _refuse_twin(self, scope: str, name: str, props: dict[str, Any]) -> tuple[int, Any] | None:
+        key = f"{scope}{ASSIGNMENTS}/{name}".lower()
+        same = ("principalId", "roleDefinitionId")
+        existing = self.assignments.get(key)
+        if existing is not None and any(existing["properties"][k] != props[k] for k in same):
+            message = "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."
+            return _arm_error(400, "RoleAssignmentUpdateNotPermitted", message)
+        for other_key, other in self.assignments.items():
+            mine = other["properties"]
+            if (
+                other_key != key
+                and mine["scope"].lower() == scope.lower()
+                and all(mine[k] == props[k] for k in same)
+            ):
+                return _arm_error(409, "RoleAssignmentExists", "The role assignment already exists.")
+        return None
+
+    def delete(self, req: Request) -> tuple[int, Any]:
+        scope = req.path.partition(ASSIGNMENTS + "/")[0]
+        refused = self._refuse_scope(req, scope)
+        if refused is not None:
+            return refused
+        found = self.assignments.pop(req.path.lower(), None)
+        return (200, found) if found is not None else (204, None)
+
+    def list(self, req: Request) -> tuple[int, Any]:
+        """Assignments at, above and below the scope (ARM's list without a filter)."""
+        scope = req.path.removesuffix(ASSIGNMENTS)
+        refused = self._refuse_scope(req, scope)
+        if refused is not None:
+            return refused
+        low = scope.lower() + "/"
+        return 200, {"value": [
+            a for a in self.assignments.values()
+            if low.startswith(a["properties"]["scope"].lower() + "/")
+            or (a["properties"]["scope"].lower() + "/").startswith(low)
+        ]}  # fmt: skip
 
 
 def _refuse_rules(rules: list[dict[str, Any]]) -> tuple[int, Any] | None:
@@ -693,36 +881,87 @@ def test_the_double_refuses_bad_nsg_rules_as_arm_does_replayed(azure: AzureProvi
 
 
 # -- Key Vault (the deployment's TLS key and token digest) ---------------------------------------------
-VM_TOKEN = "the-vms-managed-identity-token"
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+#: a managed identity's access token names its principal (a real one is a JWT whose oid claim does)
+MI_TOKEN_PREFIX = "mi-token-for-"
+_READERS = {"4633458b-17de-408a-b874-0445c86b69e6", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"}
+
+
+class FakeImds:
+    """The managed identity's token endpoint of the Azure instance metadata service, for the VM
+    whose identity is ``principal``. Like IMDS: no ``Metadata: true`` header, a forwarded request
+    (X-Forwarded-For), a missing api-version or resource are 400; a VM without an identity gets 400
+    "Identity not found"."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.url = server.url
+        self.principal: str | None = None
+        server.route("GET", "/metadata/identity/oauth2/token", self.token)
+
+    def token(self, req: Request) -> tuple[int, Any]:
+        refused = _imds_refusal(req)
+        if refused:
+            return 400, {"error": "invalid_request", "error_description": refused}
+        if self.principal is None:
+            return 400, {"error": "invalid_request", "error_description": "Identity not found"}
+        resource = req.query["resource"][0]
+        body = {"access_token": MI_TOKEN_PREFIX + self.principal, "expires_in": "86399",
+                "resource": resource, "token_type": "Bearer"}  # fmt: skip
+        return 200, body
+
+
+def _imds_refusal(req: Request) -> str:
+    if req.headers.get("Metadata") != "true":
+        return "Required metadata header not specified"
+    if req.headers.get("X-Forwarded-For"):
+        return "Request contains the X-Forwarded-For header"
+    if not req.query.get("api-version"):
+        return "Bad request. api-version was not specified in the request"
+    if not req.query.get("resource"):
+        return "Required query variable 'resource' is missing"
+    return ""
 
 
 class FakeKeyVault:
     """Key Vault secrets (REST 7.4) at the replay server's root, as the control plane and a VM use
-    them. Like Key Vault: every call needs a bearer token (401 Unauthorized without; thrifty's for
-    set/list/delete/purge, the VM's managed-identity token or thrifty's for a get) and api-version; a
-    name outside 1-127 letters, digits and '-' is 400 BadParameter; an unknown secret is 404
-    SecretNotFound; a deleted secret stays soft-deleted (a set of its name is 409 Conflict) until
-    purged. The managed identity's token endpoint of the instance metadata service is served too."""
+    them. Like Key Vault: every call needs a bearer token (401 Unauthorized without) and api-version;
+    thrifty's token may set/list/delete/purge/get; a managed identity's token may get only while its
+    principal holds "Key Vault Secrets User" (or Officer) at the vault's scope or above in the ARM
+    double (else 403 Forbidden, ForbiddenByRbac) — and only ``propagation_reads`` refused reads after
+    the assignment appeared, as a new role takes a while to reach the data plane. A name outside
+    1-127 letters, digits and '-' is 400 BadParameter; an unknown secret is 404 SecretNotFound; a
+    deleted secret stays soft-deleted (a set of its name is 409 Conflict) until purged."""
 
-    def __init__(self, server: ReplayServer) -> None:
+    def __init__(self, server: ReplayServer, rbac: FakeAuthorization, scope: str = VAULT_ID) -> None:
         self.url = server.url
+        self.rbac, self.scope = rbac, scope
         self.secrets: dict[str, dict[str, Any]] = {}
         self.deleted: dict[str, dict[str, Any]] = {}
+        self.propagation_reads = 0
+        #: principal → reads refused since its role appeared
+        self.refused_reads: dict[str, int] = {}
         server.route("PUT", "/secrets", self.put)
         server.route("GET", "/secrets", self.get)
         server.route("DELETE", "/secrets", self.delete)
         server.route("DELETE", "/deletedsecrets", self.purge)
-        server.route("GET", "/metadata/identity/oauth2/token", self.token)
 
-    def token(self, req: Request) -> tuple[int, Any]:
-        if req.headers.get("Metadata") != "true":
-            return 400, {
-                "error": "invalid_request",
-                "error_description": "Required metadata header not specified",
-            }
-        assert req.query["resource"] == ["https://vault.azure.net"]
-        return 200, {"access_token": VM_TOKEN, "expires_in": "86399", "token_type": "Bearer"}
+    def _rbac_refusal(self, req: Request) -> tuple[int, Any] | None:
+        """403 for a managed identity without the role here (yet)."""
+        auth = str(req.headers.get("Authorization") or "")
+        if not auth.startswith(f"Bearer {MI_TOKEN_PREFIX}"):
+            return None
+        principal = auth.removeprefix(f"Bearer {MI_TOKEN_PREFIX}")
+        holds = self.rbac.holds(principal, self.scope, _READERS)
+        if holds and self.refused_reads.get(principal, 0) >= self.propagation_reads:
+            return None
+        if holds:
+            self.refused_reads[principal] = self.refused_reads.get(principal, 0) + 1
+        message = ("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "
+                   "assignments or role definitions were changed recently, please observe propagation time.\r\n"
+                   f"Caller: oid={principal}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'")  # fmt: skip
+        return 403, {
+            "error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}
+        }
 
     def _refused(self, req: Request, allowed: tuple[str, ...]) -> tuple[int, Any] | None:
         if req.headers.get("Authorization") not in {f"Bearer {t}" for t in allowed}:
@@ -774,7 +1013,9 @@ class FakeKeyVault:
         return {"id": f"{self.url}/secrets/{name}", "attributes": attributes, "tags": secret["tags"]}
 
     def get(self, req: Request) -> tuple[int, Any]:
-        if refused := self._refused(req, (TOKEN, VM_TOKEN)):
+        auth = str(req.headers.get("Authorization") or "")
+        mine = (auth.removeprefix("Bearer "),) if auth.startswith(f"Bearer {MI_TOKEN_PREFIX}") else ()
+        if refused := self._refused(req, (TOKEN, *mine)) or self._rbac_refusal(req):
             return refused
         name = req.path.strip("/").split("/")[1] if req.path.strip("/").count("/") else ""
         if not name:  # the list: ids and tags, never a value
@@ -805,8 +1046,13 @@ class FakeKeyVault:
 
 
 @pytest.fixture
-def vault(replay_server: ReplayServer) -> FakeKeyVault:
-    return FakeKeyVault(replay_server)
+def vault(replay_server: ReplayServer, arm: FakeArm) -> FakeKeyVault:
+    return FakeKeyVault(replay_server, arm.rbac)
+
+
+@pytest.fixture
+def imds(replay_server: ReplayServer) -> FakeImds:
+    return FakeImds(replay_server)
 
 
 def _tls_spec(make_spec: Any, token_sha256: str = "cd" * 32) -> Any:
@@ -823,11 +1069,12 @@ def _tls_spec(make_spec: Any, token_sha256: str = "cd" * 32) -> Any:
 def _vaulted(arm: FakeArm, vault: FakeKeyVault) -> AzureProvider:
     from dataclasses import replace
 
-    return AzureProvider(replace(_target(arm), key_vault_url=vault.url), credential=StaticToken())
+    target = replace(_target(arm), key_vault_url=vault.url, key_vault_id=VAULT_ID)
+    return AzureProvider(target, credential=StaticToken())
 
 
 def test_the_tls_key_goes_to_key_vault_and_the_vm_reads_it_with_its_identity_replayed(
-    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+    arm: FakeArm, vault: FakeKeyVault, imds: FakeImds, make_spec: Any
 ) -> None:
     from thrifty.secret_fetch import read_bundle
 
@@ -844,7 +1091,8 @@ def test_the_tls_key_goes_to_key_vault_and_the_vm_reads_it_with_its_identity_rep
     assert f"THRIFTY_SECRET={ref}" in user_data
     assert cert.key_pem.splitlines()[1] not in user_data and "cd" * 32 not in user_data
     assert TOKEN not in user_data and "THRIFTY_API_TOKEN_SHA256" not in user_data
-    env = {"THRIFTY_METADATA_URL": vault.url}  # the instance metadata service's stand-in
+    env = {"THRIFTY_METADATA_URL": imds.url, "THRIFTY_SECRET_WAIT_S": "0"}  # the IMDS stand-in
+    imds.principal = vm["identity"]["principalId"]
     bundle = read_bundle(ref, env)  # what the VM's container does, with its managed identity's token
     assert (bundle.key_pem, bundle.cert_pem, bundle.token_sha256) == (cert.key_pem, cert.cert_pem, "cd" * 32)
     azure.deploy(spec)  # a redeploy adds a version
@@ -858,7 +1106,8 @@ def test_the_tls_key_goes_to_key_vault_and_the_vm_reads_it_with_its_identity_rep
     assert len(vault.secrets["thrifty-minilm"]["versions"]) == 2
     azure.delete("minilm")
     assert vault.secrets == {} and vault.deleted == {}, "deleted and purged"
-    with pytest.raises(ConfigError, match="answered 404"):
+    assert arm.rbac.assignments == {}, "the VMs' roles on the vault went with them"
+    with pytest.raises(ConfigError, match="answered 403"):
         read_bundle(ref, env)
     azure.deploy(spec)  # a purged name can be used again
     assert list(vault.secrets) == ["thrifty-minilm"]
@@ -888,7 +1137,8 @@ def test_key_vault_refuses_a_caller_without_its_token_and_nothing_is_left_replay
                 return super().get_token(*scopes, **kwargs)
             return AccessToken("someone-elses-token", int(time.time()) + 3600)
 
-    azure = AzureProvider(replace(_target(arm), key_vault_url=vault.url), credential=NoVaultAccess())
+    target = replace(_target(arm), key_vault_url=vault.url, key_vault_id=VAULT_ID)
+    azure = AzureProvider(target, credential=NoVaultAccess())
     with pytest.raises(CredentialsError, match="Key Vault Secrets Officer") as raised:
         azure.deploy(_tls_spec(make_spec)[0])
     assert "PRIVATE KEY" not in str(raised.value) and "someone-elses-token" not in str(raised.value)
@@ -949,4 +1199,193 @@ def test_gc_finds_and_deletes_an_orphaned_key_vault_secret_replayed(
     assert sweep([azure], live, grace_s=3600, dry_run=True) == [], "younger than the grace period"
     sweep([azure], live, grace_s=0)
     assert list(vault.secrets) == ["thrifty-kept"] and vault.deleted == {}, "deleted and purged"
+    assert sweep([azure], live, grace_s=0, dry_run=True) == []
+
+
+# -- the VMs' role on the vault (Microsoft.Authorization/roleAssignments) ------------------------------
+def _assignments_of(arm: FakeArm) -> dict[str, dict[str, Any]]:
+    """VM name → its role assignment (found through the VM's principal)."""
+    by_principal = {a["properties"]["principalId"]: a for a in arm.rbac.assignments.values()}
+    return {name: by_principal[vm["identity"]["principalId"]] for name, vm in arm.vms.items()
+            if vm["identity"]["principalId"] in by_principal}  # fmt: skip
+
+
+def test_each_vm_identity_gets_key_vault_secrets_user_on_the_vault_and_loses_it_with_the_vm_replayed(
+    arm: FakeArm, vault: FakeKeyVault, imds: FakeImds, make_spec: Any
+) -> None:
+    from thrifty.secret_fetch import read_bundle
+
+    azure = _vaulted(arm, vault)
+    spec, _ = _tls_spec(make_spec)
+    azure.deploy(spec.with_changes(replicas=2))
+    granted = _assignments_of(arm)
+    assert sorted(granted) == ["thrifty-minilm-0", "thrifty-minilm-1"] and len(arm.rbac.assignments) == 2
+    props = granted["thrifty-minilm-0"]["properties"]
+    assert props["scope"] == VAULT_ID and props["principalType"] == "ServicePrincipal"
+    assert props["roleDefinitionId"] == (
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6"
+    )
+    assert props["description"] == "thrifty:deployment=minilm vm=thrifty-minilm-0"
+    azure.deploy(spec.with_changes(replicas=2))  # a rerun makes the same assignments, not new ones
+    assert len(arm.rbac.assignments) == 2
+    ref, env = f"azure-keyvault:{vault.url}/secrets/thrifty-minilm", {"THRIFTY_METADATA_URL": imds.url}
+    imds.principal = arm.vms["thrifty-minilm-1"]["identity"]["principalId"]
+    assert read_bundle(ref, env).token_sha256 == "cd" * 32
+    azure.scale("minilm", 1)
+    assert sorted(_assignments_of(arm)) == ["thrifty-minilm-0"] and len(arm.rbac.assignments) == 1
+    with pytest.raises(ConfigError, match=r"Key Vault: .* answered 403"):
+        read_bundle(ref, {**env, "THRIFTY_SECRET_WAIT_S": "0"})  # the retired VM's identity lost it
+    imds.principal = arm.rbac.new_principal()  # an identity nobody granted anything
+    with pytest.raises(ConfigError, match="answered 403"):
+        read_bundle(ref, {**env, "THRIFTY_SECRET_WAIT_S": "0"})
+    azure.delete("minilm")
+    assert arm.rbac.assignments == {} and arm.vms == {}
+
+
+def test_a_vm_waits_until_its_new_role_reaches_key_vault_replayed(
+    arm: FakeArm, vault: FakeKeyVault, imds: FakeImds, make_spec: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thrifty.secret_fetch import read_bundle
+
+    azure = _vaulted(arm, vault)
+    azure.deploy(_tls_spec(make_spec)[0])
+    vault.propagation_reads = 2  # the data plane refuses the VM twice after the assignment appeared
+    imds.principal = arm.vms["thrifty-minilm-0"]["identity"]["principalId"]
+    ref = f"azure-keyvault:{vault.url}/secrets/thrifty-minilm"
+    bundle = read_bundle(ref, {"THRIFTY_METADATA_URL": imds.url, "THRIFTY_SECRET_WAIT_S": "30"})
+    assert bundle.token_sha256 == "cd" * 32 and vault.refused_reads[imds.principal] == 2
+    assert capsys.readouterr().err.count("waiting") == 2
+
+
+def test_a_principal_arm_cannot_see_yet_is_retried_until_it_can_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    azure = _vaulted(arm, vault)
+    arm.rbac.lookup_always, arm.rbac.replication_lookups = True, 3  # ARM's lookup misses it 3 times
+    azure.deploy(_tls_spec(make_spec)[0])
+    puts = [r for r in arm.rbac.server.requests if r.method == "PUT" and ASSIGNMENTS in r.path]
+    assert len(puts) == 4 and len(arm.rbac.assignments) == 1, "3 × PrincipalNotFound, then made"
+    azure.delete("minilm")
+    arm.rbac.replication_lookups = 10**6  # never replicated within the deadline
+    impatient = AzureProvider(replace(azure.target, role_grant_deadline_s=0.05), credential=StaticToken())
+    with pytest.raises(ProviderError, match="PrincipalNotFound") as raised:
+        impatient.deploy(_tls_spec(make_spec)[0])
+    assert "replication delay" in str(raised.value) and "role_grant_deadline_s" in str(raised.value.hint)
+    assert arm.vms == {} and arm.nsgs == {} and vault.secrets == {} and arm.rbac.assignments == {}
+
+
+def test_without_the_right_to_assign_roles_the_deploy_names_it_and_leaves_nothing_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    azure = _vaulted(arm, vault)
+    arm.rbac.deny_writes = True
+    with pytest.raises(CredentialsError, match="roleAssignments/write") as raised:
+        azure.deploy(_tls_spec(make_spec)[0])
+    assert "Role Based Access Control Administrator" in raised.value.hint
+    assert arm.vms == {} and arm.nsgs == {} and vault.secrets == {} and arm.rbac.assignments == {}
+
+
+def test_a_vault_whose_resource_id_cannot_be_told_is_refused_before_anything_exists_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from dataclasses import replace
+
+    from thrifty.providers.azure_roles import vault_scope
+
+    assert vault_scope("https://kv-1.vault.azure.net/", None, SUB, RG) == (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/kv-1"
+    )
+    with pytest.raises(ConfigError, match="not a Key Vault resource id"):
+        vault_scope("https://kv-1.vault.azure.net/", f"/subscriptions/{SUB}/resourceGroups/{RG}", SUB, RG)
+    azure = AzureProvider(replace(_target(arm), key_vault_url=vault.url), credential=StaticToken())
+    with pytest.raises(ConfigError, match="key_vault_id"):
+        azure.deploy(_tls_spec(make_spec)[0])  # a loopback vault URL names no vault
+    assert arm.vms == {} and arm.nsgs == {} and vault.secrets == {}
+
+
+def test_the_double_refuses_what_arm_refuses_for_role_assignments_replayed(
+    azure: AzureProvider, arm: FakeArm
+) -> None:
+    from thrifty.providers.azure_roles import ROLE_API, assignment_body, assignment_path
+
+    def put(path: str, body: dict[str, Any]) -> Any:
+        return azure._arm("PUT", path, body, api=ROLE_API)
+
+    principal = arm.rbac.new_principal()
+    good = assignment_body(SUB, principal, "d", "vm")
+    untyped = {"properties": {k: v for k, v in good["properties"].items() if k != "principalType"}}
+    path = assignment_path(VAULT_ID, principal)
+    refusals = [
+        (path, {"properties": {**untyped["properties"], "principalId": str(uuid.uuid4())}}, "PrincipalNotFound"),
+        (path, untyped, "PrincipalNotFound"),  # not replicated yet: ARM's lookup misses it …
+        (path, untyped, "PrincipalNotFound"),  # … twice (``replication_lookups``)
+        (path, {"properties": {**good["properties"], "roleDefinitionId": "Key Vault Secrets User"}},
+         "InvalidRoleDefinitionId"),
+        (path, {"properties": {**good["properties"], "roleDefinitionId": good["properties"]["roleDefinitionId"][:-4]
+                               + "0000"}}, "RoleDefinitionDoesNotExist"),
+        (f"{VAULT_ID.removesuffix('/thrifty-kv')}{ASSIGNMENTS}/{uuid.uuid4()}", good,
+         "InvalidApiVersionParameter"),  # a scope naming a type but no vault
+        (f"/resourceGroups/{RG}{ASSIGNMENTS}/{uuid.uuid4()}", good, "MissingSubscription"),
+        (f"{VAULT_ID}{ASSIGNMENTS}/thrifty-grant", good, "InvalidRoleAssignmentId"),
+    ]  # fmt: skip
+    for where, body, code in refusals:
+        with pytest.raises(ThriftyError, match=code):
+            put(where, body)
+    assert arm.rbac.assignments == {}
+    put(path, untyped)  # replicated now (its second lookup was the last to miss it)
+    put(path, good)  # the same assignment again changes nothing
+    other = arm.rbac.new_principal()
+    with pytest.raises(ThriftyError, match="RoleAssignmentUpdateNotPermitted"):
+        put(path, assignment_body(SUB, other, "d", "vm"))
+    with pytest.raises(ThriftyError, match="RoleAssignmentExists"):
+        put(f"{VAULT_ID}{ASSIGNMENTS}/{uuid.uuid4()}", good)
+    with pytest.raises(ThriftyError, match="UnmatchedPrincipalType"):
+        put(assignment_path(VAULT_ID, principal, "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+            {"properties": {**good["properties"], "principalType": "User"}})  # fmt: skip
+    assert len(arm.rbac.assignments) == 1
+
+
+def test_the_imds_double_refuses_what_imds_refuses_replayed(imds: FakeImds) -> None:
+    import httpx
+
+    url = f"{imds.url}/metadata/identity/oauth2/token"
+    query = {"api-version": "2018-02-01", "resource": "https://vault.azure.net"}
+    imds.principal = "p"
+    assert httpx.get(url, params=query, headers={"Metadata": "true"}).json()["access_token"].endswith("p")
+    refused = [
+        ({}, query, "Required metadata header"),
+        ({"Metadata": "true", "X-Forwarded-For": "10.0.0.1"}, query, "X-Forwarded-For"),
+        ({"Metadata": "true"}, {"resource": "https://vault.azure.net"}, "api-version"),
+        ({"Metadata": "true"}, {"api-version": "2018-02-01"}, "resource"),
+    ]
+    for headers, params, why in refused:
+        answer = httpx.get(url, params=params, headers=headers)
+        assert answer.status_code == 400 and why in answer.json()["error_description"]
+    imds.principal = None
+    assert "Identity not found" in httpx.get(url, params=query, headers={"Metadata": "true"}).text
+
+
+def test_gc_lists_a_forgotten_role_assignment_and_deletes_it_replayed(
+    arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    from thrifty.providers.gc import sweep
+
+    azure = _vaulted(arm, vault)
+    azure.deploy(_tls_spec(make_spec)[0])
+    azure.deploy(_tls_spec(make_spec)[0].with_changes(name="kept"))
+    live = [("azure", "kept")]
+    arm.vms.pop("thrifty-minilm-0")  # the VM went outside thrifty: its assignment stays behind
+    azure._delete_nsg("thrifty-minilm")
+    listed = sweep([azure], live, grace_s=0, dry_run=True)
+    kinds = sorted((o.resource.kind, o.resource.deployment_name) for o in listed)
+    assert kinds == [("key-vault-secret", "minilm"), ("role-assignment", "minilm")]
+    grant = next(o.resource for o in listed if o.resource.kind == "role-assignment")
+    assert grant.details["vm"] == "thrifty-minilm-0" and grant.created_at is not None
+    assert len(arm.rbac.assignments) == 2, "a dry run deletes nothing"
+    sweep([azure], live, grace_s=0)
+    assert [a["properties"]["description"] for a in arm.rbac.assignments.values()] == [
+        "thrifty:deployment=kept vm=thrifty-kept-0"
+    ]
     assert sweep([azure], live, grace_s=0, dry_run=True) == []
