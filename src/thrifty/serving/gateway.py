@@ -710,6 +710,7 @@ class Gateway:
             )
         elif not state.unsaved and state.saved_at < read_at:  # a wake wins until it is saved
             state.desired, state.endpoints = len(endpoints), endpoints
+            state.provider = row.provider  # a migration may have moved it to another cloud
         self.models[row.name].autoscale = self._autoscale_settings(row)
 
     def _converge_remote(self, state: ModelState) -> None:
