@@ -126,7 +126,7 @@ class Drill:
     reconcile_interval_s: float = 1.0
     before_s: float = 5.0
     after_s: float = 3.0
-    #: keep the load on after the migration until this many requests were sent (at least)
+    #: the load sends at least this many requests (it goes on after the migration until then)
     min_requests: int = 0
 
     def deploy(self, spec: Any) -> Any:
@@ -171,12 +171,12 @@ class Drill:
         with front_door(remote, self.reconcile_interval_s) as url:
             infer = f"{url}/v2/models/{self.name}/infer"
             wait_answered(infer)
-            load, started = start_load(infer, self.rps), time.monotonic()
+            load = start_load(infer, self.rps, self.min_requests)
             time.sleep(self.before_s)
             outcome = self._migrate(reach, token, offer)
             old_vm.stop()  # the old revision's instance is deleted: its "VM" is gone
-            time.sleep(max(self.after_s, started + self.min_requests / self.rps - time.monotonic()))
-            summary = stop_load(load)
+            time.sleep(self.after_s)
+            summary = stop_load(load, self.min_requests / self.rps)
         moved_at = self.registry.get_deployment(self.name).updated_at.timestamp()
         after = [t for t in new_vm.answered_at if t >= moved_at]
         return summary | {
@@ -221,19 +221,25 @@ def wait_answered(url: str, timeout_s: float = 60.0) -> None:
 
 
 # -- the load process ---------------------------------------------------------------------------------
-def start_load(url: str, rps: float) -> subprocess.Popen[str]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--load", url, "--rps", str(rps)]
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def start_load(url: str, rps: float, min_requests: int = 0) -> subprocess.Popen[str]:
+    """The load process, once it sends (its first line says so)."""
+    here = str(Path(__file__).resolve())
+    argv = [sys.executable, here, "--load", url, "--rps", str(rps), "--min-requests", str(min_requests)]
+    load = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert load.stdout is not None
+    load.stdout.readline()
+    return load
 
 
-def stop_load(load: subprocess.Popen[str]) -> dict[str, Any]:
-    """Tell the load to stop sending; its summary once every request sent was answered."""
-    out, _ = load.communicate("stop\n", timeout=120)
+def stop_load(load: subprocess.Popen[str], at_least_s: float = 0.0) -> dict[str, Any]:
+    """Tell the load to stop sending (once it sent its ``min_requests``); its summary once every
+    request sent was answered."""
+    out, _ = load.communicate("stop\n", timeout=at_least_s + 120)
     summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return summary
 
 
-async def _open_loop(url: str, rps: float, stop: threading.Event) -> dict[str, Any]:
+async def _open_loop(url: str, rps: float, stop: threading.Event, min_requests: int) -> dict[str, Any]:
     import httpx
 
     statuses: list[int] = []
@@ -251,7 +257,8 @@ async def _open_loop(url: str, rps: float, stop: threading.Event) -> dict[str, A
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         pending, start, sent = [], time.perf_counter(), 0
-        while not stop.is_set():
+        print("sending", flush=True)
+        while not (stop.is_set() and sent >= min_requests):
             pending.append(asyncio.ensure_future(one(client)))
             sent += 1
             await asyncio.sleep(max(0.0, start + sent / rps - time.perf_counter()))
@@ -273,15 +280,16 @@ def _summary(statuses: list[int], latencies_ms: list[float]) -> dict[str, Any]:
     }
 
 
-def _load_main(url: str, rps: float) -> None:
+def _load_main(url: str, rps: float, min_requests: int) -> None:
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
-    print(json.dumps(asyncio.run(_open_loop(url, rps, stop))), flush=True)
+    print(json.dumps(asyncio.run(_open_loop(url, rps, stop, min_requests))), flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--load", required=True)
     parser.add_argument("--rps", type=float, default=50.0)
+    parser.add_argument("--min-requests", type=int, default=0)
     args = parser.parse_args()
-    _load_main(args.load, args.rps)
+    _load_main(args.load, args.rps, args.min_requests)
