@@ -20,10 +20,10 @@ from tests.unit.serving.conftest import build_mlp
 from thrifty.policies.rebalance import Offer
 from thrifty.providers.base import PriceModel
 
-pytestmark = pytest.mark.slow
 WEST = Offer("aws", "us-west-2", "c7g.large", PriceModel.ON_DEMAND, 0.05)
 
 
+@pytest.mark.slow
 def test_a_migration_under_steady_traffic_loses_no_request_and_switches_inside_the_drain(
     thrifty_home: Path, tmp_path: Path, providers: dict[str, Any], make_spec: Any
 ) -> None:
@@ -47,3 +47,31 @@ def test_a_migration_under_steady_traffic_loses_no_request_and_switches_inside_t
     assert (row.provider, row.region) == ("aws", "us-west-2")
     assert not [r for r in providers["aws"].replicas(drill.name) if r.live]  # the old one deleted
     assert [r.live for r in providers["thrifty-aws-target/west"].replicas(f"{drill.name}-r2")] == [True]
+
+
+def test_the_front_door_follows_a_deployment_that_migrated_to_another_cloud(thrifty_home: Path) -> None:
+    """A wake or a scale after a cross-cloud move must go to the new cloud's provider."""
+    import asyncio
+
+    from thrifty import runtime
+    from thrifty.serving.gateway import Gateway, GatewayConfig
+    from thrifty.serving.remote import RemoteTargets
+
+    registry = runtime.registry()
+    registry.upsert_deployment(
+        "mover", provider="aws", region="us-east-1", state="running", replicas=1,
+        endpoint_url="http://198.51.100.7:8080", resources={"endpoints": ["http://198.51.100.7:8080"]},
+    )  # fmt: skip
+    gateway = Gateway(GatewayConfig(warm_pool_size=0), registry, remote=RemoteTargets(provider_for=dict))
+
+    async def moved() -> tuple[str, list[str]]:
+        await gateway.reconcile()
+        registry.upsert_deployment(
+            "mover", provider="gcp", region="us-central1",
+            endpoint_url="http://198.51.100.9:8080", resources={"endpoints": ["http://198.51.100.9:8080"]},
+        )  # fmt: skip
+        await gateway.reconcile()
+        state = gateway.models["mover"]
+        return state.provider, [r.url for r in state.replicas]
+
+    assert asyncio.run(moved()) == ("gcp", ["http://198.51.100.9:8080"])
