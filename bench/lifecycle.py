@@ -9,6 +9,13 @@ started beside the live one, verified with the smoke inference, swapped in the g
 drained); five seconds into the second phase it rolls back. A request is lost if it is not
 answered 200 (any status, a refused or reset connection, or no answer within 30 s).
 
+The migration row (``bench/_migration.py``) moves a VM deployment between two targets (AWS
+us-east-1 → us-west-2 on moto's server; each instance's replica an inference server on loopback)
+with a rebalance ``migrate`` action, the same load going through the front door (the gateway
+fronting the clouds, re-reading the registry every second) for as many requests; the old replica
+stops when its instance is deleted after the 5 s drain. It also gives the switch: the registry
+naming the new revision → the front door's first request to it.
+
     .venv/bin/python bench/lifecycle.py [--rps 50] [--requests 2000]
 """
 
@@ -160,7 +167,7 @@ def main() -> int:
         lifecycle, v2, _ = setup(Path(tmp))
         url = f"{daemon.gateway_url(get_settings())}/v2/models/{NAME}/infer"
         try:
-            rows = [
+            rows: list[tuple[str, dict[str, Any], Any]] = [
                 ("no verb (baseline)", *phase(url, args.rps, args.requests, lambda: None)),
                 (
                     "update (r1 → r2)",
@@ -173,17 +180,87 @@ def main() -> int:
             ]
         finally:
             daemon.stop_daemon(get_settings())
+        rows.append(migration(Path(tmp), args.rps, args.requests))
     report(rows, args.rps)
     return 0 if all(r[1]["lost"] == 0 for r in rows) else 1
+
+
+def migration(home: Path, rps: float, count: int) -> tuple[str, dict[str, Any], Any]:
+    """The migration drill (``bench/_migration.py``) on a moto server of its own."""
+    from moto.server import ThreadedMotoServer
+
+    from bench._migration import Drill
+    from bench.serving import build_mlp as build_small
+    from thrifty import runtime
+    from thrifty.policies.rebalance import Offer
+    from thrifty.providers.base import DeploySpec, PriceModel
+
+    for var, value in MOTO_ENV.items():  # moto only: never a real credential chain
+        os.environ[var] = value
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    try:
+        model = build_small(home / "small.onnx", in_features=4, hidden=8, out_features=3)
+        providers = _moto_providers(f"http://127.0.0.1:{port}")
+        drill = Drill(runtime.registry(), providers, home, model, rps=rps, drain_s=5.0, min_requests=count)
+        spec = DeploySpec(
+            name="mover", model_name="mover", variant_id=0, artifact_sha256="ab" * 32, region="us-east-1",
+            instance_type="c7g.large", price_model=PriceModel.ON_DEMAND, replicas=1,
+        )  # fmt: skip
+        result = drill.run(spec, Offer("aws", "us-west-2", "c7g.large", PriceModel.ON_DEMAND, 0.05))
+    finally:
+        moto.stop()
+    return "migration (AWS us-east-1 → us-west-2, front door)", result, result["outcome"]
+
+
+MOTO_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+def _moto_providers(endpoint: str) -> dict[str, Any]:
+    """Two AWS targets on moto: ``aws`` (us-east-1) and the block ``west`` (us-west-2)."""
+    from thrifty.providers.aws import AwsProvider, AwsTarget
+    from thrifty.providers.boot import BootConfig
+
+    image = "127.0.0.1:5000/r@sha256:" + "0" * 64
+    boot = BootConfig(artifact_store_url="s3://bench/blobs", image=image, allowed_cidrs=("198.51.100.0/24",))
+    regions = {"aws": "us-east-1", "thrifty-aws-target/west": "us-west-2"}
+    return {
+        ref: AwsProvider(AwsTarget(region=region, endpoint_url=endpoint, boot=boot))
+        for ref, region in regions.items()
+    }
 
 
 def _seconds(outcome: Any) -> str:
     return "—" if outcome is None else f"{outcome.seconds:.2f}"
 
 
+def _migration_note(rows: list[tuple[str, dict[str, Any], Any]]) -> str:
+    moved = next((load for label, load, _ in rows if label.startswith("migration")), None)
+    if moved is None:
+        return ""
+    return (
+        "Migration: a rebalance `migrate` action through `thrifty.lifecycle` (start r2 on the other "
+        "target, verify it with an inference, point the registry at it, drain "
+        f"{moved['drain_s']:g} s, delete r1 — its replica then stops), the load through the front door "
+        f"(re-reading the registry every {moved['reconcile_interval_s']:g} s). Switch: the registry "
+        "naming r2 → the front door's first request to it; the old replica answered its last request "
+        f"{moved['old_last_s']:.2f} s after the registry moved (old: {moved['old_answered']} requests, "
+        f"new: {moved['new_answered']}). Moto plays EC2 and the replicas are inference servers on "
+        "loopback: no real VM boots here (the cloud-boot section measures that)."
+    )
+
+
 def report(rows: list[tuple[str, dict[str, float], Any]], rps: float) -> None:
     lines = [
-        "## Lifecycle: requests lost during an update and a rollback (local replicas, gateway)",
+        "## Lifecycle: requests lost during an update, a rollback and a migration (through the gateway)",
         "",
         f"`bench/lifecycle.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine_line()}. "
         f"Open loop at {rps:g} req/s through the gateway; the verb starts 5 s into each phase. "
@@ -192,14 +269,16 @@ def report(rows: list[tuple[str, dict[str, float], Any]], rps: float) -> None:
         "Model: a small MLP (the swap, not the model, is measured). The baseline phase sends the "
         "same load with no verb, side by side in the same run, for the machine's own tail.",
         "",
-        "| phase | requests | lost | verb time (s) | p50 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| phase | requests | lost | verb time (s) | switch (s) | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, load, outcome in rows:
+        switch = "—" if load.get("switch_s") is None else f"{load['switch_s']:.2f}"
         lines.append(
-            f"| {label} | {load['requests']:.0f} | {load['lost']:.0f} | {_seconds(outcome)} | "
+            f"| {label} | {load['requests']:.0f} | {load['lost']:.0f} | {_seconds(outcome)} | {switch} | "
             f"{load['p50_ms']:.1f} | {load['p99_ms']:.1f} | {load['max_ms']:.1f} |"
         )
+    lines += ["", _migration_note(rows)]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_section("lifecycle", markdown)

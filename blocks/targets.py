@@ -68,13 +68,14 @@ class _Boot(DeployTargetBlock, ABC):
     )
 
     def _boot(self) -> Any:
-        from thrifty.providers.boot import BootConfig, vm_front_door_url
+        from thrifty.providers.boot import BootConfig, front_door_pin, vm_front_door_url
         from thrifty.settings import get_settings
 
+        settings = get_settings()
         if self.front_door_url:
             front_door = vm_front_door_url(self.front_door_url, source="the target block's front_door_url")
         else:
-            front_door = vm_front_door_url(get_settings().front_door_url)
+            front_door = vm_front_door_url(settings.front_door_url)
         return BootConfig(
             artifact_store_url=self.artifact_store_url,
             s3_endpoint_url=self.s3_endpoint_url,
@@ -84,6 +85,7 @@ class _Boot(DeployTargetBlock, ABC):
             allowed_cidrs=tuple(self.allowed_cidrs),
             secrets_endpoint_url=self.secrets_endpoint_url,
             front_door_url=front_door,
+            front_door_sha256=front_door_pin(front_door, settings.front_door_sha256, settings.home),
         )
 
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from thrifty.errors import ConfigError, ThriftyError
 
@@ -217,7 +218,9 @@ def watch(argv: list[str]) -> None:
     parser.add_argument("--notify-url", default=os.environ.get("THRIFTY_FRONT_DOOR_URL"))
     parser.add_argument("--metadata-url", default=None, help="metadata base URL (default: the cloud's)")
     args = parser.parse_args(argv)
-    notify = front_door_notifier(args.notify_url, os.environ.get("THRIFTY_NOTICE_TOKEN"))
+    notify = front_door_notifier(
+        args.notify_url, os.environ.get("THRIFTY_NOTICE_TOKEN"), os.environ.get("THRIFTY_FRONT_DOOR_SHA256")
+    )
 
     def emit(notice: Any) -> None:
         print(json.dumps(notice.payload()), flush=True)
@@ -230,28 +233,51 @@ def watch(argv: list[str]) -> None:
         )
 
 
-def front_door_notifier(url: str | None, token: str | None) -> Callable[[dict[str, Any]], None] | None:
+def front_door_notifier(
+    url: str | None, token: str | None, sha256: str | None = None
+) -> Callable[[dict[str, Any]], None] | None:
     """Post a notice to the front door (``POST URL/v2/deployments/NAME/interruption``), retried for
-    a few seconds: the notice window is short, a lost post costs all of it. None without a URL."""
+    a few seconds: the notice window is short, a lost post costs all of it. None without a URL.
+
+    With ``sha256`` (an https front door) the certificate it presents must have that fingerprint
+    (``thrifty.tls.pinned_context``); another one is refused before the notice token is sent."""
     if not url:
         return None
-    import httpx
 
     def post(payload: dict[str, Any]) -> None:
         target = f"{url.rstrip('/')}/v2/deployments/{payload['deployment']}/interruption"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         for delay_s in (0.0, 0.5, 1.0, 2.0, 4.0):
             time.sleep(delay_s)
-            try:
-                answer = httpx.post(target, json=payload, headers=headers, timeout=5.0, trust_env=False)
-            except httpx.HTTPError as exc:
-                log.warning("front door %s unreachable: %s", url, exc)
-                continue
-            if answer.status_code < 500:
+            answer = _post_notice(target, payload, headers, sha256)
+            if answer == "refused":
+                return
+            if answer is not None and answer.status_code < 500:
                 log.warning("front door answered %s: %s", answer.status_code, answer.text[:200])
                 return
 
     return post
+
+
+def _post_notice(target: str, payload: dict[str, Any], headers: dict[str, str], sha256: str | None) -> Any:
+    """One post: the answer, None when unreachable (retried), "refused" for a certificate that is
+    not the pinned one (never retried: the token is not sent to it)."""
+    import httpx
+
+    from thrifty.tls import pinned_context
+
+    verify: Any = True
+    parts = urlsplit(target)
+    try:
+        if sha256 and parts.scheme == "https":
+            verify = pinned_context(parts.hostname or "", parts.port or 443, sha256)
+        return httpx.post(target, json=payload, headers=headers, timeout=5.0, trust_env=False, verify=verify)
+    except ThriftyError as exc:
+        log.warning("front door %s refused: %s", target, exc.message)
+        return "refused"
+    except (httpx.HTTPError, OSError) as exc:
+        log.warning("front door %s unreachable: %s", target, exc)
+        return None
 
 
 def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> int:

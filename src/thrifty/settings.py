@@ -46,6 +46,23 @@ class Settings(BaseSettings):
         description="The front door's URL as cloud VMs reach it (never 127.0.0.1): where a spot VM's "
         "watcher posts its interruption notice; a VM target block's front_door_url overrides it.",
     )
+    front_door_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT where the front door also serves HTTPS (its own certificate, pinned by "
+        "the VMs' watchers; every request but health checks authenticated) for cloud VMs and remote "
+        "clients; empty: loopback only. 0.0.0.0 / [::] are refused unless "
+        "THRIFTY_FRONT_DOOR_LISTEN_ALL_INTERFACES=true.",
+    )
+    front_door_listen_all_interfaces: bool = Field(
+        default=False,
+        description="Allow THRIFTY_FRONT_DOOR_LISTEN on every interface (0.0.0.0 / [::]): say so only "
+        "where a firewall limits who reaches the port.",
+    )
+    front_door_sha256: str | None = Field(
+        default=None,
+        description="The front door certificate's sha256 the VMs pin; default: the certificate this "
+        "machine's front door serves (THRIFTY_HOME/secrets/front-door/).",
+    )
     max_model_bytes: int = Field(
         default=4 * 1024**3, description="Ingest refuses model files above this size."
     )

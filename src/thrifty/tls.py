@@ -8,6 +8,9 @@ pin alone — no certificate authority is involved.
     replica         ``server_context(cert_pem, key_pem)``: the runtime container serves TLS
     clients         ``client_context(cert_pem, sha256)``: trusts exactly the certificate whose
                     fingerprint the registry pinned (the smoke test, verify, the gateway, the CLI)
+    front door      ``front_door_cert(home)``: the gateway's public HTTPS listener, made the same
+                    way; a VM's watcher knows only its fingerprint and checks the certificate the
+                    front door presents against it (``pinned_context``) before sending anything
 
 The certificate is public (it travels in the spec with its fingerprint); the private key and the
 API token travel only through the secret store: never in user data, logs or artifacts.
@@ -101,13 +104,24 @@ def _write_private(path: Path, text: str) -> None:
 
 def issue(home: Path, deployment: str) -> DeploymentCert:
     """The deployment's key and certificate: made once, kept 0600 under ``home``, reused after."""
-    cert_path, key_path = _paths(home, deployment)
+    return _issue_at(*_paths(home, deployment), deployment)
+
+
+def _issue_at(cert_path: Path, key_path: Path, name: str) -> DeploymentCert:
     if cert_path.is_file() and key_path.is_file():
         return DeploymentCert(cert_path.read_text(), key_path.read_text())
-    made = make_cert(deployment)
+    made = make_cert(name)
     _write_private(key_path, made.key_pem)
     _write_private(cert_path, made.cert_pem)
     return made
+
+
+def front_door_cert(home: Path) -> DeploymentCert:
+    """The front door's own key and certificate (its public HTTPS listener), made like a
+    deployment's, once, 0600 under ``home/secrets/front-door/`` (apart from the deployments', so no
+    deployment name can collide with it). VM watchers pin its fingerprint (their user data)."""
+    folder = home / "secrets" / "front-door"
+    return _issue_at(folder / "front-door.crt", folder / "front-door.key", "front-door")
 
 
 def cert_for(home: Path, deployment: str) -> DeploymentCert:
@@ -167,3 +181,18 @@ def client_context(cert_pem: str, sha256: str) -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
+
+
+def pinned_context(host: str, port: int, sha256: str, timeout_s: float = 5.0) -> ssl.SSLContext:
+    """A client context for a server known only by its certificate's fingerprint (a VM's watcher
+    posting to the front door): the certificate the server presents is fetched, checked against
+    the pin, and then trusted alone. A server presenting any other certificate is refused before a
+    request (and its token) is sent; one that swaps certificates afterwards fails the handshake."""
+    presented = ssl.get_server_certificate((host, port), timeout=timeout_s)  # OSError: unreachable
+    if fingerprint(presented) != sha256.lower():
+        raise ServingError(
+            f"https://{host}:{port} presented a certificate whose sha256 is not the pinned one",
+            hint="the address is not thrifty's front door, or its certificate was replaced: "
+            "redeploy so the VMs get the current fingerprint",
+        )
+    return client_context(presented, sha256)

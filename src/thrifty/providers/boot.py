@@ -45,6 +45,8 @@ class BootConfig:
     #: where a spot VM's watcher posts its interruption notice (the front door, reachable from the
     #: VM); None: the notice only lands in the watcher container's log
     front_door_url: str | None = None
+    #: the sha256 of the front door's certificate, which the watcher pins (an https front door)
+    front_door_sha256: str | None = None
     #: who may reach ``port``: the deployment's network rule (see ``providers.network``); empty =
     #: the control plane's range if configured, else deploy refuses (never open by default)
     allowed_cidrs: tuple[str, ...] = ()
@@ -90,9 +92,28 @@ def vm_front_door_url(url: str | None, *, source: str = "THRIFTY_FRONT_DOOR_URL"
             f"{source}={url!r} is a loopback address: a cloud VM cannot reach 127.0.0.1 on this machine "
             "(there it is the VM itself), so its spot watcher could not post interruption notices",
             hint=f"set {source} to the front door's public or VPN address the VMs reach "
-            "(e.g. https://thrifty.example.com or http://<this machine's public IP>:8470), or leave it empty",
+            "(THRIFTY_FRONT_DOOR_LISTEN serves it: e.g. https://10.0.0.5:8471), or leave it empty",
         )
     return url.rstrip("/")
+
+
+def front_door_pin(url: str | None, explicit: str | None, home: Path) -> str | None:
+    """The certificate fingerprint a VM's watcher pins for an https front door: ``explicit``
+    (THRIFTY_FRONT_DOOR_SHA256, checked), else the certificate this machine's front door serves
+    (``thrifty.tls.front_door_cert``). None for no front door or a plain-HTTP one."""
+    if not url or not url.startswith("https://"):
+        return None
+    if explicit and explicit.strip():
+        pin = explicit.strip().lower().replace(":", "")
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise ConfigError(
+                f"THRIFTY_FRONT_DOOR_SHA256={explicit!r} is not a sha256 fingerprint (64 hex digits)",
+                hint="copy the fingerprint `thrifty up` prints, or leave it empty to use this machine's",
+            )
+        return pin
+    from thrifty import tls
+
+    return tls.front_door_cert(home).sha256
 
 
 def secret_name(deployment: str) -> str:
@@ -156,11 +177,14 @@ def registry_login(image: str) -> list[str]:
 
 
 def _watch_env(spec: DeploySpec, boot: BootConfig) -> str:
-    """The watcher's front door and notice token (``thrifty.tokens.notice_token``), when both exist."""
+    """The watcher's front door, its certificate's pin and the notice token
+    (``thrifty.tokens.notice_token``), when a front door and a token exist."""
     notice_token = spec.serving.get("notice_token")
     if not boot.front_door_url or not notice_token:
         return ""
     env = {"THRIFTY_FRONT_DOOR_URL": boot.front_door_url, "THRIFTY_NOTICE_TOKEN": str(notice_token)}
+    if boot.front_door_sha256:  # the watcher trusts only the certificate with this fingerprint
+        env["THRIFTY_FRONT_DOOR_SHA256"] = boot.front_door_sha256
     return "".join(f"-e {shlex.quote(f'{k}={v}')} " for k, v in env.items())
 
 

@@ -39,7 +39,7 @@ def _check_target(name: str) -> None:
 def _boot(require_s3: bool, allowed_cidrs: Any = None, *, vm: bool = False) -> Any:
     """The boot settings from the environment; a VM target's also carry THRIFTY_FRONT_DOOR_URL (checked)."""
     from thrifty.errors import ConfigError
-    from thrifty.providers.boot import BootConfig, vm_front_door_url
+    from thrifty.providers.boot import BootConfig, front_door_pin, vm_front_door_url
     from thrifty.settings import get_settings
 
     settings = get_settings()
@@ -51,12 +51,14 @@ def _boot(require_s3: bool, allowed_cidrs: Any = None, *, vm: bool = False) -> A
             "`thrifty optimize` the model again: they write its variants to that bucket",
         )
     image = settings.runtime_image or ("IMAGE@sha256:<set THRIFTY_RUNTIME_IMAGE>" if not require_s3 else "")
+    front_door = vm_front_door_url(settings.front_door_url) if vm else None
     return BootConfig(
         artifact_store_url=store_url,
         s3_endpoint_url=settings.s3_endpoint_url,
         image=image,
         allowed_cidrs=tuple(allowed_cidrs or ()),
-        front_door_url=vm_front_door_url(settings.front_door_url) if vm else None,
+        front_door_url=front_door,
+        front_door_sha256=front_door_pin(front_door, settings.front_door_sha256, settings.home),
     )
 
 

@@ -26,6 +26,13 @@ def is_loopback(peer: str) -> bool:
         return False
 
 
+def bearer(request: Request) -> bytes | None:
+    """The request's bearer token, or None when it sends none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token.encode() if scheme.lower() == "bearer" and token else None
+
+
 def check(request: Request, tokens: tuple[bytes, ...]) -> Response | None:
     """None when the request may proceed, else the 401/403 response to send."""
     if not tokens:

@@ -80,13 +80,20 @@ def up() -> None:
     """Start the gateway as a background daemon (pid file and log under THRIFTY_HOME)."""
     from thrifty.cli import console
     from thrifty.serving import daemon
+    from thrifty.serving.public import public_listener
     from thrifty.settings import get_settings
 
     settings = get_settings()
+    public = public_listener(settings)  # a bad THRIFTY_FRONT_DOOR_LISTEN is refused here, not in the log
     pid = daemon.start_daemon(settings)
     console.print(
         f"[green]gateway up[/] on {daemon.gateway_url(settings)} (pid {pid}, log {daemon.log_file(settings)})"
     )
+    if public is not None:
+        console.print(
+            f"front door public on {public.url} (HTTPS; certificate sha256 {public.sha256}, "
+            "pinned by the VMs' watchers)"
+        )
 
 
 def down() -> None:

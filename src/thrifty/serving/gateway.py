@@ -25,6 +25,9 @@
 * Remote replicas (cloud VMs, pods; ``serving/remote.py``) are fronted the same way when the
   gateway is given ``RemoteTargets``: routed with the deployment's own token, held and woken
   through the provider while hibernated, logged. Their endpoints come from the registry.
+* A public listener (``GatewayConfig.public``, ``serving/public.py``) serves the same routes over
+  HTTPS on an address the VMs reach; there no request but a health check is anonymous
+  (``handle_public``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from thrifty.serving import auth
 from thrifty.serving.http import Request, Response, error_response, json_response
 from thrifty.serving.metrics import Metrics
 from thrifty.serving.pool import WarmPool, Worker, close_pipes
+from thrifty.serving.public import PublicListener
 from thrifty.serving.remote import RemoteReplica, RemoteTargets, endpoints_of, fronted, with_bearer
 from thrifty.serving.server import DEFAULT_MAX_BODY_BYTES, parse_model_path
 from thrifty.states import state_of
@@ -75,6 +79,8 @@ class GatewayConfig:
     #: the last ``autoscale_window`` samples
     autoscale_interval_s: float = 0.25
     autoscale_window: int = 4
+    #: the HTTPS listener on an address the VMs reach (None: loopback only)
+    public: PublicListener | None = None
 
 
 class Wake:
@@ -198,6 +204,22 @@ class Gateway:
 
     # -- requests ------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response | Any:
+        """The loopback listener: the gateway's tokens, or none from a loopback peer (``auth``)."""
+        open_route = self._open_route(request)
+        if open_route is not None:
+            return open_route
+        return auth.check(request, self._tokens) or self._route(request)
+
+    def handle_public(self, request: Request) -> Response | Any:
+        """The public listener: the same routes, but nothing anonymous whatever the peer (a tunnel
+        or a TLS terminator here makes remote clients look like loopback)."""
+        open_route = self._open_route(request)
+        if open_route is not None:
+            return open_route
+        return self._public_check(request) or self._route(request)
+
+    def _open_route(self, request: Request) -> Response | Any | None:
+        """Health checks, and interruption notices (their own credential: the notice token)."""
         path = request.path
         if path == "/v2/health/live":
             return json_response({"live": True})
@@ -205,9 +227,30 @@ class Gateway:
             return json_response({"ready": True})
         if path.startswith("/v2/deployments/") and path.endswith("/interruption"):
             return self._interruption(request)  # a VM's own credential, not the gateway's tokens
-        denied = auth.check(request, self._tokens)
-        if denied is not None:
-            return denied
+        return None
+
+    def _public_check(self, request: Request) -> Response | None:
+        """None when the bearer is a gateway token, or the deployment token of the model the path
+        names; else 401. No request is anonymous here."""
+        given = auth.bearer(request)
+        challenge = [("www-authenticate", 'Bearer realm="thrifty"')]
+        if given is None:
+            return error_response(
+                401,
+                "the front door's public address answers no anonymous request: send 'Authorization: "
+                "Bearer <the deployment's token, or a THRIFTY_API_TOKENS token>'",
+                challenge,
+            )
+        if self._tokens and auth.check(request, self._tokens) is None:
+            return None
+        route = parse_model_path(request.path)
+        state = self.models.get(route.name) if route is not None else None
+        if state is not None and state.token and hmac.compare_digest(given, state.token.encode()):
+            return None
+        return error_response(401, "invalid bearer token for this route", challenge)
+
+    def _route(self, request: Request) -> Response | Any:
+        path = request.path
         if path == "/metrics":
             return Response(200, self.metrics.render(), "text/plain; version=0.0.4")
         if path in ("/v2", "/v2/"):
@@ -232,8 +275,10 @@ class Gateway:
         return error_response(404, f"no admin route {request.path}")
 
     def describe(self) -> dict[str, Any]:
+        public = self.config.public
         return {
             "url": self.url,
+            "public": None if public is None else {"url": public.url, "tls_cert_sha256": public.sha256},
             "pid": os.getpid(),
             "models": {
                 s.name: {
@@ -665,6 +710,7 @@ class Gateway:
             )
         elif not state.unsaved and state.saved_at < read_at:  # a wake wins until it is saved
             state.desired, state.endpoints = len(endpoints), endpoints
+            state.provider = row.provider  # a migration may have moved it to another cloud
         self.models[row.name].autoscale = self._autoscale_settings(row)
 
     def _converge_remote(self, state: ModelState) -> None:
@@ -747,11 +793,29 @@ async def run_gateway(
     from thrifty.serving.app import bind_socket, serve_until_stopped
 
     sock = bind_socket(config.host, config.port)
+    public = config.public
+    public_sock = bind_socket(public.host, public.port) if public is not None else None
     gateway = Gateway(config, registry, remote=remote)
     await gateway.start()
+    stop = stop or asyncio.Event()
+    served = [serve_until_stopped(gateway.handle, sock, max_body_bytes=config.max_body_bytes, stop=stop)]
     log.info("gateway listening on %s", gateway.url)
+    if public is not None and public_sock is not None:
+        from thrifty.tls import server_context
+
+        context = server_context(public.cert.cert_pem, public.cert.key_pem)
+        served.append(
+            serve_until_stopped(
+                gateway.handle_public,
+                public_sock,
+                max_body_bytes=config.max_body_bytes,
+                stop=stop,
+                ssl_context=context,
+            )
+        )
+        log.info("front door public on %s (certificate sha256 %s)", public.url, public.sha256)
     try:
-        await serve_until_stopped(gateway.handle, sock, max_body_bytes=config.max_body_bytes, stop=stop)
+        await asyncio.gather(*served)
     finally:
         with contextlib.suppress(Exception):
             await gateway.close()

@@ -7,6 +7,7 @@ import logging
 from thrifty import runtime
 from thrifty.serving.gateway import GatewayConfig, run_gateway
 from thrifty.serving.http import run
+from thrifty.serving.public import public_listener
 from thrifty.settings import Settings, get_settings
 
 
@@ -18,6 +19,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         max_body_bytes=settings.serving_max_body_bytes,
         wake_timeout_s=settings.gateway_wake_timeout_s,
         warm_pool_size=settings.gateway_warm_pool_size,
+        public=public_listener(settings),
     )
 
 

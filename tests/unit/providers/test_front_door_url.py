@@ -1,7 +1,8 @@
 """Where a spot VM's watcher posts its interruption notice: the front door's URL, from a VM target
 block's ``front_door_url`` or ``THRIFTY_FRONT_DOOR_URL``, checked (a loopback address is refused:
 on the VM it is the VM itself), and carried in the user data with the notice token, never the
-deployment's token. EC2 on moto's real HTTP server."""
+deployment's token; an https front door's certificate fingerprint beside them (the watcher pins it).
+EC2 on moto's real HTTP server."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_a_spot_vms_user_data_carries_the_front_door_and_not_the_token(
     thrifty_home: Path,
     env_door: Callable[[str | None], None],
 ) -> None:
-    from thrifty import tokens
+    from thrifty import tls, tokens
     from thrifty.providers.base import PriceModel
 
     env_door(DOOR + "/" if source == "env" else "https://elsewhere.example.com")  # the block's field wins
@@ -84,8 +85,14 @@ def test_a_spot_vms_user_data_carries_the_front_door_and_not_the_token(
     )
     provider.deploy(spec)
     user_data, env = watcher_env(provider, "spotty")
-    assert env == {"THRIFTY_FRONT_DOOR_URL": DOOR, "THRIFTY_NOTICE_TOKEN": notice}
+    front_door = tls.front_door_cert(thrifty_home)  # an https front door: the watcher pins its certificate
+    assert env == {
+        "THRIFTY_FRONT_DOOR_URL": DOOR,
+        "THRIFTY_NOTICE_TOKEN": notice,
+        "THRIFTY_FRONT_DOOR_SHA256": front_door.sha256,
+    }
     assert token not in user_data, "the deployment's token never travels in user data"
+    assert front_door.key_pem not in user_data
     provider.delete("spotty")
 
 
