@@ -515,7 +515,12 @@ class SpendView(View):
     busy_hours: float
     compute_usd: float
     storage_usd: float
-    transfer_usd: float | None  # None: not measured (see notes)
+    transfer_usd: float  # egress_usd + artifact_copy_usd
+    egress_usd: float  # responses sent, past the cloud's free monthly allowance
+    egress_usd_saved: float  # what that allowance took off
+    egress_gib: float  # response bytes the gateway logged this month, in GiB
+    artifact_copy_usd: float  # the plan's one-time copy of the variant, if paid this month
+    egress_rate: str | None  # the cloud's $/GiB and free allowance; None: not priced
     total_usd: float
     storage_bytes_by_tier: dict[str, int]
     storage_usd_saved: float
@@ -552,6 +557,13 @@ def _plan_figures(plan_row: Plan | None) -> dict[str, float | None]:
     }
 
 
+def _egress_rate(usage: Any) -> str | None:
+    from thrifty.monitor.egress import egress_price
+
+    price = egress_price(usage.offer.provider if usage.offer is not None else None)
+    return None if price is None else price.source()
+
+
 def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView:
     from thrifty.monitor import ledger
 
@@ -560,7 +572,7 @@ def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView
     reservation, use = spent.per_million()
     notes = [ledger.TRANSFER_NOTE]
     if usage.offer is None:
-        notes.append("no cloud offer: deployed without a plan, so its machines are not priced")
+        notes.append("no cloud offer: deployed without a plan, so its machines and transfer are not priced")
     return SpendView(
         deployment=row.name,
         state=row.state,
@@ -572,7 +584,12 @@ def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView
         busy_hours=spent.busy_s / 3600,
         compute_usd=spent.compute_usd,
         storage_usd=spent.storage_usd,
-        transfer_usd=None,
+        transfer_usd=spent.transfer_usd,
+        egress_usd=spent.egress_usd,
+        egress_usd_saved=spent.egress_usd_saved,
+        egress_gib=spent.bytes_out / 2**30,
+        artifact_copy_usd=spent.artifact_copy_usd,
+        egress_rate=_egress_rate(usage),
         total_usd=spent.total_usd,
         storage_bytes_by_tier=usage.storage.bytes_by_tier,
         storage_usd_saved=spent.storage_usd_saved,

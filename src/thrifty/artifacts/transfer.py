@@ -32,6 +32,17 @@ EGRESS_SOURCE = (
     "10 TB/month $0.087/GB (North America). Constants, not live prices: refresh them when they change."
 )
 GB = 1e9
+#: GiB a month of internet egress each cloud does not bill, per account (all services and regions
+#: together); the spend ledger applies it to the month's responses of the deployments on that cloud
+EGRESS_FREE_GIB_PER_MONTH: dict[str, float] = {"aws": 100.0, "gcp": 0.0, "azure": 100.0}
+EGRESS_FREE_SOURCE = (
+    "AWS: 100 GB/month of data transfer out to the internet free, aggregated over all services and "
+    "regions (AWS Free Tier expansion, 1 Dec 2021; EC2 On-Demand pricing, 'Data Transfer'); Azure: "
+    "first 100 GB/month of internet egress free (Bandwidth pricing page); GCP: none on the Premium "
+    "Tier whose rate is used here (the 200 GB/month free allowance is Standard Tier's). The ledger "
+    "bills per GiB (2^30 bytes: GCP's pages say GiB; AWS's and Azure's transfer 'GB' is read the same "
+    "way); the plan's one-time artifact copy keeps its own figure (GB = 10^9 bytes)."
+)
 
 
 def store_cloud(url: str) -> str:

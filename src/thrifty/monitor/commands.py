@@ -26,6 +26,7 @@ COSTS_COLUMNS = [
     Col("requests", justify="right"),
     Col("replica h", justify="right"),
     Col("storage $", justify="right"),
+    Col("transfer $", justify="right"),
     Col("offer"),
 ]
 
@@ -46,8 +47,22 @@ def _row(view: SpendView) -> list[str]:
         f"{view.requests:,}",
         f"{view.replica_hours:,.1f}",
         _money(view.storage_usd, 4),
+        _money(view.transfer_usd, 4),
         view.offer or "unpriced",
     ]
+
+
+def transfer_line(view: SpendView) -> str:
+    """``thrifty costs NAME``'s transfer line: bytes out, the rate, the free allowance, the copy."""
+    sent = f"{view.egress_gib:,.6f} GiB out"
+    if view.egress_rate is None:
+        egress = f"{sent}, not priced (no cloud offer)"
+    else:
+        egress = f"{sent} at {view.egress_rate}: ${view.egress_usd:,.6f}"
+        if view.egress_usd_saved:
+            egress += f" (the free allowance took ${view.egress_usd_saved:,.6f} off)"
+    copy = f"; artifact copy at deploy ${view.artifact_copy_usd:,.4f}" if view.artifact_copy_usd else ""
+    return f"transfer ${view.transfer_usd:,.6f} this month: {egress}{copy}"
 
 
 def _print_costs(answer: CostsView) -> None:
@@ -61,6 +76,8 @@ def _print_costs(answer: CostsView) -> None:
         f"total ${answer.total_usd:,.4f} so far, ${answer.forecast_month_usd:,.2f} forecast for {month}",
         highlight=False,
     )
+    if len(answer.deployments) == 1:
+        console.print(transfer_line(answer.deployments[0]), highlight=False)
     notes = sorted({note for view in answer.deployments for note in view.notes})
     for note in notes:
         console.print(f"note: {note}", highlight=False)

@@ -1,37 +1,37 @@
 """The spend ledger: what each deployment cost this month, what it will cost, and per million requests.
 
     month_spend(registry, row, now)   month to date: compute (replica-seconds × the price in force),
-                                      storage (its blobs by tier), requests and busy time; from the
-                                      ledger's complete hours plus the hours the monitor has not rolled
-                                      up yet, computed the same way on the spot
-    forecast                          month to date + the last 24 h's run rate × the hours left
+                                      storage (its blobs by tier), transfer (internet egress of its
+                                      responses past the cloud's free allowance, and the plan's
+                                      one-time artifact copy: ``egress.py``), requests and busy time;
+                                      from the ledger's complete hours plus the hours the monitor has
+                                      not rolled up yet, computed the same way on the spot
+    forecast                          month to date + the last 24 h's run rate × the hours left (the
+                                      one-time artifact copy is not run forward)
 
 $/1M requests on two bases: **reservation** — everything the replicas cost ÷ requests served (what
 the bill says per request) — and **usage** — only the busy share of that (Σ latency ÷
-replica-seconds), what the requests would cost if nothing idled. Transfer is not in the ledger: the
-request log records no response sizes, so there is nothing honest to bill.
+replica-seconds), what the requests would cost if nothing idled. Both are of compute only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from thrifty.monitor.egress import CloudBytes, internet_egress, month_end, month_start
 from thrifty.monitor.rollup import HOUR_S, DeploymentUsage, bucket_stats, floor_time, usage_of
 from thrifty.monitor.usage import bucket_cost, serverless_usd
 from thrifty.registry import fleet
 
-TRANSFER_NOTE = "transfer is not billed: the request log records no response sizes"
+__all__ = ["Spend", "month_end", "month_start", "month_to_date", "run_rate_usd_per_hour", "spend_between"]
 
-
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_end(now: datetime) -> datetime:
-    start = month_start(now)
-    return (start + timedelta(days=32)).replace(day=1)
+TRANSFER_NOTE = (
+    "transfer: response bytes the gateway logged × the cloud's internet-egress $/GiB past its free "
+    "monthly allowance (shared by the deployments on that cloud), plus the plan's one-time artifact copy; "
+    "requests served without the gateway, and rows logged before sizes were recorded, count 0 bytes"
+)
 
 
 @dataclass
@@ -41,6 +41,10 @@ class Spend:
     compute_usd: float = 0.0
     storage_usd: float = 0.0
     storage_usd_saved: float = 0.0
+    egress_usd: float = 0.0
+    egress_usd_saved: float = 0.0  # the free allowance's share
+    artifact_copy_usd: float = 0.0
+    bytes_out: int = 0
     requests: int = 0
     errors: int = 0
     replica_s: float = 0.0
@@ -52,6 +56,10 @@ class Spend:
             "compute_usd",
             "storage_usd",
             "storage_usd_saved",
+            "egress_usd",
+            "egress_usd_saved",
+            "artifact_copy_usd",
+            "bytes_out",
             "requests",
             "errors",
             "replica_s",
@@ -61,8 +69,12 @@ class Spend:
         self.sources |= other.sources
 
     @property
+    def transfer_usd(self) -> float:
+        return self.egress_usd + self.artifact_copy_usd
+
+    @property
     def total_usd(self) -> float:
-        return self.compute_usd + self.storage_usd
+        return self.compute_usd + self.storage_usd + self.transfer_usd
 
     def per_million(self) -> tuple[float | None, float | None]:
         """$/1M requests: (reservation basis, usage basis); None without requests."""
@@ -77,12 +89,7 @@ def from_ledger(registry: Any, name: str, start: datetime, end: datetime) -> Spe
     """The stored ledger and hourly rollups of ``[start, end)`` (whole hours)."""
     spend = Spend()
     for entry in fleet.spend(registry, name, start, end):
-        if entry.kind == "compute":
-            spend.compute_usd += entry.usd
-        else:
-            spend.storage_usd += entry.usd
-            spend.storage_usd_saved += entry.usd_saved
-        spend.sources.add(entry.source)
+        _add_entry(spend, entry)
     for hour in fleet.rollups(registry, name, HOUR_S, start, end):
         spend.requests += hour.requests
         spend.errors += hour.errors
@@ -91,7 +98,37 @@ def from_ledger(registry: Any, name: str, start: datetime, end: datetime) -> Spe
     return spend
 
 
-def on_the_spot(registry: Any, usage: DeploymentUsage, start: datetime, end: datetime) -> Spend:
+def _add_entry(spend: Spend, entry: Any) -> None:
+    if entry.kind == "compute":
+        spend.compute_usd += entry.usd
+    elif entry.kind == "transfer":
+        spend.egress_usd += entry.usd
+        spend.egress_usd_saved += entry.usd_saved
+        spend.bytes_out += int(entry.quantity)
+    elif entry.kind == "artifact_copy":
+        spend.artifact_copy_usd += entry.usd
+    else:
+        spend.storage_usd += entry.usd
+        spend.storage_usd_saved += entry.usd_saved
+    if entry.kind in ("compute", "storage"):  # transfer sources: the egress rate table, named once
+        spend.sources.add(entry.source)
+
+
+def _transfer(book: CloudBytes, usage: DeploymentUsage, start: datetime, end: datetime) -> Spend:
+    sent = internet_egress(book, usage, start, end)
+    copy = usage.artifact_copy
+    paid_copy = copy is not None and start <= usage.created_at < end
+    return Spend(
+        egress_usd=sent.usd,
+        egress_usd_saved=sent.usd_saved,
+        bytes_out=sent.bytes_out,
+        artifact_copy_usd=copy.usd if copy is not None and paid_copy else 0.0,
+    )
+
+
+def on_the_spot(
+    registry: Any, usage: DeploymentUsage, start: datetime, end: datetime, book: CloudBytes | None = None
+) -> Spend:
     """``[start, end)`` computed from the request log, the replica history and the prices, as the rollup does."""
     if end <= start:
         return Spend()
@@ -101,16 +138,20 @@ def on_the_spot(registry: Any, usage: DeploymentUsage, start: datetime, end: dat
     stored_from = max(start, usage.created_at)
     hours = max(0.0, (end - stored_from).total_seconds() / 3600)
     source = f"{usage.offer.label()}: {usage.book.source}" if usage.offer and usage.book else "unpriced"
-    return Spend(
-        compute_usd=usd,
-        storage_usd=usage.storage.usd_per_hour * hours,
-        storage_usd_saved=usage.storage.usd_saved_per_hour * hours,
-        requests=int(stats["requests"]),
-        errors=int(stats["errors"]),
-        replica_s=replica_s,
-        busy_s=float(stats["busy_s"]),
-        sources={source},
+    spend = _transfer(book or CloudBytes(registry), usage, start, end)
+    spend.add(
+        Spend(
+            compute_usd=usd,
+            storage_usd=usage.storage.usd_per_hour * hours,
+            storage_usd_saved=usage.storage.usd_saved_per_hour * hours,
+            requests=int(stats["requests"]),
+            errors=int(stats["errors"]),
+            replica_s=replica_s,
+            busy_s=float(stats["busy_s"]),
+            sources={source},
+        )
     )
+    return spend
 
 
 def spend_between(registry: Any, usage: DeploymentUsage, start: datetime, end: datetime) -> Spend:
@@ -129,7 +170,8 @@ def run_rate_usd_per_hour(registry: Any, usage: DeploymentUsage, now: datetime) 
     hours = (now - start).total_seconds() / 3600
     if hours <= 0:
         return usage.storage.usd_per_hour
-    return on_the_spot(registry, usage, start, now).total_usd / hours
+    recent = on_the_spot(registry, usage, start, now)
+    return (recent.total_usd - recent.artifact_copy_usd) / hours  # the copy is paid once, not per hour
 
 
 def price_now(usage: DeploymentUsage, now: datetime) -> float | None:

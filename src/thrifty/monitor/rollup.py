@@ -6,11 +6,14 @@
                              the ledger after 400 days)
 
 A minute holds requests, errors (status ≥ 500), cold starts, latency p50/p95/p99 (nearest rank
-over its requests), busy seconds (Σ latency), replica-seconds and the dollars of those
-replica-seconds at the price in force. An hour is made from its minutes: counts, seconds and dollars
+over its requests), busy seconds (Σ latency), bytes in and out (Σ of the request and response
+sizes the gateway logged), replica-seconds and the dollars of those replica-seconds at the price in
+force. An hour is made from its minutes: counts, seconds and dollars
 add up exactly; its percentiles are the request-weighted median of the minutes' percentiles (an
 approximation: reading an hour of raw requests again would cost the machine more than it tells).
-An hourly bucket also writes the spend ledger's compute and storage rows.
+An hourly bucket also writes the spend ledger's compute, storage and transfer rows (internet
+egress of the hour's responses, ``egress.py``; the plan's one-time artifact copy in the hour the
+deployment was created).
 
 Only complete buckets are written, and a minute only once it is ``SETTLE`` old: the gateway writes
 its request log in batches every second. Each run reads only the request log after its cursor, so
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.monitor.egress import ArtifactCopy, CloudBytes, artifact_copy_of, internet_egress
 from thrifty.monitor.usage import (
     Offer,
     PriceBook,
@@ -65,6 +69,7 @@ class DeploymentUsage:
     offer: Offer | None
     book: PriceBook | None
     storage: StorageUse
+    artifact_copy: ArtifactCopy | None = None
 
 
 def usage_of(registry: Any, row: Any) -> DeploymentUsage:
@@ -79,6 +84,7 @@ def usage_of(registry: Any, row: Any) -> DeploymentUsage:
         storage=storage_use(registry, row, offer)
         if state_of(row.state).exists
         else StorageUse({}, 0.0, 0.0, ""),
+        artifact_copy=artifact_copy_of(plan),
     )
 
 
@@ -98,6 +104,8 @@ def bucket_stats(rows: Sequence[fleet.RequestRow]) -> dict[str, Any]:
         "latency_ms_p95": None if empty else _nearest_rank(latency, 95),
         "latency_ms_p99": None if empty else _nearest_rank(latency, 99),
         "busy_s": float(latency.sum()) / 1000.0,
+        "bytes_in": sum(r[4] for r in rows),
+        "bytes_out": sum(r[5] for r in rows),
     }
 
 
@@ -124,7 +132,7 @@ def buckets(
     return out
 
 
-SUMMED = ("requests", "errors", "cold_starts", "busy_s", "replica_s", "usd")
+SUMMED = ("requests", "errors", "cold_starts", "busy_s", "replica_s", "usd", "bytes_in", "bytes_out")
 PERCENTILES = ("latency_ms_p50", "latency_ms_p95", "latency_ms_p99")
 
 
@@ -141,7 +149,8 @@ def _weighted_median(values: list[float], weights: list[float]) -> float | None:
 
 
 def _hour(minutes: Sequence[Any], at: datetime) -> dict[str, Any]:
-    row: dict[str, Any] = {key: sum(getattr(m, key) for m in minutes) for key in SUMMED}
+    # `or 0`: minutes rolled up before migration 0003_egress have no bytes
+    row: dict[str, Any] = {key: sum(getattr(m, key) or 0 for m in minutes) for key in SUMMED}
     for key in PERCENTILES:
         timed = [m for m in minutes if getattr(m, key) is not None]
         row[key] = _weighted_median([getattr(m, key) for m in timed], [float(m.requests) for m in timed])
@@ -203,6 +212,38 @@ def _storage_row(storage: StorageUse, at: datetime) -> dict[str, Any]:
     }
 
 
+def transfer_rows(
+    book: CloudBytes, usage: DeploymentUsage, hours: Sequence[dict[str, Any]], span: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    """The ledger's transfer rows: each hour's internet egress, and the artifact copy once."""
+    rows = []
+    for hour in hours:
+        if not hour.get("bytes_out"):
+            continue
+        at = hour["bucket_start"]
+        sent = internet_egress(book, usage, at, at + timedelta(hours=1))
+        where = usage.offer.provider if usage.offer else "no cloud offer: not priced"
+        rows.append(_transfer_row(at, "transfer", sent.bytes_out, sent.usd, sent.usd_saved, where))
+    copy, created = usage.artifact_copy, floor_time(usage.created_at, HOUR_S)
+    if copy is not None and span[0] <= created < span[1]:
+        rows.append(_transfer_row(created, "artifact_copy", copy.size_bytes, copy.usd, 0.0, copy.source))
+    return rows
+
+
+def _transfer_row(
+    at: datetime, kind: str, size: int, usd: float, saved: float, source: str
+) -> dict[str, Any]:
+    return {
+        "hour_start": at,
+        "kind": kind,
+        "quantity": float(size),
+        "unit": "bytes",
+        "usd": usd,
+        "usd_saved": saved,
+        "source": source if kind == "artifact_copy" else f"internet egress ({source})",
+    }
+
+
 def _span(
     registry: Any, usage: DeploymentUsage, resolution_s: int, now: datetime
 ) -> tuple[datetime, datetime] | None:
@@ -218,7 +259,9 @@ def _span(
     return (start, end) if start < end else None
 
 
-def roll_up_deployment(registry: Any, usage: DeploymentUsage, resolution_s: int, now: datetime) -> int:
+def roll_up_deployment(
+    registry: Any, usage: DeploymentUsage, resolution_s: int, now: datetime, book: CloudBytes | None = None
+) -> int:
     """Roll up one deployment at one resolution up to ``now``; returns the buckets written."""
     span = _span(registry, usage, resolution_s, now)
     if span is None:
@@ -229,7 +272,9 @@ def roll_up_deployment(registry: Any, usage: DeploymentUsage, resolution_s: int,
     else:
         minutes = fleet.rollups(registry, usage.name, MINUTE_S, *span)
         written = hours_from_minutes(minutes, span)
-        spend = spend_rows(usage, written, span)
+        spend = spend_rows(usage, written, span) + transfer_rows(
+            book or CloudBytes(registry), usage, written, span
+        )
     fleet.replace_buckets(registry, usage.name, resolution_s, span, written, spend)
     return len(written)
 
@@ -246,11 +291,12 @@ def roll_up(registry: Any, now: datetime | None = None) -> RollupReport:
     """Every deployment's minutes and hours up to ``now``, then prune what is past retention."""
     now = now or datetime.now(UTC)
     written: dict[str, dict[str, int]] = {}
+    book = CloudBytes(registry)  # the cloud-wide egress sums, read once per run
     for row in registry.list_deployments():
         usage = usage_of(registry, row)
         written[row.name] = {
             "minutes": roll_up_deployment(registry, usage, MINUTE_S, now),
-            "hours": roll_up_deployment(registry, usage, HOUR_S, now),
+            "hours": roll_up_deployment(registry, usage, HOUR_S, now, book),
         }
     pruned = sum(fleet.prune(registry, r, now - RETENTION[r]) for r in RESOLUTIONS)
     return RollupReport(written, pruned)

@@ -29,19 +29,67 @@ if TYPE_CHECKING:
 
     from thrifty.registry.repository import Registry
 
-#: (at, latency_ms, cold, status_code): what a rollup needs of one logged request
-RequestRow = tuple[datetime, float, bool, int]
+#: (at, latency_ms, cold, status_code, request_bytes, response_bytes): what a rollup needs of one
+#: logged request (sizes 0 where the log has none: rows from before migration 0003_egress)
+RequestRow = tuple[datetime, float, bool, int, int, int]
 
 
 def request_rows(registry: Registry, name: str, start: datetime, end: datetime) -> list[RequestRow]:
     """The request log of ``name`` in ``[start, end)``, oldest first, as plain tuples."""
     query = (
-        select(RequestLog.at, RequestLog.latency_ms, RequestLog.cold, RequestLog.status_code)
+        select(
+            RequestLog.at,
+            RequestLog.latency_ms,
+            RequestLog.cold,
+            RequestLog.status_code,
+            RequestLog.request_bytes,
+            RequestLog.response_bytes,
+        )
         .where(RequestLog.model_name == name, RequestLog.at >= start, RequestLog.at < end)
         .order_by(RequestLog.at)
     )
     with registry.session() as s:
-        return [(at, float(ms), bool(cold), int(code)) for at, ms, cold, code in s.execute(query)]
+        return [
+            (at, float(ms), bool(cold), int(code), int(sent or 0), int(got or 0))
+            for at, ms, cold, code, sent, got in s.execute(query)
+        ]
+
+
+def bytes_out(registry: Registry, names: Sequence[str], start: datetime, end: datetime) -> int:
+    """Σ response bytes the request log holds for ``names`` in ``[start, end)`` (one indexed query)."""
+    if not names or end <= start:
+        return 0
+    query = select(func.sum(RequestLog.response_bytes)).where(
+        RequestLog.model_name.in_(list(names)), RequestLog.at >= start, RequestLog.at < end
+    )
+    with registry.session() as s:
+        return int(s.scalar(query) or 0)
+
+
+def response_sizes(
+    registry: Registry, names: Sequence[str], start: datetime, end: datetime
+) -> list[tuple[str, int]]:
+    """(deployment, response bytes) of every request of ``names`` in ``[start, end)``, in the order sent."""
+    query = (
+        select(RequestLog.model_name, RequestLog.response_bytes)
+        .where(RequestLog.model_name.in_(list(names)), RequestLog.at >= start, RequestLog.at < end)
+        .order_by(RequestLog.at, RequestLog.id)
+    )
+    with registry.session() as s:
+        return [(str(name), int(size or 0)) for name, size in s.execute(query)]
+
+
+def deployments_on_cloud(registry: Registry, cloud: str) -> list[str]:
+    """Names of the deployments whose plan chose ``cloud`` (or, without a plan, that run there): one
+    bill, so one free egress allowance, between them."""
+    query = (
+        select(Deployment.name)
+        .outerjoin(Plan, Plan.id == Deployment.plan_id)
+        .where((Plan.chosen_provider == cloud) | (Plan.id.is_(None) & (Deployment.provider == cloud)))
+        .order_by(Deployment.name)
+    )
+    with registry.session() as s:
+        return [str(name) for name in s.scalars(query)]
 
 
 def first_request_at(registry: Registry, name: str) -> datetime | None:

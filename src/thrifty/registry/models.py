@@ -259,6 +259,10 @@ class RequestLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     cold: Mapped[bool] = mapped_column(Boolean, default=False)
     status_code: Mapped[int] = mapped_column(Integer, default=200)
+    #: the HTTP messages as the gateway read and wrote them (head + body; TCP/TLS framing not
+    #: counted); None for rows logged before migration 0003_egress or by a log without sizes
+    request_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    response_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 # -- issue 16: fleet metrics, spend ledger, anomaly alerts (migration 0002_costs) -----------------
@@ -281,6 +285,9 @@ class MetricRollup(Base):
     busy_s: Mapped[float] = mapped_column(Float, default=0.0)
     replica_s: Mapped[float] = mapped_column(Float, default=0.0)
     usd: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Σ request/response bytes of the bucket's requests (migration 0003_egress; None before it)
+    bytes_in: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=0)
+    bytes_out: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=0)
 
 
 class RollupCursor(Base):

@@ -20,8 +20,9 @@
   is refused during the swap (``thrifty.lifecycle`` verifies the revision before it gets here).
 * Every worker process is tracked from its spawn (``WarmPool.workers``) and listed by
   ``/admin/status``; one that belongs to no deployment any more is stopped at the next reconcile.
-* Every request is recorded (time, model, latency, cold/warm, status) into the registry's request
-  log in batches from a background task — never on the request's path.
+* Every request is recorded (time, model, latency, cold/warm, status, request and response bytes as
+  HTTP messages) into the registry's request log in batches from a background task — never on the
+  request's path. The response bytes are what the spend ledger prices as internet egress.
 * Remote replicas (cloud VMs, pods; ``serving/remote.py``) are fronted the same way when the
   gateway is given ``RemoteTargets``: routed with the deployment's own token, held and woken
   through the provider while hibernated, logged. Their endpoints come from the registry.
@@ -322,7 +323,7 @@ class Gateway:
         if state is None:
             return error_response(404, f"no deployment named {name!r}; deploy it with `thrifty deploy-local`")
         response, cold = await self._forward(request, state, started)
-        self._record(name, started, cold, response.status)
+        self._record(name, started, cold, response, request.size_bytes())
         return response
 
     async def _forward(self, request: Request, state: ModelState, started: float) -> tuple[Response, bool]:
@@ -761,8 +762,9 @@ class Gateway:
             state.unsaved = False
 
     # -- request log ---------------------------------------------------------------------------
-    def _record(self, name: str, started: float, cold: bool, status: int) -> None:
+    def _record(self, name: str, started: float, cold: bool, response: Response, request_bytes: int) -> None:
         latency_s = time.perf_counter() - started
+        status = response.status
         self.metrics.requests.labels(name, str(status)).inc()
         self.metrics.latency.labels(name).observe(latency_s)
         self._log_rows.append(
@@ -772,6 +774,8 @@ class Gateway:
                 "latency_ms": latency_s * 1000,
                 "cold": cold,
                 "status_code": status,
+                "request_bytes": request_bytes,
+                "response_bytes": response.size_bytes(),  # what the transfer line of the ledger bills
             }
         )
 

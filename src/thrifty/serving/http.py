@@ -36,6 +36,10 @@ class Request:
     peer: str
     raw_head: bytes = b""
 
+    def size_bytes(self) -> int:
+        """The request as it came in: head, the blank line, body."""
+        return len(self.raw_head) + 4 + len(self.body)
+
 
 @dataclass(slots=True)
 class Response:
@@ -44,7 +48,7 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
 
-    def encode(self, keep_alive: bool) -> bytes:
+    def _head(self, keep_alive: bool) -> bytes:
         head = [
             f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}\r\n",
             f"content-type: {self.content_type}\r\ncontent-length: {len(self.body)}\r\n",
@@ -53,7 +57,14 @@ class Response:
         if not keep_alive:
             head.append("connection: close\r\n")
         head.append("\r\n")
-        return "".join(head).encode("latin-1") + self.body
+        return "".join(head).encode("latin-1")
+
+    def encode(self, keep_alive: bool) -> bytes:
+        return self._head(keep_alive) + self.body
+
+    def size_bytes(self, keep_alive: bool = True) -> int:
+        """How many bytes ``encode(keep_alive)`` writes (the body is not copied)."""
+        return len(self._head(keep_alive)) + len(self.body)
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
