@@ -66,6 +66,7 @@ def test_deployment_detail_charts_cost_events_and_a_dead_endpoint(page: Any, web
     spend = read.costs(registry(), "fleet-0002").deployments[0]
     assert spend.total_usd > 0 and "nothing measured" not in cost  # its replica ran this month
     assert page.locator("#actual").inner_text() == f"${spend.total_usd:,.2f}"
+    assert page.locator("#transfer").inner_text() == f"transfer ${spend.transfer_usd:,.2f}"
     assert f"forecast to month end ${spend.forecast_month_usd:,.2f}" in cost
     assert "live" in page.locator("#events").inner_text()
     assert page.locator("#replicas tbody tr").count() == 1

@@ -1483,6 +1483,8 @@ export interface components {
          * @description One deployment's spend this month (``thrifty costs NAME``).
          */
         SpendView: {
+            /** Artifact Copy Usd */
+            artifact_copy_usd: number;
             /** Baseline Usd Per Million Requests */
             baseline_usd_per_million_requests: number | null;
             /** Baseline Usd Per Month */
@@ -1493,6 +1495,14 @@ export interface components {
             compute_usd: number;
             /** Deployment */
             deployment: string;
+            /** Egress Gib */
+            egress_gib: number;
+            /** Egress Rate */
+            egress_rate: string | null;
+            /** Egress Usd */
+            egress_usd: number;
+            /** Egress Usd Saved */
+            egress_usd_saved: number;
             /** Errors */
             errors: number;
             /** Forecast Month Usd */
@@ -1526,7 +1536,7 @@ export interface components {
             /** Total Usd */
             total_usd: number;
             /** Transfer Usd */
-            transfer_usd: number | null;
+            transfer_usd: number;
             /** Usd Per Hour Now */
             usd_per_hour_now: number | null;
             /** Usd Per Million Requests Reservation */

@@ -222,6 +222,8 @@ def test_costs_and_alerts_answer_from_the_ledger_and_the_anomaly_store(
     for field in ("forecast_month_usd", "usd_per_million_requests_reservation", "usd_per_million_requests_usage",
                   "baseline_usd_per_month"):  # fmt: skip
         assert one[field] is not None and one[field] == pytest.approx(getattr(expected, field), rel=0.05)
+    for field in ("transfer_usd", "egress_usd", "egress_gib", "artifact_copy_usd"):  # the ledger's transfer
+        assert one[field] == pytest.approx(getattr(expected, field))
     alerts = http.get("/alerts").json()
     assert [(a["deployment"], a["kind"]) for a in alerts] == [("fleet-0002", "latency.p95")]
     assert http.get("/alerts", params={"name": "fleet-0001"}).json() == []

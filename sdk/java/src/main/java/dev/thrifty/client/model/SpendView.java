@@ -38,11 +38,16 @@ import dev.thrifty.client.ApiClient;
  * One deployment&#39;s spend this month (&#x60;&#x60;thrifty costs NAME&#x60;&#x60;).
  */
 @JsonPropertyOrder({
+  SpendView.JSON_PROPERTY_ARTIFACT_COPY_USD,
   SpendView.JSON_PROPERTY_BASELINE_USD_PER_MILLION_REQUESTS,
   SpendView.JSON_PROPERTY_BASELINE_USD_PER_MONTH,
   SpendView.JSON_PROPERTY_BUSY_HOURS,
   SpendView.JSON_PROPERTY_COMPUTE_USD,
   SpendView.JSON_PROPERTY_DEPLOYMENT,
+  SpendView.JSON_PROPERTY_EGRESS_GIB,
+  SpendView.JSON_PROPERTY_EGRESS_RATE,
+  SpendView.JSON_PROPERTY_EGRESS_USD,
+  SpendView.JSON_PROPERTY_EGRESS_USD_SAVED,
   SpendView.JSON_PROPERTY_ERRORS,
   SpendView.JSON_PROPERTY_FORECAST_MONTH_USD,
   SpendView.JSON_PROPERTY_NOTES,
@@ -65,6 +70,10 @@ import dev.thrifty.client.ApiClient;
 })
 @javax.annotation.Generated(value = "org.openapitools.codegen.languages.JavaClientCodegen", comments = "Generator version: 7.26.0")
 public class SpendView {
+  public static final String JSON_PROPERTY_ARTIFACT_COPY_USD = "artifact_copy_usd";
+  @javax.annotation.Nonnull
+  private BigDecimal artifactCopyUsd;
+
   public static final String JSON_PROPERTY_BASELINE_USD_PER_MILLION_REQUESTS = "baseline_usd_per_million_requests";
   @javax.annotation.Nullable
   private BigDecimal baselineUsdPerMillionRequests;
@@ -84,6 +93,22 @@ public class SpendView {
   public static final String JSON_PROPERTY_DEPLOYMENT = "deployment";
   @javax.annotation.Nonnull
   private String deployment;
+
+  public static final String JSON_PROPERTY_EGRESS_GIB = "egress_gib";
+  @javax.annotation.Nonnull
+  private BigDecimal egressGib;
+
+  public static final String JSON_PROPERTY_EGRESS_RATE = "egress_rate";
+  @javax.annotation.Nullable
+  private String egressRate;
+
+  public static final String JSON_PROPERTY_EGRESS_USD = "egress_usd";
+  @javax.annotation.Nonnull
+  private BigDecimal egressUsd;
+
+  public static final String JSON_PROPERTY_EGRESS_USD_SAVED = "egress_usd_saved";
+  @javax.annotation.Nonnull
+  private BigDecimal egressUsdSaved;
 
   public static final String JSON_PROPERTY_ERRORS = "errors";
   @javax.annotation.Nonnull
@@ -146,7 +171,7 @@ public class SpendView {
   private BigDecimal totalUsd;
 
   public static final String JSON_PROPERTY_TRANSFER_USD = "transfer_usd";
-  @javax.annotation.Nullable
+  @javax.annotation.Nonnull
   private BigDecimal transferUsd;
 
   public static final String JSON_PROPERTY_USD_PER_HOUR_NOW = "usd_per_hour_now";
@@ -163,6 +188,30 @@ public class SpendView {
 
   public SpendView() { 
   }
+
+  public SpendView artifactCopyUsd(@javax.annotation.Nonnull BigDecimal artifactCopyUsd) {
+    this.artifactCopyUsd = artifactCopyUsd;
+    return this;
+  }
+
+  /**
+   * Get artifactCopyUsd
+   * @return artifactCopyUsd
+   */
+  @javax.annotation.Nonnull
+  @JsonProperty(value = JSON_PROPERTY_ARTIFACT_COPY_USD, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public BigDecimal getArtifactCopyUsd() {
+    return artifactCopyUsd;
+  }
+
+
+  @JsonProperty(value = JSON_PROPERTY_ARTIFACT_COPY_USD, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public void setArtifactCopyUsd(@javax.annotation.Nonnull BigDecimal artifactCopyUsd) {
+    this.artifactCopyUsd = artifactCopyUsd;
+  }
+
 
   public SpendView baselineUsdPerMillionRequests(@javax.annotation.Nullable BigDecimal baselineUsdPerMillionRequests) {
     this.baselineUsdPerMillionRequests = baselineUsdPerMillionRequests;
@@ -281,6 +330,102 @@ public class SpendView {
   @JsonInclude(value = JsonInclude.Include.ALWAYS)
   public void setDeployment(@javax.annotation.Nonnull String deployment) {
     this.deployment = deployment;
+  }
+
+
+  public SpendView egressGib(@javax.annotation.Nonnull BigDecimal egressGib) {
+    this.egressGib = egressGib;
+    return this;
+  }
+
+  /**
+   * Get egressGib
+   * @return egressGib
+   */
+  @javax.annotation.Nonnull
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_GIB, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public BigDecimal getEgressGib() {
+    return egressGib;
+  }
+
+
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_GIB, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public void setEgressGib(@javax.annotation.Nonnull BigDecimal egressGib) {
+    this.egressGib = egressGib;
+  }
+
+
+  public SpendView egressRate(@javax.annotation.Nullable String egressRate) {
+    this.egressRate = egressRate;
+    return this;
+  }
+
+  /**
+   * Get egressRate
+   * @return egressRate
+   */
+  @javax.annotation.Nullable
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_RATE, required = false)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public String getEgressRate() {
+    return egressRate;
+  }
+
+
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_RATE, required = false)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public void setEgressRate(@javax.annotation.Nullable String egressRate) {
+    this.egressRate = egressRate;
+  }
+
+
+  public SpendView egressUsd(@javax.annotation.Nonnull BigDecimal egressUsd) {
+    this.egressUsd = egressUsd;
+    return this;
+  }
+
+  /**
+   * Get egressUsd
+   * @return egressUsd
+   */
+  @javax.annotation.Nonnull
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_USD, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public BigDecimal getEgressUsd() {
+    return egressUsd;
+  }
+
+
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_USD, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public void setEgressUsd(@javax.annotation.Nonnull BigDecimal egressUsd) {
+    this.egressUsd = egressUsd;
+  }
+
+
+  public SpendView egressUsdSaved(@javax.annotation.Nonnull BigDecimal egressUsdSaved) {
+    this.egressUsdSaved = egressUsdSaved;
+    return this;
+  }
+
+  /**
+   * Get egressUsdSaved
+   * @return egressUsdSaved
+   */
+  @javax.annotation.Nonnull
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_USD_SAVED, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public BigDecimal getEgressUsdSaved() {
+    return egressUsdSaved;
+  }
+
+
+  @JsonProperty(value = JSON_PROPERTY_EGRESS_USD_SAVED, required = true)
+  @JsonInclude(value = JsonInclude.Include.ALWAYS)
+  public void setEgressUsdSaved(@javax.annotation.Nonnull BigDecimal egressUsdSaved) {
+    this.egressUsdSaved = egressUsdSaved;
   }
 
 
@@ -668,7 +813,7 @@ public class SpendView {
   }
 
 
-  public SpendView transferUsd(@javax.annotation.Nullable BigDecimal transferUsd) {
+  public SpendView transferUsd(@javax.annotation.Nonnull BigDecimal transferUsd) {
     this.transferUsd = transferUsd;
     return this;
   }
@@ -677,17 +822,17 @@ public class SpendView {
    * Get transferUsd
    * @return transferUsd
    */
-  @javax.annotation.Nullable
-  @JsonProperty(value = JSON_PROPERTY_TRANSFER_USD, required = false)
+  @javax.annotation.Nonnull
+  @JsonProperty(value = JSON_PROPERTY_TRANSFER_USD, required = true)
   @JsonInclude(value = JsonInclude.Include.ALWAYS)
   public BigDecimal getTransferUsd() {
     return transferUsd;
   }
 
 
-  @JsonProperty(value = JSON_PROPERTY_TRANSFER_USD, required = false)
+  @JsonProperty(value = JSON_PROPERTY_TRANSFER_USD, required = true)
   @JsonInclude(value = JsonInclude.Include.ALWAYS)
-  public void setTransferUsd(@javax.annotation.Nullable BigDecimal transferUsd) {
+  public void setTransferUsd(@javax.annotation.Nonnull BigDecimal transferUsd) {
     this.transferUsd = transferUsd;
   }
 
@@ -776,11 +921,16 @@ public class SpendView {
       return false;
     }
     SpendView spendView = (SpendView) o;
-    return Objects.equals(this.baselineUsdPerMillionRequests, spendView.baselineUsdPerMillionRequests) &&
+    return Objects.equals(this.artifactCopyUsd, spendView.artifactCopyUsd) &&
+        Objects.equals(this.baselineUsdPerMillionRequests, spendView.baselineUsdPerMillionRequests) &&
         Objects.equals(this.baselineUsdPerMonth, spendView.baselineUsdPerMonth) &&
         Objects.equals(this.busyHours, spendView.busyHours) &&
         Objects.equals(this.computeUsd, spendView.computeUsd) &&
         Objects.equals(this.deployment, spendView.deployment) &&
+        Objects.equals(this.egressGib, spendView.egressGib) &&
+        Objects.equals(this.egressRate, spendView.egressRate) &&
+        Objects.equals(this.egressUsd, spendView.egressUsd) &&
+        Objects.equals(this.egressUsdSaved, spendView.egressUsdSaved) &&
         Objects.equals(this.errors, spendView.errors) &&
         Objects.equals(this.forecastMonthUsd, spendView.forecastMonthUsd) &&
         Objects.equals(this.notes, spendView.notes) &&
@@ -804,18 +954,23 @@ public class SpendView {
 
   @Override
   public int hashCode() {
-    return Objects.hash(baselineUsdPerMillionRequests, baselineUsdPerMonth, busyHours, computeUsd, deployment, errors, forecastMonthUsd, notes, offer, planUsdPerMillionRequests, planUsdPerMonth, priceSources, replicaHours, requests, runRateUsdPerHour, state, storageBytesByTier, storageUsd, storageUsdSaved, totalUsd, transferUsd, usdPerHourNow, usdPerMillionRequestsReservation, usdPerMillionRequestsUsage);
+    return Objects.hash(artifactCopyUsd, baselineUsdPerMillionRequests, baselineUsdPerMonth, busyHours, computeUsd, deployment, egressGib, egressRate, egressUsd, egressUsdSaved, errors, forecastMonthUsd, notes, offer, planUsdPerMillionRequests, planUsdPerMonth, priceSources, replicaHours, requests, runRateUsdPerHour, state, storageBytesByTier, storageUsd, storageUsdSaved, totalUsd, transferUsd, usdPerHourNow, usdPerMillionRequestsReservation, usdPerMillionRequestsUsage);
   }
 
   @Override
   public String toString() {
     StringBuilder sb = new StringBuilder();
     sb.append("class SpendView {\n");
+    sb.append("    artifactCopyUsd: ").append(toIndentedString(artifactCopyUsd)).append("\n");
     sb.append("    baselineUsdPerMillionRequests: ").append(toIndentedString(baselineUsdPerMillionRequests)).append("\n");
     sb.append("    baselineUsdPerMonth: ").append(toIndentedString(baselineUsdPerMonth)).append("\n");
     sb.append("    busyHours: ").append(toIndentedString(busyHours)).append("\n");
     sb.append("    computeUsd: ").append(toIndentedString(computeUsd)).append("\n");
     sb.append("    deployment: ").append(toIndentedString(deployment)).append("\n");
+    sb.append("    egressGib: ").append(toIndentedString(egressGib)).append("\n");
+    sb.append("    egressRate: ").append(toIndentedString(egressRate)).append("\n");
+    sb.append("    egressUsd: ").append(toIndentedString(egressUsd)).append("\n");
+    sb.append("    egressUsdSaved: ").append(toIndentedString(egressUsdSaved)).append("\n");
     sb.append("    errors: ").append(toIndentedString(errors)).append("\n");
     sb.append("    forecastMonthUsd: ").append(toIndentedString(forecastMonthUsd)).append("\n");
     sb.append("    notes: ").append(toIndentedString(notes)).append("\n");
@@ -879,6 +1034,11 @@ public class SpendView {
 
     StringJoiner joiner = new StringJoiner("&");
 
+    // add `artifact_copy_usd` to the URL query string
+    if (getArtifactCopyUsd() != null) {
+      joiner.add(String.format(java.util.Locale.ROOT, "%sartifact_copy_usd%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getArtifactCopyUsd()))));
+    }
+
     // add `baseline_usd_per_million_requests` to the URL query string
     if (getBaselineUsdPerMillionRequests() != null) {
       joiner.add(String.format(java.util.Locale.ROOT, "%sbaseline_usd_per_million_requests%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getBaselineUsdPerMillionRequests()))));
@@ -902,6 +1062,26 @@ public class SpendView {
     // add `deployment` to the URL query string
     if (getDeployment() != null) {
       joiner.add(String.format(java.util.Locale.ROOT, "%sdeployment%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getDeployment()))));
+    }
+
+    // add `egress_gib` to the URL query string
+    if (getEgressGib() != null) {
+      joiner.add(String.format(java.util.Locale.ROOT, "%segress_gib%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getEgressGib()))));
+    }
+
+    // add `egress_rate` to the URL query string
+    if (getEgressRate() != null) {
+      joiner.add(String.format(java.util.Locale.ROOT, "%segress_rate%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getEgressRate()))));
+    }
+
+    // add `egress_usd` to the URL query string
+    if (getEgressUsd() != null) {
+      joiner.add(String.format(java.util.Locale.ROOT, "%segress_usd%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getEgressUsd()))));
+    }
+
+    // add `egress_usd_saved` to the URL query string
+    if (getEgressUsdSaved() != null) {
+      joiner.add(String.format(java.util.Locale.ROOT, "%segress_usd_saved%s=%s", prefix, suffix, ApiClient.urlEncode(ApiClient.valueToString(getEgressUsdSaved()))));
     }
 
     // add `errors` to the URL query string
