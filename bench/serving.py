@@ -16,6 +16,7 @@ cache; next to the floors (session creation alone, a request to an awake model).
     .venv/bin/python bench/serving.py            # THRIFTY_BENCH_SECONDS=8 per run by default
     .venv/bin/python bench/serving.py wake       # the wake section only (THRIFTY_BENCH_WAKES=10)
     .venv/bin/python bench/serving.py rollup     # serving with and without the fleet-metrics rollup
+    .venv/bin/python bench/serving.py egress     # serving before and after logging request/response sizes
 """
 
 from __future__ import annotations
@@ -802,6 +803,11 @@ def main() -> None:
         from bench.rollup_overhead import run
 
         run(sys.modules[__name__])
+        return
+    if sys.argv[1:] == ["egress"]:
+        from bench.egress_overhead import run as run_egress
+
+        run_egress(sys.modules[__name__])
         return
     if sys.argv[1:] != ["wake"]:
         peers = ensure_peers()
