@@ -568,7 +568,7 @@ def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView
     from thrifty.monitor import ledger
 
     usage, spent = ledger.month_to_date(registry, row, now)
-    rate = ledger.run_rate_usd_per_hour(registry, usage, now)
+    rate, forecast = ledger.outlook(registry, usage, spent, now)
     reservation, use = spent.per_million()
     notes = [ledger.TRANSFER_NOTE]
     if usage.offer is None:
@@ -597,7 +597,7 @@ def _spend_view(registry: Registry, row: Deployment, now: datetime) -> SpendView
         usd_per_million_requests_reservation=reservation,
         usd_per_million_requests_usage=use,
         run_rate_usd_per_hour=rate,
-        forecast_month_usd=spent.total_usd + rate * (ledger.month_end(now) - now).total_seconds() / 3600,
+        forecast_month_usd=forecast,
         notes=notes,
         **_plan_figures(_plan_or_none(registry, row.plan_id)),
     )

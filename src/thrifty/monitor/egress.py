@@ -149,6 +149,24 @@ def internet_egress(book: CloudBytes, usage: Any, start: datetime, end: datetime
     return Egress(sum(p.usd for p in parts), sum(p.usd_saved for p in parts), sum(p.bytes_out for p in parts))
 
 
+def forecast_egress(book: CloudBytes, usage: Any, now: datetime, hours_left: float) -> float:
+    """What the rest of the month's responses will cost: this deployment and its cloud keep sending at
+    their last 24 h's rates; the bytes past what is left of the allowance are billed, shared in
+    proportion (an estimate: who sends first is not known yet)."""
+    price = egress_price(usage.offer.provider if usage.offer is not None else None)
+    start = max(now - timedelta(hours=24), usage.created_at)
+    if price is None or hours_left <= 0 or start >= now:
+        return 0.0
+    scale = hours_left / ((now - start).total_seconds() / 3600)  # bytes of that window → of the rest
+    mine = book.of_names((usage.name,), start, now) * scale
+    if mine <= 0:
+        return 0.0
+    names = book.names_on(price.cloud, usage.name)
+    cloud = max(book.of_names(names, start, now) * scale, mine)
+    free_left = max(0.0, price.free_gib_per_month * GIB - book.of_names(names, month_start(now), now))
+    return float(max(0.0, cloud - free_left) * (mine / cloud) / GIB * price.usd_per_gib)
+
+
 @dataclass(frozen=True)
 class ArtifactCopy:
     """The plan's one-time copy of the variant to the target cloud's store, paid at deploy."""

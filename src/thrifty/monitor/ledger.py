@@ -6,8 +6,11 @@
                                       one-time artifact copy: ``egress.py``), requests and busy time;
                                       from the ledger's complete hours plus the hours the monitor has
                                       not rolled up yet, computed the same way on the spot
-    forecast                          month to date + the last 24 h's run rate × the hours left (the
-                                      one-time artifact copy is not run forward)
+    outlook                           the run rate of the last 24 h, and the forecast: month to date +
+                                      compute and storage at that rate × the hours left + the egress
+                                      of the bytes those hours will send at that rate, past what is
+                                      left of the cloud's free allowance (the one-time artifact copy
+                                      is not run forward)
 
 $/1M requests on two bases: **reservation** — everything the replicas cost ÷ requests served (what
 the bill says per request) — and **usage** — only the busy share of that (Σ latency ÷
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from thrifty.monitor.egress import CloudBytes, internet_egress, month_end, month_start
+from thrifty.monitor.egress import CloudBytes, forecast_egress, internet_egress, month_end, month_start
 from thrifty.monitor.rollup import HOUR_S, DeploymentUsage, bucket_stats, floor_time, usage_of
 from thrifty.monitor.usage import bucket_cost, serverless_usd
 from thrifty.registry import fleet
@@ -164,14 +167,31 @@ def spend_between(registry: Any, usage: DeploymentUsage, start: datetime, end: d
     return spend
 
 
-def run_rate_usd_per_hour(registry: Any, usage: DeploymentUsage, now: datetime) -> float:
-    """Spend per hour over the last 24 h (or since the deployment began, if later)."""
+def _recent(registry: Any, usage: DeploymentUsage, now: datetime, book: CloudBytes) -> tuple[Spend, float]:
+    """The last 24 h (or since the deployment began, if later) and how many hours that is."""
     start = max(now - timedelta(hours=24), usage.created_at)
     hours = (now - start).total_seconds() / 3600
+    return (on_the_spot(registry, usage, start, now, book), hours) if hours > 0 else (Spend(), 0.0)
+
+
+def run_rate_usd_per_hour(registry: Any, usage: DeploymentUsage, now: datetime) -> float:
+    """Spend per hour over the last 24 h (or since the deployment began, if later)."""
+    return outlook(registry, usage, Spend(), now)[0]
+
+
+def outlook(registry: Any, usage: DeploymentUsage, spent: Spend, now: datetime) -> tuple[float, float]:
+    """(run rate $/h over the last 24 h, forecast $ for the month): ``spent`` + compute and storage at
+    the run rate for the hours left + the egress those hours' bytes will cost past what is left of
+    the cloud's free allowance (``egress.forecast_egress``). The one-time artifact copy is not run forward."""
+    book = CloudBytes(registry)
+    recent, hours = _recent(registry, usage, now, book)
+    hours_left = (month_end(now) - now).total_seconds() / 3600
     if hours <= 0:
-        return usage.storage.usd_per_hour
-    recent = on_the_spot(registry, usage, start, now)
-    return (recent.total_usd - recent.artifact_copy_usd) / hours  # the copy is paid once, not per hour
+        return usage.storage.usd_per_hour, spent.total_usd + usage.storage.usd_per_hour * hours_left
+    rate = (recent.total_usd - recent.artifact_copy_usd) / hours
+    steady = (recent.compute_usd + recent.storage_usd) / hours
+    egress = forecast_egress(book, usage, now, hours_left)
+    return rate, spent.total_usd + steady * hours_left + egress
 
 
 def price_now(usage: DeploymentUsage, now: datetime) -> float | None:

@@ -136,3 +136,16 @@ def test_costs_name_prints_a_transfer_line(thrifty_home: Any) -> None:
     line = next(x for x in shown.output.splitlines() if x.startswith("transfer $"))
     assert "100.500000 GiB out" in line and "$0.09/GiB" in line and "first 100 GiB/month free" in line
     assert f"${0.5 * AWS_RATE:,.6f}" in line
+
+
+def test_the_forecast_runs_the_bytes_forward_past_what_is_left_of_the_allowance(registry: Any) -> None:
+    make_fleet(registry)
+    registry.log_requests_bulk(_sized(T0 + timedelta(minutes=30), [5 * GIB, 5 * GIB]))  # 10 GiB in 2.5 h
+    view = read.costs(registry, NAME, now=NOW).deployments[0]
+    assert view.egress_usd == 0.0  # 10 of the 100 free GiB used so far
+    hours_left = (month_end(NOW) - NOW).total_seconds() / 3600
+    rest_gib = 10 / 2.5 * hours_left  # 4 GiB/h for the rest of the month
+    by_hand = (rest_gib - (AWS_FREE_GIB - 10)) * AWS_RATE  # past the 90 GiB still free
+    steady = (view.compute_usd + view.storage_usd) / 2.5  # created 2.5 h ago: all of it is the last 24 h
+    assert view.forecast_month_usd == pytest.approx(view.total_usd + steady * hours_left + by_hand)
+    assert by_hand > 100  # the allowance would hide this if the billed rate were run forward
