@@ -1,7 +1,7 @@
 """request and response sizes in the request log, bytes in the rollups (issue 16: transfer in the ledger)
 
 Revision ID: 0003_egress
-Revises: 0002_lifecycle
+Revises: 0003_login
 
 Columns only, all nullable: rows logged before this migration have no sizes (the ledger counts them
 as 0 bytes and says so), and a request log written by an older gateway still inserts.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_egress"
-down_revision = "0002_lifecycle"  # lead: re-chain after the other 0003 migrations as needed
+down_revision = "0003_login"  # chained after main's 0003_login (rebased onto it); lead: re-chain as needed
 branch_labels = None
 depends_on = None
 
