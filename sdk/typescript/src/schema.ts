@@ -161,7 +161,8 @@ export interface paths {
         put?: never;
         /**
          * Hibernate
-         * @description Scale a deployment to zero; the gateway wakes it on the next request.
+         * @description Scale a deployment to zero (a cloud's VMs stopped, a serverless warm floor 0); the gateway
+         *     wakes it on the next request.
          */
         post: operations["hibernate_api_v1_deployments__name__hibernate_post"];
         delete?: never;
@@ -221,7 +222,8 @@ export interface paths {
         put?: never;
         /**
          * Scale
-         * @description Set a deployment's replica count (0 hibernates it).
+         * @description Set a deployment's replica count (0 hibernates it; a serverless one's warm floor). A cloud
+         *     refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
          */
         post: operations["scale_api_v1_deployments__name__scale_post"];
         delete?: never;
@@ -261,7 +263,7 @@ export interface paths {
         put?: never;
         /**
          * Wake
-         * @description Start a hibernated deployment's replicas now.
+         * @description Start a hibernated deployment's replicas now (a serverless warm floor of at least 1).
          */
         post: operations["wake_api_v1_deployments__name__wake_post"];
         delete?: never;
@@ -537,6 +539,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/recommendations/{name}/applied": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Applied Recommendations
+         * @description Recommendations applied to ``name``, newest first, with what undo would return to.
+         */
+        get: operations["applied_recommendations_api_v1_recommendations__name__applied_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/recommendations/{name}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo Recommendation
+         * @description Undo deployment ``name``'s latest applied recommendation (``thrifty recommend NAME --undo``):
+         *     a rollback-deployment run to the revision live before it, or its previous hibernation policy.
+         *     400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+         */
+        post: operations["undo_recommendation_api_v1_recommendations__name__undo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/recommendations/{name}/{kind}/apply": {
         parameters: {
             query?: never;
@@ -548,8 +592,9 @@ export interface paths {
         put?: never;
         /**
          * Apply Recommendation
-         * @description Run the flow that applies deployment ``name``'s recommendation of ``kind`` (as
-         *     ``thrifty recommend NAME --apply KIND`` does); 400 with the command when no flow applies it.
+         * @description Apply deployment ``name``'s recommendation of ``kind`` (as ``thrifty recommend NAME --apply
+         *     KIND`` does): a redeploy starts its flow run (the operation), a hibernation policy is stored for
+         *     the deployment at once (the sweep uses it). Recorded, so ``…/undo`` can reverse it; audited.
          */
         post: operations["apply_recommendation_api_v1_recommendations__name___kind__apply_post"];
         delete?: never;
@@ -797,6 +842,50 @@ export interface components {
             observed: number;
             /** Unit */
             unit: string;
+        };
+        /**
+         * AppliedAnswer
+         * @description An apply or undo: the record (what was in force before) and the flow run's operation, if one
+         *     started (a hibernation policy changes at once: no operation).
+         */
+        AppliedAnswer: {
+            applied: components["schemas"]["AppliedView"];
+            operation: components["schemas"]["OperationView"] | null;
+        };
+        /**
+         * AppliedView
+         * @description An applied recommendation: what was in force before (undo returns to it) and its runs.
+         */
+        AppliedView: {
+            /**
+             * Applied At
+             * Format: date-time
+             */
+            applied_at: string;
+            /** Applied By */
+            applied_by: string;
+            /** Deployment */
+            deployment: string;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Policy After */
+            policy_after: string | null;
+            /** Policy Before */
+            policy_before: string | null;
+            /** Revision Before */
+            revision_before: number | null;
+            /** Run Id */
+            run_id: string | null;
+            /** Title */
+            title: string;
+            /** Undo Run Id */
+            undo_run_id: string | null;
+            /** Undone At */
+            undone_at: string | null;
+            /** Undone By */
+            undone_by: string | null;
         };
         /** AuditView */
         AuditView: {
@@ -1794,7 +1883,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1900,7 +1989,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2003,7 +2092,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2110,7 +2199,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2215,7 +2304,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2320,7 +2409,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2423,7 +2512,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2526,7 +2615,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2634,7 +2723,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2737,7 +2826,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2842,7 +2931,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2949,7 +3038,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3056,7 +3145,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3163,7 +3252,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3266,7 +3355,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3372,7 +3461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3485,7 +3574,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3588,7 +3677,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3695,7 +3784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3804,7 +3893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3910,7 +3999,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4013,7 +4102,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4123,7 +4212,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4229,7 +4318,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4334,7 +4423,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4439,7 +4528,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4542,7 +4631,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4653,7 +4742,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4758,7 +4847,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4863,7 +4952,217 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    applied_recommendations_api_v1_recommendations__name__applied_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppliedView"][];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy (an operation on it runs), or over a cloud quota */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    undo_recommendation_api_v1_recommendations__name__undo_post: {
+        parameters: {
+            query?: {
+                applied_id?: number | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppliedAnswer"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4931,7 +5230,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["OperationView"];
+                    "application/json": components["schemas"]["AppliedAnswer"];
                 };
             };
             /** @description bad input */
@@ -4970,7 +5269,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5075,7 +5374,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5182,7 +5481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5283,7 +5582,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5388,7 +5687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5495,7 +5794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5598,7 +5897,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5699,7 +5998,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5804,7 +6103,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5907,7 +6206,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6008,7 +6307,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6113,7 +6412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6216,7 +6515,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6322,7 +6621,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
