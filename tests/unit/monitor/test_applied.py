@@ -86,3 +86,37 @@ def test_an_unknown_policy_is_refused_and_stores_nothing(thrifty_home: Path) -> 
     with pytest.raises(ConfigError, match="teleport"):
         applied.apply(registry, rec, "ops", lambda flow, parameters: "never")
     assert chosen_policy(registry, NAME) is None and applied.applied(registry, NAME) == []
+
+
+def test_apply_and_undo_records_on_sqlite_and_postgresql(database_url: str) -> None:
+    """The two tables of migration 0003_ops on both databases: a policy chosen, replaced, undone
+    back to the earlier choice; the claim of an undo is one conditional UPDATE."""
+    from thrifty import read
+    from thrifty.monitor import applied
+    from thrifty.policies.chosen import chosen_policy, with_choice
+    from thrifty.policies.sweep import SweepConfig
+    from thrifty.registry import Registry
+
+    registry = Registry.from_url(database_url)
+    registry.upsert_deployment(NAME, provider="local", state="running", replicas=1)
+
+    def rec(policy: str) -> read.RecommendationView:
+        return read.RecommendationView(
+            deployment=NAME, kind="hibernation", title=policy, usd_per_month_now=2.0, usd_per_month_after=1.0,
+            usd_saved_per_month=1.0, evidence={}, flow=None, parameters={"policy": policy}, command="",
+        )  # fmt: skip
+
+    never = lambda flow, parameters: "never"  # noqa: E731 (a policy change starts no run)
+    applied.apply(registry, rec("fixed-30"), "ops", never)
+    second = applied.apply(registry, rec("hybrid-histogram"), "ops", never)
+    assert (second.policy_before, second.policy_after) == ("fixed-30", "hybrid-histogram")
+    assert with_choice(registry, NAME, SweepConfig(settings={"x": 1})).policy == "hybrid-histogram"
+    undone = applied.undo(registry, NAME, "ops", never)
+    assert (
+        undone.id == second.id
+        and undone.undone_at is not None
+        and chosen_policy(registry, NAME) == "fixed-30"
+    )
+    with pytest.raises(ConfigError, match="already undone"):
+        applied.undo(registry, NAME, "ops", never)
+    registry.engine.dispose()
