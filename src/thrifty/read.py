@@ -764,11 +764,11 @@ def applied_recommendations(
     registry: Registry, name: str | None = None, limit: int = 20
 ) -> list[AppliedView]:
     """Applied recommendations, newest first (of ``name``, or of every deployment)."""
-    from thrifty.monitor.applied import applied
+    from thrifty.registry.applied import list_applied
 
     if name is not None:
         registry.get_deployment(name)
-    return [applied_view(r) for r in applied(registry, name, limit)]
+    return [applied_view(r) for r in list_applied(registry, name, limit)]
 
 
 def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:

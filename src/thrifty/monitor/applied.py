@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from thrifty import access
 from thrifty.errors import ConfigError, NotFoundError
 from thrifty.registry import Registry
-from thrifty.registry.applied import AppliedRecommendation
+from thrifty.registry.applied import AppliedRecommendation, list_applied
 from thrifty.registry.models import Revision, utcnow
 
 #: the recommendation kind that changes a hibernation policy (every other kind redeploys)
@@ -115,11 +115,7 @@ def _audit(
 # -- undo -----------------------------------------------------------------------------------------
 def applied(registry: Registry, name: str | None = None, limit: int = 20) -> list[AppliedRecommendation]:
     """Applied recommendations, newest first (of ``name``, or of every deployment)."""
-    query = select(AppliedRecommendation).order_by(AppliedRecommendation.id.desc()).limit(limit)
-    if name is not None:
-        query = query.where(AppliedRecommendation.deployment_name == name)
-    with registry.session() as s:
-        return list(s.scalars(query))
+    return list_applied(registry, name, limit)
 
 
 def undo(

@@ -8,12 +8,15 @@ Separate from ``models.py`` so the core tables stay as they are; same ``Base``, 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text
+from sqlalchemy import JSON, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from thrifty.registry.models import Base, UtcDateTime, utcnow
+
+if TYPE_CHECKING:
+    from thrifty.registry.repository import Registry
 
 
 class AppliedRecommendation(Base):
@@ -53,3 +56,12 @@ class HibernationChoice(Base):
     policy: Mapped[str] = mapped_column(String(64))
     set_by: Mapped[str] = mapped_column(String(200))
     set_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+def list_applied(registry: Registry, name: str | None = None, limit: int = 20) -> list[AppliedRecommendation]:
+    """Applied recommendations, newest first (of ``name``, or of every deployment)."""
+    query = select(AppliedRecommendation).order_by(AppliedRecommendation.id.desc()).limit(limit)
+    if name is not None:
+        query = query.where(AppliedRecommendation.deployment_name == name)
+    with registry.session() as s:
+        return list(s.scalars(query))
