@@ -168,7 +168,7 @@ def undo_recommendation(
     launcher: LauncherDep,
     csrf_token: Annotated[str, Form()],
     deployment: Annotated[str, Form()],
-    applied_id: Annotated[int, Form()],
+    applied_id: Annotated[int | None, Form()] = None,
     days: Annotated[float, Form(gt=0, le=90)] = 7.0,
 ) -> Response:
     """Undo the deployment's latest apply (``thrifty recommend NAME --undo``): the rollback run's

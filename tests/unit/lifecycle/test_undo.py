@@ -70,7 +70,7 @@ def test_undo_rolls_back_to_the_revision_live_before_the_apply(
     entries, _ = access.list_audit(registry)
     assert [(e.action, e.target) for e in entries] == [("recommendations.undo", NAME),
                                                        ("recommendations.apply", NAME)]  # fmt: skip
-    assert entries[0].after == {"applied": done.id, "kind": "variant", "rollback_to": 1, "run": "run-2"}
+    assert entries[0].after == {"applied": done.id, "kind": "variant", "rollback_to": 1, "run_id": "run-2"}
 
 
 def test_bad_undos_name_the_fix_and_change_nothing(

@@ -1,7 +1,7 @@
 """applied recommendations (undo) and per-deployment hibernation policies (issue 15, ops)
 
 Revision ID: 0003_ops
-Revises: 0002_lifecycle
+Revises: 0003_login
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_ops"
-down_revision = "0002_lifecycle"  # the lead chains the 0003 branches at merge
+down_revision = "0003_login"  # after the dashboard login's tables (merged first); the lead re-chains as needed
 branch_labels = None
 depends_on = None
 
