@@ -65,9 +65,8 @@ def apply(
     before = _live_number(registry, rec.deployment)  # what undo rolls back to (None: see _before)
     run_id = start(rec.flow, rec.parameters)
     row = _record(registry, rec, who, revision_before=before, run_id=run_id)
-    _audit(
-        registry, who, "recommendations.apply", row, {"revision": before}, {"run": run_id, "flow": rec.flow}
-    )
+    after = {"run_id": run_id, "flow": rec.flow, "parameters": rec.parameters}
+    _audit(registry, who, f"{audit_as}recommendations.apply", row, {"revision": before}, after)
     return row
 
 

@@ -71,6 +71,7 @@ def test_undo_rolls_back_to_the_revision_live_before_the_apply(
     assert [(e.action, e.target) for e in entries] == [("recommendations.undo", NAME),
                                                        ("recommendations.apply", NAME)]  # fmt: skip
     assert entries[0].after == {"applied": done.id, "kind": "variant", "rollback_to": 1, "run_id": "run-2"}
+    assert (entries[1].before["revision"], entries[1].after["run_id"]) == (1, "run-1")
 
 
 def test_bad_undos_name_the_fix_and_change_nothing(
