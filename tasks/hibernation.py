@@ -14,8 +14,10 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.providers import TargetChoice, build_provider
 from thrifty import runtime
+from thrifty.policies.chosen import with_choice
 from thrifty.policies.sweep import POLICY_EVENT_KIND, DeploymentFacts, SweepConfig, sweep_decision
 from thrifty.providers.base import serving_name
+from thrifty.providers.operate import record_status
 from thrifty.registry import Registry
 from thrifty.registry.models import Deployment
 from thrifty.targets import TargetKind, target
@@ -56,7 +58,7 @@ def decide_hibernation(name: str, config: dict[str, Any], now: datetime | None =
     """The policy's answer for one deployment now: wake, hibernate or none, with the reason."""
     registry = runtime.registry()
     now = now or datetime.now(UTC)
-    settings = SweepConfig(**config)
+    settings = with_choice(registry, name, SweepConfig(**config))  # a policy chosen for it wins
     since = now - timedelta(minutes=settings.history_min)
     requests = [r.at for r in registry.requests_since(name, since)]
     decision = sweep_decision(_facts(registry.get_deployment(name), registry), requests, now, settings)
@@ -77,26 +79,13 @@ def apply_hibernation(
     else:
         status = provider.hibernate(serving) if do == "hibernate" else provider.wake(serving)
     if target.provider != "local":  # the local provider writes the registry itself
-        _record_status(runtime.registry(), name, status)
+        record_status(runtime.registry(), name, status)
     return {
         "name": name,
         "state": str(status.state),
         "replicas_ready": int(status.replicas_ready),
         "replicas_desired": int(status.replicas_desired),
     }
-
-
-def _record_status(registry: Registry, name: str, status: Any) -> None:
-    """A cloud target's state after hibernate/wake, so the front door routes to what is there."""
-    row = registry.get_deployment(name)
-    endpoints = list(status.details.get("endpoints") or [])
-    registry.upsert_deployment(
-        name,
-        state=status.state,
-        replicas=status.replicas_ready,
-        endpoint_url=status.endpoint_url,
-        resources={**(row.resources or {}), "endpoints": endpoints},
-    )
 
 
 @task(name="record-hibernation-decision", cache_policy=NO_CACHE)

@@ -146,6 +146,14 @@ def run_deployment(
         return _wait(http, run_id, timeout_s, poll_s)
 
 
+def wait_flow_run(
+    run_id: str, *, api_url: str | None = None, timeout_s: float = 900.0, poll_s: float = 1.0
+) -> FlowRunResult:
+    """Wait until flow run ``run_id`` (started with ``start_deployment``) reaches a final state."""
+    with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:
+        return _wait(http, run_id, timeout_s, poll_s)
+
+
 def read_flow_run(run_id: str, *, api_url: str | None = None) -> FlowRunResult:
     """A flow run's name and current state (``PENDING``, ``RUNNING``, … or a final one)."""
     with httpx.Client(base_url=_api_url(api_url), timeout=30.0) as http:

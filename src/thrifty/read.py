@@ -750,6 +750,44 @@ def find_recommendation(answer: RecommendationsView, name: str | None, kind: str
     return found[0]
 
 
+class AppliedView(View):
+    """An applied recommendation: what was in force before (undo returns to it) and its runs."""
+
+    id: int
+    deployment: str
+    kind: str
+    title: str
+    applied_by: str
+    applied_at: datetime
+    revision_before: int | None
+    policy_before: str | None
+    policy_after: str | None
+    run_id: str | None
+    undone_at: datetime | None
+    undone_by: str | None
+    undo_run_id: str | None
+
+    @property
+    def undone(self) -> bool:
+        return self.undone_at is not None
+
+
+def applied_view(row: Any) -> AppliedView:
+    fields = {k: getattr(row, k) for k in AppliedView.model_fields if k != "deployment"}
+    return AppliedView(deployment=row.deployment_name, **fields)
+
+
+def applied_recommendations(
+    registry: Registry, name: str | None = None, limit: int = 20
+) -> list[AppliedView]:
+    """Applied recommendations, newest first (of ``name``, or of every deployment)."""
+    from thrifty.registry.applied import list_applied
+
+    if name is not None:
+        registry.get_deployment(name)
+    return [applied_view(r) for r in list_applied(registry, name, limit)]
+
+
 def to_json(answer: View | Sequence[View] | dict[str, View]) -> Any:
     """Plain JSON data for ``--json`` and an API: the same fields the models declare."""
     if isinstance(answer, View):

@@ -45,6 +45,13 @@ class Operation(BaseModel):
     logs_url: str
 
 
+class Applied(BaseModel):
+    """An apply or undo: the record, and the flow run's operation when one started."""
+
+    applied: read.AppliedView
+    operation: Operation | None
+
+
 class LocalDeploymentStatus(BaseModel):
     name: str
     state: str
@@ -246,9 +253,20 @@ class Client:
             self._request("GET", "/recommendations", params=params)
         )
 
-    def apply_recommendation(self, name: str, kind: str, days: float = 7.0) -> Operation:
-        """Start the flow run that applies ``name``'s recommendation of ``kind``."""
-        return self._op("POST", f"/recommendations/{name}/{kind}/apply", params={"days": days})
+    def apply_recommendation(self, name: str, kind: str, days: float = 7.0) -> Applied:
+        """Apply ``name``'s recommendation of ``kind``: a redeploy's flow run starts (``operation``),
+        a hibernation policy is stored at once; ``applied`` is the record undo returns to."""
+        found = self._request("POST", f"/recommendations/{name}/{kind}/apply", params={"days": days})
+        return Applied.model_validate(found)
+
+    def undo_recommendation(self, name: str, applied_id: int | None = None) -> Applied:
+        """Undo ``name``'s latest applied recommendation (a rollback run, or the previous policy)."""
+        params = {"applied_id": applied_id} if applied_id is not None else None
+        return Applied.model_validate(self._request("POST", f"/recommendations/{name}/undo", params=params))
+
+    def applied_recommendations(self, name: str) -> list[read.AppliedView]:
+        found = self._request("GET", f"/recommendations/{name}/applied")
+        return [read.AppliedView.model_validate(a) for a in found]
 
     def simulate(self, deployments: list[str], days: float = 7.0, **options: Any) -> dict[str, Any]:
         found: dict[str, Any] = self._request(

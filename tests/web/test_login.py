@@ -112,7 +112,7 @@ def test_a_deployer_applies_a_recommendation(
     page: Any, tokens: dict[str, str], launcher: Any, shared_data: Path
 ) -> None:
     log_in(page, tokens["deployer"], "/recommendations?deployment=minilm-prod&days=1")
-    row = page.locator("#advice tr.recommendation:has(form.apply)").first
+    row = page.locator("#advice tr.recommendation:not([data-kind=hibernation]):has(form.apply)").first
     row.wait_for(timeout=60_000)
     started = held_run(page, launcher, row.locator("form.apply button"))
     entry = latest_audit()

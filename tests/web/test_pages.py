@@ -180,6 +180,41 @@ def test_a_forged_apply_starts_nothing(page: Any, web_home: Path, launcher: Any)
     assert len(launcher.runs) == before
 
 
+def test_a_hibernation_policy_applies_and_undoes_from_the_page(
+    page: Any, web_home: Path, shared_data: Path
+) -> None:
+    """minilm-prod's sweep last ran hybrid-histogram: Apply stores the recommended policy for it at
+    once (no run), the Applied list shows it with an Undo button, and Undo restores the one before."""
+    from thrifty.policies.chosen import chosen_policy
+    from thrifty.policies.sweep import POLICY_EVENT_KIND
+
+    registry().add_event("minilm-prod", POLICY_EVENT_KIND, "keep warm",
+                         details={"policy": "hybrid-histogram", "do": "none"})  # fmt: skip
+    page.goto("/recommendations?deployment=minilm-prod&days=1")
+    row = page.locator("#advice tr[data-kind='hibernation']")
+    row.wait_for(timeout=60_000)
+    assert "next sweep uses it" in row.locator(".what").inner_text()
+    row.locator("form.apply button").click()
+    page.wait_for_url(re.compile(r"applied=\d+"), timeout=60_000)
+    chosen = chosen_policy(registry(), "minilm-prod")
+    assert chosen is not None and chosen != "hybrid-histogram"
+    applied = page.locator("#applied-list tr.applied").first
+    assert applied.get_attribute("data-kind") == "hibernation"
+    assert "policy of the sweep's block" in applied.locator(".before").inner_text()
+    applied.locator("form.undo button").click()
+    page.wait_for_url(re.compile(r"undone=\d+"), timeout=60_000)
+    assert "undone" in page.locator("#applied-list tr.applied").first.inner_text()
+    assert chosen_policy(registry(), "minilm-prod") is None
+    assert page.locator("#applied-list form.undo").count() == 0
+
+
+def test_a_forged_undo_changes_nothing(page: Any, web_home: Path) -> None:
+    page.goto("/recommendations")
+    answer = page.request.post("/recommendations/undo", form={"csrf_token": "x", "deployment": "fleet-0001",
+                                                              "applied_id": "1"})  # fmt: skip
+    assert answer.status == 400 and "CSRF token does not match" in answer.text()
+
+
 def test_alerts_list_anomalies_and_interruptions(page: Any, web_home: Path) -> None:
     from thrifty import read
 

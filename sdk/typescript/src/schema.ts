@@ -161,7 +161,8 @@ export interface paths {
         put?: never;
         /**
          * Hibernate
-         * @description Scale a deployment to zero; the gateway wakes it on the next request.
+         * @description Scale a deployment to zero (a cloud's VMs stopped, a serverless warm floor 0); the gateway
+         *     wakes it on the next request.
          */
         post: operations["hibernate_api_v1_deployments__name__hibernate_post"];
         delete?: never;
@@ -221,7 +222,8 @@ export interface paths {
         put?: never;
         /**
          * Scale
-         * @description Set a deployment's replica count (0 hibernates it).
+         * @description Set a deployment's replica count (0 hibernates it; a serverless one's warm floor). A cloud
+         *     refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
          */
         post: operations["scale_api_v1_deployments__name__scale_post"];
         delete?: never;
@@ -261,7 +263,7 @@ export interface paths {
         put?: never;
         /**
          * Wake
-         * @description Start a hibernated deployment's replicas now.
+         * @description Start a hibernated deployment's replicas now (a serverless warm floor of at least 1).
          */
         post: operations["wake_api_v1_deployments__name__wake_post"];
         delete?: never;
@@ -537,6 +539,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/recommendations/{name}/applied": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Applied Recommendations
+         * @description Recommendations applied to ``name``, newest first, with what undo would return to.
+         */
+        get: operations["applied_recommendations_api_v1_recommendations__name__applied_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/recommendations/{name}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo Recommendation
+         * @description Undo deployment ``name``'s latest applied recommendation (``thrifty recommend NAME --undo``):
+         *     a rollback-deployment run to the revision live before it, or its previous hibernation policy.
+         *     400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+         */
+        post: operations["undo_recommendation_api_v1_recommendations__name__undo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/recommendations/{name}/{kind}/apply": {
         parameters: {
             query?: never;
@@ -548,8 +592,9 @@ export interface paths {
         put?: never;
         /**
          * Apply Recommendation
-         * @description Run the flow that applies deployment ``name``'s recommendation of ``kind`` (as
-         *     ``thrifty recommend NAME --apply KIND`` does); 400 with the command when no flow applies it.
+         * @description Apply deployment ``name``'s recommendation of ``kind`` (as ``thrifty recommend NAME --apply
+         *     KIND`` does): a redeploy starts its flow run (the operation), a hibernation policy is stored for
+         *     the deployment at once (the sweep uses it). Recorded, so ``…/undo`` can reverse it; audited.
          */
         post: operations["apply_recommendation_api_v1_recommendations__name___kind__apply_post"];
         delete?: never;
@@ -797,6 +842,50 @@ export interface components {
             observed: number;
             /** Unit */
             unit: string;
+        };
+        /**
+         * AppliedAnswer
+         * @description An apply or undo: the record (what was in force before) and the flow run's operation, if one
+         *     started (a hibernation policy changes at once: no operation).
+         */
+        AppliedAnswer: {
+            applied: components["schemas"]["AppliedView"];
+            operation: components["schemas"]["OperationView"] | null;
+        };
+        /**
+         * AppliedView
+         * @description An applied recommendation: what was in force before (undo returns to it) and its runs.
+         */
+        AppliedView: {
+            /**
+             * Applied At
+             * Format: date-time
+             */
+            applied_at: string;
+            /** Applied By */
+            applied_by: string;
+            /** Deployment */
+            deployment: string;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Policy After */
+            policy_after: string | null;
+            /** Policy Before */
+            policy_before: string | null;
+            /** Revision Before */
+            revision_before: number | null;
+            /** Run Id */
+            run_id: string | null;
+            /** Title */
+            title: string;
+            /** Undo Run Id */
+            undo_run_id: string | null;
+            /** Undone At */
+            undone_at: string | null;
+            /** Undone By */
+            undone_by: string | null;
         };
         /** AuditView */
         AuditView: {
@@ -1804,7 +1893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1910,7 +1999,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2013,7 +2102,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2120,7 +2209,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2225,7 +2314,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2330,7 +2419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2433,7 +2522,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2536,7 +2625,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2644,7 +2733,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2747,7 +2836,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2852,7 +2941,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2959,7 +3048,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3066,7 +3155,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3173,7 +3262,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3276,7 +3365,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3382,7 +3471,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3495,7 +3584,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3598,7 +3687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3705,7 +3794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3814,7 +3903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3920,7 +4009,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4023,7 +4112,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4133,7 +4222,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4239,7 +4328,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4344,7 +4433,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4449,7 +4538,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4552,7 +4641,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4663,7 +4752,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4768,7 +4857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4873,7 +4962,217 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    applied_recommendations_api_v1_recommendations__name__applied_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppliedView"][];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy (an operation on it runs), or over a cloud quota */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description upload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unexpected */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not available in this thrifty yet */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    undo_recommendation_api_v1_recommendations__name__undo_post: {
+        parameters: {
+            query?: {
+                applied_id?: number | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppliedAnswer"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no or a wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4941,7 +5240,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["OperationView"];
+                    "application/json": components["schemas"]["AppliedAnswer"];
                 };
             };
             /** @description bad input */
@@ -4980,7 +5279,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5085,7 +5384,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5192,7 +5491,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5293,7 +5592,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5398,7 +5697,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5505,7 +5804,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5608,7 +5907,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5709,7 +6008,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5814,7 +6113,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5917,7 +6216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6018,7 +6317,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6123,7 +6422,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6226,7 +6525,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6332,7 +6631,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description busy: an operation on it runs */
+            /** @description busy (an operation on it runs), or over a cloud quota */
             409: {
                 headers: {
                     [name: string]: unknown;

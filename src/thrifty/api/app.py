@@ -21,7 +21,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": errors.ErrorBody, "description": what}
     for code, what in (
         (400, "bad input"), (401, "no or a wrong token"), (403, "role too low"), (404, "unknown id"),
-        (409, "busy: an operation on it runs"), (413, "upload too large"), (422, "invalid fields"),
+        (409, "busy (an operation on it runs), or over a cloud quota"), (413, "upload too large"), (422, "invalid fields"),
         (500, "unexpected"), (501, "not available in this thrifty yet"),
     )
 }  # fmt: skip

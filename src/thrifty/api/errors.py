@@ -30,6 +30,7 @@ STATUS: tuple[tuple[type[e.ThriftyError], int], ...] = (
     (e.SloUnreachableError, 422),
     (e.PlanningError, 422),
     (e.CredentialsError, 502),
+    (e.QuotaExceededError, 409),  # the caller asked for more than the account's quota: theirs to fix
     (e.CapacityError, 503),
     (e.ProviderError, 502),
     (e.CatalogError, 502),

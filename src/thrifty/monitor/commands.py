@@ -5,7 +5,7 @@ answers; ``--json`` prints the same fields.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -138,6 +138,9 @@ def recommend_command(
     apply: Annotated[
         str | None, typer.Option("--apply", help="Apply the recommendation of this kind (needs NAME).")
     ] = None,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Undo NAME's latest applied recommendation (rollback or policy).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Cheaper set-ups from the traffic each deployment really gets, with $/month saved and the evidence."""
@@ -145,6 +148,9 @@ def recommend_command(
     from thrifty.cli import console, print_json
     from thrifty.settings import get_settings
 
+    if undo:
+        _undo(name)
+        return
     answer = read.recommendations(runtime.registry(), get_settings(), name, days=days)
     if apply is not None:
         _apply(answer, name, apply)
@@ -168,22 +174,67 @@ def _evidence_text(evidence: dict[str, object]) -> str:
     return "; ".join(f"{k}={v}" for k, v in evidence.items())
 
 
-def _apply(answer: read.RecommendationsView, name: str | None, kind: str) -> None:
-    """Run the recommendation's flow on the Prefect API, or print the exact command when none exists."""
+#: who the audit log names for a CLI apply or undo
+CLI_ACTOR = "cli"
+
+
+def _start_and_wait(flow: str, parameters: dict[str, Any]) -> str:
+    """Start ``flow`` on the Prefect API and wait for it; its run id (ProviderError unless it completed,
+    so a failed run is not recorded as applied or undone)."""
     from thrifty.cli import console
+    from thrifty.client import start_deployment, wait_flow_run
+    from thrifty.errors import ProviderError
+
+    run = start_deployment(flow, parameters)
+    console.print(f"running {flow} ({run.name}) …", highlight=False)
+    result = wait_flow_run(run.flow_run_id)
+    if not result.ok:
+        raise ProviderError(
+            f"{flow} run {run.name} ended {result.state}: {result.state_message or 'no message'}",
+            hint=f"see its logs: prefect flow-run logs {run.flow_run_id}",
+        )
+    console.print(f"{flow}: {result.state}", highlight=False)
+    return run.flow_run_id
+
+
+def _apply(answer: read.RecommendationsView, name: str | None, kind: str) -> None:
+    """Apply it (a redeploy runs its flow on the Prefect API; a hibernation policy is stored)."""
+    from thrifty import runtime
+    from thrifty.cli import console
+    from thrifty.monitor.applied import apply
     from thrifty.read import find_recommendation
 
     rec = find_recommendation(answer, name, kind)
-    if rec.flow is None:
-        console.print(f"no flow applies this yet; run:\n{rec.command}", highlight=False, soft_wrap=True)
-        return
-    from thrifty.client import run_deployment
-
-    console.print(
-        f"running {rec.flow} for {rec.deployment} (same as: {rec.command})", highlight=False, soft_wrap=True
+    if rec.flow is not None:
+        console.print(
+            f"applying {kind} to {rec.deployment} (same as: {rec.command})", highlight=False, soft_wrap=True
+        )
+    row = apply(runtime.registry(), rec, CLI_ACTOR, _start_and_wait)
+    what = (
+        f"r{row.revision_before} was live before"
+        if row.revision_before
+        else f"policy {row.policy_after} chosen"
     )
-    result = run_deployment(rec.flow, {"params": rec.parameters})
-    console.print(f"{rec.flow}: {result.state}", highlight=False)
+    console.print(
+        f"applied #{row.id} ({what}); undo: thrifty recommend {rec.deployment} --undo", highlight=False
+    )
+
+
+def _undo(name: str | None) -> None:
+    from thrifty import runtime
+    from thrifty.cli import console
+    from thrifty.errors import ConfigError
+    from thrifty.monitor.applied import undo
+
+    if name is None:
+        raise ConfigError("--undo needs a deployment name", hint="thrifty recommend NAME --undo")
+    row = undo(runtime.registry(), name, CLI_ACTOR, _start_and_wait)
+    back = (
+        f"rolled back to r{row.revision_before}"
+        if row.revision_before
+        else f"policy {row.policy_before or 'of the sweep block'} again"
+    )
+    console.print(f"undid #{row.id} ({row.kind}): {back}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -207,13 +207,12 @@ def hibernation_advice(
     memory without more cold starts (p75) than the policy in use."""
     from thrifty.policies import POLICIES, get_policy
     from thrifty.policies.simulate import compare
-    from thrifty.policies.sweep import policy_state
     from thrifty.policies.trace_files import load_request_log
 
     if not usd_per_gib_hour:
         return None
     trace = load_request_log(registry, [row.name], now, profile.days)
-    current = str((policy_state(registry.list_events(row.name)) or {}).get("policy") or "thrifty-cost-aware")
+    current = _policy_in_force(registry, row.name)
     names = sorted(set(POLICIES) - {"fixed"} | {current})
     rows = {
         s.policy: s for s in compare(trace, [get_policy(n) for n in names], usd_per_gib_hour=usd_per_gib_hour)
@@ -238,7 +237,6 @@ def hibernation_advice(
         },
         "best": {"policy": best.policy, "cold_pct_p75": best.cold_pct_p75, "wasted_usd": best.wasted_usd},
     }
-    block = f"from blocks.hibernation import HibernationPolicy; HibernationPolicy(policy={best.policy!r}).save('default', overwrite=True)"
     return Recommendation(
         deployment=row.name,
         kind="hibernation",
@@ -246,9 +244,21 @@ def hibernation_advice(
         usd_per_month_now=now_row.wasted_usd * scale,
         usd_per_month_after=(best.wasted_usd or 0.0) * scale,
         evidence=evidence,
-        flow=None,  # no flow changes a policy block yet: the command saves it, the next sweep uses it
-        command=f'python -c "{block}"',
+        flow=None,  # applied at once: the policy is stored for this deployment, the next sweep uses it
+        parameters={"policy": best.policy},
+        command=f"thrifty recommend {row.name} --apply hibernation",
     )
+
+
+def _policy_in_force(registry: Any, name: str) -> str:
+    """The policy chosen for ``name`` (an applied recommendation), else the one the sweep last used."""
+    from thrifty.policies.chosen import chosen_policy
+    from thrifty.policies.sweep import policy_state
+
+    chosen = chosen_policy(registry, name)
+    if chosen is not None:
+        return chosen
+    return str((policy_state(registry.list_events(name)) or {}).get("policy") or "thrifty-cost-aware")
 
 
 # -- every live deployment ------------------------------------------------------------------------

@@ -40,13 +40,10 @@ def remote_targets(settings: Settings) -> RemoteTargets:
     """The clouds as the CLI reaches them, and each deployment's token from ``THRIFTY_HOME``."""
 
     def provider_for(provider: str, name: str) -> Any:
-        from thrifty.lifecycle import ServedAs
-        from thrifty.providers.base import serving_name
-        from thrifty.providers.commands import build_provider
+        from thrifty.providers.operate import provider_for_deployment
 
-        row = runtime.registry(settings).get_deployment(name)
         # after an update the target knows the live revision as NAME-rN
-        return ServedAs(build_provider(provider, {"region": row.region}), name, serving_name(row))
+        return provider_for_deployment(runtime.registry(settings), name, provider)
 
     def token_for(name: str) -> str | None:
         try:

@@ -1,6 +1,6 @@
 """The dashboard's writes (POST, CSRF-checked, ``deployer`` role): a model upload, one-click deploy,
-applying a recommendation and the playground's inference. Each is audited with the signed-in
-token's name (``dashboard.*`` actions); a refused one is audited as refused (thrifty.web.auth)."""
+applying a recommendation and undoing it, and the playground's inference. Each is audited with the
+signed-in token's name (``dashboard.*`` actions); a refused one is audited as refused (thrifty.web.auth)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from thrifty import access, read
 from thrifty.errors import ConfigError
+from thrifty.monitor import applied
+from thrifty.monitor.applied import Start
 from thrifty.web import playground
 from thrifty.web.auth import require_role
 from thrifty.web.base import (
@@ -24,7 +26,7 @@ from thrifty.web.base import (
     error_panel,
     render,
 )
-from thrifty.web.launch import DEPLOY_MODEL
+from thrifty.web.launch import DEPLOY_MODEL, Launcher
 
 router = APIRouter()
 #: the targets the form offers (the flow's ``target``): ``auto`` follows the plan, ``local`` is this machine
@@ -114,6 +116,27 @@ def infer(
     return render(request, "_playground.html", context)
 
 
+#: the audit log's actions for an apply or undo from the dashboard (``dashboard.recommendations.apply``)
+AUDIT_PREFIX = "dashboard."
+
+
+def _starter(launcher: Launcher) -> Start:
+    """Runs through the dashboard's launcher: deploy-model as the one-click deploy starts it."""
+
+    def start(flow: str, parameters: dict[str, Any]) -> str:
+        return launcher.start(parameters) if flow == DEPLOY_MODEL else launcher.start_flow(flow, parameters)
+
+    return start
+
+
+def _after(row: Any, deployment: str, days: float, run_id: str | None, done: str) -> Response:
+    """The run's page when a flow started, else the recommendations page saying what changed."""
+    if run_id:
+        return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)
+    query = f"deployment={quote(deployment)}&days={days:g}&{done}={row.id}"
+    return RedirectResponse(f"/recommendations?{query}#applied", status_code=303)
+
+
 @router.post("/recommendations/apply", response_model=None)
 def apply_recommendation(
     request: Request,
@@ -125,20 +148,37 @@ def apply_recommendation(
     kind: Annotated[str, Form()],
     days: Annotated[float, Form(gt=0, le=90)] = 7.0,
 ) -> Response:
-    """Re-plan, then start the recommendation's deploy-model run (as ``thrifty recommend NAME
-    --apply KIND`` does) and go to the run's page."""
+    """Re-plan, then apply (as ``thrifty recommend NAME --apply KIND`` does): a redeploy starts its
+    deploy-model run (its page next), a hibernation policy is stored at once. Recorded for undo."""
     try:
         check_csrf(request, csrf_token)
         who = require_role(request, registry)
         answer = read.recommendations(registry, settings, deployment, days=days)
         rec = read.find_recommendation(answer, deployment, kind)
-        if rec.flow != DEPLOY_MODEL:
-            raise ConfigError(
-                f"the dashboard cannot apply the {kind!r} recommendation", hint=f"run: {rec.command}"
-            )
-        run_id = launcher.start(rec.parameters)
+        row = applied.apply(registry, rec, who.name, _starter(launcher), audit_as=AUDIT_PREFIX)
     except Exception as exc:
         return error_panel(request, exc)
-    after = {"kind": kind, "run_id": run_id, "parameters": rec.parameters}
-    access.audit(registry, who.name, "dashboard.recommendations.apply", deployment, after=after)
-    return RedirectResponse(f"/runs/{quote(run_id)}?deployment={quote(deployment)}", status_code=303)
+    return _after(row, deployment, days, row.run_id, "applied")
+
+
+@router.post("/recommendations/undo", response_model=None)
+def undo_recommendation(
+    request: Request,
+    registry: RegistryDep,
+    launcher: LauncherDep,
+    csrf_token: Annotated[str, Form()],
+    deployment: Annotated[str, Form()],
+    applied_id: Annotated[int | None, Form()] = None,
+    days: Annotated[float, Form(gt=0, le=90)] = 7.0,
+) -> Response:
+    """Undo the deployment's latest apply (``thrifty recommend NAME --undo``): the rollback run's
+    page, or the recommendations page with the previous policy back."""
+    try:
+        check_csrf(request, csrf_token)
+        who = require_role(request, registry)
+        row = applied.undo(
+            registry, deployment, who.name, _starter(launcher), applied_id, audit_as=AUDIT_PREFIX
+        )
+    except Exception as exc:
+        return error_panel(request, exc)
+    return _after(row, deployment, days, row.undo_run_id, "undone")

@@ -145,9 +145,19 @@ def recommendations(
             "days": days,
             "advice": advice,
             "deploy_flow": DEPLOY_MODEL,
+            "applied": read.applied_recommendations(registry, deployment or None),
+            "undoable": _undoable(registry, deployment),
         }
 
     return page(request, "recommendations.html", build)
+
+
+def _undoable(registry: Any, deployment: str) -> set[int]:
+    """The applies an Undo button is shown for: each deployment's latest, when not undone yet."""
+    latest: dict[str, read.AppliedView] = {}
+    for row in read.applied_recommendations(registry, deployment or None, limit=200):
+        latest.setdefault(row.deployment, row)
+    return {row.id for row in latest.values() if not row.undone}
 
 
 @router.get("/alerts", response_class=HTMLResponse)

@@ -186,7 +186,6 @@ def test_hibernate_through_the_api_is_audited_before_and_after(
     runtime.get_settings.cache_clear()
     registry = runtime.registry()
     registry.upsert_deployment("svc", provider="local", state="running", replicas=2, spec={"replicas": 2})
-    registry.upsert_deployment("cloudy", provider="aws", state="running", replicas=1)
     answer = http.post("/deployments/svc/hibernate")
     assert answer.status_code == 200, answer.text
     assert (answer.json()["state"], answer.json()["replicas_desired"]) == ("hibernated", 0)
@@ -195,9 +194,8 @@ def test_hibernate_through_the_api_is_audited_before_and_after(
     assert (entry["action"], entry["target"], entry["actor"]) == ("deployments.hibernate", "svc", "loopback")
     assert (entry["before"]["state"], entry["before"]["replicas"]) == ("running", 2)
     assert (entry["after"]["state"], entry["after"]["replicas_desired"]) == ("hibernated", 0)
-    cloud = http.post("/deployments/cloudy/scale", json={"replicas": 3})
-    assert cloud.status_code == 501 and "aws" in cloud.json()["message"]
-    assert registry.get_deployment("cloudy").replicas == 1  # refused: unchanged
+    # cloud deployments: tests/unit/providers/test_api_operate.py (moto and the replay doubles)
+    assert http.post("/deployments/nope/scale", json={"replicas": 3}).status_code == 404
     assert http.post("/deployments/svc/scale", json={"replicas": -1}).status_code == 422
 
 
@@ -251,3 +249,35 @@ def test_applying_a_recommendation_starts_its_flow_run_or_changes_nothing(
     assert http.get("/operations").json()["total"] == 0
     wrong = http.post(f"/recommendations/{NAME}/teleport/apply", params={"days": 1})
     assert wrong.status_code == 400 and kind in wrong.json()["fix"]
+
+
+def test_a_hibernation_policy_applies_at_once_and_undoes_through_the_api(
+    thrifty_home: Path, http: httpx.Client, shared_data: Path
+) -> None:
+    """No flow run: the policy is stored for the deployment (the sweep reads it), recorded and
+    audited; undo restores the previous one; a second undo is a 400 with the fix."""
+    from tests.unit.monitor.test_applied import seed_hibernation_advice
+    from tests.unit.monitor.test_recommend import NAME
+    from thrifty import runtime
+    from thrifty.policies.chosen import chosen_policy
+
+    registry = runtime.registry()
+    seed_hibernation_advice(registry, shared_data)
+    assert http.post(f"/recommendations/{NAME}/undo").status_code == 404  # nothing applied yet
+    applied = http.post(f"/recommendations/{NAME}/hibernation/apply", params={"days": 1})
+    assert applied.status_code == 202, applied.text
+    body = applied.json()
+    assert body["operation"] is None and body["applied"]["policy_before"] is None
+    assert chosen_policy(registry, NAME) == body["applied"]["policy_after"] != "hybrid-histogram"
+    listed = http.get(f"/recommendations/{NAME}/applied").json()
+    assert [(a["id"], a["kind"], a["undone_at"]) for a in listed] == [
+        (body["applied"]["id"], "hibernation", None)
+    ]
+    undone = http.post(f"/recommendations/{NAME}/undo", params={"applied_id": body["applied"]["id"]})
+    assert undone.status_code == 202, undone.text
+    assert undone.json()["applied"]["undone_by"] == "loopback" and chosen_policy(registry, NAME) is None
+    again = http.post(f"/recommendations/{NAME}/undo")
+    assert again.status_code == 400 and "already undone" in again.json()["message"] and again.json()["fix"]
+    entries = http.get("/audit").json()["items"]  # refusals are audited too, under the request's path
+    actions = [(e["action"], e["actor"]) for e in entries if e["action"].startswith("recommendations.")]
+    assert actions == [("recommendations.undo", "loopback"), ("recommendations.apply", "loopback")]

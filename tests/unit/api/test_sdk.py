@@ -49,6 +49,10 @@ def test_refusals_raise_the_error_the_server_named(api_url: str) -> None:
             api.alerts("nope")
         with pytest.raises(errors.NotFoundError, match="nope"):
             api.apply_recommendation("nope", "teleport")
+        with pytest.raises(errors.NotFoundError, match="nope"):
+            api.undo_recommendation("nope")
+        with pytest.raises(errors.NotFoundError, match="nope"):
+            api.applied_recommendations("nope")
         with pytest.raises(errors.ThriftyError, match="p95_ms"):
             api.make_plan("m", p95_ms=-1, rps=1)
 

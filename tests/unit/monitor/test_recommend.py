@@ -122,4 +122,5 @@ def test_hibernation_backtest_recommends_a_policy_that_idles_less(
     # the saving is the idle replica-hours the better policy avoids, at the machine's price, over a month
     saved_per_day = rec.evidence["current"]["wasted_usd"] - best["wasted_usd"]
     assert rec.usd_saved_per_month == pytest.approx(saved_per_day * 30) and rec.usd_saved_per_month >= 1.0
-    assert best["policy"] in rec.command and rec.flow is None
+    assert rec.parameters == {"policy": best["policy"]} and rec.flow is None  # applied at once, no run
+    assert rec.command == f"thrifty recommend {NAME} --apply hibernation"

@@ -1,11 +1,13 @@
-"""Deployments: list, status, events; deploy / update / rollback / delete (flows), and the local
-target's deploy-local / hibernate / wake / scale (done here, at once)."""
+"""Deployments: list, status, events; deploy / update / rollback / delete (flows), deploy-local, and
+hibernate / wake / scale of any deployment (done here, at once: this machine's gateway, or the
+deployment's cloud through the provider the front door uses)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -14,7 +16,6 @@ from thrifty.api import ops
 from thrifty.api.deps import Conf, Deployer, Limit, Offset, Page, Reg, Viewer, audit, page
 from thrifty.api.ops import OperationView
 from thrifty.api.routes.models import cli
-from thrifty.errors import NotAvailableError
 from thrifty.registry import Registry
 from thrifty.settings import Settings
 
@@ -137,17 +138,25 @@ class LocalStatusView(BaseModel):
     endpoint_url: str | None
 
 
-def _local(registry: Registry, settings: Settings, name: str | None, start: bool = True) -> Any:
+def _local(registry: Registry, settings: Settings, start: bool = True) -> Any:
     from thrifty.providers.local import LocalProvider
 
-    if name is not None:
-        row = registry.get_deployment(name)
-        if row.provider != "local":
-            raise NotAvailableError(
-                f"deployment {name!r} runs on {row.provider}: the API hibernates, wakes and scales local ones",
-                hint="cloud wake and scaling come with the front door; use the provider's console meanwhile",
-            )
     return LocalProvider(registry, settings=settings, start_gateway=start)
+
+
+def provider_for(request: Request) -> Callable[[Registry, str], Any]:
+    """How the API reaches a cloud deployment's target: as the front door does
+    (``provider_for_deployment``); ``app.state.build_provider`` may replace how a target's provider
+    is built (a test's provider on moto or a replay double)."""
+    from functools import partial
+
+    from thrifty.providers.operate import provider_for_deployment
+
+    build = getattr(request.app.state, "build_provider", None)
+    return partial(provider_for_deployment, build=build)
+
+
+CloudProvider = Annotated[Callable[[Registry, str], Any], Depends(provider_for)]
 
 
 def _status_view(status: Any) -> LocalStatusView:
@@ -173,31 +182,44 @@ async def deploy_local(
     read.resolve_variant(registry, body.ref)  # registry refs only: never a path on the server
     spec = spec_for(body.ref, body.name, body.replicas, None)
     before = registry.find_deployment(spec.name)
-    status = await run_in_threadpool(_local(registry, settings, None).deploy, spec)
+    status = await run_in_threadpool(_local(registry, settings).deploy, spec)
     audit(registry, who, "deployments.deploy-local", spec.name, _state(before), _status_view(status))
     return _status_view(status)
 
 
-async def _local_change(
-    verb: str, name: str, who: Any, registry: Registry, settings: Settings, *args: Any
+async def _change(
+    verb: str, name: str, who: Any, registry: Registry, settings: Settings, cloud: Any, *args: Any
 ) -> LocalStatusView:
-    provider = _local(registry, settings, name, start=verb != "hibernate")
-    before = registry.get_deployment(name)
-    status = await run_in_threadpool(getattr(provider, verb), name, *args)
+    """``verb`` on the deployment's target: this machine's gateway, or its cloud through the
+    provider the front door uses (VMs started/stopped or resized, a serverless warm floor set)."""
+    before = registry.get_deployment(name)  # 404 for an unknown name, before anything is built
+    if before.provider == "local":
+        provider = _local(registry, settings, start=verb != "hibernate")
+        status = await run_in_threadpool(getattr(provider, verb), name, *args)
+    else:
+        from thrifty.providers.operate import operate
+
+        provider = await run_in_threadpool(cloud, registry, name)
+        status = await run_in_threadpool(operate, provider, registry, name, verb, *args)
     audit(registry, who, f"deployments.{verb}", name, _state(before), _status_view(status))
     return _status_view(status)
 
 
 @router.post("/deployments/{name}/hibernate", openapi_extra=cli("hibernate"))
-async def hibernate(name: str, who: Deployer, registry: Reg, settings: Conf) -> LocalStatusView:
-    """Scale a deployment to zero; the gateway wakes it on the next request."""
-    return await _local_change("hibernate", name, who, registry, settings)
+async def hibernate(
+    name: str, who: Deployer, registry: Reg, settings: Conf, cloud: CloudProvider
+) -> LocalStatusView:
+    """Scale a deployment to zero (a cloud's VMs stopped, a serverless warm floor 0); the gateway
+    wakes it on the next request."""
+    return await _change("hibernate", name, who, registry, settings, cloud)
 
 
 @router.post("/deployments/{name}/wake", openapi_extra=cli("wake"))
-async def wake(name: str, who: Deployer, registry: Reg, settings: Conf) -> LocalStatusView:
-    """Start a hibernated deployment's replicas now."""
-    return await _local_change("wake", name, who, registry, settings)
+async def wake(
+    name: str, who: Deployer, registry: Reg, settings: Conf, cloud: CloudProvider
+) -> LocalStatusView:
+    """Start a hibernated deployment's replicas now (a serverless warm floor of at least 1)."""
+    return await _change("wake", name, who, registry, settings, cloud)
 
 
 class ScaleRequest(BaseModel):
@@ -206,7 +228,8 @@ class ScaleRequest(BaseModel):
 
 @router.post("/deployments/{name}/scale", openapi_extra=cli("scale"))
 async def scale(
-    name: str, body: ScaleRequest, who: Deployer, registry: Reg, settings: Conf
+    name: str, body: ScaleRequest, who: Deployer, registry: Reg, settings: Conf, cloud: CloudProvider
 ) -> LocalStatusView:
-    """Set a deployment's replica count (0 hibernates it)."""
-    return await _local_change("scale", name, who, registry, settings, body.replicas)
+    """Set a deployment's replica count (0 hibernates it; a serverless one's warm floor). A cloud
+    refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was."""
+    return await _change("scale", name, who, registry, settings, cloud, body.replicas)

@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from thrifty import read
+from thrifty.access import Principal
 from thrifty.api import ops
 from thrifty.api.deps import Conf, Deployer, Reg, Viewer, audit
 from thrifty.api.ops import OperationView
 from thrifty.api.routes.models import cli
 from thrifty.errors import ConfigError
+from thrifty.monitor import applied
+from thrifty.registry import Registry
 
 router = APIRouter(tags=["fleet"])
 Days = Annotated[float, Query(gt=0, le=90, description="Days of request log to learn from.")]
@@ -44,22 +47,62 @@ async def recommendations(
     return await run_in_threadpool(read.recommendations, registry, settings, name, days=days)
 
 
+class AppliedAnswer(BaseModel):
+    """An apply or undo: the record (what was in force before) and the flow run's operation, if one
+    started (a hibernation policy changes at once: no operation)."""
+
+    applied: read.AppliedView
+    operation: OperationView | None
+
+
+def _starter(registry: Registry, kind: str, name: str, who: Principal) -> tuple[applied.Start, list[str]]:
+    """A ``start(flow, parameters)`` that runs the flow as an API operation (locked per name)."""
+    started: list[str] = []
+
+    def start(flow: str, parameters: dict[str, Any]) -> str:
+        started.append(ops.start(registry, kind, name, parameters, who.name, flow=flow).id)
+        return started[-1]
+
+    return start, started
+
+
+def _answer(registry: Registry, row: Any, started: list[str]) -> AppliedAnswer:
+    operation = ops.view(ops.get(registry, started[-1])) if started else None
+    return AppliedAnswer(applied=read.applied_view(row), operation=operation)
+
+
 @router.post("/recommendations/{name}/{kind}/apply", status_code=202, openapi_extra=cli("recommend"))
 async def apply_recommendation(
     name: str, kind: str, who: Deployer, registry: Reg, settings: Conf, days: Days = 7.0
-) -> OperationView:
-    """Run the flow that applies deployment ``name``'s recommendation of ``kind`` (as
-    ``thrifty recommend NAME --apply KIND`` does); 400 with the command when no flow applies it."""
+) -> AppliedAnswer:
+    """Apply deployment ``name``'s recommendation of ``kind`` (as ``thrifty recommend NAME --apply
+    KIND`` does): a redeploy starts its flow run (the operation), a hibernation policy is stored for
+    the deployment at once (the sweep uses it). Recorded, so ``…/undo`` can reverse it; audited."""
     answer = await run_in_threadpool(read.recommendations, registry, settings, name, days=days)
     rec = read.find_recommendation(answer, name, kind)
-    if rec.flow is None:
-        raise ConfigError(
-            f"no flow applies the {kind!r} recommendation of {name!r} yet", hint=f"run: {rec.command}"
-        )
-    row = ops.start(registry, "recommendation", name, rec.parameters, who.name, flow=rec.flow)
-    details = {"operation": row.id, "kind": kind, "usd_saved_per_month": rec.usd_saved_per_month}
-    audit(registry, who, "recommendations.apply", name, None, details | {"parameters": rec.parameters})
-    return ops.view(row)
+    start, started = _starter(registry, "recommendation", name, who)
+    row = await run_in_threadpool(applied.apply, registry, rec, who.name, start)
+    return _answer(registry, row, started)
+
+
+@router.post("/recommendations/{name}/undo", status_code=202, openapi_extra=cli("recommend"))
+async def undo_recommendation(
+    name: str, who: Deployer, registry: Reg, applied_id: int | None = None
+) -> AppliedAnswer:
+    """Undo deployment ``name``'s latest applied recommendation (``thrifty recommend NAME --undo``):
+    a rollback-deployment run to the revision live before it, or its previous hibernation policy.
+    400/404 with the fix when nothing is applied, it was undone already, or that revision is gone."""
+    start, started = _starter(registry, "undo", name, who)
+    row = await run_in_threadpool(applied.undo, registry, name, who.name, start, applied_id)
+    return _answer(registry, row, started)
+
+
+@router.get("/recommendations/{name}/applied", openapi_extra=cli("recommend"))
+def applied_recommendations(
+    name: str, _: Viewer, registry: Reg, limit: Annotated[int, Query(ge=1, le=500)] = 20
+) -> list[read.AppliedView]:
+    """Recommendations applied to ``name``, newest first, with what undo would return to."""
+    return read.applied_recommendations(registry, name, limit)
 
 
 class SimulateRequest(BaseModel):

@@ -681,7 +681,7 @@ public class DeploymentsApi {
 
   /**
    * Hibernate
-   * Scale a deployment to zero; the gateway wakes it on the next request.
+   * Scale a deployment to zero (a cloud&#39;s VMs stopped, a serverless warm floor 0); the gateway wakes it on the next request.
    * @param name  (required)
    * @return LocalStatusView
    * @throws ApiException if fails to make API call
@@ -692,7 +692,7 @@ public class DeploymentsApi {
 
   /**
    * Hibernate
-   * Scale a deployment to zero; the gateway wakes it on the next request.
+   * Scale a deployment to zero (a cloud&#39;s VMs stopped, a serverless warm floor 0); the gateway wakes it on the next request.
    * @param name  (required)
    * @param headers Optional headers to include in the request
    * @return LocalStatusView
@@ -705,7 +705,7 @@ public class DeploymentsApi {
 
   /**
    * Hibernate
-   * Scale a deployment to zero; the gateway wakes it on the next request.
+   * Scale a deployment to zero (a cloud&#39;s VMs stopped, a serverless warm floor 0); the gateway wakes it on the next request.
    * @param name  (required)
    * @return ApiResponse&lt;LocalStatusView&gt;
    * @throws ApiException if fails to make API call
@@ -716,7 +716,7 @@ public class DeploymentsApi {
 
   /**
    * Hibernate
-   * Scale a deployment to zero; the gateway wakes it on the next request.
+   * Scale a deployment to zero (a cloud&#39;s VMs stopped, a serverless warm floor 0); the gateway wakes it on the next request.
    * @param name  (required)
    * @param headers Optional headers to include in the request
    * @return ApiResponse&lt;LocalStatusView&gt;
@@ -1298,7 +1298,7 @@ public class DeploymentsApi {
 
   /**
    * Scale
-   * Set a deployment&#39;s replica count (0 hibernates it).
+   * Set a deployment&#39;s replica count (0 hibernates it; a serverless one&#39;s warm floor). A cloud refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
    * @param name  (required)
    * @param scaleRequest  (required)
    * @return LocalStatusView
@@ -1310,7 +1310,7 @@ public class DeploymentsApi {
 
   /**
    * Scale
-   * Set a deployment&#39;s replica count (0 hibernates it).
+   * Set a deployment&#39;s replica count (0 hibernates it; a serverless one&#39;s warm floor). A cloud refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
    * @param name  (required)
    * @param scaleRequest  (required)
    * @param headers Optional headers to include in the request
@@ -1324,7 +1324,7 @@ public class DeploymentsApi {
 
   /**
    * Scale
-   * Set a deployment&#39;s replica count (0 hibernates it).
+   * Set a deployment&#39;s replica count (0 hibernates it; a serverless one&#39;s warm floor). A cloud refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
    * @param name  (required)
    * @param scaleRequest  (required)
    * @return ApiResponse&lt;LocalStatusView&gt;
@@ -1336,7 +1336,7 @@ public class DeploymentsApi {
 
   /**
    * Scale
-   * Set a deployment&#39;s replica count (0 hibernates it).
+   * Set a deployment&#39;s replica count (0 hibernates it; a serverless one&#39;s warm floor). A cloud refusal (over a quota, no capacity) is a 409/503 with the fix, and the deployment stays as it was.
    * @param name  (required)
    * @param scaleRequest  (required)
    * @param headers Optional headers to include in the request
@@ -1680,7 +1680,7 @@ public class DeploymentsApi {
 
   /**
    * Wake
-   * Start a hibernated deployment&#39;s replicas now.
+   * Start a hibernated deployment&#39;s replicas now (a serverless warm floor of at least 1).
    * @param name  (required)
    * @return LocalStatusView
    * @throws ApiException if fails to make API call
@@ -1691,7 +1691,7 @@ public class DeploymentsApi {
 
   /**
    * Wake
-   * Start a hibernated deployment&#39;s replicas now.
+   * Start a hibernated deployment&#39;s replicas now (a serverless warm floor of at least 1).
    * @param name  (required)
    * @param headers Optional headers to include in the request
    * @return LocalStatusView
@@ -1704,7 +1704,7 @@ public class DeploymentsApi {
 
   /**
    * Wake
-   * Start a hibernated deployment&#39;s replicas now.
+   * Start a hibernated deployment&#39;s replicas now (a serverless warm floor of at least 1).
    * @param name  (required)
    * @return ApiResponse&lt;LocalStatusView&gt;
    * @throws ApiException if fails to make API call
@@ -1715,7 +1715,7 @@ public class DeploymentsApi {
 
   /**
    * Wake
-   * Start a hibernated deployment&#39;s replicas now.
+   * Start a hibernated deployment&#39;s replicas now (a serverless warm floor of at least 1).
    * @param name  (required)
    * @param headers Optional headers to include in the request
    * @return ApiResponse&lt;LocalStatusView&gt;

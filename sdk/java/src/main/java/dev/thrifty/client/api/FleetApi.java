@@ -19,6 +19,8 @@ import dev.thrifty.client.Configuration;
 import dev.thrifty.client.Pair;
 
 import dev.thrifty.client.model.AlertView;
+import dev.thrifty.client.model.AppliedAnswer;
+import dev.thrifty.client.model.AppliedView;
 import java.math.BigDecimal;
 import dev.thrifty.client.model.CostsView;
 import dev.thrifty.client.model.ErrorBody;
@@ -304,57 +306,194 @@ public class FleetApi {
   }
 
   /**
+   * Applied Recommendations
+   * Recommendations applied to &#x60;&#x60;name&#x60;&#x60;, newest first, with what undo would return to.
+   * @param name  (required)
+   * @param limit  (optional, default to 20)
+   * @return List&lt;AppliedView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public List<AppliedView> appliedRecommendationsApiV1RecommendationsNameAppliedGet(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer limit) throws ApiException {
+    return appliedRecommendationsApiV1RecommendationsNameAppliedGet(name, limit, null);
+  }
+
+  /**
+   * Applied Recommendations
+   * Recommendations applied to &#x60;&#x60;name&#x60;&#x60;, newest first, with what undo would return to.
+   * @param name  (required)
+   * @param limit  (optional, default to 20)
+   * @param headers Optional headers to include in the request
+   * @return List&lt;AppliedView&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public List<AppliedView> appliedRecommendationsApiV1RecommendationsNameAppliedGet(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
+    ApiResponse<List<AppliedView>> localVarResponse = appliedRecommendationsApiV1RecommendationsNameAppliedGetWithHttpInfo(name, limit, headers);
+    return localVarResponse.getData();
+  }
+
+  /**
+   * Applied Recommendations
+   * Recommendations applied to &#x60;&#x60;name&#x60;&#x60;, newest first, with what undo would return to.
+   * @param name  (required)
+   * @param limit  (optional, default to 20)
+   * @return ApiResponse&lt;List&lt;AppliedView&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<List<AppliedView>> appliedRecommendationsApiV1RecommendationsNameAppliedGetWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer limit) throws ApiException {
+    return appliedRecommendationsApiV1RecommendationsNameAppliedGetWithHttpInfo(name, limit, null);
+  }
+
+  /**
+   * Applied Recommendations
+   * Recommendations applied to &#x60;&#x60;name&#x60;&#x60;, newest first, with what undo would return to.
+   * @param name  (required)
+   * @param limit  (optional, default to 20)
+   * @param headers Optional headers to include in the request
+   * @return ApiResponse&lt;List&lt;AppliedView&gt;&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<List<AppliedView>> appliedRecommendationsApiV1RecommendationsNameAppliedGetWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = appliedRecommendationsApiV1RecommendationsNameAppliedGetRequestBuilder(name, limit, headers);
+    try {
+      HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
+          localVarRequestBuilder.build(),
+          HttpResponse.BodyHandlers.ofInputStream());
+      if (memberVarResponseInterceptor != null) {
+        memberVarResponseInterceptor.accept(localVarResponse);
+      }
+      InputStream localVarResponseBody = null;
+      try {
+        if (localVarResponse.statusCode()/ 100 != 2) {
+          throw getApiException("appliedRecommendationsApiV1RecommendationsNameAppliedGet", localVarResponse);
+        }
+        localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
+        if (localVarResponseBody == null) {
+          return new ApiResponse<List<AppliedView>>(
+              localVarResponse.statusCode(),
+              localVarResponse.headers().map(),
+              null
+          );
+        }
+
+        
+        
+        String responseBody = new String(localVarResponseBody.readAllBytes());
+        List<AppliedView> responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<List<AppliedView>>() {});
+        
+
+        return new ApiResponse<List<AppliedView>>(
+            localVarResponse.statusCode(),
+            localVarResponse.headers().map(),
+            responseValue
+        );
+      } finally {
+        if (localVarResponseBody != null) {
+          localVarResponseBody.close();
+        }
+      }
+    } catch (IOException e) {
+      throw new ApiException(e);
+    }
+    catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiException(e);
+    }
+  }
+
+  private HttpRequest.Builder appliedRecommendationsApiV1RecommendationsNameAppliedGetRequestBuilder(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer limit, Map<String, String> headers) throws ApiException {
+    // verify the required parameter 'name' is set
+    if (name == null) {
+      throw new ApiException(400, "Missing the required parameter 'name' when calling appliedRecommendationsApiV1RecommendationsNameAppliedGet");
+    }
+
+    HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
+
+    String localVarPath = "/api/v1/recommendations/{name}/applied"
+        .replace("{name}", ApiClient.urlEncode(name.toString()));
+
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "limit";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("limit", limit));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
+
+    localVarRequestBuilder.header("Accept", "application/json");
+
+    localVarRequestBuilder.method("GET", HttpRequest.BodyPublishers.noBody());
+    if (memberVarReadTimeout != null) {
+      localVarRequestBuilder.timeout(memberVarReadTimeout);
+    }
+    // Add custom headers if provided
+    localVarRequestBuilder = HttpRequestBuilderExtensions.withAdditionalHeaders(localVarRequestBuilder, headers);
+    if (memberVarInterceptor != null) {
+      memberVarInterceptor.accept(localVarRequestBuilder);
+    }
+    return localVarRequestBuilder;
+  }
+
+  /**
    * Apply Recommendation
-   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * Apply deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does): a redeploy starts its flow run (the operation), a hibernation policy is stored for the deployment at once (the sweep uses it). Recorded, so &#x60;&#x60;…/undo&#x60;&#x60; can reverse it; audited.
    * @param name  (required)
    * @param kind  (required)
    * @param days Days of request log to learn from. (optional, default to 7.0)
-   * @return OperationView
+   * @return AppliedAnswer
    * @throws ApiException if fails to make API call
    */
-  public OperationView applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+  public AppliedAnswer applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
     return applyRecommendationApiV1RecommendationsNameKindApplyPost(name, kind, days, null);
   }
 
   /**
    * Apply Recommendation
-   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * Apply deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does): a redeploy starts its flow run (the operation), a hibernation policy is stored for the deployment at once (the sweep uses it). Recorded, so &#x60;&#x60;…/undo&#x60;&#x60; can reverse it; audited.
    * @param name  (required)
    * @param kind  (required)
    * @param days Days of request log to learn from. (optional, default to 7.0)
    * @param headers Optional headers to include in the request
-   * @return OperationView
+   * @return AppliedAnswer
    * @throws ApiException if fails to make API call
    */
-  public OperationView applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
-    ApiResponse<OperationView> localVarResponse = applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(name, kind, days, headers);
+  public AppliedAnswer applyRecommendationApiV1RecommendationsNameKindApplyPost(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+    ApiResponse<AppliedAnswer> localVarResponse = applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(name, kind, days, headers);
     return localVarResponse.getData();
   }
 
   /**
    * Apply Recommendation
-   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * Apply deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does): a redeploy starts its flow run (the operation), a hibernation policy is stored for the deployment at once (the sweep uses it). Recorded, so &#x60;&#x60;…/undo&#x60;&#x60; can reverse it; audited.
    * @param name  (required)
    * @param kind  (required)
    * @param days Days of request log to learn from. (optional, default to 7.0)
-   * @return ApiResponse&lt;OperationView&gt;
+   * @return ApiResponse&lt;AppliedAnswer&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<OperationView> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
+  public ApiResponse<AppliedAnswer> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days) throws ApiException {
     return applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(name, kind, days, null);
   }
 
   /**
    * Apply Recommendation
-   * Run the flow that applies deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does); 400 with the command when no flow applies it.
+   * Apply deployment &#x60;&#x60;name&#x60;&#x60;&#39;s recommendation of &#x60;&#x60;kind&#x60;&#x60; (as &#x60;&#x60;thrifty recommend NAME --apply KIND&#x60;&#x60; does): a redeploy starts its flow run (the operation), a hibernation policy is stored for the deployment at once (the sweep uses it). Recorded, so &#x60;&#x60;…/undo&#x60;&#x60; can reverse it; audited.
    * @param name  (required)
    * @param kind  (required)
    * @param days Days of request log to learn from. (optional, default to 7.0)
    * @param headers Optional headers to include in the request
-   * @return ApiResponse&lt;OperationView&gt;
+   * @return ApiResponse&lt;AppliedAnswer&gt;
    * @throws ApiException if fails to make API call
    */
-  public ApiResponse<OperationView> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
+  public ApiResponse<AppliedAnswer> applyRecommendationApiV1RecommendationsNameKindApplyPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nonnull String kind, @javax.annotation.Nullable BigDecimal days, Map<String, String> headers) throws ApiException {
     HttpRequest.Builder localVarRequestBuilder = applyRecommendationApiV1RecommendationsNameKindApplyPostRequestBuilder(name, kind, days, headers);
     try {
       HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
@@ -370,7 +509,7 @@ public class FleetApi {
         }
         localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
         if (localVarResponseBody == null) {
-          return new ApiResponse<OperationView>(
+          return new ApiResponse<AppliedAnswer>(
               localVarResponse.statusCode(),
               localVarResponse.headers().map(),
               null
@@ -380,10 +519,10 @@ public class FleetApi {
         
         
         String responseBody = new String(localVarResponseBody.readAllBytes());
-        OperationView responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<OperationView>() {});
+        AppliedAnswer responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<AppliedAnswer>() {});
         
 
-        return new ApiResponse<OperationView>(
+        return new ApiResponse<AppliedAnswer>(
             localVarResponse.statusCode(),
             localVarResponse.headers().map(),
             responseValue
@@ -1287,6 +1426,143 @@ public class FleetApi {
     localVarRequestBuilder.header("Accept", "application/json");
 
     localVarRequestBuilder.method("GET", HttpRequest.BodyPublishers.noBody());
+    if (memberVarReadTimeout != null) {
+      localVarRequestBuilder.timeout(memberVarReadTimeout);
+    }
+    // Add custom headers if provided
+    localVarRequestBuilder = HttpRequestBuilderExtensions.withAdditionalHeaders(localVarRequestBuilder, headers);
+    if (memberVarInterceptor != null) {
+      memberVarInterceptor.accept(localVarRequestBuilder);
+    }
+    return localVarRequestBuilder;
+  }
+
+  /**
+   * Undo Recommendation
+   * Undo deployment &#x60;&#x60;name&#x60;&#x60;&#39;s latest applied recommendation (&#x60;&#x60;thrifty recommend NAME --undo&#x60;&#x60;): a rollback-deployment run to the revision live before it, or its previous hibernation policy. 400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+   * @param name  (required)
+   * @param appliedId  (optional)
+   * @return AppliedAnswer
+   * @throws ApiException if fails to make API call
+   */
+  public AppliedAnswer undoRecommendationApiV1RecommendationsNameUndoPost(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer appliedId) throws ApiException {
+    return undoRecommendationApiV1RecommendationsNameUndoPost(name, appliedId, null);
+  }
+
+  /**
+   * Undo Recommendation
+   * Undo deployment &#x60;&#x60;name&#x60;&#x60;&#39;s latest applied recommendation (&#x60;&#x60;thrifty recommend NAME --undo&#x60;&#x60;): a rollback-deployment run to the revision live before it, or its previous hibernation policy. 400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+   * @param name  (required)
+   * @param appliedId  (optional)
+   * @param headers Optional headers to include in the request
+   * @return AppliedAnswer
+   * @throws ApiException if fails to make API call
+   */
+  public AppliedAnswer undoRecommendationApiV1RecommendationsNameUndoPost(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer appliedId, Map<String, String> headers) throws ApiException {
+    ApiResponse<AppliedAnswer> localVarResponse = undoRecommendationApiV1RecommendationsNameUndoPostWithHttpInfo(name, appliedId, headers);
+    return localVarResponse.getData();
+  }
+
+  /**
+   * Undo Recommendation
+   * Undo deployment &#x60;&#x60;name&#x60;&#x60;&#39;s latest applied recommendation (&#x60;&#x60;thrifty recommend NAME --undo&#x60;&#x60;): a rollback-deployment run to the revision live before it, or its previous hibernation policy. 400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+   * @param name  (required)
+   * @param appliedId  (optional)
+   * @return ApiResponse&lt;AppliedAnswer&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<AppliedAnswer> undoRecommendationApiV1RecommendationsNameUndoPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer appliedId) throws ApiException {
+    return undoRecommendationApiV1RecommendationsNameUndoPostWithHttpInfo(name, appliedId, null);
+  }
+
+  /**
+   * Undo Recommendation
+   * Undo deployment &#x60;&#x60;name&#x60;&#x60;&#39;s latest applied recommendation (&#x60;&#x60;thrifty recommend NAME --undo&#x60;&#x60;): a rollback-deployment run to the revision live before it, or its previous hibernation policy. 400/404 with the fix when nothing is applied, it was undone already, or that revision is gone.
+   * @param name  (required)
+   * @param appliedId  (optional)
+   * @param headers Optional headers to include in the request
+   * @return ApiResponse&lt;AppliedAnswer&gt;
+   * @throws ApiException if fails to make API call
+   */
+  public ApiResponse<AppliedAnswer> undoRecommendationApiV1RecommendationsNameUndoPostWithHttpInfo(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer appliedId, Map<String, String> headers) throws ApiException {
+    HttpRequest.Builder localVarRequestBuilder = undoRecommendationApiV1RecommendationsNameUndoPostRequestBuilder(name, appliedId, headers);
+    try {
+      HttpResponse<InputStream> localVarResponse = memberVarHttpClient.send(
+          localVarRequestBuilder.build(),
+          HttpResponse.BodyHandlers.ofInputStream());
+      if (memberVarResponseInterceptor != null) {
+        memberVarResponseInterceptor.accept(localVarResponse);
+      }
+      InputStream localVarResponseBody = null;
+      try {
+        if (localVarResponse.statusCode()/ 100 != 2) {
+          throw getApiException("undoRecommendationApiV1RecommendationsNameUndoPost", localVarResponse);
+        }
+        localVarResponseBody = ApiClient.getResponseBody(localVarResponse);
+        if (localVarResponseBody == null) {
+          return new ApiResponse<AppliedAnswer>(
+              localVarResponse.statusCode(),
+              localVarResponse.headers().map(),
+              null
+          );
+        }
+
+        
+        
+        String responseBody = new String(localVarResponseBody.readAllBytes());
+        AppliedAnswer responseValue = responseBody.isBlank()? null: memberVarObjectMapper.readValue(responseBody, new TypeReference<AppliedAnswer>() {});
+        
+
+        return new ApiResponse<AppliedAnswer>(
+            localVarResponse.statusCode(),
+            localVarResponse.headers().map(),
+            responseValue
+        );
+      } finally {
+        if (localVarResponseBody != null) {
+          localVarResponseBody.close();
+        }
+      }
+    } catch (IOException e) {
+      throw new ApiException(e);
+    }
+    catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ApiException(e);
+    }
+  }
+
+  private HttpRequest.Builder undoRecommendationApiV1RecommendationsNameUndoPostRequestBuilder(@javax.annotation.Nonnull String name, @javax.annotation.Nullable Integer appliedId, Map<String, String> headers) throws ApiException {
+    // verify the required parameter 'name' is set
+    if (name == null) {
+      throw new ApiException(400, "Missing the required parameter 'name' when calling undoRecommendationApiV1RecommendationsNameUndoPost");
+    }
+
+    HttpRequest.Builder localVarRequestBuilder = HttpRequest.newBuilder();
+
+    String localVarPath = "/api/v1/recommendations/{name}/undo"
+        .replace("{name}", ApiClient.urlEncode(name.toString()));
+
+    List<Pair> localVarQueryParams = new ArrayList<>();
+    StringJoiner localVarQueryStringJoiner = new StringJoiner("&");
+    String localVarQueryParameterBaseName;
+    localVarQueryParameterBaseName = "applied_id";
+    localVarQueryParams.addAll(ApiClient.parameterToPairs("applied_id", appliedId));
+
+    if (!localVarQueryParams.isEmpty() || localVarQueryStringJoiner.length() != 0) {
+      StringJoiner queryJoiner = new StringJoiner("&");
+      localVarQueryParams.forEach(p -> queryJoiner.add(p.getName() + '=' + p.getValue()));
+      if (localVarQueryStringJoiner.length() != 0) {
+        queryJoiner.add(localVarQueryStringJoiner.toString());
+      }
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath + '?' + queryJoiner.toString()));
+    } else {
+      localVarRequestBuilder.uri(URI.create(memberVarBaseUri + localVarPath));
+    }
+
+    localVarRequestBuilder.header("Accept", "application/json");
+
+    localVarRequestBuilder.method("POST", HttpRequest.BodyPublishers.noBody());
     if (memberVarReadTimeout != null) {
       localVarRequestBuilder.timeout(memberVarReadTimeout);
     }
