@@ -84,7 +84,7 @@ def minute_counts(ats: list[datetime], start: datetime, minutes: int) -> np.ndar
 def observed_profile(registry: Any, name: str, now: datetime, days: float) -> Profile:
     minutes = max(int(days * 1440), 1)
     start = now - timedelta(minutes=minutes)
-    counts = minute_counts([r.at for r in registry.requests_since(name, start)], start, minutes)
+    counts = minute_counts(registry.request_times_since(name, start), start, minutes)
     active = counts[counts > 0]
     if not len(active):
         raise ThriftyError(

@@ -267,7 +267,7 @@ def load_request_log(registry: Registry, names: Sequence[str], until: datetime, 
     rows = []
     for name in names:
         registry.get_deployment(name)  # NotFoundError names `thrifty status`
-        counts = bin_timestamps([r.at for r in registry.requests_since(name, start)], start, minutes)
+        counts = bin_timestamps(registry.request_times_since(name, start), start, minutes)
         if not counts.any():
             raise NotFoundError(
                 f"deployment {name!r} logged no requests between {start:%Y-%m-%d %H:%M} and {until:%H:%M} UTC",

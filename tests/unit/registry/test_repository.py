@@ -127,6 +127,16 @@ def test_plans_and_request_log_round_trip(registry: Registry) -> None:
     assert [r.cold for r in rows] == [False, False]
 
 
+def test_request_times_since_match_the_rows_oldest_first_and_utc(registry: Registry) -> None:
+    at = [T0 + timedelta(seconds=s) for s in (5, 1, 3, 0)]
+    registry.log_requests([{"model_name": "m", "at": t, "latency_ms": 2.0} for t in at])
+    registry.log_requests([{"model_name": "other", "at": T0 + timedelta(seconds=2), "latency_ms": 2.0}])
+    times = registry.request_times_since("m", T0 + timedelta(seconds=1))
+    assert times == [r.at for r in registry.requests_since("m", T0 + timedelta(seconds=1))]
+    assert times == sorted(t for t in at if t >= T0 + timedelta(seconds=1))
+    assert all(t.tzinfo is not None and t.utcoffset() == timedelta(0) for t in times)
+
+
 def test_naive_datetimes_are_refused(registry: Registry) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         registry.append_price_quotes([_quote(1.0, datetime(2026, 1, 1))])
