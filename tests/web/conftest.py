@@ -9,9 +9,11 @@ under pytest's base temp folder (``web-screenshots/``; the path is printed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from tests.conftest import free_port
 
 BROWSER = "chromium-headless-shell"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+WEB_DIR = Path(__file__).resolve().parent
 #: the deploy-model run the form starts, cut to the fp32 export (one variant, one benchmark process):
 #: what shows form → flow → live endpoint → playground in seconds (see InProcessLauncher)
 QUICK_DEPLOY = {"techniques": ["export"], "bench_runs": 3}
@@ -142,12 +145,16 @@ class InProcessLauncher:
     server, apply prefect.yaml and run the flow in a subprocess (minutes on 2 cores). The flow, its
     tasks and the local gateway are the real ones; ``QUICK_DEPLOY`` narrows the techniques tried.
     The run id is this launcher's own (the flow run's Prefect id is known only once it ends).
+
+    Runs are held by default: recorded as SCHEDULED with their parameters, not run. Only the
+    one-click deploy test runs one (``running_launcher``), so a form that a slow test submits late
+    (its click timed out on a busy machine) can never start a real run in a later test.
     """
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        #: record runs as SCHEDULED without running them (a test that checks what would run)
-        self.hold = False
+        #: record runs as SCHEDULED without running them (what every test but the deploy test checks)
+        self.hold = True
 
     def start(self, parameters: dict[str, Any]) -> str:
         run_id = str(uuid.uuid4())
@@ -177,6 +184,14 @@ class InProcessLauncher:
 @pytest.fixture(scope="session")
 def launcher() -> InProcessLauncher:
     return InProcessLauncher()
+
+
+@pytest.fixture
+def running_launcher(launcher: InProcessLauncher) -> Iterator[InProcessLauncher]:
+    """The session's launcher, running the deploy-model runs it is given for this one test."""
+    launcher.hold = False
+    yield launcher
+    launcher.hold = True
 
 
 @pytest.fixture(scope="session")
@@ -238,7 +253,9 @@ def page(
     context.route("**/*", guard.route)
     opened = context.new_page()
     opened.on("pageerror", lambda exc: guard.script_errors.append(str(exc)))
-    opened.set_default_timeout(15_000)
+    # a deadline for each wait, not a time limit on the page: at load 14 on 2 cores a page that
+    # recomputes recommendations took over 15 s to answer a click
+    opened.set_default_timeout(60_000)
     yield opened
     failed = getattr(request.node, "report_call", None)
     if failed is not None and failed.failed:
@@ -252,10 +269,134 @@ def page(
     assert not guard.script_errors, f"the page's scripts threw: {guard.script_errors}"
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """A temporary Prefect API for the in-process deploy-model run (only the deploy test asks for it)."""
-    from prefect.testing.utilities import prefect_test_harness
+class PrefectServer:
+    """A temporary Prefect API for the session, started first so that it boots beside the page tests.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    It is the server ``prefect_test_harness`` runs (Prefect's app in a uvicorn subprocess over a fresh
+    SQLite database, UI off), started without waiting: booting it (importing the server, migrating the
+    database) was the suite's longest step, ~33 s at load 5 and over 80 s at load 9, and only the
+    one-click deploy test needs it. That test runs last in tests/web (``pytest_collection_modifyitems``)
+    and waits for ``/api/health`` in ``prefect_harness``. Nothing of Prefect runs in a thread of the
+    test process meanwhile: ``warnings.catch_warnings`` is not thread-safe, and a harness importing
+    Prefect in a thread undid FastAPI's own warning filter in the dashboard's server thread.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log_path = folder / "prefect-server.log"
+        env = os.environ | {
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
+        }
+        command = ["-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--lifespan", "on"]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    *command,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "error",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout_s: float = 300.0) -> str:
+        """Poll ``/api/health`` until it answers (a deadline, generous for a busy machine); the API URL."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the Prefect API exited with {self.process.returncode}: {self._log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api_url}/health", timeout=5.0).status_code == 200:
+                    return self.api_url
+            time.sleep(0.2)
+        pytest.fail(f"the Prefect API did not answer within {timeout_s:g} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def _needs_prefect(item: pytest.Item) -> bool:
+    return Path(str(item.path)).is_relative_to(WEB_DIR) and "prefect_harness" in getattr(
+        item, "fixturenames", ()
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within tests/web, the tests that need the Prefect API run last (its start overlaps the rest)."""
+    web = [i for i, item in enumerate(items) if Path(str(item.path)).is_relative_to(WEB_DIR)]
+    block = [items[i] for i in web]
+    ordered = [t for t in block if not _needs_prefect(t)] + [t for t in block if _needs_prefect(t)]
+    for i, item in zip(web, ordered, strict=True):
+        items[i] = item
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer | None]:
+    """The first tests/web test starts the Prefect API when a selected test needs it (see PrefectServer)."""
+    if not any(_needs_prefect(item) for item in request.session.items):
+        yield None
+        return
+    server = PrefectServer(tmp_path_factory.mktemp("prefect"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(_prefect_server: PrefectServer | None) -> Iterator[str]:
+    """The Prefect API, once it answers, as the process's settings (what ``prefect_test_harness`` sets up
+    around its server): the deploy-model run in ``InProcessLauncher``'s thread reads the process-global
+    settings context. Only the deploy test asks for it; its URL is returned."""
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    assert _prefect_server is not None, "a test asked for prefect_harness after collection"
+    api_url = _prefect_server.wait_ready()
+    # the second context reads the settings the first one set (a with statement enters them in order)
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        _temporary_global_settings_context(get_settings_context()),
+    ):
+        yield api_url
+        _drain_prefect_workers()  # before the server stops, as prefect_test_harness does
+
+
+def _drain_prefect_workers() -> None:
+    """Send the logs and events still queued in this process to the API."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with contextlib.suppress(RuntimeError):  # no log was ever sent: the worker never started
+            drained = APILogWorker.instance().drain()
+            if inspect.isawaitable(drained):
+                await drained
+        drained_all = EventsWorker.drain_all()
+        if inspect.isawaitable(drained_all):
+            await drained_all
+
+    run_coro_as_sync(drain())
