@@ -63,8 +63,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A THRIFTY_HOME for the whole session (the server thread reads it), seeded with three deployments."""
+def web_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A THRIFTY_HOME for the whole session (the server thread reads it), seeded with three deployments.
+
+    When the one-click deploy test is selected, the local gateway daemon is started here without
+    waiting, as ``thrifty up`` does, so that its processes boot beside the page tests (~8 s at load 9
+    inside the deploy step otherwise). The deploy-model run still deploys through it, the smoke test
+    and the playground still call the model through it; the flow starting a stopped gateway itself is
+    tested in tests/flows/test_deploy_model.py.
+    """
     from bench.fleet import seed_fleet
     from thrifty import runtime
 
@@ -85,6 +92,8 @@ def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         )
         seed_ledger_and_alert(registry)
         seed_observed_traffic(registry)
+        if any(_needs_prefect(item) for item in request.session.items):
+            _start_gateway()
         yield home
         _stop_gateway()
         runtime.reset()
@@ -129,6 +138,13 @@ def seed_observed_traffic(registry: Any) -> None:
         now = datetime.now(UTC)
         deploy_planned(registry, days=1.0, now=now)
         replay_functions_day(registry, SHARED_DATA, now=now)
+
+
+def _start_gateway() -> None:
+    from thrifty.serving.daemon import start_daemon
+    from thrifty.settings import get_settings
+
+    start_daemon(get_settings(), wait=False)
 
 
 def _stop_gateway() -> None:
@@ -364,18 +380,26 @@ def _prefect_server(
 
 
 @pytest.fixture(scope="session")
-def prefect_harness(_prefect_server: PrefectServer | None) -> Iterator[str]:
+def prefect_harness(
+    _prefect_server: PrefectServer | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The Prefect API, once it answers, as the process's settings (what ``prefect_test_harness`` sets up
     around its server): the deploy-model run in ``InProcessLauncher``'s thread reads the process-global
-    settings context. Only the deploy test asks for it; its URL is returned."""
+    settings context. Only the deploy test asks for it; its URL is returned.
+
+    Task results persist in this session's own folder, not in ~/.prefect/storage: the benchmark's
+    cache key names the registry's path, so a run with the same ``--basetemp`` found the last
+    session's cached benchmark and wrote no benchmark rows to this session's fresh registry.
+    """
     from prefect.context import _temporary_global_settings_context, get_settings_context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
     assert _prefect_server is not None, "a test asked for prefect_harness after collection"
     api_url = _prefect_server.wait_ready()
+    storage = tmp_path_factory.mktemp("prefect-results")
     # the second context reads the settings the first one set (a with statement enters them in order)
     with (
-        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_RESULTS_LOCAL_STORAGE_PATH: storage}),
         _temporary_global_settings_context(get_settings_context()),
     ):
         yield api_url
