@@ -52,15 +52,13 @@ def latest_audit() -> Any:
 
 def held_run(page: Any, launcher: Any, button: Any) -> str:
     """Click a button that starts deploy-model; the run's id, recorded but not run (the one-click
-    deploy test runs one for real)."""
+    deploy test runs one for real: the launcher holds every other run)."""
     known = set(launcher.runs)
-    launcher.hold = True
-    try:
-        button.click()
-        page.wait_for_url(re.compile(r"/runs/"), timeout=60_000)
-    finally:
-        launcher.hold = False
+    assert launcher.hold
+    button.click()
+    page.wait_for_url(re.compile(r"/runs/"), timeout=60_000)
     (started,) = set(launcher.runs) - known
+    assert launcher.runs[started]["state"] == "SCHEDULED"
     return str(started)
 
 
