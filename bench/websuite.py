@@ -105,8 +105,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    rows = measure(args.baseline, args.pairs)
-    text = section(args.baseline, rows)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline],
+                            check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    mine = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    rows = measure(commit, args.pairs)
+    text = section(f"{args.baseline} ({commit}); this tree: {mine}", rows)
     print(text)
     if not args.no_write:
         print(f"wrote {write_section('websuite', text)}")
