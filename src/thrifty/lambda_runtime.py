@@ -102,7 +102,7 @@ def run_loop(api: str, env: Mapping[str, str]) -> int:
     base = f"/{API_VERSION}/runtime"
     try:
         app = LambdaApp(env)
-    except ThriftyError as exc:
+    except Exception as exc:  # any init failure goes to the Runtime API, or Lambda waits for init
         _post(
             conn,
             f"{base}/init/error",

@@ -129,3 +129,62 @@ def test_the_runtime_logs_its_cold_start_phases_at_the_first_answer(mlp_path: Pa
     assert reached[-5:] == ["imported", "fetched", "loaded", "ready", "answered"]
     assert [marks[m] for m in reached] == sorted(marks[m] for m in reached)
     assert float(str(record["loaded_to_ready_ms"])) >= 0 and "session_ms" in record
+
+
+def test_a_serverless_deploy_carries_its_graph_optimized_once(mlp_path: Path, tmp_path: Path) -> None:
+    from thrifty.providers.base import DeploySpec
+    from thrifty.providers.boot import BootConfig, container_env
+    from thrifty.providers.specs import with_optimized_graph
+    from thrifty.targets import target
+
+    store = LocalStore(tmp_path / "store")
+    sha = store.put_file(mlp_path).sha256
+    spec = DeploySpec(name="mlp", model_name="mlp", variant_id=1, artifact_sha256=sha, region="us-east-1",
+                      instance_type="lambda-1769mb")  # fmt: skip
+    served = with_optimized_graph(spec, target("aws-lambda"), store)
+    optimized = str(served.serving["optimized_sha256"])
+    manifest = json.loads(pack_member(store.fetch(optimized), MANIFEST_NAME))
+    assert manifest["source_sha256"] == sha
+    env = container_env(served, BootConfig(artifact_store_url="s3://bucket/blobs"))
+    assert env["THRIFTY_OPTIMIZED_SHA256"] == optimized and env["THRIFTY_ARTIFACT_SHA256"] == sha
+    assert (
+        with_optimized_graph(spec, target("aws"), store) == spec
+    )  # only serverless: it starts cold again and again
+    opted_out = spec.with_changes(serving={"optimized_graph": False})
+    assert with_optimized_graph(opted_out, target("aws-lambda"), store) == opted_out
+
+
+def pack_member(blob: Path, name: str) -> str:
+    import tarfile
+
+    with tarfile.open(blob) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read().decode()
+
+
+@pytest.mark.parametrize(
+    "filters", [True, False], ids=["python with tar filters", "python 3.11.2 (the image)"]
+)
+def test_a_packed_tree_unpacks_and_a_path_out_of_it_is_refused(
+    filters: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import tarfile
+
+    from thrifty.artifacts.base import unpack_tree
+    from thrifty.errors import ThriftyError
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "model.onnx").write_bytes(b"graph")
+    pack_tree(tmp_path / "tree", tmp_path / "good.tar")
+    assert (unpack_tree(tmp_path / "good.tar", tmp_path / "out") / "model.onnx").read_bytes() == b"graph"
+    with tarfile.open(tmp_path / "evil.tar", "w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    with pytest.raises((ThriftyError, tarfile.TarError)):
+        unpack_tree(tmp_path / "evil.tar", tmp_path / "out2")
+    assert not (tmp_path / "escaped").exists()
