@@ -3,7 +3,8 @@
 Marks, in the order a start passes them (wall-clock seconds since the epoch, so a benchmark on the
 same kernel can put its own ``podman run`` and first-answer times beside them)::
 
-    process     the kernel started the interpreter (``/proc/self/stat``; 10 ms ticks)
+    process     the kernel created the process (``/proc/self/stat``; 10 ms ticks): in a container,
+                when the container runtime forked it, before its set-up and the exec of Python
     main        ``thrifty.container.main`` runs (interpreter start, ``python -m`` imports)
     imported    the serving code, numpy, onnxruntime and tokenizers are imported
     fetched     the variant (or its saved optimized graph) and the tokenizer are copied from the
@@ -31,17 +32,19 @@ MARKS = ("process", "main", "imported", "fetched", "loaded", "ready", "answered"
 
 
 def process_start_s(proc: Path = Path("/proc")) -> float | None:
-    """When the kernel started this process (seconds since the epoch), or None off Linux."""
+    """When the kernel created this process (seconds since the epoch), or None off Linux.
+
+    ``starttime`` in ``/proc/self/stat`` counts clock ticks since boot; the boot instant comes from
+    CLOCK_BOOTTIME, not ``btime`` (whole seconds, so up to a second off). In a container this is
+    when the runtime forked the container's process, before it exec'd Python.
+    """
     try:
         fields = (proc / "self" / "stat").read_text().rsplit(")", 1)[1].split()
-        boot_s = next(
-            float(line.split()[1])
-            for line in (proc / "stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-    except (OSError, IndexError, StopIteration, ValueError):
+        ticks = int(fields[19])  # field 22 of stat: starttime
+    except (OSError, IndexError, ValueError):
         return None
-    return boot_s + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime in ticks
+    booted_unix_s = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    return booted_unix_s + ticks / os.sysconf("SC_CLK_TCK")
 
 
 class ColdStart:

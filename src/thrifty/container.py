@@ -146,10 +146,10 @@ def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None, Path | None
 
 
 def _fetch(config: ContainerConfig, sha256: str) -> Path:
-    from thrifty.artifacts.fetch import fetch_artifact
+    from thrifty.artifacts.fetch import verified_blob
 
-    return fetch_artifact(
-        config.store_url, sha256, config.model_dir / sha256, endpoint_url=config.s3_endpoint_url
+    return verified_blob(
+        config.store_url, sha256, config.model_dir / ".cache", endpoint_url=config.s3_endpoint_url
     )
 
 

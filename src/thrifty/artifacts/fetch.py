@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from thrifty.artifacts.base import CHUNK_BYTES, open_store
+from thrifty.artifacts.base import CHUNK_BYTES, open_store, sha256_file
 from thrifty.errors import IntegrityError
 
 
@@ -41,3 +41,19 @@ def copy_hashed(source: Path, out: Path) -> str:
             digest.update(chunk)
             writer.write(chunk)
     return digest.hexdigest()
+
+
+def verified_blob(store_url: str, sha256: str, cache_dir: Path, *, endpoint_url: str | None = None) -> Path:
+    """A local path of the blob ``sha256``, verified, with no copy made: a mounted store's own file
+    (hashed where it lies; content-addressed blobs are never rewritten), or a remote store's
+    download in ``cache_dir`` (which that store verifies as it lands). What a cold start reads."""
+    store = open_store(store_url, s3_endpoint_url=endpoint_url, cache_dir=cache_dir)
+    path = Path(store.fetch(sha256))
+    if getattr(store, "verifies_on_fetch", False):
+        return path
+    if sha256_file(path)[0] != sha256:
+        raise IntegrityError(
+            f"blob {sha256[:12]} in {store_url} does not match its sha256",
+            hint="the store's copy is damaged or was replaced: store the artifact again and redeploy",
+        )
+    return path

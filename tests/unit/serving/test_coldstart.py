@@ -50,7 +50,7 @@ def test_the_runtime_loads_the_deploy_time_optimized_graph_and_answers_the_same(
     config = ContainerConfig.from_env(_env(tmp_path / "store", sha, tmp_path / "models", optimized))
     graph, _, saved = fetch_files(config)
     assert saved == graph and graph.name == "model.onnx" and graph.with_name(MANIFEST_NAME).is_file()
-    assert not (tmp_path / "models" / sha).exists()  # the variant itself was not fetched
+    assert graph.parent == tmp_path / "models" / f"{optimized}.d"  # not the variant: it was not read
     app = LambdaApp(_env(tmp_path / "store", sha, tmp_path / "models2", optimized))
     np.testing.assert_allclose(_answer(app), mlp_reference(mlp_path, X), rtol=1e-5)
     assert app.server.models["mlp"].warmup_ms == 0.0  # the first request was the warm-up
@@ -188,3 +188,18 @@ def test_a_packed_tree_unpacks_and_a_path_out_of_it_is_refused(
     with pytest.raises((ThriftyError, tarfile.TarError)):
         unpack_tree(tmp_path / "evil.tar", tmp_path / "out2")
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_vm_boot_copy_is_verified_too(mlp_path: Path, tmp_path: Path) -> None:
+    from thrifty.artifacts.fetch import fetch_artifact
+
+    store = LocalStore(tmp_path / "store")
+    sha = store.put_file(mlp_path).sha256
+    copied = fetch_artifact(str(tmp_path / "store"), sha, tmp_path / "vm" / sha)
+    assert hashlib.sha256(copied.read_bytes()).hexdigest() == sha
+    blob = store.fetch(sha)
+    blob.chmod(0o644)
+    blob.write_bytes(b"replaced")
+    with pytest.raises(IntegrityError):
+        fetch_artifact(str(tmp_path / "store"), sha, tmp_path / "vm2" / sha)
+    assert list((tmp_path / "vm2").glob("*")) == []  # the bad copy is not kept
