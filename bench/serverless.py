@@ -132,8 +132,8 @@ def _env() -> dict[str, str]:
 #: the phases of one start, in order: (name, from mark, to mark); "run" and "received" are the
 #: benchmark's own clock (podman run, the answer back), the rest the runtime's record
 PHASES = (
-    ("container start (podman run → process exec)", "run", "process"),
-    ("interpreter + thrifty.container import", "process", "main"),
+    ("container start (podman run → the container's process forked)", "run", "process"),
+    ("container set-up, Python start, thrifty.container import", "process", "main"),
     ("imports (serving code, numpy, onnxruntime, tokenizers)", "main", "imported"),
     ("artifact fetch + sha256", "imported", "fetched"),
     ("tokenizer + onnxruntime session (graph load/optimization)", "fetched", "loaded"),
