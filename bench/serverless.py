@@ -280,7 +280,9 @@ def main() -> None:
     from thrifty.image import build_image
 
     images = {"after": build_image().ref}
-    if args.before:
+    if args.before:  # named by its commit: a branch name moves
+        args.before = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
+                                     capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         images = {"before": image_at(args.before)} | images
     work = Path(tempfile.mkdtemp(prefix="thrifty-serverless-"))
     store, blobs = _store(work)
