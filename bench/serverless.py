@@ -88,6 +88,9 @@ class Start:
     seconds: float
     answer: np.ndarray
     phases_ms: dict[str, float]
+    #: CPU the container's processes used up to the first answer (its cgroup's account): the work a
+    #: start does, which a busy machine stretches in wall-clock time but does not change
+    cpu_s: float | None = None
 
 
 def cold_start(image: str, target: str, env: dict[str, str], store: Path, feeds: dict[str, Any]) -> Start:
@@ -115,12 +118,29 @@ def cold_start(image: str, target: str, env: dict[str, str], store: Path, feeds:
         else:
             answer = _first_answer(f"http://127.0.0.1:{port}", token, feeds)
         seconds, answered_unix = time.perf_counter() - started, time.time()
+        cpu_s = container_cpu_s(name)
         logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True, env=_env()).stderr
-        return Start(seconds, answer, phases(logs, started_unix, answered_unix))
+        return Start(seconds, answer, phases(logs, started_unix, answered_unix), cpu_s)
     finally:
         _podman("rm", "-f", "-t", "1", name, check=False)  # a stop race must not lose the run
         if api is not None:
             api.close()
+
+
+def container_cpu_s(name: str) -> float | None:
+    """CPU seconds the container has used so far, from its cgroup (v2 ``cpu.stat``, v1 ``cpuacct``)."""
+    group = _podman("inspect", name, "--format", "{{.State.CgroupPath}}").strip()
+    for path, scale in (
+        (f"/sys/fs/cgroup{group}/cpu.stat", 1e-6),
+        (f"/sys/fs/cgroup/cpuacct{group}/cpuacct.usage", 1e-9),
+    ):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        fields = dict(line.split() for line in text.splitlines()) if " " in text else {"usage_usec": text}
+        return int(fields.get("usage_usec", "0").strip()) * scale
+    return None
 
 
 def _env() -> dict[str, str]:
@@ -160,7 +180,9 @@ def phases(logs: str, run_unix: float, received_unix: float) -> dict[str, float]
 def _row(starts: list[Start], expected: np.ndarray) -> dict[str, Any]:
     times = sorted(s.seconds for s in starts)
     named = {k for s in starts for k in s.phases_ms}
+    cpu = [s.cpu_s for s in starts if s.cpu_s is not None]
     return {
+        "cpu_p50_s": statistics.median(cpu) if cpu else None,
         "p50_s": statistics.median(times),
         "p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
         "max_abs_diff": max(float(np.max(np.abs(s.answer - expected))) for s in starts),
@@ -360,10 +382,15 @@ def _start_lines(run: Run, starts: dict[tuple[str, str, str], dict[str, Any]]) -
             cells.append(f"**{after['p50_s']:.2f}** / {after['p95_s']:.2f}")
             if both:
                 cells.append(f"{after['p50_s'] / before['p50_s']:.2f}×")
+            cells.append(" → ".join(_cpu(row) for row in ([before, after] if both else [after])))
             diff = max(after["max_abs_diff"], before["max_abs_diff"]) if both else after["max_abs_diff"]
             cells.append(f"{diff:.1e}")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    return "—" if row["cpu_p50_s"] is None else f"{row['cpu_p50_s']:.2f}"
 
 
 def _phase_lines(starts: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
