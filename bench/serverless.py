@@ -369,8 +369,10 @@ def _start_lines(run: Run, starts: dict[tuple[str, str, str], dict[str, Any]]) -
         + ("before p50 / p95 s | " if both else "")
         + "p50 / p95 s | "
         + ("after ÷ before (p50) | " if both else "")
-        + "max abs diff vs local runtime |",
-        "|---|---|---:|" + ("---:|" if both else "") + "---:|" + ("---:|" if both else "") + "---:|",
+        + "container CPU s to the answer, p50"
+        + (" (before → after)" if both else "")
+        + " | max abs diff vs local runtime |",
+        "|---|---|---:|" + ("---:|" if both else "") + "---:|" + ("---:|" if both else "") + "---:|---:|",
     ]
     for variant in ("int8", "fp32"):
         for target in TARGETS:
