@@ -1,6 +1,6 @@
 """Serverless targets measured (writes BENCHMARKS.md "serverless").
 
-    python bench/serverless.py [--starts 5] [--no-write]
+    python bench/serverless.py [--starts 5] [--before REF] [--no-write]
 
 1. Cold start, rehearsed: the serving-runtime image started fresh under podman as each platform
    starts it, timed from ``podman run`` to the first correct answer, MiniLM int8 and fp32:
@@ -11,6 +11,10 @@
    - Container Apps: CONTAINER_APP_NAME / CONTAINER_APP_REVISION, 1 CPU and 2 GiB limits;
    the variant is fetched from a mounted store and verified by sha256 at every start. The
    platforms' own scheduling and image pull are not in these numbers.
+   ``--before REF`` also builds the runtime image of git ``REF`` and starts it beside this tree's,
+   round by round in the same order (before, after; each target; each variant), so both see the
+   same load. This tree's starts get the deploy-time optimized graph (``thrifty.serving.prebuilt``),
+   as a deploy gives them, and their phase record (``thrifty.coldstart``) is read from the log.
 2. Package sizes against each platform's limit (the image; the .zip Lambda would need, from the
    image's own site-packages, with its three largest parts).
 3. Plans on the reference prices at two traffic shapes (bursty: 5 % of the month at 2 req/s;
@@ -30,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +80,21 @@ def _answer_over_runtime_api(api: Any, token: str, feeds: dict[str, Any]) -> np.
     return np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
 
 
-def cold_start(
-    image: str, target: str, env: dict[str, str], store: Path, feeds: dict[str, Any]
-) -> tuple[float, np.ndarray]:
-    """One fresh container of ``image`` as ``target`` starts it → (seconds to the first answer, answer)."""
+@dataclass(frozen=True)
+class Start:
+    """One cold start: seconds from ``podman run`` to the first answer, the answer, and the phases
+    (ms) from the runtime's own record when it writes one."""
+
+    seconds: float
+    answer: np.ndarray
+    phases_ms: dict[str, float]
+    #: CPU the container's processes used up to the first answer (its cgroup's account): the work a
+    #: start does, which a busy machine stretches in wall-clock time but does not change
+    cpu_s: float | None = None
+
+
+def cold_start(image: str, target: str, env: dict[str, str], store: Path, feeds: dict[str, Any]) -> Start:
+    """One fresh container of ``image`` as ``target`` starts it."""
     from thrifty.lambda_rehearsal import RuntimeApi
 
     token, port, name = secrets.token_urlsafe(16), _free_port(), f"thrifty-sl-{uuid.uuid4().hex[:8]}"
@@ -92,7 +108,7 @@ def cold_start(
         env["AWS_LAMBDA_RUNTIME_API"] = api.address
     flags = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
     limits = ["--cpus", LIMITS["cpus"], "--memory", LIMITS["memory"]]
-    started = time.perf_counter()
+    started, started_unix = time.perf_counter(), time.time()
     _podman(
         "run", "-d", "--name", name, "--network", "host", *limits, "-v", f"{store}:/store:ro", *flags, image
     )
@@ -101,35 +117,115 @@ def cold_start(
             answer = _answer_over_runtime_api(api, token, feeds)
         else:
             answer = _first_answer(f"http://127.0.0.1:{port}", token, feeds)
-        return time.perf_counter() - started, answer
+        seconds, answered_unix = time.perf_counter() - started, time.time()
+        cpu_s = container_cpu_s(name)
+        logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True, env=_env()).stderr
+        return Start(seconds, answer, phases(logs, started_unix, answered_unix), cpu_s)
     finally:
         _podman("rm", "-f", "-t", "1", name, check=False)  # a stop race must not lose the run
         if api is not None:
             api.close()
 
 
+def container_cpu_s(name: str) -> float | None:
+    """CPU seconds the container has used so far, from its cgroup (v2 ``cpu.stat``, v1 ``cpuacct``)."""
+    group = _podman("inspect", name, "--format", "{{.State.CgroupPath}}").strip()
+    for path, scale in (
+        (f"/sys/fs/cgroup{group}/cpu.stat", 1e-6),
+        (f"/sys/fs/cgroup/cpuacct{group}/cpuacct.usage", 1e-9),
+    ):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        fields = dict(line.split() for line in text.splitlines()) if " " in text else {"usage_usec": text}
+        return int(fields.get("usage_usec", "0").strip()) * scale
+    return None
+
+
+def _env() -> dict[str, str]:
+    from thrifty.image import podman_env
+
+    return podman_env()
+
+
+#: the phases of one start, in order: (name, from mark, to mark); "run" and "received" are the
+#: benchmark's own clock (podman run, the answer back), the rest the runtime's record
+PHASES = (
+    ("container start (podman run → the container's process forked)", "run", "process"),
+    ("container set-up, Python start, thrifty.container import", "process", "main"),
+    ("imports (serving code, numpy, onnxruntime, tokenizers)", "main", "imported"),
+    ("artifact fetch + sha256", "imported", "fetched"),
+    ("tokenizer + onnxruntime session (graph load/optimization)", "fetched", "loaded"),
+    ("listening / asking the Runtime API", "loaded", "ready"),
+    ("first request: parse, tokenize, first inference, answer back", "ready", "received"),
+)
+
+
+def phases(logs: str, run_unix: float, received_unix: float) -> dict[str, float]:
+    """Milliseconds per phase of one start; empty when the runtime wrote no record (an old image)."""
+    from thrifty.coldstart import parse_report
+
+    record = parse_report(logs)
+    if record is None:
+        return {}
+    marks = dict(record["marks_unix_s"]) | {"run": run_unix, "received": received_unix}  # type: ignore[call-overload]
+    out = {name: 1000 * (marks[b] - marks[a]) for name, a, b in PHASES if a in marks and b in marks}
+    details = ("session_ms", "tokenizer_ms")
+    return out | {
+        f"  of which {k.removesuffix('_ms')} (own thread)": float(record[k]) for k in details if k in record
+    }  # type: ignore[arg-type]
+
+
+def _row(starts: list[Start], expected: np.ndarray) -> dict[str, Any]:
+    times = sorted(s.seconds for s in starts)
+    named = {k for s in starts for k in s.phases_ms}
+    cpu = [s.cpu_s for s in starts if s.cpu_s is not None]
+    return {
+        "cpu_p50_s": statistics.median(cpu) if cpu else None,
+        "p50_s": statistics.median(times),
+        "p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        "max_abs_diff": max(float(np.max(np.abs(s.answer - expected))) for s in starts),
+        "phases_ms": {
+            k: statistics.median(s.phases_ms[k] for s in starts if k in s.phases_ms) for k in named
+        },
+    }
+
+
 def cold_starts(
-    image: str, store: Path, blobs: dict[str, str], starts: int
-) -> dict[tuple[str, str], dict[str, float]]:
-    rows = {}
-    for variant in ("int8", "fp32"):
-        feeds, expected = _reference(Path(blobs[f"{variant}_path"]), Path(blobs["tokenizer_path"]))
-        env = {"THRIFTY_MODEL_NAME": "minilm", "THRIFTY_ARTIFACT_STORE_URL": "/store",
-               "THRIFTY_ARTIFACT_SHA256": blobs[variant], "THRIFTY_TOKENIZER_SHA256": blobs["tokenizer"]}  # fmt: skip
-        for target in TARGETS:
-            times, diffs = [], []
-            for _ in range(starts):
-                seconds, answer = cold_start(image, target, env, store, feeds)
-                times.append(seconds)
-                diffs.append(float(np.max(np.abs(answer - expected))))
-            times.sort()
-            rows[(target, variant)] = {
-                "p50_s": statistics.median(times),
-                "p95_s": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
-                "max_abs_diff": max(diffs),
-            }
-            print(target, variant, rows[(target, variant)], flush=True)
-    return rows
+    images: dict[str, str], store: Path, blobs: dict[str, str], starts: int
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """``starts`` rounds; each round starts every (variant, target, image) once, images side by side."""
+    refs = {v: _reference(Path(blobs[f"{v}_path"]), Path(blobs["tokenizer_path"])) for v in ("int8", "fp32")}
+    runs: dict[tuple[str, str, str], list[Start]] = {}
+    for round_ in range(starts):
+        for variant in ("int8", "fp32"):
+            feeds = refs[variant][0]
+            for target in TARGETS:
+                for label, image in images.items():
+                    env = _deploy_env(blobs, variant, optimized=label == "after")
+                    start = cold_start(image, target, env, store, feeds)
+                    runs.setdefault((label, target, variant), []).append(start)
+                    print(f"round {round_ + 1}: {label} {target} {variant} {start.seconds:.2f} s", flush=True)
+    return {key: _row(found, refs[key[2]][1]) for key, found in runs.items()}
+
+
+def _deploy_env(blobs: dict[str, str], variant: str, *, optimized: bool) -> dict[str, str]:
+    env = {"THRIFTY_MODEL_NAME": "minilm", "THRIFTY_ARTIFACT_STORE_URL": "/store",
+           "THRIFTY_ARTIFACT_SHA256": blobs[variant], "THRIFTY_TOKENIZER_SHA256": blobs["tokenizer"]}  # fmt: skip
+    return env | ({"THRIFTY_OPTIMIZED_SHA256": blobs[f"{variant}_optimized"]} if optimized else {})
+
+
+def image_at(ref: str) -> str:
+    """The runtime image of git ``ref`` (built from its tracked files; cached by content like any)."""
+    from thrifty.image import build_image
+
+    with tempfile.TemporaryDirectory(prefix="thrifty-before-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        return build_image(Path(tmp)).ref
 
 
 def package_sizes(image: str) -> dict[str, Any]:
@@ -178,6 +274,7 @@ def plans(cold_start_ms: float) -> list[dict[str, Any]]:
 
 def _store(work: Path) -> tuple[Path, dict[str, str]]:
     from thrifty.artifacts.local import LocalStore
+    from thrifty.serving.prebuilt import store_optimized
 
     store = LocalStore(work / "store")
     fp32, int8 = export_minilm(work / "minilm")
@@ -185,6 +282,8 @@ def _store(work: Path) -> tuple[Path, dict[str, str]]:
     blobs = {"fp32": store.put_file(fp32).sha256, "int8": store.put_file(int8).sha256,
              "tokenizer": store.put_file(tokenizer).sha256, "fp32_path": str(fp32), "int8_path": str(int8),
              "tokenizer_path": str(tokenizer)}  # fmt: skip
+    for variant in ("fp32", "int8"):  # what a deploy stores beside the variant (thrifty.serving.prebuilt)
+        blobs[f"{variant}_optimized"] = store_optimized(store, blobs[variant])
     (work / "store").chmod(0o755)
     for path in (work / "store").rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -194,48 +293,126 @@ def _store(work: Path) -> tuple[Path, dict[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument(
+        "--before", default=None, help="a git ref whose runtime image starts beside this tree's"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     subprocess.run(["bash", str(ROOT / ".ci" / "podman.sh")], check=True)
     from thrifty.image import build_image
 
-    load = os.getloadavg()[0]
-    image = build_image().ref
+    images = {"after": build_image().ref}
+    if args.before:  # named by its commit: a branch name moves
+        args.before = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
+                                     capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        images = {"before": image_at(args.before)} | images
     work = Path(tempfile.mkdtemp(prefix="thrifty-serverless-"))
     store, blobs = _store(work)
-    starts = cold_starts(image, store, blobs, args.starts)
-    sizes = package_sizes(image)
-    cold_ms = 1000 * max(row["p95_s"] for (target, variant), row in starts.items() if variant == "int8")
+    load = os.getloadavg()
+    starts = cold_starts(images, store, blobs, args.starts)
+    load_end = os.getloadavg()
+    sizes = package_sizes(images["after"])
+    cold_ms = 1000 * max(
+        row["p95_s"] for (label, _, variant), row in starts.items() if label == "after" and variant == "int8"
+    )
     shapes = plans(cold_ms)
-    markdown = render(args.starts, load, image, blobs, starts, sizes, shapes, cold_ms)
+    run = Run(args.starts, (load, load_end), images, args.before, blobs)
+    markdown = render(run, starts, sizes, shapes, cold_ms)
     print(markdown)
     if not args.no_write:
         write_section("serverless", markdown)
 
 
-def render(n: int, load: float, image: str, blobs: dict[str, str], starts: dict[tuple[str, str], dict[str, float]],
-           sizes: dict[str, Any], shapes: list[dict[str, Any]], cold_ms: float) -> str:  # fmt: skip
-    model_mb = {v: Path(blobs[f"{v}_path"]).stat().st_size / 1e6 for v in ("int8", "fp32")}
+@dataclass(frozen=True)
+class Run:
+    starts: int
+    load: tuple[tuple[float, ...], tuple[float, ...]]
+    images: dict[str, str]
+    before_ref: str | None
+    blobs: dict[str, str]
+
+
+def render(run: Run, starts: dict[tuple[str, str, str], dict[str, Any]], sizes: dict[str, Any],
+           shapes: list[dict[str, Any]], cold_ms: float) -> str:  # fmt: skip
+    (l1, l5, l15), (e1, e5, e15) = run.load
     lines = [
         "## Serverless: rehearsed cold starts, package sizes, plans (bench/serverless.py)",
         "",
-        f"{time.strftime('%Y-%m-%d')}, {machine_line()}, load average {load:.1f} at the start; image `{image}`.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine_line()}; load average"
+        f" {l1:.1f} / {l5:.1f} / {l15:.1f} (1/5/15 min) at the start of the cold starts, {e1:.1f} / {e5:.1f} / {e15:.1f} at"
+        f" the end. Images: "
+        + ", ".join(f"{k} `{v}`" for k, v in run.images.items())
+        + (f" (before = git `{run.before_ref}`)" if run.before_ref else "")
+        + ".",
         "",
         f"Cold start = `podman run` of the runtime image with the platform's environment and 1 CPU / 2 GiB limits"
-        f" → first correct answer through the deployment's token; {n} fresh containers per row (the variant"
-        " fetched from a mounted store and verified by sha256 each time). Lambda: the image's Runtime API client"
-        " against a loopback Runtime API, a function URL event; Cloud Run / Container Apps: HTTP on PORT."
-        " The platforms' own scheduling and image pull are not included. Goal: p50 ≤ 1.0 s for MiniLM int8.",
+        f" → first correct answer through the deployment's token; {run.starts} fresh containers per row, started"
+        " round by round (each round: every variant, target and image once, before and after back to back) so"
+        " every row sees the same load. Every blob is fetched from a mounted store and verified by sha256 at"
+        " each start; the after image also gets the graph optimized at deploy time. Lambda: the image's"
+        " Runtime API client against a loopback Runtime API, a function URL event; Cloud Run / Container Apps:"
+        " HTTP on PORT. The platforms' own scheduling and image pull are not included. Goal: p50 ≤ 1.0 s for"
+        " MiniLM int8.",
         "",
-        "| target | variant | model MB | p50 s | p95 s | max abs diff vs local runtime |",
-        "|---|---|---:|---:|---:|---:|",
     ]
-    for (target, variant), row in starts.items():
-        lines.append(
-            f"| {target} | MiniLM {variant} | {model_mb[variant]:.1f} | {row['p50_s']:.2f} | {row['p95_s']:.2f} | {row['max_abs_diff']:.1e} |"
-        )
-    lines += _size_lines(sizes) + _plan_lines(shapes, cold_ms)
+    lines += (
+        _start_lines(run, starts) + _phase_lines(starts) + _size_lines(sizes) + _plan_lines(shapes, cold_ms)
+    )
     return "\n".join(lines) + "\n"
+
+
+def _start_lines(run: Run, starts: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
+    model_mb = {v: Path(run.blobs[f"{v}_path"]).stat().st_size / 1e6 for v in ("int8", "fp32")}
+    both = "before" in run.images
+    lines = [
+        "| target | variant | model MB | "
+        + ("before p50 / p95 s | " if both else "")
+        + "p50 / p95 s | "
+        + ("after ÷ before (p50) | " if both else "")
+        + "container CPU s to the answer, p50"
+        + (" (before → after)" if both else "")
+        + " | max abs diff vs local runtime |",
+        "|---|---|---:|" + ("---:|" if both else "") + "---:|" + ("---:|" if both else "") + "---:|---:|",
+    ]
+    for variant in ("int8", "fp32"):
+        for target in TARGETS:
+            after = starts[("after", target, variant)]
+            cells = [target, f"MiniLM {variant}", f"{model_mb[variant]:.1f}"]
+            if both:
+                before = starts[("before", target, variant)]
+                cells.append(f"{before['p50_s']:.2f} / {before['p95_s']:.2f}")
+            cells.append(f"**{after['p50_s']:.2f}** / {after['p95_s']:.2f}")
+            if both:
+                cells.append(f"{after['p50_s'] / before['p50_s']:.2f}×")
+            cells.append(" → ".join(_cpu(row) for row in ([before, after] if both else [after])))
+            diff = max(after["max_abs_diff"], before["max_abs_diff"]) if both else after["max_abs_diff"]
+            cells.append(f"{diff:.1e}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    return "—" if row["cpu_p50_s"] is None else f"{row['cpu_p50_s']:.2f}"
+
+
+def _phase_lines(starts: dict[tuple[str, str, str], dict[str, Any]]) -> list[str]:
+    """The after image's starts, phase by phase (medians; the phases of one row need not add up to its p50)."""
+    keys = [name for name, _, _ in PHASES]
+    keys += sorted({k for row in starts.values() for k in row["phases_ms"]} - set(keys))
+    columns = [(t, v) for v in ("int8", "fp32") for t in TARGETS]
+    short = {"aws-lambda": "Lambda", "gcp-cloud-run": "Cloud Run", "azure-container-apps": "Container Apps"}
+    lines = [
+        "",
+        "Where the after image's cold start goes, phase by phase (median ms over the starts of each row;"
+        " `thrifty.coldstart` marks in the runtime's log, podman run and the answer's arrival on this side):",
+        "",
+        "| phase | " + " | ".join(f"{short[t]} {v}" for t, v in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for key in keys:
+        values = [starts[("after", t, v)]["phases_ms"].get(key) for t, v in columns]
+        lines.append(f"| {key} | " + " | ".join("—" if x is None else f"{x:.0f}" for x in values) + " |")
+    return lines
 
 
 def _size_lines(sizes: dict[str, Any]) -> list[str]:

@@ -41,7 +41,7 @@ from thrifty.providers.base import (
 )
 from thrifty.providers.gc import sweep
 from thrifty.providers.rebalance import Executor, rebalance_deployment, record_switch
-from thrifty.providers.specs import copy_artifacts, deploy_first_available, for_target
+from thrifty.providers.specs import copy_artifacts, deploy_first_available, for_target, with_optimized_graph
 from thrifty.settings import get_settings
 from thrifty.states import DeploymentState, state_of
 from thrifty.targets import (
@@ -198,15 +198,12 @@ def deploy_to_target(
     if existed:
         _remember(choice, specs[0].name, existed)
         provider = build_provider(choice)
-        ready = [_with_token(for_target(s, choice.descriptor), choice, provider) for s in specs]
+        ready = [_with_token(_for(s, choice), choice, provider) for s in specs]
         return _update(choice, ready, verify)
     skipped: list[str] = []
     for attempt in attempts:
         provider = build_provider(attempt.choice)
-        ready = [
-            _with_token(for_target(spec, attempt.choice.descriptor), attempt.choice, provider)
-            for spec in attempt.specs
-        ]
+        ready = [_with_token(_for(s, attempt.choice), attempt.choice, provider) for s in attempt.specs]
         copied = copy_artifacts(ready[0], provider) if ready else []  # to the target's store, if elsewhere
         try:
             spec, status, passed = deploy_first_available(ready, lambda _spec, p=provider: p)
@@ -281,6 +278,14 @@ def _update(choice: TargetChoice, specs: list[DeploySpec], verify: str) -> Deplo
     raise CapacityError(
         f"no candidate of the plan could be deployed ({len(specs)} tried)", hint="; ".join(skipped)
     )
+
+
+def _for(spec: DeploySpec, choice: TargetChoice) -> DeploySpec:
+    """``spec`` as the chosen target runs it; a serverless one with its graph optimized once, now."""
+    spec = for_target(spec, choice.descriptor)
+    if choice.descriptor.kind is not TargetKind.SERVERLESS:
+        return spec
+    return with_optimized_graph(spec, choice.descriptor, runtime.store())
 
 
 def _with_token(spec: DeploySpec, choice: TargetChoice, provider: Any) -> DeploySpec:

@@ -5,6 +5,9 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
     THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, or a folder mounted into the container
     THRIFTY_ARTIFACT_SHA256     the variant's blob (an .onnx file, or a packed folder with tokenizer.json)
     THRIFTY_TOKENIZER_SHA256    optional: a blob holding tokenizer.json (or a folder with it)
+    THRIFTY_OPTIMIZED_SHA256    optional: the variant's graph optimized at deploy time
+                                (``thrifty.serving.prebuilt``), loaded with optimizations off
+                                instead of the variant when it fits this onnxruntime
     THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
     THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
@@ -19,8 +22,10 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
 
 Credentials for the store come from the platform (instance profile, workload identity): nothing
 secret is passed in the environment, and the token digests cannot be turned back into tokens.
-The blob is verified against its sha256 before anything loads it. Imports only the serving code,
-onnxruntime, numpy, tokenizers and (for S3) boto3 — no torch, no Prefect, no pydantic.
+Every blob is verified against its sha256 before anything loads it. Imports only the serving code,
+onnxruntime, numpy, tokenizers, prometheus_client and (for S3) boto3 — no torch, no Prefect, no
+pydantic (tests/unit/serving/test_runtime_imports.py holds it to that). Each start logs its phases
+as one JSON line (``thrifty.coldstart``).
 """
 
 from __future__ import annotations
@@ -28,16 +33,21 @@ from __future__ import annotations
 import logging
 import math
 import os
-import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from thrifty.coldstart import COLD_START
 from thrifty.errors import ConfigError, ThriftyError
+
+if TYPE_CHECKING:
+    import ssl
+
+    from thrifty.serving.server import InferenceServer
 
 log = logging.getLogger("thrifty.container")
 
@@ -55,6 +65,7 @@ class ContainerConfig:
     threads: int
     model_dir: Path
     secret: str | None = None
+    optimized_sha256: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
@@ -76,6 +87,7 @@ class ContainerConfig:
             threads=platform_threads(env),
             model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
             secret=env.get("THRIFTY_SECRET") or None,
+            optimized_sha256=env.get("THRIFTY_OPTIMIZED_SHA256") or None,
         )
 
 
@@ -120,28 +132,48 @@ def allotted_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, min(available, math.ceil(int(quota) / int(period))))
 
 
-def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None]:
-    """The model and tokenizer as local files, fetched from the store and verified by sha256."""
-    from thrifty.artifacts.fetch import fetch_artifact
-    from thrifty.serving.resolve import onnx_in, tokenizer_near
-
-    blob = fetch_artifact(
-        config.store_url,
-        config.artifact_sha256,
-        config.model_dir / config.artifact_sha256,
-        endpoint_url=config.s3_endpoint_url,
-    )
-    model_path = onnx_in(blob, config.model_dir / f"{config.artifact_sha256}.d")
-    tokenizer = tokenizer_near(model_path)
+def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None, Path | None]:
+    """(graph, tokenizer, saved optimized graph or None) as local files, fetched from the store and
+    verified by sha256. With a saved optimized graph that fits, the graph is that one and the
+    variant itself is not fetched."""
+    optimized = _optimized_graph(config) if config.optimized_sha256 else None
+    model_path = optimized or _onnx_blob(config, config.artifact_sha256)
+    tokenizer = _tokenizer_near(model_path)
     if config.tokenizer_sha256:
-        fetched = fetch_artifact(
-            config.store_url,
-            config.tokenizer_sha256,
-            config.model_dir / config.tokenizer_sha256,
-            endpoint_url=config.s3_endpoint_url,
-        )
+        fetched = _fetch(config, config.tokenizer_sha256)
         tokenizer = _tokenizer_in(fetched, config.model_dir / f"{config.tokenizer_sha256}.d")
-    return model_path, tokenizer
+    return model_path, tokenizer, optimized
+
+
+def _fetch(config: ContainerConfig, sha256: str) -> Path:
+    from thrifty.artifacts.fetch import verified_blob
+
+    return verified_blob(
+        config.store_url, sha256, config.model_dir / ".cache", endpoint_url=config.s3_endpoint_url
+    )
+
+
+def _onnx_blob(config: ContainerConfig, sha256: str) -> Path:
+    from thrifty.serving.resolve import onnx_in
+
+    return onnx_in(_fetch(config, sha256), config.model_dir / f"{sha256}.d")
+
+
+def _tokenizer_near(model_path: Path) -> Path | None:
+    from thrifty.serving.resolve import tokenizer_near
+
+    return tokenizer_near(model_path)
+
+
+def _optimized_graph(config: ContainerConfig) -> Path | None:
+    """The deploy-time optimized graph, when it was made from this variant by this onnxruntime."""
+    from thrifty.artifacts.base import unpack_tree
+    from thrifty.serving.prebuilt import usable_graph
+
+    assert config.optimized_sha256 is not None
+    blob = _fetch(config, config.optimized_sha256)
+    folder = unpack_tree(blob, config.model_dir / f"{config.optimized_sha256}.d")
+    return usable_graph(folder, config.artifact_sha256)
 
 
 def _tokenizer_in(blob: Path, unpack_dir: Path) -> Path:
@@ -172,32 +204,69 @@ def secured(config: ContainerConfig) -> tuple[tuple[str, ...], ssl.SSLContext | 
     return digests, server_context(bundle.cert_pem, bundle.key_pem)
 
 
-def serve(config: ContainerConfig) -> None:
-    from thrifty.serving.app import bind_socket, serve_until_stopped
-    from thrifty.serving.http import run
+def load_server(config: ContainerConfig, tokens: tuple[str, ...]) -> InferenceServer:
+    """The OIP server with the variant loaded, each phase marked for the cold-start record.
+
+    A saved optimized graph is loaded with optimizations off; the first request is the warm-up.
+    """
+    import numpy  # noqa: F401  (imported here so the record's "imported" phase holds all imports)
+    import onnxruntime  # noqa: F401
+    import tokenizers  # noqa: F401
+
     from thrifty.serving.runner import RunnerConfig
     from thrifty.serving.server import InferenceServer, ServerConfig
 
-    started = time.perf_counter()
-    tokens, tls = secured(config)
-    model_path, tokenizer = fetch_files(config)
+    COLD_START.mark("imported")
+    model_path, tokenizer, optimized = fetch_files(config)
+    COLD_START.mark("fetched")
+    runner = RunnerConfig(intra_op_threads=config.threads, optimized_graph_path=optimized, warm_up=False)
     server = InferenceServer(
-        ServerConfig(
-            host=config.host,
-            port=config.port,
-            api_tokens=tokens,
-            runner=RunnerConfig(intra_op_threads=config.threads),
-        )
+        ServerConfig(host=config.host, port=config.port, api_tokens=tokens, runner=runner)
     )
     loaded = server.load(config.model_name, model_path, tokenizer_path=tokenizer)
+    COLD_START.mark("loaded")
+    COLD_START.note(session_ms=loaded.create_ms, tokenizer_ms=loaded.tokenizer_ms, warmup_ms=loaded.warmup_ms)
+    return server
+
+
+def serve(config: ContainerConfig) -> None:
+    from thrifty.serving.app import bind_socket, serve_until_stopped
+    from thrifty.serving.http import run
+    from thrifty.serving.server import ServerConfig
+
+    started = time.perf_counter()
+    tokens, tls = secured(config)
+    server = load_server(config, tokens)
     sock = bind_socket(config.host, config.port)
+    COLD_START.mark("ready")
     log.warning(
-        "serving %s on %s://%s:%d (%d threads, fetched and loaded in %.0f ms, model load %.0f ms)",
+        "serving %s on %s://%s:%d (%d threads, fetched and loaded in %.0f ms)",
         config.model_name, "https" if tls else "http", config.host, config.port, config.threads,
-        (time.perf_counter() - started) * 1000, loaded.load_ms,
+        (time.perf_counter() - started) * 1000,
     )  # fmt: skip
     body = ServerConfig().max_body_bytes
-    run(serve_until_stopped(server.handle, sock, max_body_bytes=body, ssl_context=tls))
+    handle = first_answer_reported(server.handle)
+    run(serve_until_stopped(handle, sock, max_body_bytes=body, ssl_context=tls))
+
+
+def first_answer_reported(handle: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``handle``, logging the cold-start record once the first inference answer is ready."""
+
+    async def reported(pending: Any) -> Any:
+        response = await pending
+        COLD_START.report()
+        return response
+
+    def wrapped(request: Any) -> Any:
+        result = handle(request)
+        if COLD_START.reported or not request.path.endswith("/infer"):
+            return result
+        if hasattr(result, "__await__"):
+            return reported(result)
+        COLD_START.report()
+        return result
+
+    return wrapped
 
 
 def watch(argv: list[str]) -> None:
@@ -283,6 +352,7 @@ def _post_notice(target: str, payload: dict[str, Any], headers: dict[str, str], 
 def main(env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
+    COLD_START.mark("main")
     try:
         if argv[:1] == ["watch"]:
             watch(argv[1:])

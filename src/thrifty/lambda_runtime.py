@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from thrifty.coldstart import COLD_START
 from thrifty.errors import ThriftyError
 
 log = logging.getLogger("thrifty.lambda")
@@ -34,20 +35,12 @@ class LambdaApp:
     """One loaded model and the OIP server, answering function URL events."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        from thrifty.container import ContainerConfig, fetch_files
-        from thrifty.serving.runner import RunnerConfig
-        from thrifty.serving.server import InferenceServer, ServerConfig
+        from thrifty.container import ContainerConfig, load_server
 
         started = time.perf_counter()
         self.config = ContainerConfig.from_env(env)
         self.loop = asyncio.new_event_loop()
-        model_path, tokenizer = fetch_files(self.config)
-        self.server = InferenceServer(
-            ServerConfig(
-                api_tokens=self.config.tokens, runner=RunnerConfig(intra_op_threads=self.config.threads)
-            )
-        )
-        self.server.load(self.config.model_name, model_path, tokenizer_path=tokenizer)
+        self.server = load_server(self.config, self.config.tokens)
         self.init_ms = (time.perf_counter() - started) * 1000
         log.warning(
             "loaded %s in %.0f ms (%d threads)", self.config.model_name, self.init_ms, self.config.threads
@@ -109,7 +102,7 @@ def run_loop(api: str, env: Mapping[str, str]) -> int:
     base = f"/{API_VERSION}/runtime"
     try:
         app = LambdaApp(env)
-    except ThriftyError as exc:
+    except Exception as exc:  # any init failure goes to the Runtime API, or Lambda waits for init
         _post(
             conn,
             f"{base}/init/error",
@@ -117,6 +110,7 @@ def run_loop(api: str, env: Mapping[str, str]) -> int:
             {"Lambda-Runtime-Function-Error-Type": "Runtime.InitError"},
         )
         return 2
+    COLD_START.mark("ready")
     while True:
         conn.request("GET", f"{base}/invocation/next")
         response = conn.getresponse()
@@ -128,6 +122,8 @@ def run_loop(api: str, env: Mapping[str, str]) -> int:
             _post(conn, f"{base}/invocation/{request_id}/error", _error(exc))
             continue
         _post(conn, f"{base}/invocation/{request_id}/response", answer)
+        if str(event.get("rawPath", "")).endswith("/infer"):
+            COLD_START.report()
 
 
 _APP: LambdaApp | None = None

@@ -54,6 +54,9 @@ def test_a_bursty_plan_deploys_on_lambda(tiny_model: Path, cloud_home: Path, mot
     )
     row = runtime.registry().get_deployment("tiny")
     assert (row.provider, row.state) == ("aws-lambda", "running") and row.endpoint_url
+    variables = function["Environment"]["Variables"]  # the graph optimized once, at deploy time
+    optimized = variables["THRIFTY_OPTIMIZED_SHA256"]
+    assert optimized != variables["THRIFTY_ARTIFACT_SHA256"] and runtime.store().exists(optimized)
     run_cloud_flow(tiny_model, **BURSTY)  # again: the same function, one more version
     assert [f["FunctionName"] for f in _functions(moto)] == ["thrifty-tiny"]
 

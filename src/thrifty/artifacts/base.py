@@ -130,13 +130,32 @@ def unpack_tree(tar_path: Path, dest: Path) -> Path:
         return dest
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     with tarfile.open(tar_path) as tar:
-        tar.extractall(tmp, filter="data")
+        _extract_safely(tar, tmp)
     try:
         tmp.rename(dest)
     except OSError:
         if not dest.exists():
             raise
     return dest
+
+
+def _extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
+    """``extractall`` with the "data" filter (no links out, no absolute or parent paths, no devices).
+
+    Python before 3.11.4 (the runtime image's Debian 3.11.2) has no filters: there every member is
+    checked here first, and a tree with anything but plain files and folders is refused.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise ConfigError(
+                f"packed tree member {member.name!r} is not a plain file inside the tree",
+                hint="pack the folder again with thrifty (pack_tree writes plain files only)",
+            )
+    tar.extractall(dest)  # every member checked above
 
 
 def open_store(

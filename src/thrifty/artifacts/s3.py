@@ -86,6 +86,9 @@ class S3Store:
             )
         return StoredBlob(sha256, size, uri, created=True)
 
+    #: ``fetch`` checks the download against its sha256 before it keeps it
+    verifies_on_fetch = True
+
     def fetch(self, sha256: str) -> Path:
         target = self.cache_dir / blob_key(sha256)
         if target.exists():

@@ -134,6 +134,8 @@ def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "", secret: s
         env["THRIFTY_S3_ENDPOINT_URL"] = boot.s3_endpoint_url
     if spec.serving.get("tokenizer_sha256"):
         env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
+    if spec.serving.get("optimized_sha256"):  # the graph optimized at deploy time (serverless)
+        env["THRIFTY_OPTIMIZED_SHA256"] = str(spec.serving["optimized_sha256"])
     if secret:  # the token's digest comes with the TLS key from the secret store
         env["THRIFTY_SECRET"] = secret
         if boot.secrets_endpoint_url:

@@ -120,8 +120,28 @@ def copy_artifacts(spec: DeploySpec, provider: Any) -> list[dict[str, Any]]:
     if boot is None:
         return []
     shas = [spec.artifact_sha256, str(spec.serving.get("tokenizer_sha256") or "")]
+    shas += [str(spec.serving["optimized_sha256"])] if spec.serving.get("optimized_sha256") else []
     copies = copy_to_target_store(shas, boot.artifact_store_url, target_endpoint_url=boot.s3_endpoint_url)
     return [c.to_dict() for c in copies if c.copied]
+
+
+def with_optimized_graph(spec: DeploySpec, descriptor: TargetDescriptor, store: Any) -> DeploySpec:
+    """A serverless deployment starts cold again and again: its graph is optimized once, here at
+    deploy time (``thrifty.serving.prebuilt``), stored beside the variant, and the runtime loads it
+    instead of optimizing at every start. Other targets, a spec that has one or opted out
+    (``serving.optimized_graph: false``), and a variant onnxruntime cannot save are left as they are."""
+    if descriptor.kind is not TargetKind.SERVERLESS or spec.serving.get("optimized_sha256"):
+        return spec
+    if spec.serving.get("optimized_graph", True) is False:
+        return spec
+    from thrifty.errors import ThriftyError
+    from thrifty.serving.prebuilt import store_optimized
+
+    try:
+        optimized = store_optimized(store, spec.artifact_sha256)
+    except ThriftyError:
+        return spec  # the runtime then optimizes at start: slower, still correct
+    return spec.with_changes(serving={**spec.serving, "optimized_sha256": optimized})
 
 
 def default_name(model: str, variant: str) -> str:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,10 @@ class RunnerConfig:
     #: let idle onnxruntime threads spin-wait (its default); off here because a server shares its
     #: cores with HTTP parsing, and on a busy machine spinning halved MiniLM's throughput (measured)
     spin: bool = False
+    #: run one tiny input at load so first-run allocations do not land on a request; a cold-starting
+    #: serverless runtime turns it off: its first request waits for the load anyway, so the warm-up
+    #: would only run the model twice before the first answer (the inline shortcut is then off)
+    warm_up: bool = True
 
 
 @dataclass(slots=True)
@@ -190,13 +194,16 @@ class ModelRunner:
         self.config = config or RunnerConfig()
         started = time.perf_counter()
         with ThreadPoolExecutor(1) as side:  # the tokenizer parses its JSON while onnxruntime loads
-            tokenizer = (
-                side.submit(_load_tokenizer, tokenizer_path, self.config.max_seq_len)
+            tokenizer: Future[tuple[Any, float]] | None = (
+                side.submit(_timed, _load_tokenizer, tokenizer_path, self.config.max_seq_len)
                 if tokenizer_path
                 else None
             )
             self.session = create_session(model_path, self.config)
-            self.tokenizer = tokenizer.result() if tokenizer is not None else None
+            self.create_ms = (time.perf_counter() - started) * 1000
+            parsed = tokenizer.result() if tokenizer is not None else (None, 0.0)
+        self.tokenizer: Any = parsed[0]
+        self.tokenizer_ms: float = parsed[1]
         self.session_ms = (time.perf_counter() - started) * 1000
         self.model_inputs = [_spec(a) for a in self.session.get_inputs()]
         self.outputs = [_spec(a) for a in self.session.get_outputs()]
@@ -214,8 +221,8 @@ class ModelRunner:
         self._draining = False
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ort-{name}")
-        self.warmup_ms = self._warm_up()
-        self.inline = self.warmup_ms < INLINE_RUN_MS
+        self.warmup_ms = self._warm_up() if self.config.warm_up else 0.0
+        self.inline = self.config.warm_up and self.warmup_ms < INLINE_RUN_MS
 
     def _served_inputs(self) -> list[TensorSpec]:
         if self.tokenizer is None:
@@ -372,6 +379,12 @@ def _translate(exc: BaseException, name: str) -> BaseException:
     if isinstance(exc, InvalidRequestError | ServingError):
         return exc
     return ServingError(f"model {name!r} failed to run: {exc}")
+
+
+def _timed(load: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """(what ``load(*args)`` returns, the milliseconds it took)."""
+    started = time.perf_counter()
+    return load(*args), (time.perf_counter() - started) * 1000
 
 
 def _load_tokenizer(path: Path, max_seq_len: int) -> Any:
