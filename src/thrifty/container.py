@@ -2,10 +2,14 @@
 Protocol v2) until stopped. Every cloud target runs this, configured only by environment:
 
     THRIFTY_MODEL_NAME          the name in URLs (/v2/models/NAME/infer); the deployment's name
-    THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, or a folder mounted into the container
+    THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix,
+                                or a folder mounted into the container
     THRIFTY_ARTIFACT_SHA256     the variant's blob (an .onnx file, or a packed folder with tokenizer.json)
     THRIFTY_TOKENIZER_SHA256    optional: a blob holding tokenizer.json (or a folder with it)
     THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
+    THRIFTY_STORE_ENDPOINT_URL  optional GCS / Azure Blob endpoint (tests: the loopback doubles)
+    THRIFTY_METADATA_URL        optional metadata server (GCP) / IMDS (Azure) address for the VM's
+                                token (default: the cloud's own; the rehearsal's stand-ins)
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
     THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
     THRIFTY_SECRET              the deployment's secret (thrifty.secret_fetch): its TLS key and
@@ -17,10 +21,11 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
                                 a port (``thrifty.lambda_runtime``); threads from
                                 AWS_LAMBDA_FUNCTION_MEMORY_SIZE (1,769 MB per vCPU)
 
-Credentials for the store come from the platform (instance profile, workload identity): nothing
+Credentials for the store come from the platform (instance profile, the GCP service account's
+metadata token, the Azure managed identity's IMDS token, workload identity): nothing
 secret is passed in the environment, and the token digests cannot be turned back into tokens.
 The blob is verified against its sha256 before anything loads it. Imports only the serving code,
-onnxruntime, numpy, tokenizers and (for S3) boto3 — no torch, no Prefect, no pydantic.
+onnxruntime, numpy, tokenizers, httpx (GCS, Azure) and (for S3) boto3 — no torch, no Prefect, no pydantic.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class ContainerConfig:
     threads: int
     model_dir: Path
     secret: str | None = None
+    store_endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
@@ -76,6 +82,7 @@ class ContainerConfig:
             threads=platform_threads(env),
             model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
             secret=env.get("THRIFTY_SECRET") or None,
+            store_endpoint_url=env.get("THRIFTY_STORE_ENDPOINT_URL") or None,
         )
 
 
@@ -129,7 +136,7 @@ def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None]:
         config.store_url,
         config.artifact_sha256,
         config.model_dir / config.artifact_sha256,
-        endpoint_url=config.s3_endpoint_url,
+        endpoint_url=config.store_endpoint_url or config.s3_endpoint_url,
     )
     model_path = onnx_in(blob, config.model_dir / f"{config.artifact_sha256}.d")
     tokenizer = tokenizer_near(model_path)
@@ -138,7 +145,7 @@ def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None]:
             config.store_url,
             config.tokenizer_sha256,
             config.model_dir / config.tokenizer_sha256,
-            endpoint_url=config.s3_endpoint_url,
+            endpoint_url=config.store_endpoint_url or config.s3_endpoint_url,
         )
         tokenizer = _tokenizer_in(fetched, config.model_dir / f"{config.tokenizer_sha256}.d")
     return model_path, tokenizer
