@@ -5,7 +5,9 @@ local registry, and serves the variant it fetched from moto's S3 with credential
 instance-metadata stand-in. The VM's container reads its TLS key and the token's digest from
 Secrets Manager (moto) with those credentials — the user data holds neither — and serves HTTPS: the
 answer goes through a client that trusts only the pinned certificate, with the bearer token that
-only the control plane knows. Also: the boot scripts of GCP and Azure parse and name the image."""
+only the control plane knows. GCP's and Azure's "VMs" have no AWS identity: the deploy copies the
+variant into the GCS / Blob Storage double and the VM reads it with its metadata-server token /
+managed identity. Also: the boot scripts of all three clouds parse and name the image."""
 
 from __future__ import annotations
 
