@@ -23,6 +23,9 @@ from blocks.credentials import (
     KubernetesClusterConfig,
 )
 
+#: where VMs fetch variants unless their block says otherwise (or names its own cloud's store)
+DEFAULT_STORE_URL = "s3://thrifty-artifacts"
+
 
 class DeployTargetBlock(Block, ABC):
     """A block that configures one target (abstract: not a block type of its own).
@@ -41,7 +44,7 @@ class _Boot(DeployTargetBlock, ABC):
     """Fields every VM target shares: the artifact store the VM pulls from (abstract: not a block type)."""
 
     artifact_store_url: str = Field(
-        default="s3://thrifty-artifacts",
+        default=DEFAULT_STORE_URL,
         description="Where VMs pull variants from (s3://bucket/prefix, gs://bucket/prefix or "
         "az://account/container/prefix). GCP and Azure targets use their own cloud's store instead "
         "when its field below is set and this one is left as it is.",
@@ -78,9 +81,10 @@ class _Boot(DeployTargetBlock, ABC):
         return None
 
     def _store_url(self) -> str:
-        """``artifact_store_url`` as set; left at its default, the cloud's own store if configured."""
+        """``artifact_store_url`` as set; left at its default, the cloud's own store if configured.
+        (By value, not ``model_fields_set``: a block loaded from the server has every field set.)"""
         own = self._own_store()
-        return own if own and "artifact_store_url" not in self.model_fields_set else self.artifact_store_url
+        return own if own and self.artifact_store_url == DEFAULT_STORE_URL else self.artifact_store_url
 
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig, front_door_pin, vm_front_door_url
@@ -327,7 +331,7 @@ class _Serverless(DeployTargetBlock, ABC):
         "(`thrifty image build --push REGISTRY` prints it).",
     )
     artifact_store_url: str = Field(
-        default="s3://thrifty-artifacts",
+        default=DEFAULT_STORE_URL,
         description="Where the runtime fetches variants (s3://bucket/prefix).",
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the runtime.")

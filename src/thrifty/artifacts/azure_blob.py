@@ -23,6 +23,7 @@ from __future__ import annotations
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -58,11 +59,9 @@ def _classes() -> dict[str, str]:
 def _code(status: int, text: str, headers: Any) -> str:
     code = headers.get("x-ms-error-code", "")  # HEAD answers carry no body
     if text.strip().startswith("<"):
-        try:
+        with suppress(ET.ParseError):  # not the service's error document: its code header, or the text
             root = ET.fromstring(text)
             return f"{root.findtext('Code') or code}: {(root.findtext('Message') or '').splitlines()[0]}"
-        except ET.ParseError:
-            pass
     return code or text[:200]
 
 

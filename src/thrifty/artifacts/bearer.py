@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,22 +51,20 @@ class Anonymous:
 
 
 @dataclass
-class _Cached:
-    """A token source that asks its endpoint again only when the last token is about to expire."""
+class _TokenCache:
+    """Asks ``fetch`` for (token, lifetime in s) again only when the last token nears its expiry."""
 
+    fetch: Callable[[], tuple[str, float]]
     _token: str = field(default="", init=False, repr=False)
     _expires_at: float = field(default=0.0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def token(self) -> str | None:
+    def token(self) -> str:
         with self._lock:
             if not self._token or time.monotonic() > self._expires_at - REFRESH_MARGIN_S:
-                self._token, lifetime_s = self._fetch()
+                self._token, lifetime_s = self.fetch()
                 self._expires_at = time.monotonic() + lifetime_s
             return self._token
-
-    def _fetch(self) -> tuple[str, float]:
-        raise NotImplementedError
 
 
 def _get_token(url: str, headers: dict[str, str], what: str, hint: str) -> tuple[str, float]:
@@ -86,8 +84,14 @@ def _get_token(url: str, headers: dict[str, str], what: str, hint: str) -> tuple
 
 
 @dataclass
-class GcpMetadataBearer(_Cached):
+class GcpMetadataBearer:
     metadata_url: str = GCP_METADATA_URL
+
+    def __post_init__(self) -> None:
+        self._cache = _TokenCache(self._fetch)
+
+    def token(self) -> str | None:
+        return self._cache.token()
 
     def _fetch(self) -> tuple[str, float]:
         url = f"{self.metadata_url.rstrip('/')}/computeMetadata/v1/instance/service-accounts/default/token"
@@ -100,9 +104,15 @@ class GcpMetadataBearer(_Cached):
 
 
 @dataclass
-class AzureImdsBearer(_Cached):
+class AzureImdsBearer:
     metadata_url: str = AZURE_IMDS_URL
     resource: str = AZURE_STORAGE_RESOURCE
+
+    def __post_init__(self) -> None:
+        self._cache = _TokenCache(self._fetch)
+
+    def token(self) -> str | None:
+        return self._cache.token()
 
     def _fetch(self) -> tuple[str, float]:
         url = (

@@ -197,7 +197,10 @@ def test_gcp_and_azure_blocks_default_to_their_own_clouds_store_when_configured(
 
     azure = {"subscription_id": "s", "resource_group": "rg", "subnet_id": "sn", "ssh_public_key": "k"}
     assert GcpDeployTarget(**gcp)._boot().artifact_store_url == "s3://thrifty-artifacts", "unset: as before"
-    assert GcpDeployTarget(**gcp, artifact_bucket="b")._boot().artifact_store_url == "gs://b/thrifty"
+    own_gcs = GcpDeployTarget(**gcp, artifact_bucket="b")
+    assert own_gcs._boot().artifact_store_url == "gs://b/thrifty"
+    loaded = GcpDeployTarget.model_validate(own_gcs.model_dump())  # as a saved block comes back: all set
+    assert loaded._boot().artifact_store_url == "gs://b/thrifty"
     own = AzureDeployTarget(
         **azure, artifact_storage_account="acct", store_endpoint_url="http://127.0.0.1:1/acct"
     )
