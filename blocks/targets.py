@@ -23,6 +23,9 @@ from blocks.credentials import (
     KubernetesClusterConfig,
 )
 
+#: where VMs fetch variants unless their block says otherwise (or names its own cloud's store)
+DEFAULT_STORE_URL = "s3://thrifty-artifacts"
+
 
 class DeployTargetBlock(Block, ABC):
     """A block that configures one target (abstract: not a block type of its own).
@@ -41,9 +44,15 @@ class _Boot(DeployTargetBlock, ABC):
     """Fields every VM target shares: the artifact store the VM pulls from (abstract: not a block type)."""
 
     artifact_store_url: str = Field(
-        default="s3://thrifty-artifacts", description="Where VMs pull variants from (s3://bucket/prefix)."
+        default=DEFAULT_STORE_URL,
+        description="Where VMs pull variants from (s3://bucket/prefix, gs://bucket/prefix or "
+        "az://account/container/prefix). GCP and Azure targets use their own cloud's store instead "
+        "when its field below is set and this one is left as it is.",
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the VMs.")
+    store_endpoint_url: str | None = Field(
+        default=None, description="GCS / Azure Blob endpoint override for the VMs (a test double only)."
+    )
     port: int = Field(default=8080, description="Port of the inference server on the VM.")
     image: str = Field(
         default="",
@@ -67,6 +76,16 @@ class _Boot(DeployTargetBlock, ABC):
         "watcher posts its interruption notice; empty: THRIFTY_FRONT_DOOR_URL, else the log only.",
     )
 
+    def _own_store(self) -> str | None:
+        """This cloud's own artifact store, when the block configures one (GCP, Azure)."""
+        return None
+
+    def _store_url(self) -> str:
+        """``artifact_store_url`` as set; left at its default, the cloud's own store if configured.
+        (By value, not ``model_fields_set``: a block loaded from the server has every field set.)"""
+        own = self._own_store()
+        return own if own and self.artifact_store_url == DEFAULT_STORE_URL else self.artifact_store_url
+
     def _boot(self) -> Any:
         from thrifty.providers.boot import BootConfig, front_door_pin, vm_front_door_url
         from thrifty.settings import get_settings
@@ -77,8 +96,9 @@ class _Boot(DeployTargetBlock, ABC):
         else:
             front_door = vm_front_door_url(settings.front_door_url)
         return BootConfig(
-            artifact_store_url=self.artifact_store_url,
+            artifact_store_url=self._store_url(),
             s3_endpoint_url=self.s3_endpoint_url,
+            store_endpoint_url=self.store_endpoint_url,
             port=self.port,
             image=self.image,
             insecure_registry=self.insecure_registry,
@@ -143,6 +163,15 @@ class GcpDeployTarget(_Boot):
     public_ip: bool = Field(
         default=True, description="Give each VM an external IP (off only where the subnet has Cloud NAT)."
     )
+    artifact_bucket: str | None = Field(
+        default=None,
+        description="GCS bucket the VMs fetch variants from with their service account "
+        "(gs://BUCKET/thrifty; the deploy copies each variant there). Grant the VMs' service account "
+        "roles/storage.objectViewer on it, thrifty's credentials objectAdmin.",
+    )
+
+    def _own_store(self) -> str | None:
+        return f"gs://{self.artifact_bucket}/thrifty" if self.artifact_bucket else None
 
     def build_provider(self) -> Any:
         from thrifty.providers.gcp import GcpProvider, GcpTarget
@@ -189,6 +218,20 @@ class AzureDeployTarget(_Boot):
         "empty: the vault named by key_vault_url in resource_group.",
     )
     public_ip: bool = Field(default=True, description="Give each VM a static public IP, deleted with it.")
+    artifact_storage_account: str | None = Field(
+        default=None,
+        description="Storage account the VMs fetch variants from with their managed identity "
+        "(az://ACCOUNT/CONTAINER/thrifty; the deploy copies each variant there). Grant the VMs "
+        "'Storage Blob Data Reader' on the container, thrifty's identity 'Storage Blob Data Contributor'.",
+    )
+    artifact_container: str = Field(
+        default="thrifty-artifacts", description="Blob container in that account."
+    )
+
+    def _own_store(self) -> str | None:
+        if not self.artifact_storage_account:
+            return None
+        return f"az://{self.artifact_storage_account}/{self.artifact_container}/thrifty"
 
     def build_provider(self) -> Any:
         from thrifty.providers.azure import AzureProvider, AzureTarget
@@ -288,7 +331,7 @@ class _Serverless(DeployTargetBlock, ABC):
         "(`thrifty image build --push REGISTRY` prints it).",
     )
     artifact_store_url: str = Field(
-        default="s3://thrifty-artifacts",
+        default=DEFAULT_STORE_URL,
         description="Where the runtime fetches variants (s3://bucket/prefix).",
     )
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint override for the runtime.")

@@ -2,13 +2,17 @@
 Protocol v2) until stopped. Every cloud target runs this, configured only by environment:
 
     THRIFTY_MODEL_NAME          the name in URLs (/v2/models/NAME/infer); the deployment's name
-    THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, or a folder mounted into the container
+    THRIFTY_ARTIFACT_STORE_URL  s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix,
+                                or a folder mounted into the container
     THRIFTY_ARTIFACT_SHA256     the variant's blob (an .onnx file, or a packed folder with tokenizer.json)
     THRIFTY_TOKENIZER_SHA256    optional: a blob holding tokenizer.json (or a folder with it)
     THRIFTY_OPTIMIZED_SHA256    optional: the variant's graph optimized at deploy time
                                 (``thrifty.serving.prebuilt``), loaded with optimizations off
                                 instead of the variant when it fits this onnxruntime
     THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
+    THRIFTY_STORE_ENDPOINT_URL  optional GCS / Azure Blob endpoint (tests: the loopback doubles)
+    THRIFTY_METADATA_URL        optional metadata server (GCP) / IMDS (Azure) address for the VM's
+                                token (default: the cloud's own; the rehearsal's stand-ins)
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
     THRIFTY_API_TOKENS_FILE     or a mounted secret file with one token per line
     THRIFTY_SECRET              the deployment's secret (thrifty.secret_fetch): its TLS key and
@@ -20,12 +24,13 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
                                 a port (``thrifty.lambda_runtime``); threads from
                                 AWS_LAMBDA_FUNCTION_MEMORY_SIZE (1,769 MB per vCPU)
 
-Credentials for the store come from the platform (instance profile, workload identity): nothing
+Credentials for the store come from the platform (instance profile, the GCP service account's
+metadata token, the Azure managed identity's IMDS token, workload identity): nothing
 secret is passed in the environment, and the token digests cannot be turned back into tokens.
 Every blob is verified against its sha256 before anything loads it. Imports only the serving code,
-onnxruntime, numpy, tokenizers, prometheus_client and (for S3) boto3 — no torch, no Prefect, no
-pydantic (tests/unit/serving/test_runtime_imports.py holds it to that). Each start logs its phases
-as one JSON line (``thrifty.coldstart``).
+onnxruntime, numpy, tokenizers, prometheus_client, httpx (GCS, Azure) and (for S3) boto3 — no
+torch, no Prefect, no pydantic (tests/unit/serving/test_runtime_imports.py holds it to that).
+Each start logs its phases as one JSON line (``thrifty.coldstart``).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class ContainerConfig:
     model_dir: Path
     secret: str | None = None
     optimized_sha256: str | None = None
+    store_endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
@@ -88,6 +94,7 @@ class ContainerConfig:
             model_dir=Path(env.get("THRIFTY_MODEL_DIR", "/var/lib/thrifty/models")),
             secret=env.get("THRIFTY_SECRET") or None,
             optimized_sha256=env.get("THRIFTY_OPTIMIZED_SHA256") or None,
+            store_endpoint_url=env.get("THRIFTY_STORE_ENDPOINT_URL") or None,
         )
 
 
@@ -149,7 +156,10 @@ def _fetch(config: ContainerConfig, sha256: str) -> Path:
     from thrifty.artifacts.fetch import verified_blob
 
     return verified_blob(
-        config.store_url, sha256, config.model_dir / ".cache", endpoint_url=config.s3_endpoint_url
+        config.store_url,
+        sha256,
+        config.model_dir / ".cache",
+        endpoint_url=config.store_endpoint_url or config.s3_endpoint_url,
     )
 
 

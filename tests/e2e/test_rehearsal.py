@@ -5,7 +5,9 @@ local registry, and serves the variant it fetched from moto's S3 with credential
 instance-metadata stand-in. The VM's container reads its TLS key and the token's digest from
 Secrets Manager (moto) with those credentials — the user data holds neither — and serves HTTPS: the
 answer goes through a client that trusts only the pinned certificate, with the bearer token that
-only the control plane knows. Also: the boot scripts of GCP and Azure parse and name the image."""
+only the control plane knows. GCP's and Azure's "VMs" have no AWS identity: the deploy copies the
+variant into the GCS / Blob Storage double and the VM reads it with its metadata-server token /
+managed identity. Also: the boot scripts of all three clouds parse and name the image."""
 
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ from tests.conftest import free_port
 from tests.e2e.conftest import tiny_onnx
 
 pytestmark = pytest.mark.slow
+
+#: the AWS instance-metadata address of a GCP or Azure "VM": nothing answers there, so nothing in
+#: the VM can borrow an AWS identity (the artifact comes from the cloud's own store)
+NO_AWS_IDENTITY = "http://127.0.0.1:9"
 
 
 @pytest.fixture(scope="session")
@@ -165,42 +171,55 @@ def _replay() -> Iterator[Any]:
         httpd.server_close()
 
 
-def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_serves_https(
-    vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
+def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_gcs_and_serves_https(
+    vm_base: str, pushed_image: str, tmp_path: Path
 ) -> None:
-    """GCP's user data from the Compute Engine double, in a rehearsed VM: the container reads its
-    key and token digest from the Secret Manager double with the metadata server's token (the
-    double refuses any other), fetches the variant and serves HTTPS through the pinned certificate."""
+    """GCP's user data from the Compute Engine double, in a rehearsed VM with no AWS identity at all
+    (the AWS metadata address leads nowhere): the deploy copies the variant from thrifty's own
+    folder into the GCS double with the provider's credentials, and the VM's container reads its key
+    and token digest from the Secret Manager double and the variant from the GCS double, both with
+    the metadata server's token (the doubles refuse any other), then serves HTTPS through the
+    pinned certificate."""
 
     from google.oauth2.credentials import Credentials
 
-    from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, FakeGce, FakeSecretManager
+    from tests.unit.providers.storage_doubles import FakeGcs
+    from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, VM_TOKEN, FakeGce, FakeSecretManager
+    from thrifty.artifacts import open_store
+    from thrifty.artifacts.local import LocalStore
+    from thrifty.artifacts.transfer import copy_for_deploy
     from thrifty.providers.boot import BootConfig, script_of
     from thrifty.providers.gcp import GcpProvider, GcpTarget
     from thrifty.reach import endpoint_client
-    from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
+    from thrifty.rehearsal import boot_vm, wait_ready
 
-    s3, moto = store
     weights = tiny_onnx(tmp_path / "tiny.onnx")
-    sha = s3.put_file(tmp_path / "tiny.onnx").sha256
+    sha = LocalStore(tmp_path / "own-store").put_file(tmp_path / "tiny.onnx").sha256
     token, port = secrets.token_urlsafe(24), free_port()
     with _replay() as replay:
         gce, secret_manager = FakeGce(replay), FakeSecretManager(replay)
-        boot = BootConfig("s3://artifacts/blobs", s3_endpoint_url=moto, port=port, image=pushed_image,
+        gcs = FakeGcs(replay, readers={VM_TOKEN}, writers={GCP_TOKEN}, buckets={"models": {}})
+        boot = BootConfig("gs://models/thrifty", store_endpoint_url=gcs.url, port=port, image=pushed_image,
                           insecure_registry=True, secrets_endpoint_url=secret_manager.url,
                           allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
         gcp = GcpProvider(
             GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot),
             credentials=Credentials(token=GCP_TOKEN),
         )
+        bucket = open_store(
+            boot.artifact_store_url, endpoint_url=gcs.url, credentials=gcp.store_credentials()
+        )
+        (copied,) = copy_for_deploy(LocalStore(tmp_path / "own-store"), bucket, [sha])
+        assert copied.copied and list(gcs.buckets["models"]) == [f"thrifty/sha256/{sha[:2]}/{sha}"]
         spec, cert = _tls_spec(sha, token, tmp_path)
         spec = spec.with_changes(region="us-central1", instance_type="e2-standard-2")
         assert gcp.deploy(spec).endpoint_url.startswith("https://")
         inst = next(i for zone in gce.instances.values() for i in zone.values())
         user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
         assert token not in user_data and cert.key_pem.splitlines()[1] not in user_data
-        with metadata_server() as imds, endpoint_client(spec.model_dump()) as client:
-            vm = boot_vm(script_of(user_data), metadata_url=imds, gcp_metadata_url=replay.url)
+        assert "gs://models/thrifty" in user_data and GCP_TOKEN not in user_data and VM_TOKEN not in user_data
+        with endpoint_client(spec.model_dump()) as client:
+            vm = boot_vm(script_of(user_data), metadata_url=NO_AWS_IDENTITY, gcp_metadata_url=replay.url)
             try:
                 wait_ready(f"https://127.0.0.1:{port}", vm, client=client)
                 x = np.random.default_rng(13).standard_normal((2, 4)).astype(np.float32)
@@ -221,52 +240,65 @@ def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_serves_https(
             finally:
                 vm.stop()
         access = [r for r in replay.requests if r.path.endswith("/versions/latest:access")]
-        assert (
-            access and access[-1].headers.get("Authorization") == "Bearer ya29.the-vms-service-account-token"
-        )
+        assert access and access[-1].headers.get("Authorization") == f"Bearer {VM_TOKEN}"
+        downloads = [
+            r for r in replay.requests if r.path.startswith("/storage/v1/b/models/o/") and r.query.get("alt")
+        ]
+        assert downloads and all(r.headers.get("Authorization") == f"Bearer {VM_TOKEN}" for r in downloads)
         gcp.delete("tiny")
         assert secret_manager.secrets == {}
 
 
-def test_azure_user_data_boots_a_vm_that_reads_key_vault_with_its_identity_and_serves_https(
-    vm_base: str, pushed_image: str, store: tuple[Any, str], tmp_path: Path
+def test_azure_user_data_boots_a_vm_that_reads_key_vault_and_blob_storage_with_its_identity(
+    vm_base: str, pushed_image: str, tmp_path: Path
 ) -> None:
     """Azure's custom data from the ARM double, in a rehearsed VM. The deploy gave the VM's identity
     "Key Vault Secrets User" on the vault (the ARM double's role assignment); the container takes
     its managed identity's token from the IMDS double (which refuses a request without
     ``Metadata: true``) and reads its key and token digest from the Key Vault double, which answers
     that identity only while it holds the role — and refuses its first read, as a new role takes a
-    while to reach the data plane, so the container waits and asks again. It then fetches the variant
-    and serves HTTPS through the pinned certificate. The variant comes from moto's S3 with the AWS
-    metadata stand-in's credentials, as in the GCP rehearsal: an Azure VM has no AWS identity, so a
-    real Azure deployment needs an artifact store it can read (see ARCHITECTURE, issue 12)."""
+    while to reach the data plane, so the container waits and asks again. The deploy copied the
+    variant from thrifty's own folder into the Blob Storage double with the provider's credential;
+    the container fetches it from there with the same managed identity (IMDS token for resource
+    https://storage.azure.com/, ``x-ms-version`` on every call; the double refuses anything else) —
+    the "VM" has no AWS identity at all — and serves HTTPS through the pinned certificate."""
+    from tests.unit.providers.storage_doubles import FakeAzureBlob
     from tests.unit.providers.test_azure import (
+        MI_TOKEN_PREFIX,
         RG,
         SUB,
+        TOKEN,
         VAULT_ID,
         FakeArm,
         FakeImds,
         FakeKeyVault,
         StaticToken,
     )
+    from thrifty.artifacts import open_store
+    from thrifty.artifacts.local import LocalStore
+    from thrifty.artifacts.transfer import copy_for_deploy
     from thrifty.providers.azure import AzureProvider, AzureTarget
     from thrifty.providers.boot import BootConfig, script_of
     from thrifty.reach import endpoint_client
-    from thrifty.rehearsal import boot_vm, metadata_server, wait_ready
+    from thrifty.rehearsal import boot_vm, wait_ready
 
-    s3, moto = store
     weights = tiny_onnx(tmp_path / "tiny.onnx")
-    sha = s3.put_file(tmp_path / "tiny.onnx").sha256
+    sha = LocalStore(tmp_path / "own-store").put_file(tmp_path / "tiny.onnx").sha256
     token, port = secrets.token_urlsafe(24), free_port()
     with _replay() as replay:
         arm, imds = FakeArm(replay), FakeImds(replay)
         vault = FakeKeyVault(replay, arm.rbac)
-        boot = BootConfig("s3://artifacts/blobs", s3_endpoint_url=moto, port=port, image=pushed_image,
+        blobs = FakeAzureBlob(replay, writers={TOKEN}, containers={"models": {}})
+        store_url = f"az://{blobs.account}/models/thrifty"
+        boot = BootConfig(store_url, store_endpoint_url=blobs.url, port=port, image=pushed_image,
                           insecure_registry=True, allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
         subnet = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
         target = AzureTarget(SUB, RG, subnet, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI thrifty@test", base_url=arm.url,
                              polling_interval_s=0.01, key_vault_url=vault.url, key_vault_id=VAULT_ID, boot=boot)  # fmt: skip
         azure = AzureProvider(target, credential=StaticToken())
+        container = open_store(store_url, endpoint_url=blobs.url, credentials=azure.store_credentials())
+        (copied,) = copy_for_deploy(LocalStore(tmp_path / "own-store"), container, [sha])
+        assert copied.copied and list(blobs.containers["models"]) == [f"thrifty/sha256/{sha[:2]}/{sha}"]
         spec, cert = _tls_spec(sha, token, tmp_path)
         spec = spec.with_changes(region="eastus", instance_type="Standard_D2s_v5")
         assert azure.deploy(spec).details["serves"].startswith("https")
@@ -276,9 +308,11 @@ def test_azure_user_data_boots_a_vm_that_reads_key_vault_with_its_identity_and_s
         principal = vm_json["identity"]["principalId"]
         (grant,) = arm.rbac.assignments.values()
         assert (grant["properties"]["principalId"], grant["properties"]["scope"]) == (principal, VAULT_ID)
+        assert store_url in user_data and TOKEN not in user_data
         imds.principal, vault.propagation_reads = principal, 1
-        with metadata_server() as aws_imds, endpoint_client(spec.model_dump()) as client:
-            vm = boot_vm(script_of(user_data), metadata_url=aws_imds, azure_metadata_url=imds.url)
+        blobs.readers = {MI_TOKEN_PREFIX + principal}  # the VM's identity may read the container
+        with endpoint_client(spec.model_dump()) as client:
+            vm = boot_vm(script_of(user_data), metadata_url=NO_AWS_IDENTITY, azure_metadata_url=imds.url)
             try:
                 wait_ready(f"https://127.0.0.1:{port}", vm, client=client)
                 x = np.random.default_rng(17).standard_normal((2, 4)).astype(np.float32)
@@ -302,6 +336,17 @@ def test_azure_user_data_boots_a_vm_that_reads_key_vault_with_its_identity_and_s
                 vm.stop()
         token_calls = [r for r in replay.requests if r.path == "/metadata/identity/oauth2/token"]
         assert token_calls and all(r.headers.get("Metadata") == "true" for r in token_calls)
+        assert {r.query["resource"][0] for r in token_calls} == {
+            "https://vault.azure.net",
+            "https://storage.azure.com/",
+        }
+        downloads = [
+            r for r in replay.requests if r.method == "GET" and r.path.startswith(f"/{blobs.account}/models/")
+        ]
+        assert downloads and all(
+            r.headers["Authorization"] == f"Bearer {MI_TOKEN_PREFIX}{principal}" for r in downloads
+        )
+        assert all(r.headers.get("x-ms-version") for r in downloads)
         reads = [r for r in replay.requests if r.path == "/secrets/thrifty-tiny" and r.method == "GET"]
         assert vault.refused_reads[principal] == 1 and reads[-1].headers["Authorization"].endswith(principal)
         azure.delete("tiny")

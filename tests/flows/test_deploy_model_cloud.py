@@ -257,6 +257,20 @@ def test_a_failed_state_check_rolls_the_cloud_deployment_back(
 
 
 # -- GCP, Azure, Kubernetes on replay servers ------------------------------------------------------
+def _assert_copied_once(row: Any, objects: dict[str, Any], store_url: str) -> None:
+    """The deploy copied the variant from thrifty's S3 store into the target cloud's own store
+    (verified bytes), priced at AWS's egress rate, and recorded it."""
+    from thrifty import runtime
+    from thrifty.artifacts.transfer import EGRESS_USD_PER_GB
+
+    sha = row.spec["artifact_sha256"]
+    assert sha in {o.sha256 for o in objects.values()}
+    events = [e for e in runtime.registry().list_events("tiny") if e.kind == "artifact-copied"]
+    assert len(events) == 1 and events[0].reason == f"to {store_url}"
+    (copied,) = [c for c in events[0].details["copied"] if c["sha256"] == sha]
+    assert copied["egress_usd"] == pytest.approx(copied["size_bytes"] * EGRESS_USD_PER_GB["aws"] / 1e9)
+
+
 def _inserts(server: ReplayServer, method: str, fragment: str) -> int:
     return sum(r.method == method and fragment in r.path for r in server.requests)
 
@@ -272,9 +286,11 @@ def test_gcp_target_end_to_end_replayed(
 
     from blocks.credentials import GcpCredentials
     from blocks.targets import GcpDeployTarget
+    from tests.unit.providers.storage_doubles import FakeGcs
     from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, FakeGce, FakeSecretManager
 
     gce, secret_manager = FakeGce(replay_server), FakeSecretManager(replay_server)
+    gcs = FakeGcs(replay_server, writers={GCP_TOKEN}, buckets={"gcp-models": {}})
     # the real block would build service-account credentials and ask Google's token endpoint
     monkeypatch.setattr(
         GcpCredentials, "get_credentials_from_service_account", lambda self: Credentials(token=GCP_TOKEN)
@@ -282,8 +298,8 @@ def test_gcp_target_end_to_end_replayed(
     GcpDeployTarget(
         credentials=GcpCredentials(project=PROJECT),
         api_endpoint=gce.url,
-        artifact_store_url=STORE_URL,
-        s3_endpoint_url=moto,
+        artifact_bucket="gcp-models",  # the VMs read GCS with their service account, not S3
+        store_endpoint_url=gcs.url,
         secrets_endpoint_url=secret_manager.url,
         image=IMAGE,
         allowed_cidrs=["198.51.100.0/24"],
@@ -301,7 +317,8 @@ def test_gcp_target_end_to_end_replayed(
         assert inst["labels"]["thrifty-managed"] == "true" and inst["labels"]["thrifty-deployment"] == "tiny"
         assert inst["machineType"].endswith(f"/machineTypes/{row.spec['instance_type']}")
         user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
-        assert STORE_URL in user_data and row.spec["artifact_sha256"] in user_data
+        assert "gs://gcp-models/thrifty" in user_data and row.spec["artifact_sha256"] in user_data
+    _assert_copied_once(row, gcs.buckets["gcp-models"], "gs://gcp-models/thrifty")
     # the double gives an external IP only to a VM that asked for one: the endpoint is that IP
     nat_ips = {c["natIP"] for i in instances for c in i["networkInterfaces"][0].get("accessConfigs", [])}
     assert len(nat_ips) == len(instances) and row.endpoint_url.split("//")[1].split(":")[0] in nat_ips
@@ -323,9 +340,11 @@ def test_azure_target_end_to_end_replayed(
 ) -> None:
     from blocks.credentials import AzureComputeCredentials
     from blocks.targets import AzureDeployTarget
-    from tests.unit.providers.test_azure import RG, SUB, FakeArm, StaticToken
+    from tests.unit.providers.storage_doubles import FakeAzureBlob
+    from tests.unit.providers.test_azure import RG, SUB, TOKEN, FakeArm, StaticToken
 
     arm = FakeArm(replay_server)
+    blob = FakeAzureBlob(replay_server, account="thriftymodels", writers={TOKEN}, containers={"models": {}})
     # the real block would build a ClientSecretCredential and ask Microsoft's token endpoint
     monkeypatch.setattr(AzureComputeCredentials, "get_credential", lambda self: StaticToken())
     AzureDeployTarget(
@@ -335,8 +354,9 @@ def test_azure_target_end_to_end_replayed(
         subnet_id=f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/v/subnets/s",
         ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI thrifty@test",
         base_url=arm.url,
-        artifact_store_url=STORE_URL,
-        s3_endpoint_url=moto,
+        artifact_storage_account="thriftymodels",  # the VMs read Blob Storage with their identity
+        artifact_container="models",
+        store_endpoint_url=blob.url,
         image=IMAGE,
         allowed_cidrs=["198.51.100.0/24"],
     ).save("default", overwrite=True)
@@ -352,6 +372,7 @@ def test_azure_target_end_to_end_replayed(
         assert vm["properties"]["provisioningState"] == "Succeeded", "the create operation was awaited"
     names = sorted(arm.vms)
     assert sorted(arm.public_ips) == names, "each VM asked for its public IP"
+    _assert_copied_once(row, blob.containers["models"], "az://thriftymodels/models/thrifty")
     puts = _inserts(replay_server, "PUT", "/virtualMachines/")
 
     again = run_cloud_flow(tiny_model, target="azure", providers=["azure"])

@@ -1,7 +1,8 @@
 """Content-addressed artifact store: every blob is named by its sha256.
 
-Backends: a local folder (default, under ``THRIFTY_HOME``) and S3 (``s3://bucket/prefix``), where
-each storage tier maps to an S3 storage class. Writes are atomic; the same bytes are stored once.
+Backends: a local folder (default, under ``THRIFTY_HOME``), S3 (``s3://bucket/prefix``), Google
+Cloud Storage (``gs://bucket/prefix``) and Azure Blob (``az://account/container/prefix``); each
+storage tier maps to the cloud's storage class. Writes are atomic; the same bytes are stored once.
 """
 
 from __future__ import annotations

@@ -6,13 +6,17 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from thrifty.errors import ConfigError, NotFoundError
+from thrifty.errors import ConfigError, IntegrityError, NotFoundError
+
+if TYPE_CHECKING:
+    from thrifty.artifacts.bearer import BearerSource
 
 #: storage tiers, hottest first, and the S3 storage class each maps to
 TIERS: dict[str, str] = {"hot": "STANDARD", "warm": "STANDARD_IA", "cold": "GLACIER_IR"}
@@ -91,6 +95,29 @@ def check_tier(tier: str) -> str:
     return TIERS[tier]
 
 
+def write_verified(chunks: Iterable[bytes], sha256: str, target: Path, where: str) -> Path:
+    """Write ``chunks`` to ``target`` (temp file + rename) only if they hash to ``sha256``.
+
+    What every remote backend's ``fetch`` does with the bytes it downloads: a blob that does not
+    match its name never reaches ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise IntegrityError(f"{where} does not match its sha256", hint="delete and re-upload it")
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def pack_tree(folder: Path, out: Path) -> None:
     """A deterministic tar of ``folder`` (sorted names, zeroed times and owners) at ``out``.
 
@@ -159,17 +186,35 @@ def _extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
 
 
 def open_store(
-    url: str, *, s3_endpoint_url: str | None = None, cache_dir: Path | None = None
+    url: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    cache_dir: Path | None = None,
+    endpoint_url: str | None = None,
+    credentials: BearerSource | None = None,
 ) -> ArtifactStore:
-    """The backend for ``url``: ``s3://bucket/prefix`` or a local folder path."""
+    """The backend for ``url``: ``s3://bucket/prefix``, ``gs://bucket/prefix``,
+    ``az://account/container/prefix`` or a local folder path.
+
+    ``endpoint_url`` overrides the service address of whichever backend ``url`` names (a loopback
+    double in tests); ``s3_endpoint_url`` is the S3 one alone (``THRIFTY_S3_ENDPOINT_URL``).
+    ``credentials``: the bearer source of a GCS / Azure store; None = this machine's platform
+    identity (a VM's metadata server), never a credential chain.
+    """
     if url.startswith("s3://"):
         from thrifty.artifacts.s3 import S3Store
 
-        return S3Store(url, endpoint_url=s3_endpoint_url, cache_dir=cache_dir)
+        return S3Store(url, endpoint_url=endpoint_url or s3_endpoint_url, cache_dir=cache_dir)
+    if url.startswith(("gs://", "az://")):
+        from thrifty.artifacts.azure_blob import AzureBlobStore
+        from thrifty.artifacts.gcs import GcsStore
+
+        cls = GcsStore if url.startswith("gs://") else AzureBlobStore
+        return cls(url, endpoint_url=endpoint_url, credentials=credentials, cache_dir=cache_dir)
     if "://" in url and not url.startswith("file://"):
         raise ConfigError(
             f"artifact store URL {url!r} has an unsupported scheme",
-            hint="use a local folder path or s3://bucket/prefix",
+            hint="use a local folder path, s3://bucket/prefix, gs://bucket/prefix or az://account/container/prefix",
         )
     from thrifty.artifacts.local import LocalStore
 

@@ -1,9 +1,10 @@
 """Copy one blob out of an artifact store onto this machine, verified by its sha256.
 
 What a VM's boot script and the serving-runtime container run: the same store classes as the rest
-of thrifty, credentials from the platform. The copy is hashed as it is written (one pass over the
-bytes) and only a copy that matches the name is kept, whatever the store (a mounted folder is not
-checked by the store itself).
+of thrifty, credentials from the platform: the instance profile (S3), the metadata server's
+token (GCS), the managed identity (Azure). The copy is hashed as it is written (one pass over
+the bytes) and only a copy that matches the name is kept, whatever the store (a mounted folder
+is not checked by the store itself).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def fetch_artifact(store_url: str, sha256: str, dest: Path, *, endpoint_url: str
     """Copy the blob ``sha256`` from the store to ``dest``, verified; idempotent."""
     if dest.is_file():
         return dest
-    store = open_store(store_url, s3_endpoint_url=endpoint_url, cache_dir=dest.parent / ".cache")
+    store = open_store(store_url, endpoint_url=endpoint_url, cache_dir=dest.parent / ".cache")
     source = store.fetch(sha256)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
@@ -47,7 +48,7 @@ def verified_blob(store_url: str, sha256: str, cache_dir: Path, *, endpoint_url:
     """A local path of the blob ``sha256``, verified, with no copy made: a mounted store's own file
     (hashed where it lies; content-addressed blobs are never rewritten), or a remote store's
     download in ``cache_dir`` (which that store verifies as it lands). What a cold start reads."""
-    store = open_store(store_url, s3_endpoint_url=endpoint_url, cache_dir=cache_dir)
+    store = open_store(store_url, endpoint_url=endpoint_url, cache_dir=cache_dir)
     path = Path(store.fetch(sha256))
     if getattr(store, "verifies_on_fetch", False):
         return path

@@ -6,7 +6,6 @@ from boto3's usual chain, which tests pin to fake keys so it never probes instan
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.artifacts.base import (
+    CHUNK_BYTES,
     LIST_PAGE_SIZE,
     TIERS,
     BlobInfo,
@@ -21,8 +21,9 @@ from thrifty.artifacts.base import (
     blob_key,
     check_tier,
     sha256_file,
+    write_verified,
 )
-from thrifty.errors import IntegrityError, NotFoundError, StoreError
+from thrifty.errors import NotFoundError, StoreError
 
 
 class S3Store:
@@ -93,22 +94,10 @@ class S3Store:
         target = self.cache_dir / blob_key(sha256)
         if target.exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
         response = self._call("download", self.client.get_object, Bucket=self.bucket, Key=self._key(sha256))
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in response["Body"].iter_chunks(1024 * 1024):
-                    out.write(chunk)
-            if sha256_file(Path(tmp_name))[0] != sha256:
-                raise IntegrityError(
-                    f"s3 object {self._key(sha256)} does not match its sha256", hint="delete and re-upload it"
-                )
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return target
+        return write_verified(
+            response["Body"].iter_chunks(CHUNK_BYTES), sha256, target, f"s3 object {self._key(sha256)}"
+        )
 
     def delete(self, sha256: str) -> None:
         self._call("delete", self.client.delete_object, Bucket=self.bucket, Key=self._key(sha256))

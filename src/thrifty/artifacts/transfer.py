@@ -5,9 +5,10 @@ A cloud VM fetches its variant (and tokenizer) from the target's artifact store
 another bucket — ``copy_for_deploy`` copies the blobs there at deploy time, checked by sha256 (the
 store is content-addressed, so a second deploy copies nothing).
 
-Backends: local folders and S3 only. There is no GCS or Azure Blob backend yet, so a GCP or Azure
-VM reads an S3 store too (the default of their target blocks); copying to GCS/Azure Blob is not
-built.
+Any backend to any backend: a local folder, S3, GCS (``gs://``) or Azure Blob (``az://``). A GCP
+or Azure target configured with its own cloud's store (``artifact_bucket`` /
+``artifact_storage_account`` on its block) gets the variant copied there, so its VMs read it with
+their service account / managed identity; each copy carries what its egress costs.
 
 Egress prices: the shared price snapshot has no data-transfer rows, so ``EGRESS_USD_PER_GB`` is a
 constant table, the first internet-egress tier of each cloud's public price page (see
@@ -19,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thrifty.artifacts.base import ArtifactStore
+
+if TYPE_CHECKING:
+    from thrifty.artifacts.bearer import BearerSource
 
 #: USD per GB sent from a cloud to the internet (another cloud), first paid tier, per source cloud
 EGRESS_USD_PER_GB: dict[str, float] = {"aws": 0.09, "gcp": 0.12, "azure": 0.087}
@@ -72,6 +76,8 @@ class Copied:
     from_url: str
     to_url: str
     copied: bool
+    #: what the copy's egress costs (0 when nothing moved, within a cloud, or from this machine)
+    egress_usd: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,18 +93,24 @@ def copy_for_deploy(source: ArtifactStore, target: ArtifactStore, sha256s: Itera
             out.append(Copied(sha, 0, source.url, target.url, copied=False))
             continue
         stored = target.put_file(source.fetch(sha))
-        out.append(Copied(sha, stored.size_bytes, source.url, target.url, copied=True))
+        usd = egress_usd(store_cloud(source.url), store_cloud(target.url), stored.size_bytes)
+        out.append(Copied(sha, stored.size_bytes, source.url, target.url, copied=True, egress_usd=usd))
     return out
 
 
 def copy_to_target_store(
-    sha256s: Iterable[str], target_url: str, *, target_endpoint_url: str | None = None
+    sha256s: Iterable[str],
+    target_url: str,
+    *,
+    target_endpoint_url: str | None = None,
+    target_credentials: BearerSource | None = None,
 ) -> list[Copied]:
-    """Copy blobs from thrifty's own store (``THRIFTY_ARTIFACT_STORE_URL``) to a target's store."""
+    """Copy blobs from thrifty's own store (``THRIFTY_ARTIFACT_STORE_URL``) to a target's store;
+    ``target_credentials``: the target provider's own (a GCS / Azure store), never a chain."""
     from thrifty.artifacts.base import open_store
     from thrifty.settings import get_settings
 
     settings = get_settings()
     source = open_store(settings.resolved_artifact_store_url, s3_endpoint_url=settings.s3_endpoint_url)
-    target = open_store(target_url, s3_endpoint_url=target_endpoint_url)
+    target = open_store(target_url, endpoint_url=target_endpoint_url, credentials=target_credentials)
     return copy_for_deploy(source, target, [s for s in sha256s if s])

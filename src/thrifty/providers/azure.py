@@ -715,6 +715,13 @@ class AzureProvider:
         if self.target.key_vault_url:
             self._vault().delete(secret_name(name))
 
+    def store_credentials(self) -> Any:
+        """The bearer source the deploy copies a variant into an ``az://`` store with: this
+        provider's own credential, asked for a https://storage.azure.com token."""
+        from thrifty.artifacts.bearer import AzureCredentialBearer
+
+        return AzureCredentialBearer(self.credential)
+
     # -- the VMs' role on the vault (``azure_roles``) ----------------------------------------------
     def _vault_scope(self) -> str:
         t = self.target

@@ -38,6 +38,9 @@ class BootConfig:
     artifact_store_url: str
     s3_endpoint_url: str | None = None
     port: int = 8080
+    #: the GCS / Azure Blob service address the VMs use (a loopback double in tests; default: the
+    #: cloud's own); ``s3_endpoint_url`` stays the S3 one
+    store_endpoint_url: str | None = None
     #: the serving-runtime image by digest in the target's registry (``thrifty image build --push``)
     image: str = ""
     #: pull over plain HTTP / without TLS verification (a local registry in the rehearsal only)
@@ -132,6 +135,8 @@ def container_env(spec: DeploySpec, boot: BootConfig, cloud: str = "", secret: s
     }
     if boot.s3_endpoint_url:
         env["THRIFTY_S3_ENDPOINT_URL"] = boot.s3_endpoint_url
+    if boot.store_endpoint_url:
+        env["THRIFTY_STORE_ENDPOINT_URL"] = boot.store_endpoint_url
     if spec.serving.get("tokenizer_sha256"):
         env["THRIFTY_TOKENIZER_SHA256"] = str(spec.serving["tokenizer_sha256"])
     if spec.serving.get("optimized_sha256"):  # the graph optimized at deploy time (serverless)

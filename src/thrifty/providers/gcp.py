@@ -644,6 +644,19 @@ class GcpProvider:
         if tls:
             self._secrets().delete(secret_name(name))
 
+    def store_credentials(self) -> Any:
+        """The bearer source the deploy copies a variant into a ``gs://`` store with: this provider's
+        own credentials (Application Default Credentials when none were given, as the compute client)."""
+        from thrifty.artifacts.bearer import GoogleCredentialsBearer
+
+        credentials = self.credentials
+        if credentials is None:
+            import google.auth
+
+            scopes = ["https://www.googleapis.com/auth/devstorage.read_write"]
+            credentials = google.auth.default(scopes=scopes)[0]  # type: ignore[no-untyped-call]
+        return GoogleCredentialsBearer(credentials)
+
     # -- the deployment's secret (TLS key, certificate, token digest) in Secret Manager ----------
     def _secrets(self) -> Any:
         from thrifty.providers.gcp_secrets import GcpSecrets

@@ -113,7 +113,8 @@ def spec_for_variant(
 
 def copy_artifacts(spec: DeploySpec, provider: Any) -> list[dict[str, Any]]:
     """Copy the spec's variant (and tokenizer) to the store the provider's VMs read from, when it is
-    not there (``artifacts.transfer``); targets without a boot config (local, Kubernetes) copy nothing."""
+    not there (``artifacts.transfer``); targets without a boot config (local, Kubernetes) copy nothing.
+    A GCS / Azure Blob store is written with the provider's own credentials (``store_credentials``)."""
     from thrifty.artifacts.transfer import copy_to_target_store
 
     boot = getattr(getattr(provider, "target", None), "boot", None)
@@ -121,7 +122,12 @@ def copy_artifacts(spec: DeploySpec, provider: Any) -> list[dict[str, Any]]:
         return []
     shas = [spec.artifact_sha256, str(spec.serving.get("tokenizer_sha256") or "")]
     shas += [str(spec.serving["optimized_sha256"])] if spec.serving.get("optimized_sha256") else []
-    copies = copy_to_target_store(shas, boot.artifact_store_url, target_endpoint_url=boot.s3_endpoint_url)
+    s3 = boot.artifact_store_url.startswith("s3://")
+    endpoint = boot.s3_endpoint_url if s3 else boot.store_endpoint_url
+    credentials = None if s3 or not hasattr(provider, "store_credentials") else provider.store_credentials()
+    copies = copy_to_target_store(
+        shas, boot.artifact_store_url, target_endpoint_url=endpoint, target_credentials=credentials
+    )
     return [c.to_dict() for c in copies if c.copied]
 
 

@@ -60,8 +60,9 @@ def test_packed_trees_are_deterministic(tmp_path: Path) -> None:
 
 
 def test_unknown_scheme_is_refused() -> None:
-    with pytest.raises(ConfigError, match="s3://"):
-        open_store("gs://bucket/x")
+    with pytest.raises(ConfigError, match="gs://bucket/prefix") as raised:
+        open_store("hdfs://cluster/x")
+    assert "az://account/container/prefix" in raised.value.hint
 
 
 @pytest.fixture

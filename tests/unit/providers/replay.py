@@ -69,6 +69,8 @@ class Request:
     query: dict[str, list[str]]
     headers: Any  # an email.message.Message: case-insensitive lookups
     body: Any
+    #: the body's bytes as sent (uploads: the storage doubles check them)
+    raw: bytes = b""
 
 
 @dataclass
@@ -100,23 +102,36 @@ def handler_class(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             try:
                 body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode()
-            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
+            except ValueError:  # not JSON (UnicodeDecodeError is one): text, or bytes as they came
+                try:
+                    body = raw.decode()
+                except UnicodeDecodeError:
+                    body = raw
+            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body, raw)
             status, payload, *extra = server.answer(request)
-            text = isinstance(payload, str)  # metadata endpoints answer plain text
-            data = b"" if payload is None else payload.encode() if text else json.dumps(payload).encode()
+            # metadata endpoints answer plain text; a blob download answers bytes
+            kind = "application/octet-stream" if isinstance(payload, bytes) else "text/plain"
+            headers = {"Content-Type": kind if isinstance(payload, (bytes, str)) else "application/json"}
+            data = _encode(payload)
+            headers.update({"Content-Length": str(len(data)), **(extra[0] if extra else {})})
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain" if text else "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (extra[0] if extra else {}).items():
+            for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             return
 
     return _Handler
+
+
+def _encode(payload: Any) -> bytes:
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    return payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()

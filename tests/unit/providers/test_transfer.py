@@ -1,5 +1,6 @@
-"""Cross-cloud artifacts: the variant is copied to the store the target's VMs read (moto's S3 here),
-checked by sha256, once; the plan prices that copy with the source cloud's egress rate."""
+"""Cross-cloud artifacts: the variant is copied to the store the target's VMs read (moto's S3, and the
+GCS and Azure Blob doubles), checked by sha256, once, with the target provider's own credentials;
+each copy and the plan price it with the source cloud's egress rate."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from thrifty.providers.specs import copy_artifacts
         ("s3://b/p", "aws"),
         ("gs://b/p", "gcp"),
         ("https://a.blob.core.windows.net/c", "azure"),
+        ("az://account/container/p", "azure"),
         ("/srv/a", "local"),
     ],
 )
@@ -107,3 +109,104 @@ def test_the_plan_prices_the_copy_per_candidate() -> None:
     )
     [line] = transfer_lines(record)
     assert "0.500 GB" in line and "gcp" in line and f"${0.5 * EGRESS_USD_PER_GB['aws']:.4f} once" in line
+
+
+def _gcp_and_azure(replay_server: Any, tmp_path: Path) -> tuple[Any, Any, Any, Any]:
+    """A GCP and an Azure provider whose targets read their own cloud's store (the doubles)."""
+    from dataclasses import replace
+
+    from google.oauth2.credentials import Credentials
+
+    from tests.unit.providers.conftest import TEST_BOOT
+    from tests.unit.providers.storage_doubles import FakeAzureBlob, FakeGcs
+    from tests.unit.providers.test_azure import RG, SUB, TOKEN, StaticToken
+    from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT
+    from thrifty.providers.azure import AzureProvider, AzureTarget
+    from thrifty.providers.gcp import GcpProvider, GcpTarget
+
+    gcs = FakeGcs(replay_server, writers={GCP_TOKEN}, buckets={"models": {}})
+    blob = FakeAzureBlob(replay_server, writers={TOKEN}, containers={"models": {}})
+    gcp_boot = replace(TEST_BOOT, artifact_store_url="gs://models/thrifty", store_endpoint_url=gcs.url)
+    gcp = GcpProvider(GcpTarget(project=PROJECT, api_endpoint=replay_server.url, boot=gcp_boot),
+                      credentials=Credentials(token=GCP_TOKEN))  # fmt: skip
+    az_boot = replace(
+        TEST_BOOT, artifact_store_url=f"az://{blob.account}/models/thrifty", store_endpoint_url=blob.url
+    )
+    subnet = (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+    )
+    azure = AzureProvider(AzureTarget(SUB, RG, subnet, "ssh-ed25519 AAAA t", base_url=replay_server.url, boot=az_boot),
+                          credential=StaticToken())  # fmt: skip
+    return gcp, gcs, azure, blob
+
+
+def test_deploy_copies_into_gcs_and_azure_blob_with_the_providers_credentials_priced_by_source(
+    replay_server: Any, make_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From this machine's folder (no egress bill) into each cloud's own store, written with the
+    target provider's token (the doubles refuse any other); then GCS → Azure Blob, billed at GCP's
+    egress rate. A second deploy copies nothing."""
+    from thrifty.artifacts import open_store
+    from thrifty.artifacts.bearer import StaticBearer
+    from thrifty.settings import get_settings
+
+    gcp, gcs, azure, blob = _gcp_and_azure(replay_server, tmp_path)
+    variant = tmp_path / "variant.onnx"
+    variant.write_bytes(b"a variant that lives on this machine" * 100)
+    sha = LocalStore(tmp_path / "home-store").put_file(variant).sha256
+    monkeypatch.setenv("THRIFTY_ARTIFACT_STORE_URL", str(tmp_path / "home-store"))
+    get_settings.cache_clear()
+    try:
+        to_gcs = copy_artifacts(make_spec(artifact_sha256=sha), gcp)
+        to_azure = copy_artifacts(make_spec(artifact_sha256=sha), azure)
+        assert copy_artifacts(make_spec(artifact_sha256=sha), gcp) == [], "already there: nothing copied"
+    finally:
+        get_settings.cache_clear()
+    key = f"thrifty/sha256/{sha[:2]}/{sha}"
+    assert [(c["to_url"], c["egress_usd"]) for c in to_gcs] == [("gs://models/thrifty", 0.0)]
+    assert [(c["to_url"], c["egress_usd"]) for c in to_azure] == [(azure.target.boot.artifact_store_url, 0.0)]
+    assert gcs.buckets["models"][key].data == blob.containers["models"][key].data == variant.read_bytes()
+    blob.containers["models"].clear()
+    source = open_store("gs://models/thrifty", endpoint_url=gcs.url, credentials=gcp.store_credentials(),
+                        cache_dir=tmp_path / "c")  # fmt: skip
+    target = open_store(azure.target.boot.artifact_store_url, endpoint_url=blob.url,
+                        credentials=StaticBearer("someone-elses-token"))  # fmt: skip
+    from thrifty.errors import CredentialsError
+
+    with pytest.raises(CredentialsError, match="401"):
+        copy_for_deploy(source, target, [sha])
+    target = open_store(azure.target.boot.artifact_store_url, endpoint_url=blob.url,
+                        credentials=azure.store_credentials())  # fmt: skip
+    [across] = copy_for_deploy(source, target, [sha])
+    assert across.copied and across.egress_usd == pytest.approx(
+        len(variant.read_bytes()) * EGRESS_USD_PER_GB["gcp"] / 1e9
+    )
+
+
+def test_gcp_and_azure_blocks_default_to_their_own_clouds_store_when_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from google.oauth2.credentials import Credentials
+
+    from blocks.credentials import GcpCredentials
+    from blocks.targets import AzureDeployTarget, GcpDeployTarget
+
+    # the real block builds its credentials at once (Application Default Credentials: none here)
+    monkeypatch.setattr(GcpCredentials, "get_credentials_from_service_account", lambda self: Credentials("t"))
+    gcp = {"credentials": GcpCredentials(project="p")}
+
+    azure = {"subscription_id": "s", "resource_group": "rg", "subnet_id": "sn", "ssh_public_key": "k"}
+    assert GcpDeployTarget(**gcp)._boot().artifact_store_url == "s3://thrifty-artifacts", "unset: as before"
+    own_gcs = GcpDeployTarget(**gcp, artifact_bucket="b")
+    assert own_gcs._boot().artifact_store_url == "gs://b/thrifty"
+    loaded = GcpDeployTarget.model_validate(own_gcs.model_dump())  # as a saved block comes back: all set
+    assert loaded._boot().artifact_store_url == "gs://b/thrifty"
+    own = AzureDeployTarget(
+        **azure, artifact_storage_account="acct", store_endpoint_url="http://127.0.0.1:1/acct"
+    )
+    assert (own._boot().artifact_store_url, own._boot().store_endpoint_url) == (
+        "az://acct/thrifty-artifacts/thrifty",
+        "http://127.0.0.1:1/acct",
+    )
+    explicit = GcpDeployTarget(**gcp, artifact_bucket="b", artifact_store_url="s3://mine/x")
+    assert explicit._boot().artifact_store_url == "s3://mine/x", "an explicit store URL wins"
