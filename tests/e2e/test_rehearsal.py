@@ -288,7 +288,11 @@ def test_azure_user_data_boots_a_vm_that_reads_key_vault_and_blob_storage_with_i
     with _replay() as replay:
         arm, imds = FakeArm(replay), FakeImds(replay)
         vault = FakeKeyVault(replay, arm.rbac)
-        blobs = FakeAzureBlob(replay, writers={TOKEN}, containers={"models": {}})
+        account_id = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Storage/storageAccounts/thriftyblobs"
+        # the VM's identity reads the container only through the role the deploy grants it there
+        blobs = FakeAzureBlob(
+            replay, writers={TOKEN}, containers={"models": {}}, rbac=arm.rbac, account_id=account_id
+        )
         store_url = f"az://{blobs.account}/models/thrifty"
         boot = BootConfig(store_url, store_endpoint_url=blobs.url, port=port, image=pushed_image,
                           insecure_registry=True, allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
@@ -306,11 +310,15 @@ def test_azure_user_data_boots_a_vm_that_reads_key_vault_and_blob_storage_with_i
         user_data = base64.b64decode(vm_json["properties"]["osProfile"]["customData"]).decode()
         assert token not in user_data and cert.key_pem.splitlines()[1] not in user_data
         principal = vm_json["identity"]["principalId"]
-        (grant,) = arm.rbac.assignments.values()
-        assert (grant["properties"]["principalId"], grant["properties"]["scope"]) == (principal, VAULT_ID)
+        grants = {
+            a["properties"]["scope"]: a["properties"]["principalId"] for a in arm.rbac.assignments.values()
+        }
+        assert grants == {
+            VAULT_ID: principal,
+            f"{account_id}/blobServices/default/containers/models": principal,
+        }
         assert store_url in user_data and TOKEN not in user_data
         imds.principal, vault.propagation_reads = principal, 1
-        blobs.readers = {MI_TOKEN_PREFIX + principal}  # the VM's identity may read the container
         with endpoint_client(spec.model_dump()) as client:
             vm = boot_vm(script_of(user_data), metadata_url=NO_AWS_IDENTITY, azure_metadata_url=imds.url)
             try:

@@ -29,7 +29,10 @@ client's own pipeline, ``send_request``, so no network SDK is needed):
 
 With a Key Vault, each VM gets a system-assigned identity and that identity the role "Key Vault
 Secrets User" at the vault's scope (``azure_roles``: one ARM role assignment per VM, made right after
-the VM and deleted before it; gc finds a forgotten one by the mark in its description).
+the VM and deleted before it; gc finds a forgotten one by the mark in its description). With an
+``az://ACCOUNT/CONTAINER/…`` artifact store, each VM gets an identity too, and that identity the role
+"Storage Blob Data Reader" at the container's scope (the same mechanics), so it fetches the variant
+as itself.
 
 Plain-http endpoints are accepted only on loopback (tests): azure-core's bearer policy refuses to
 send a token over http unless the call passes ``enforce_https=False``, which this module does for
@@ -131,6 +134,9 @@ class AzureTarget:
     key_vault_id: str | None = None
     #: how long a role assignment is retried while ARM cannot see a new VM identity yet
     role_grant_deadline_s: float = 180.0
+    #: the artifact storage account's ARM resource id (an ``az://`` store: the VMs' "Storage Blob
+    #: Data Reader" scope is its container); None: the account named in the URL, in ``resource_group``
+    storage_account_id: str | None = None
     boot: BootConfig = BootConfig(artifact_store_url="s3://thrifty-artifacts")  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
@@ -166,10 +172,11 @@ def _translate(exc: Exception, what: str) -> ThriftyError:
             text, hint="ARM does not see the new VM identity yet: raise role_grant_deadline_s or deploy again"
         )
     if code in ("AuthorizationFailed", "LinkedAuthorizationFailed") and "role assignment" in what:
+        where = "artifact container" if "container" in what else "Key Vault"
         return CredentialsError(
             text,
             hint="grant thrifty's identity Microsoft.Authorization/roleAssignments/write and /delete on the "
-            "Key Vault (e.g. the role Role Based Access Control Administrator there)",
+            f"{where} (e.g. the role Role Based Access Control Administrator there)",
         )
     if code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
         return CredentialsError(
@@ -415,7 +422,8 @@ class AzureProvider:
         if spot:
             props.eviction_policy = self.target.eviction_policy
             props.billing_profile = m.BillingProfile(max_price=-1)
-        identity = m.VirtualMachineIdentity(type="SystemAssigned") if secret else None  # reads Key Vault
+        reads_as_itself = secret or self._store_scope()  # Key Vault, the artifact container
+        identity = m.VirtualMachineIdentity(type="SystemAssigned") if reads_as_itself else None
         tags = self._tags(spec, slot, fallback)
         return m.VirtualMachine(location=spec.region, tags=tags, properties=props, identity=identity)
 
@@ -546,8 +554,9 @@ class AzureProvider:
                 vm_name,
                 body,
             )
-            if body.identity is not None:  # it reads Key Vault as itself: give it the role there
-                self._grant_vault_read(spec.name, vm_name, str(vm.identity.principal_id))
+            if body.identity is not None:  # it reads as itself: give it the roles it reads with
+                for scope, role, what in self._role_scopes(vault=bool(self._secret_ref(spec))):
+                    self._grant(scope, role, what, spec.name, vm_name, str(vm.identity.principal_id))
         except ThriftyError:
             self._delete_vm(vm_name)  # ARM keeps a VM whose allocation failed; it would bill its disk
             raise
@@ -555,9 +564,9 @@ class AzureProvider:
         return vm_name
 
     def _delete_vm(self, vm_name: str) -> None:
-        """Delete a VM, and first its role assignment on the vault (the identity goes with the VM)."""
-        if self.target.key_vault_url and not self._dry_run:
-            self._revoke_vault_read(vm_name)
+        """Delete a VM, and first its role assignments (the identity goes with the VM)."""
+        if self._role_scopes() and not self._dry_run:
+            self._revoke_roles(vm_name)
         try:
             self._await(
                 f"delete {vm_name}",
@@ -722,17 +731,35 @@ class AzureProvider:
 
         return AzureCredentialBearer(self.credential)
 
-    # -- the VMs' role on the vault (``azure_roles``) ----------------------------------------------
+    # -- the VMs' roles on the vault and the artifact container (``azure_roles``) ------------------
     def _vault_scope(self) -> str:
         t = self.target
         return roles.vault_scope(str(t.key_vault_url), t.key_vault_id, t.subscription_id, t.resource_group)
 
-    def _grant_vault_read(self, deployment: str, vm_name: str, principal_id: str) -> None:
-        """Assign "Key Vault Secrets User" on the vault to the VM's identity; retries PrincipalNotFound
-        (a new identity ARM's directory has not replicated yet) until ``role_grant_deadline_s``."""
-        path = roles.assignment_path(self._vault_scope(), principal_id)
-        body = roles.assignment_body(self.target.subscription_id, principal_id, deployment, vm_name)
-        what = f"PUT role assignment of {vm_name} on the Key Vault"
+    def _store_scope(self) -> str | None:
+        """The artifact container's ARM id for an ``az://`` store (None for another cloud's store)."""
+        t = self.target
+        return roles.container_scope(
+            t.boot.artifact_store_url, t.storage_account_id, t.subscription_id, t.resource_group
+        )
+
+    def _role_scopes(self, vault: bool | None = None) -> list[tuple[str, str, str]]:
+        """(scope, role, what) of each role a VM's identity gets; ``vault`` None: when a vault is set."""
+        found: list[tuple[str, str, str]] = []
+        if self.target.key_vault_url if vault is None else vault:
+            found.append((self._vault_scope(), roles.KEY_VAULT_SECRETS_USER, "the Key Vault"))
+        if store := self._store_scope():
+            found.append((store, roles.STORAGE_BLOB_DATA_READER, "the artifact container"))
+        return found
+
+    def _grant(
+        self, scope: str, role: str, where: str, deployment: str, vm_name: str, principal: str
+    ) -> None:
+        """Assign ``role`` at ``scope`` to the VM's identity; retries PrincipalNotFound (a new
+        identity ARM's directory has not replicated yet) until ``role_grant_deadline_s``."""
+        path = roles.assignment_path(scope, principal, role)
+        body = roles.assignment_body(self.target.subscription_id, principal, deployment, vm_name, role)
+        what = f"PUT role assignment of {vm_name} on {where}"
         deadline = time.monotonic() + self.target.role_grant_deadline_s
         while True:
             response = self._send_arm(what, "PUT", path, body, roles.ROLE_API)
@@ -746,8 +773,8 @@ class AzureProvider:
             )
             time.sleep(self.target.polling_interval_s)
 
-    def _revoke_vault_read(self, vm_name: str) -> None:
-        """Delete the role assignment of ``vm_name``'s identity (none: nothing to do)."""
+    def _revoke_roles(self, vm_name: str) -> None:
+        """Delete the role assignments of ``vm_name``'s identity (none: nothing to do)."""
         try:
             vm = self._call(
                 f"get {vm_name}", self.client.virtual_machines.get, self.target.resource_group, vm_name
@@ -755,18 +782,20 @@ class AzureProvider:
         except NotFoundError:
             return
         principal = getattr(vm.identity, "principal_id", None) if vm.identity else None
-        if principal:
-            self._arm("DELETE", roles.assignment_path(self._vault_scope(), principal), api=roles.ROLE_API)
+        for scope, role, _ in self._role_scopes() if principal else []:
+            self._arm("DELETE", roles.assignment_path(scope, str(principal), role), api=roles.ROLE_API)
 
     def _managed_role_assignments(self) -> list[ManagedResource]:
-        """thrifty's role assignments on the vault (their description carries the mark)."""
-        scope = self._vault_scope()
-        listed = self._arm("GET", scope + roles.ASSIGNMENTS, api=roles.ROLE_API) or {}
-        return [
-            self._grant_resource(item, scope)
-            for item in listed.get("value", [])
-            if roles.marked(item, scope) is not None
-        ]
+        """thrifty's role assignments on the vault and the container (the mark in their description)."""
+        found: list[ManagedResource] = []
+        for scope, _, _ in self._role_scopes():
+            listed = self._arm("GET", scope + roles.ASSIGNMENTS, api=roles.ROLE_API) or {}
+            found += [
+                self._grant_resource(item, scope)
+                for item in listed.get("value", [])
+                if roles.marked(item, scope) is not None
+            ]
+        return found
 
     def _grant_resource(self, item: Mapping[str, Any], scope: str) -> ManagedResource:
         deployment, vm = roles.marked(item, scope) or ("", "")
@@ -809,7 +838,7 @@ class AzureProvider:
         return vms + self._managed_nsgs() + self._managed_secrets() + self._managed_grants()
 
     def _managed_grants(self) -> list[ManagedResource]:
-        return [] if not self.target.key_vault_url or self._dry_run else self._managed_role_assignments()
+        return [] if self._dry_run else self._managed_role_assignments()
 
     def _managed_secrets(self) -> list[ManagedResource]:
         """thrifty's Key Vault secrets (none without a vault); gc deletes those of gone deployments."""

@@ -28,6 +28,10 @@ Azure Blob REST (``FakeAzureBlob``)
 - Put Blob without ``x-ms-blob-type`` → 400 MissingRequiredHeader, without Content-Length → 411
   MissingContentLengthHeader (a chunked upload), ``If-None-Match: *`` on an existing blob → 409
   BlobAlreadyExists; a tier other than Hot / Cool / Cold / Archive → 400 InvalidHeaderValue.
+- a managed identity's token (``mi-token-for-PRINCIPAL``, as ``FakeImds`` issues them) reads only
+  while that principal holds "Storage Blob Data Reader" (or Contributor / Owner) at the container's
+  scope or above in the ARM double (``rbac``); otherwise 403 AuthorizationPermissionMismatch, as the
+  service answers an authenticated caller without a data role.
 """
 
 from __future__ import annotations
@@ -261,6 +265,17 @@ def _azure_error(
     return status, body, headers
 
 
+#: "Storage Blob Data Reader", "… Contributor", "… Owner": the built-in roles that read blobs
+BLOB_READ_ROLES = frozenset(
+    {
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    }
+)
+MI_TOKEN_PREFIX = "mi-token-for-"
+
+
 @dataclass
 class FakeAzureBlob:
     """One storage account's blob service under ``/ACCOUNT`` on the replay server, the path-style
@@ -274,6 +289,10 @@ class FakeAzureBlob:
     containers: dict[str, dict[str, StoredObject]] = field(default_factory=dict)
     now: Clock = _now
     tenant: str = "11111111-2222-3333-4444-555555555555"
+    #: the ARM double's role assignments (``FakeAuthorization``): managed identities read through it
+    rbac: Any = None
+    #: the storage account's ARM id (the container scope is below it)
+    account_id: str = ""
 
     def __post_init__(self) -> None:
         self.url = f"{self.server.url}/{self.account}"
@@ -302,13 +321,24 @@ class FakeAzureBlob:
             detail = "Authentication scheme Bearer is not supported in this version."
             return _azure_error(403, "AuthenticationFailed", message, head, AuthenticationErrorDetail=detail)
         token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or token not in self.readers | self.writers:
+        identity = self.rbac is not None and token.startswith(MI_TOKEN_PREFIX)
+        if not auth.startswith("Bearer ") or not (identity or token in self.readers | self.writers):
             message = "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."
             return _azure_error(401, "InvalidAuthenticationInfo", message, head)
+        if identity and not write and token not in self.readers:
+            return self._refused_identity(req, token.removeprefix(MI_TOKEN_PREFIX))
         if write and token not in self.writers:
             message = "This request is not authorized to perform this operation using this permission."
             return _azure_error(403, "AuthorizationPermissionMismatch", message, head)
         return None
+
+    def _refused_identity(self, req: Request, principal: str) -> tuple[int, Any, dict[str, str]] | None:
+        """A managed identity reads while it holds a blob-reading role at the container or above."""
+        scope = f"{self.account_id}/blobServices/default/containers/{self._where(req)[0]}"
+        if self.rbac.holds(principal, scope, BLOB_READ_ROLES):
+            return None
+        message = "This request is not authorized to perform this operation using this permission."
+        return _azure_error(403, "AuthorizationPermissionMismatch", message, req.method == "HEAD")
 
     def _where(self, req: Request) -> tuple[str, str]:
         container, _, name = req.path.removeprefix(f"/{self.account}/").partition("/")

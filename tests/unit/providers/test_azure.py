@@ -33,6 +33,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -337,6 +338,8 @@ BUILT_IN_ROLES = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
 }
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
@@ -882,8 +885,10 @@ def test_the_double_refuses_bad_nsg_rules_as_arm_does_replayed(azure: AzureProvi
 
 # -- Key Vault (the deployment's TLS key and token digest) ---------------------------------------------
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
-#: a managed identity's access token names its principal (a real one is a JWT whose oid claim does)
-MI_TOKEN_PREFIX = "mi-token-for-"
+#: a managed identity's access token names its principal (a real one is a JWT whose oid claim does);
+#: the Blob double reads it the same way
+from tests.unit.providers.storage_doubles import MI_TOKEN_PREFIX  # noqa: E402
+
 _READERS = {"4633458b-17de-408a-b874-0445c86b69e6", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"}
 
 
@@ -1389,3 +1394,113 @@ def test_gc_lists_a_forgotten_role_assignment_and_deletes_it_replayed(
         "thrifty:deployment=kept vm=thrifty-kept-0"
     ]
     assert sweep([azure], live, grace_s=0, dry_run=True) == []
+
+
+# -- the VMs' role on the artifact container (an az:// store) -------------------------------------------
+#: the storage account the az:// tests' VMs read (in the target's resource group)
+ACCOUNT_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Storage/storageAccounts/thriftyblobs"
+)
+CONTAINER_ID = f"{ACCOUNT_ID}/blobServices/default/containers/models"
+BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+
+
+def _blob_store(replay_server: ReplayServer, arm: FakeArm, **target: Any) -> tuple[AzureProvider, Any]:
+    """A provider whose VMs read ``az://thriftyblobs/models/thrifty``, and the Blob double that lets a
+    managed identity read only through its role assignments in ``arm``."""
+    from dataclasses import replace
+
+    from tests.unit.providers.storage_doubles import FakeAzureBlob, StoredObject
+
+    blob = FakeAzureBlob(replay_server, writers={TOKEN}, containers={"models": {}}, rbac=arm.rbac,
+                         account_id=ACCOUNT_ID)  # fmt: skip
+    when = datetime.now(UTC)
+    blob.containers["models"]["thrifty/sha256/ab/ab"] = StoredObject(b"weights", "Hot", when, when, 1)
+    boot = replace(
+        TEST_BOOT, artifact_store_url="az://thriftyblobs/models/thrifty", store_endpoint_url=blob.url
+    )
+    return AzureProvider(replace(_target(arm), boot=boot, **target), credential=StaticToken()), blob
+
+
+def _read_as(blob: Any, principal: str) -> int:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {MI_TOKEN_PREFIX}{principal}", "x-ms-version": "2021-08-06"}
+    return httpx.get(f"{blob.url}/models/thrifty/sha256/ab/ab", headers=headers).status_code
+
+
+def test_an_az_store_gives_each_vm_storage_blob_data_reader_on_its_container_replayed(
+    replay_server: ReplayServer, arm: FakeArm, make_spec: Any
+) -> None:
+    azure, blob = _blob_store(replay_server, arm)
+    azure.deploy(_spec(make_spec, replicas=2))
+    granted = _assignments_of(arm)
+    assert sorted(granted) == ["thrifty-minilm-0", "thrifty-minilm-1"] and len(arm.rbac.assignments) == 2
+    props = granted["thrifty-minilm-1"]["properties"]
+    assert props["scope"] == CONTAINER_ID and props["principalType"] == "ServicePrincipal"
+    assert props["roleDefinitionId"].endswith(f"/roleDefinitions/{BLOB_READER}")
+    assert props["description"] == "thrifty:deployment=minilm vm=thrifty-minilm-1"
+    first = arm.vms["thrifty-minilm-0"]["identity"]["principalId"]
+    assert _read_as(blob, first) == 200, "the VM's identity reads the variant"
+    assert _read_as(blob, arm.rbac.new_principal()) == 403, "an identity nobody granted anything"
+    azure.deploy(_spec(make_spec, replicas=2))
+    assert len(arm.rbac.assignments) == 2, "a rerun makes the same assignments, not new ones"
+    azure.scale("minilm", 1)
+    assert sorted(_assignments_of(arm)) == ["thrifty-minilm-0"]
+    azure.delete("minilm")
+    assert arm.rbac.assignments == {} and arm.vms == {} and _read_as(blob, first) == 403
+
+
+def test_with_a_vault_and_an_az_store_each_vm_gets_both_roles_replayed(
+    replay_server: ReplayServer, arm: FakeArm, vault: FakeKeyVault, make_spec: Any
+) -> None:
+    azure, _ = _blob_store(replay_server, arm, key_vault_url=vault.url, key_vault_id=VAULT_ID)
+    azure.deploy(_tls_spec(make_spec)[0])
+    principal = arm.vms["thrifty-minilm-0"]["identity"]["principalId"]
+    held = sorted((a["properties"]["scope"], a["properties"]["roleDefinitionId"].rsplit("/", 1)[1])
+                  for a in arm.rbac.assignments.values() if a["properties"]["principalId"] == principal)  # fmt: skip
+    assert held == sorted([(VAULT_ID, "4633458b-17de-408a-b874-0445c86b69e6"), (CONTAINER_ID, BLOB_READER)])
+    azure.delete("minilm")
+    assert arm.rbac.assignments == {}
+
+
+def test_without_the_right_to_assign_on_the_container_the_deploy_names_it_replayed(
+    replay_server: ReplayServer, arm: FakeArm, make_spec: Any
+) -> None:
+    azure, _ = _blob_store(replay_server, arm)
+    arm.rbac.deny_writes = True
+    with pytest.raises(CredentialsError, match="roleAssignments/write") as raised:
+        azure.deploy(_spec(make_spec))
+    assert "on the artifact container" in str(raised.value) and "artifact container" in raised.value.hint
+    assert arm.vms == {} and arm.nsgs == {} and arm.rbac.assignments == {}
+
+
+def test_a_storage_account_id_of_another_account_is_refused_before_anything_exists_replayed(
+    replay_server: ReplayServer, arm: FakeArm, make_spec: Any
+) -> None:
+    from thrifty.providers.azure_roles import container_scope
+
+    other = ACCOUNT_ID.replace("/resourceGroups/thrifty-rg/", "/resourceGroups/data-rg/")
+    assert container_scope("az://thriftyblobs/models/p", other, SUB, RG) == (
+        f"{other}/blobServices/default/containers/models"
+    )
+    assert container_scope("gs://b/p", None, SUB, RG) is None
+    azure, _ = _blob_store(replay_server, arm, storage_account_id=other.replace("thriftyblobs", "elsewhere"))
+    with pytest.raises(ConfigError, match="storage_account_id"):
+        azure.deploy(_spec(make_spec))
+    assert arm.vms == {} and arm.nsgs == {}
+
+
+def test_gc_lists_a_forgotten_container_role_assignment_and_deletes_it_replayed(
+    replay_server: ReplayServer, arm: FakeArm, make_spec: Any
+) -> None:
+    from thrifty.providers.gc import sweep
+
+    azure, _ = _blob_store(replay_server, arm)
+    azure.deploy(_spec(make_spec, replicas=1))
+    arm.vms.pop("thrifty-minilm-0")  # the VM went outside thrifty: its assignment stays behind
+    azure._delete_nsg("thrifty-minilm")
+    (listed,) = sweep([azure], [], grace_s=0, dry_run=True)
+    assert listed.resource.kind == "role-assignment" and listed.resource.details["scope"] == CONTAINER_ID
+    sweep([azure], [], grace_s=0)
+    assert arm.rbac.assignments == {}
