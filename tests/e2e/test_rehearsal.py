@@ -198,12 +198,21 @@ def test_gcp_user_data_boots_a_vm_that_reads_secret_manager_and_gcs_and_serves_h
     token, port = secrets.token_urlsafe(24), free_port()
     with _replay() as replay:
         gce, secret_manager = FakeGce(replay), FakeSecretManager(replay)
-        gcs = FakeGcs(replay, readers={VM_TOKEN}, writers={GCP_TOKEN}, buckets={"models": {}})
+        # the VM's token reads the bucket only through the objectViewer binding the deploy adds
+        vm_account = f"thrifty-vms@{PROJECT}.iam.gserviceaccount.com"
+        gcs = FakeGcs(replay, writers={GCP_TOKEN}, owners={GCP_TOKEN}, buckets={"models": {}},
+                      identities={VM_TOKEN: f"serviceAccount:{vm_account}"})  # fmt: skip
         boot = BootConfig("gs://models/thrifty", store_endpoint_url=gcs.url, port=port, image=pushed_image,
                           insecure_registry=True, secrets_endpoint_url=secret_manager.url,
                           allowed_cidrs=("127.0.0.1/32",))  # fmt: skip
         gcp = GcpProvider(
-            GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot),
+            GcpTarget(
+                project=PROJECT,
+                api_endpoint=gce.url,
+                poll_s=0.01,
+                boot=boot,
+                service_account_email=vm_account,
+            ),
             credentials=Credentials(token=GCP_TOKEN),
         )
         bucket = open_store(

@@ -290,7 +290,8 @@ def test_gcp_target_end_to_end_replayed(
     from tests.unit.providers.test_gcp import GCP_TOKEN, PROJECT, FakeGce, FakeSecretManager
 
     gce, secret_manager = FakeGce(replay_server), FakeSecretManager(replay_server)
-    gcs = FakeGcs(replay_server, writers={GCP_TOKEN}, buckets={"gcp-models": {}})
+    # thrifty's token writes the bucket and its IAM policy (the VMs' service account gets objectViewer)
+    gcs = FakeGcs(replay_server, writers={GCP_TOKEN}, owners={GCP_TOKEN}, buckets={"gcp-models": {}})
     # the real block would build service-account credentials and ask Google's token endpoint
     monkeypatch.setattr(
         GcpCredentials, "get_credentials_from_service_account", lambda self: Credentials(token=GCP_TOKEN)
@@ -299,6 +300,7 @@ def test_gcp_target_end_to_end_replayed(
         credentials=GcpCredentials(project=PROJECT),
         api_endpoint=gce.url,
         artifact_bucket="gcp-models",  # the VMs read GCS with their service account, not S3
+        service_account_email=f"thrifty-vms@{PROJECT}.iam.gserviceaccount.com",
         store_endpoint_url=gcs.url,
         secrets_endpoint_url=secret_manager.url,
         image=IMAGE,
@@ -319,6 +321,12 @@ def test_gcp_target_end_to_end_replayed(
         user_data = next(i["value"] for i in inst["metadata"]["items"] if i["key"] == "user-data")
         assert "gs://gcp-models/thrifty" in user_data and row.spec["artifact_sha256"] in user_data
     _assert_copied_once(row, gcs.buckets["gcp-models"], "gs://gcp-models/thrifty")
+    assert gcs.policies["gcp-models"]["bindings"] == [
+        {
+            "role": "roles/storage.objectViewer",
+            "members": [f"serviceAccount:thrifty-vms@{PROJECT}.iam.gserviceaccount.com"],
+        }
+    ], "the deploy let the VMs' service account read the bucket"
     # the double gives an external IP only to a VM that asked for one: the endpoint is that IP
     nat_ips = {c["natIP"] for i in instances for c in i["networkInterfaces"][0].get("accessConfigs", [])}
     assert len(nat_ips) == len(instances) and row.endpoint_url.split("//")[1].split(":")[0] in nat_ips

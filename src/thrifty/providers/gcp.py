@@ -30,6 +30,11 @@
 - Zones: a plan's zone is used as it is. A plan naming only a region gets a zone GCE lists as UP in
   that region: ``<region>-<zone_suffix>`` when there is one, else the first (europe-west1 has no
   ``-a``); on ``--dry-run`` (no request sent) the suffix is assumed.
+- A ``gs://`` artifact store: the VMs read it as the target's service account, which the deploy
+  makes sure holds ``roles/storage.objectViewer`` on the bucket (``gcs_iam``: the bucket's IAM
+  policy, read and written with its etag) before any VM exists. A target without
+  ``service_account_email`` is refused then (its VMs would have no identity to read with). The
+  binding stays after a delete: the service account serves every deployment of the target.
 
 The client is ``google-cloud-compute`` (REST transport); tests point ``api_endpoint`` at a local
 server with ``AnonymousCredentials``.
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import time
 import uuid
@@ -76,6 +82,8 @@ from thrifty.providers.base import (
 from thrifty.providers.boot import BootConfig, render_user_data, secret_name
 from thrifty.providers.gc import DEPLOYMENT_LABEL, MANAGED_LABEL, label_value
 from thrifty.providers.network import parse_created, rule_name, source_ranges
+
+_log = logging.getLogger(__name__)
 
 SPEC_METADATA_KEY = "thrifty-spec"
 REPLICAS_LABEL = "thrifty-replicas"
@@ -550,6 +558,7 @@ class GcpProvider:
         cidrs = source_ranges(spec, self.target.boot.allowed_cidrs)  # refused before anything exists
         for slot in range(spec.replicas):
             self.instance_body(spec, slot)  # a type GCP cannot attach, or no image: refused here too
+        self._grant_store_read()
         secret_created = self._put_secret(spec)
         covered = {int(inst.labels.get(SLOT_LABEL, "0")) for _, inst in self._list(spec.name)}
         created: list[str] = []
@@ -656,6 +665,25 @@ class GcpProvider:
             scopes = ["https://www.googleapis.com/auth/devstorage.read_write"]
             credentials = google.auth.default(scopes=scopes)[0]  # type: ignore[no-untyped-call]
         return GoogleCredentialsBearer(credentials)
+
+    def _grant_store_read(self) -> None:
+        """A ``gs://`` store: the VMs' service account gets roles/storage.objectViewer on the bucket."""
+        boot = self.target.boot
+        if not boot.artifact_store_url.startswith("gs://"):
+            return
+        if not self.target.service_account_email:
+            raise ConfigError(
+                f"the VMs read {boot.artifact_store_url} but the GCP target has no service_account_email",
+                hint="set service_account_email (a VM without a service account has no identity to read GCS with)",
+            )
+        if self._dry_run:
+            return
+        from thrifty.providers.gcs_iam import grant_bucket_read
+
+        bucket = boot.artifact_store_url.removeprefix("gs://").partition("/")[0]
+        email = self.target.service_account_email
+        if grant_bucket_read(bucket, email, self.store_credentials(), boot.store_endpoint_url):
+            _log.info("gave %s roles/storage.objectViewer on gs://%s", email, bucket)
 
     # -- the deployment's secret (TLS key, certificate, token digest) in Secret Manager ----------
     def _secrets(self) -> Any:

@@ -341,3 +341,32 @@ def test_the_runtime_fetch_uses_the_platform_identity_from_thrifty_metadata_url(
     monkeypatch.setenv("THRIFTY_METADATA_URL", "http://127.0.0.1:9")  # nothing listens: no identity
     with pytest.raises(CredentialsError, match="did not answer"):
         fetch_artifact(cloud.url, sha, tmp_path / "again" / sha, endpoint_url=cloud.double.url)
+
+
+def test_a_vms_service_account_fetches_from_gcs_once_the_bucket_grant_exists(
+    replay: ReplayServer, tmp_path: Path
+) -> None:
+    """``gcs_iam.grant_bucket_read`` over real HTTP: the VM's store is refused until its service
+    account holds objectViewer, then fetches; a second grant writes nothing; a conditional binding of
+    the same role is someone else's and stays as it is."""
+    from thrifty.providers.gcs_iam import VIEWER, grant_bucket_read
+
+    vm, member = "ya29.vm-service-account", "serviceAccount:vms@p.iam.gserviceaccount.com"
+    double = FakeGcs(
+        replay, writers={WRITER}, owners={WRITER}, identities={vm: member}, buckets={"models": {}}
+    )
+    conditional = {"role": VIEWER, "members": ["group:data@example.com"], "condition": {"title": "t"}}
+    double.policies["models"] = {"version": 3, "etag": "CAE=", "bindings": [conditional]}
+    sha = open_store("gs://models/thrifty", endpoint_url=double.url, credentials=StaticBearer(WRITER),
+                     cache_dir=tmp_path / "w").put_file(_file(tmp_path, b"weights" * 99)).sha256  # fmt: skip
+    as_vm = open_store("gs://models/thrifty", endpoint_url=double.url, credentials=StaticBearer(vm),
+                       cache_dir=tmp_path / "vm")  # fmt: skip
+    with pytest.raises(CredentialsError, match="403"):
+        as_vm.fetch(sha)
+    assert grant_bucket_read("models", "vms@p.iam.gserviceaccount.com", StaticBearer(WRITER), double.url)
+    assert not grant_bucket_read("models", "vms@p.iam.gserviceaccount.com", StaticBearer(WRITER), double.url)
+    assert as_vm.fetch(sha).read_bytes() == b"weights" * 99
+    assert double.policies["models"]["bindings"][0]["members"] == ["group:data@example.com"]
+    assert double.policies["models"]["bindings"][1] == {"role": VIEWER, "members": [member]}
+    with pytest.raises(NotFoundError, match="gs://nobody"):
+        grant_bucket_read("nobody", "vms@p.iam.gserviceaccount.com", StaticBearer(WRITER), double.url)

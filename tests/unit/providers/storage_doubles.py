@@ -16,6 +16,13 @@ GCS JSON API (``FakeGcs``)
 - ``ifGenerationMatch=0`` on an object that exists → 412 (``conditionNotMet``);
 - a rewrite to an unknown storage class → 400 (``invalid``); an object larger than
   ``rewrite_bytes_per_call`` is rewritten over several calls (``done: false`` + ``rewriteToken``).
+- bucket IAM (``GET/PUT b/B/iam``): only ``owners`` may read or set the policy (403 naming
+  storage.buckets.getIamPolicy / setIamPolicy); a PUT whose etag is not the policy's current one →
+  412 ``conditionNotMet``; a member of no known form (``serviceAccount:EMAIL``, ``user:``, ``group:``,
+  ``domain:``, ``project…:``, ``allUsers``, ``principal://``…) or a role GCS does not grant on a
+  bucket → 400 ``invalid``; ``concurrent_changes`` makes the next PUTs meet a policy someone else
+  just changed. A token of ``identities`` (a VM's service-account token → its member) reads objects
+  only while its member holds a reading role in the bucket's policy.
 
 Azure Blob REST (``FakeAzureBlob``)
 - no Authorization → 401 NoAuthenticationInformation with the bearer challenge; an unknown token →
@@ -36,8 +43,11 @@ Azure Blob REST (``FakeAzureBlob``)
 
 from __future__ import annotations
 
+import base64
+import copy
 import hashlib
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +80,17 @@ class StoredObject:
 
 # -- GCS JSON API --------------------------------------------------------------------------------------
 GCS_CLASSES = frozenset({"STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"})
+#: the predefined roles GCS grants on a bucket; the first five read objects
+GCS_READ_ROLES = frozenset({"roles/storage.objectViewer", "roles/storage.objectUser", "roles/storage.objectAdmin",
+                            "roles/storage.admin", "roles/storage.legacyObjectReader"})  # fmt: skip
+GCS_BUCKET_ROLES = GCS_READ_ROLES | {
+    "roles/storage.objectCreator", "roles/storage.legacyBucketReader", "roles/storage.legacyBucketWriter",
+    "roles/storage.legacyBucketOwner", "roles/storage.legacyObjectOwner", "roles/storage.bucketViewer",
+}  # fmt: skip
+_MEMBER = re.compile(
+    r"(serviceAccount|user|group):[^@\s]+@[^@\s]+\.[a-z]+|domain:[a-z0-9.-]+\.[a-z]+"
+    r"|project(Owner|Editor|Viewer):[a-z][a-z0-9-]{4,28}[a-z0-9]|allUsers|allAuthenticatedUsers|principal(Set)?://\S+"
+)
 
 
 def _gcs_error(code: int, message: str, reason: str, **more: str) -> tuple[int, Any]:
@@ -91,6 +112,14 @@ class FakeGcs:
     buckets: dict[str, dict[str, StoredObject]] = field(default_factory=dict)
     now: Clock = _now
     rewrite_bytes_per_call: int = 1 << 40
+    #: tokens that may read and set bucket IAM policies (storage.buckets.get/setIamPolicy)
+    owners: set[str] = field(default_factory=set)
+    #: a token → the IAM member it stands for (a VM's service account): it reads through the policy
+    identities: dict[str, str] = field(default_factory=dict)
+    #: bucket → IAM policy (bindings, etag, version)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the next PUTs of a policy meet one changed by someone else since it was read (412)
+    concurrent_changes: int = 0
     _generations: Any = field(default_factory=lambda: itertools.count(1_700_000_000_000_000))
 
     def __post_init__(self) -> None:
@@ -99,6 +128,7 @@ class FakeGcs:
         self.server.route("POST", "/storage/v1/b/", self.post)
         self.server.route("GET", "/storage/v1/b/", self.get)
         self.server.route("DELETE", "/storage/v1/b/", self.delete)
+        self.server.route("PUT", "/storage/v1/b/", self.put_iam)
 
     def _refused(self, req: Request, permission: str) -> tuple[int, Any] | None:
         auth = str(req.headers.get("Authorization") or "")
@@ -109,10 +139,17 @@ class FakeGcs:
             )
             return _gcs_error(401, message, "required", locationType="header", location="Authorization")
         token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or token not in self.readers | self.writers:
+        if not auth.startswith("Bearer ") or token not in self.readers | self.writers | self.owners | set(
+            self.identities
+        ):
             return _gcs_error(
                 401, "Invalid Credentials", "authError", locationType="header", location="Authorization"
             )
+        if permission.startswith("storage.buckets."):
+            message = f"The caller does not have {permission} access to the bucket."
+            return None if token in self.owners else _gcs_error(403, message, "forbidden")
+        if token in self.identities and token not in self.readers | self.writers:
+            return self._refused_member(req, self.identities[token], permission)
         if (
             permission != "storage.objects.get"
             and permission != "storage.objects.list"
@@ -120,6 +157,75 @@ class FakeGcs:
         ):
             return _gcs_error(403, f"The caller does not have {permission} access.", "forbidden")
         return None
+
+    def _refused_member(self, req: Request, member: str, permission: str) -> tuple[int, Any] | None:
+        """A service account reads objects while its member holds a reading role on the bucket."""
+        bucket = req.path.removeprefix("/upload").removeprefix("/storage/v1/b/").split("/")[0]
+        bindings = self.policy(bucket).get("bindings", [])
+        reads = any(b["role"] in GCS_READ_ROLES and member in b["members"] for b in bindings)
+        if permission in ("storage.objects.get", "storage.objects.list") and reads:
+            return None
+        who = member.partition(":")[2]
+        return _gcs_error(403, f"{who} does not have {permission} access to the Google Cloud Storage object.",
+                          "forbidden")  # fmt: skip
+
+    def policy(self, bucket: str) -> dict[str, Any]:
+        """The bucket's IAM policy (a new bucket's: no bindings, etag CAE=)."""
+        return self.policies.setdefault(bucket, {"version": 1, "etag": "CAE=", "bindings": []})
+
+    def _bump(self, bucket: str, bindings: list[dict[str, Any]]) -> dict[str, Any]:
+        old = int.from_bytes(base64.b64decode(self.policy(bucket)["etag"]), "big")
+        etag = base64.b64encode((old + 1).to_bytes(2, "big")).decode()
+        version = 3 if any("condition" in b for b in bindings) else 1  # GCS: conditions need version 3
+        self.policies[bucket] = {"version": version, "etag": etag, "bindings": bindings}
+        return self.policies[bucket]
+
+    def _policy_view(self, bucket: str) -> dict[str, Any]:
+        return {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{bucket}",
+                **copy.deepcopy(self.policy(bucket))}  # fmt: skip
+
+    def get_iam(self, req: Request, bucket: str) -> tuple[int, Any]:
+        if refused := self._refused(req, "storage.buckets.getIamPolicy"):
+            return refused
+        found = self._bucket(bucket)
+        return found if isinstance(found, tuple) else (200, self._policy_view(bucket))
+
+    def put_iam(self, req: Request) -> tuple[int, Any]:
+        bucket, _, tail = req.path.removeprefix("/storage/v1/b/").partition("/")
+        if tail != "iam":
+            return _gcs_error(400, "Unsupported request", "invalid")
+        if refused := self._refused(req, "storage.buckets.setIamPolicy"):
+            return refused
+        found = self._bucket(bucket)
+        if isinstance(found, tuple):
+            return found
+        if self.concurrent_changes > 0:  # someone else set the policy since the caller read it
+            self.concurrent_changes -= 1
+            other = {
+                "role": "roles/storage.legacyBucketReader",
+                "members": [f"user:other{self.concurrent_changes}@example.com"],
+            }
+            self._bump(bucket, [*self.policy(bucket)["bindings"], other])
+        body = req.body or {}
+        if body.get("etag") is not None and body["etag"] != self.policy(bucket)["etag"]:
+            return _gcs_error(
+                412, "At least one of the pre-conditions you specified did not hold.", "conditionNotMet"
+            )
+        return self._set_bindings(bucket, list(body.get("bindings") or []))
+
+    def _set_bindings(self, bucket: str, bindings: list[dict[str, Any]]) -> tuple[int, Any]:
+        for binding in bindings:
+            if binding.get("role") not in GCS_BUCKET_ROLES:
+                return _gcs_error(
+                    400, f"Role {binding.get('role')} is not supported for this resource.", "invalid"
+                )
+            for member in binding.get("members") or []:
+                if not _MEMBER.fullmatch(str(member)):
+                    return _gcs_error(
+                        400, f"Invalid argument: member {member!r} is not a valid member.", "invalid"
+                    )
+        self._bump(bucket, [{**b, "members": list(b["members"])} for b in bindings])
+        return 200, self._policy_view(bucket)
 
     def _bucket(self, name: str) -> dict[str, StoredObject] | tuple[int, Any]:
         if name not in self.buckets:
@@ -177,6 +283,8 @@ class FakeGcs:
 
     def get(self, req: Request) -> tuple[int, Any]:
         bucket, key = self._parts(req)
+        if req.path == f"/storage/v1/b/{bucket}/iam":
+            return self.get_iam(req, bucket)
         if refused := self._refused(req, "storage.objects.get" if key else "storage.objects.list"):
             return refused
         objects = self._bucket(bucket)

@@ -1000,3 +1000,123 @@ def test_gc_finds_and_deletes_a_secret_whose_deployment_is_gone_replayed(
     assert sweep([gcp], [], grace_s=3600, dry_run=True) == [], "younger than the grace period"
     sweep([gcp], [], grace_s=0)
     assert list(store.secrets) == ["someone-elses"] and sweep([gcp], [], grace_s=0, dry_run=True) == []
+
+
+# -- the VMs' service account on a gs:// store's bucket (bucket IAM) ----------------------------------
+VM_ACCOUNT = f"thrifty-vms@{PROJECT}.iam.gserviceaccount.com"
+VIEWER = "roles/storage.objectViewer"
+
+
+def _gcs_target(replay_server: ReplayServer, gce: FakeGce, **target: Any) -> tuple[GcpProvider, Any]:
+    """A provider whose VMs read ``gs://models/thrifty`` as VM_ACCOUNT, and the GCS double where the
+    VMs' token (VM_TOKEN) reads only through the bucket's IAM policy; thrifty's token may set it."""
+    from dataclasses import replace
+
+    from google.oauth2.credentials import Credentials
+
+    from tests.unit.providers.storage_doubles import FakeGcs, StoredObject
+
+    when = datetime.now(UTC)
+    gcs = FakeGcs(replay_server, owners={GCP_TOKEN}, identities={VM_TOKEN: f"serviceAccount:{VM_ACCOUNT}"},
+                  buckets={"models": {"thrifty/o": StoredObject(b"weights", "STANDARD", when, when, 1)}})  # fmt: skip
+    boot = replace(TEST_BOOT, artifact_store_url="gs://models/thrifty", store_endpoint_url=gcs.url)
+    fields = {"service_account_email": VM_ACCOUNT, **target}
+    target_ = GcpTarget(project=PROJECT, api_endpoint=gce.url, poll_s=0.01, boot=boot, **fields)
+    return GcpProvider(target_, credentials=Credentials(token=GCP_TOKEN)), gcs
+
+
+def _vm_reads(gcs: Any) -> int:
+    import httpx
+
+    url = f"{gcs.url}/storage/v1/b/models/o/thrifty%2Fo?alt=media"
+    return httpx.get(url, headers={"Authorization": f"Bearer {VM_TOKEN}"}).status_code
+
+
+def _iam_puts(gcs: Any) -> int:
+    return sum(1 for r in gcs.server.requests if r.method == "PUT" and r.path.endswith("/models/iam"))
+
+
+def test_a_gs_store_gives_the_vms_service_account_object_viewer_on_the_bucket_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    gcp, gcs = _gcs_target(replay_server, gce)
+    assert _vm_reads(gcs) == 403, "the service account holds nothing on the bucket yet"
+    gcp.deploy(_spec(make_spec, replicas=2))
+    bindings = gcs.policies["models"]["bindings"]
+    assert bindings == [{"role": VIEWER, "members": [f"serviceAccount:{VM_ACCOUNT}"]}]
+    inst = next(i for zone in gce.instances.values() for i in zone.values())
+    assert inst["serviceAccounts"][0]["email"] == VM_ACCOUNT
+    assert _vm_reads(gcs) == 200 and _iam_puts(gcs) == 1
+    gcp.deploy(_spec(make_spec, replicas=2))
+    assert _iam_puts(gcs) == 1, "the binding exists: a rerun reads the policy and writes nothing"
+    gcp.delete("minilm")
+    assert gcs.policies["models"]["bindings"] == bindings, "the shared service account keeps its role"
+
+
+def test_a_policy_changed_meanwhile_is_read_again_and_its_change_kept_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    from thrifty.errors import StoreError
+    from thrifty.providers.gcs_iam import ATTEMPTS
+
+    gcp, gcs = _gcs_target(replay_server, gce)
+    gcs.concurrent_changes = 2  # two writes meet a policy someone else changed: 412, read, retry
+    gcp.deploy(_spec(make_spec, replicas=1))
+    roles = sorted(b["role"] for b in gcs.policies["models"]["bindings"])
+    assert roles == ["roles/storage.legacyBucketReader"] * 2 + [VIEWER] and _iam_puts(gcs) == 3
+    assert _vm_reads(gcs) == 200
+    other, busy = _gcs_target(replay_server, gce)
+    busy.buckets["models"] = {}
+    busy.concurrent_changes = 10**6
+    with pytest.raises(StoreError, match="412") as raised:
+        other.deploy(_spec(make_spec, name="busy", replicas=1))
+    assert f"{ATTEMPTS} times" in str(raised.value) and "deploy again" in raised.value.hint
+
+
+def test_without_the_right_to_set_the_bucket_policy_the_deploy_names_it_and_starts_nothing_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    from thrifty.errors import CredentialsError
+
+    gcp, gcs = _gcs_target(replay_server, gce)
+    gcs.owners, gcs.writers = set(), {GCP_TOKEN}  # may write objects, not the bucket's policy
+    with pytest.raises(CredentialsError, match="403") as raised:
+        gcp.deploy(_spec(make_spec))
+    assert "storage.buckets.setIamPolicy" in raised.value.hint
+    assert gce.firewalls == {} and not any(gce.instances.values())
+
+
+def test_a_gs_store_without_a_service_account_is_refused_before_any_call_replayed(
+    replay_server: ReplayServer, gce: FakeGce, make_spec: Any
+) -> None:
+    gcp, _ = _gcs_target(replay_server, gce, service_account_email=None)
+    with pytest.raises(ConfigError, match="no service_account_email") as raised:
+        gcp.deploy(_spec(make_spec))
+    assert "service_account_email" in raised.value.hint
+    assert {r.method for r in replay_server.requests} <= {"GET"}, "nothing was changed (the zones were read)"
+
+
+def test_the_double_refuses_what_gcs_iam_refuses_replayed(replay_server: ReplayServer, gce: FakeGce) -> None:
+    import httpx
+
+    _, gcs = _gcs_target(replay_server, gce)
+    url, owner = f"{gcs.url}/storage/v1/b/models/iam", {"Authorization": f"Bearer {GCP_TOKEN}"}
+    policy = httpx.get(url, headers=owner).json()
+    assert policy["etag"] and policy["resourceId"] == "projects/_/buckets/models"
+    good = [{"role": VIEWER, "members": [f"serviceAccount:{VM_ACCOUNT}"]}]
+    refusals = [
+        (owner, {"etag": "CAA=", "bindings": good}, 412, "conditionNotMet"),
+        (owner, {"etag": policy["etag"], "bindings": [{"role": VIEWER, "members": ["thrifty-vms"]}]}, 400, "invalid"),
+        (owner, {"etag": policy["etag"], "bindings": [{"role": VIEWER, "members": ["serviceAccount:x"]}]}, 400, "invalid"),
+        (owner, {"etag": policy["etag"], "bindings": [{"role": "roles/storage.reader", "members": []}]}, 400, "invalid"),
+        ({"Authorization": f"Bearer {VM_TOKEN}"}, {"etag": policy["etag"], "bindings": good}, 403, "forbidden"),
+        ({}, {"etag": policy["etag"], "bindings": good}, 401, "required"),
+    ]  # fmt: skip
+    for headers, body, status, reason in refusals:
+        answer = httpx.put(url, headers=headers, json=body)
+        assert (answer.status_code, answer.json()["error"]["errors"][0]["reason"]) == (status, reason), body
+    assert gcs.policies["models"]["bindings"] == []
+    assert httpx.get(url, headers={"Authorization": f"Bearer {VM_TOKEN}"}).status_code == 403
+    assert httpx.get(url.replace("/models/", "/nobody/"), headers=owner).status_code == 404
+    answer = httpx.put(url, headers=owner, json={"etag": policy["etag"], "bindings": good})
+    assert answer.status_code == 200 and answer.json()["etag"] != policy["etag"]
