@@ -157,7 +157,9 @@ class GcpDeployTarget(_Boot):
         default="projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
         description="Boot image.",
     )
-    service_account_email: str | None = Field(default=None, description="VM service account.")
+    service_account_email: str | None = Field(
+        default=None, description="VM service account (needed with artifact_bucket: the VMs read GCS as it)."
+    )
     termination_action: Literal["DELETE", "STOP"] = Field(default="DELETE", description="On preemption.")
     api_endpoint: str | None = Field(default=None, description="Compute API endpoint override.")
     public_ip: bool = Field(
@@ -166,8 +168,9 @@ class GcpDeployTarget(_Boot):
     artifact_bucket: str | None = Field(
         default=None,
         description="GCS bucket the VMs fetch variants from with their service account "
-        "(gs://BUCKET/thrifty; the deploy copies each variant there). Grant the VMs' service account "
-        "roles/storage.objectViewer on it, thrifty's credentials objectAdmin.",
+        "(gs://BUCKET/thrifty; the deploy copies each variant there and gives service_account_email "
+        "roles/storage.objectViewer on it). thrifty's credentials need objectAdmin and "
+        "getIamPolicy/setIamPolicy there (e.g. roles/storage.admin on the bucket).",
     )
 
     def _own_store(self) -> str | None:
@@ -221,8 +224,14 @@ class AzureDeployTarget(_Boot):
     artifact_storage_account: str | None = Field(
         default=None,
         description="Storage account the VMs fetch variants from with their managed identity "
-        "(az://ACCOUNT/CONTAINER/thrifty; the deploy copies each variant there). Grant the VMs "
-        "'Storage Blob Data Reader' on the container, thrifty's identity 'Storage Blob Data Contributor'.",
+        "(az://ACCOUNT/CONTAINER/thrifty; the deploy copies each variant there and gives each VM's "
+        "identity 'Storage Blob Data Reader' on the container). thrifty's identity needs 'Storage Blob "
+        "Data Contributor' and roleAssignments/write and /delete there.",
+    )
+    artifact_storage_account_id: str | None = Field(
+        default=None,
+        description="The storage account's resource id (scope of the VMs' Storage Blob Data Reader "
+        "role); empty: the account in resource_group.",
     )
     artifact_container: str = Field(
         default="thrifty-artifacts", description="Blob container in that account."
@@ -246,6 +255,7 @@ class AzureDeployTarget(_Boot):
             public_ip=self.public_ip,
             key_vault_url=self.key_vault_url,
             key_vault_id=self.key_vault_id,
+            storage_account_id=self.artifact_storage_account_id,
             boot=self._boot(),
         )
         return AzureProvider(target, credential=self.credentials.get_credential())
