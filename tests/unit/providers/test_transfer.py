@@ -208,5 +208,15 @@ def test_gcp_and_azure_blocks_default_to_their_own_clouds_store_when_configured(
         "az://acct/thrifty-artifacts/thrifty",
         "http://127.0.0.1:1/acct",
     )
+    from blocks.credentials import AzureComputeCredentials
+
+    monkeypatch.setattr(AzureComputeCredentials, "get_credential", lambda self: object())
+    account_id = "/subscriptions/s/resourceGroups/data-rg/providers/Microsoft.Storage/storageAccounts/acct"
+    credentials = AzureComputeCredentials(client_id="a", tenant_id="t", client_secret="x")
+    built = AzureDeployTarget(**azure, credentials=credentials, artifact_storage_account="acct",
+                              artifact_storage_account_id=account_id).build_provider()  # fmt: skip
+    assert built._store_scope() == f"{account_id}/blobServices/default/containers/thrifty-artifacts", (
+        "the VMs' Storage Blob Data Reader scope is the container in the account the block names"
+    )
     explicit = GcpDeployTarget(**gcp, artifact_bucket="b", artifact_store_url="s3://mine/x")
     assert explicit._boot().artifact_store_url == "s3://mine/x", "an explicit store URL wins"
