@@ -18,15 +18,15 @@ the bucket (e.g. ``roles/storage.admin`` there); without them the deploy stops w
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from thrifty.artifacts.bearer import BearerSource
+from thrifty.artifacts.gcs import API
+from thrifty.artifacts.gcs import _code as gcs_error_code
 from thrifty.artifacts.rest import Rest
 from thrifty.errors import StoreError
 
-API = "https://storage.googleapis.com"
 VIEWER = "roles/storage.objectViewer"
 ATTEMPTS = 5
 IAM_HINT = (
@@ -34,15 +34,6 @@ IAM_HINT = (
     "bucket (e.g. roles/storage.admin there), or grant the VMs' service account roles/storage.objectViewer yourself"
 )
 _log = logging.getLogger(__name__)
-
-
-def _code(status: int, text: str, headers: Any) -> str:
-    try:
-        error = json.loads(text)["error"]
-        reason = (error.get("errors") or [{}])[0].get("reason", "")
-        return f"{reason}: {error.get('message', '')}".strip(": ")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return text[:200]
 
 
 def with_member(policy: dict[str, Any], member: str, role: str = VIEWER) -> dict[str, Any] | None:
@@ -63,7 +54,7 @@ def grant_bucket_read(
 ) -> bool:
     """Make sure ``serviceAccount:SERVICE_ACCOUNT`` holds roles/storage.objectViewer on ``bucket``;
     True when this call added it, False when it was there."""
-    rest = Rest(f"gs://{bucket}", bearer, _code, IAM_HINT)
+    rest = Rest(f"gs://{bucket}", bearer, gcs_error_code, IAM_HINT)
     url = f"{(endpoint_url or API).rstrip('/')}/storage/v1/b/{bucket}/iam"
     member = f"serviceAccount:{service_account}"
     for _ in range(ATTEMPTS):
