@@ -11,6 +11,8 @@ Protocol v2) until stopped. Every cloud target runs this, configured only by env
                                 instead of the variant when it fits this onnxruntime
     THRIFTY_S3_ENDPOINT_URL     optional S3 endpoint (tests: moto on loopback)
     THRIFTY_STORE_ENDPOINT_URL  optional GCS / Azure Blob endpoint (tests: the loopback doubles)
+    THRIFTY_STORE_WAIT_S        how long a 403 from the store is asked again (default 600: a read
+                                role granted at deploy takes a while to reach the data plane)
     THRIFTY_METADATA_URL        optional metadata server (GCP) / IMDS (Azure) address for the VM's
                                 token (default: the cloud's own; the rehearsal's stand-ins)
     THRIFTY_API_TOKEN_SHA256    comma-separated sha256 hex digests of the accepted bearer tokens
@@ -72,6 +74,9 @@ class ContainerConfig:
     secret: str | None = None
     optimized_sha256: str | None = None
     store_endpoint_url: str | None = None
+    #: how long a 403 from the store is asked again: a read role granted at deploy (GCS bucket IAM,
+    #: Azure "Storage Blob Data Reader") can take minutes to reach the data plane
+    store_wait_s: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ContainerConfig:
@@ -95,6 +100,7 @@ class ContainerConfig:
             secret=env.get("THRIFTY_SECRET") or None,
             optimized_sha256=env.get("THRIFTY_OPTIMIZED_SHA256") or None,
             store_endpoint_url=env.get("THRIFTY_STORE_ENDPOINT_URL") or None,
+            store_wait_s=float(env.get("THRIFTY_STORE_WAIT_S") or 600.0),
         )
 
 
@@ -153,14 +159,28 @@ def fetch_files(config: ContainerConfig) -> tuple[Path, Path | None, Path | None
 
 
 def _fetch(config: ContainerConfig, sha256: str) -> Path:
+    """The verified blob; a 403 (the VM's read role still propagating) is asked again, 1, 2, 4 …
+    15 s apart, for up to ``store_wait_s``, as the secret's read is."""
     from thrifty.artifacts.fetch import verified_blob
+    from thrifty.errors import PermissionDeniedError
 
-    return verified_blob(
-        config.store_url,
-        sha256,
-        config.model_dir / ".cache",
-        endpoint_url=config.store_endpoint_url or config.s3_endpoint_url,
-    )
+    deadline, delay = time.monotonic() + config.store_wait_s, 1.0
+    while True:
+        try:
+            return verified_blob(
+                config.store_url,
+                sha256,
+                config.model_dir / ".cache",
+                endpoint_url=config.store_endpoint_url or config.s3_endpoint_url,
+            )
+        except PermissionDeniedError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            print(
+                f"thrifty: {exc.message}; waiting {delay:.0f} s for the role to take effect", file=sys.stderr
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 def _onnx_blob(config: ContainerConfig, sha256: str) -> Path:

@@ -131,6 +131,11 @@ class CredentialsError(ProviderError):
     pass
 
 
+class PermissionDeniedError(CredentialsError):
+    """The caller is known but lacks the role (HTTP 403): a role granted a moment ago may still be
+    propagating, so a reader may ask again; a 401 (no or unknown credentials) never gets better."""
+
+
 class QuotaExceededError(ProviderError):
     pass
 

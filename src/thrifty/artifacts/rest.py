@@ -17,7 +17,7 @@ from typing import Any
 
 from thrifty.artifacts.base import CHUNK_BYTES
 from thrifty.artifacts.bearer import BearerSource
-from thrifty.errors import CredentialsError, NotFoundError, StoreError
+from thrifty.errors import CredentialsError, NotFoundError, PermissionDeniedError, StoreError
 
 #: (status, body text, headers) → the service's error code, for messages
 CodeOf = Callable[[int, str, Any], str]
@@ -90,7 +90,7 @@ class Rest:
         if status == 404:
             raise NotFoundError(f"{what} on {self.where}: not found ({code})", hint="check the store URL")
         if status in (401, 403):
-            raise CredentialsError(
+            raise (PermissionDeniedError if status == 403 else CredentialsError)(
                 f"{what} on {self.where} was refused: {status} {code}", hint=self.role_hint
             )
         raise StoreError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
@@ -370,3 +371,42 @@ def test_a_vms_service_account_fetches_from_gcs_once_the_bucket_grant_exists(
     assert double.policies["models"]["bindings"][1] == {"role": VIEWER, "members": [member]}
     with pytest.raises(NotFoundError, match="gs://nobody"):
         grant_bucket_read("nobody", "vms@p.iam.gserviceaccount.com", StaticBearer(WRITER), double.url)
+
+
+def test_the_runtime_waits_while_a_new_read_role_propagates_then_fetches(
+    replay: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A VM boots while its bucket grant is still reaching the data plane: the runtime's fetch sees a
+    403, asks again (1, 2 … s apart) and serves once the role holds; past ``store_wait_s`` the 403 is
+    the error. A 401 (an identity the store does not know) is never asked again."""
+    from thrifty.container import ContainerConfig, _fetch
+
+    vm = "ya29.vm-booting"
+    double = FakeGcs(
+        replay, writers={WRITER}, identities={vm: "serviceAccount:vm@p.iam"}, buckets={"models": {}}
+    )
+    writer = open_store("gs://models/thrifty", endpoint_url=double.url, credentials=StaticBearer(WRITER),
+                        cache_dir=tmp_path / "w")  # fmt: skip
+    sha = writer.put_file(_file(tmp_path, b"weights")).sha256
+    _metadata(replay, vm)
+    monkeypatch.setenv("THRIFTY_METADATA_URL", replay.url)
+    env = {"THRIFTY_MODEL_NAME": "m", "THRIFTY_ARTIFACT_STORE_URL": "gs://models/thrifty",
+           "THRIFTY_ARTIFACT_SHA256": sha, "THRIFTY_API_TOKEN_SHA256": "0" * 64,
+           "THRIFTY_STORE_ENDPOINT_URL": double.url, "THRIFTY_MODEL_DIR": str(tmp_path / "vm")}  # fmt: skip
+    config = ContainerConfig.from_env({**env, "THRIFTY_STORE_WAIT_S": "30"})
+    threading.Timer(1.5, lambda: double.readers.add(vm)).start()  # the role takes effect 1.5 s in
+    assert _fetch(config, sha).read_bytes() == b"weights"
+    assert "waiting 1 s for the role to take effect" in capsys.readouterr().err
+
+    double.readers.discard(vm)
+    gone = ContainerConfig.from_env(
+        {**env, "THRIFTY_STORE_WAIT_S": "0", "THRIFTY_MODEL_DIR": str(tmp_path / "b")}
+    )
+    with pytest.raises(CredentialsError, match="403"):
+        _fetch(gone, sha)
+    double.identities.clear()  # an unknown identity: 401, not asked again even with time left
+    unknown = ContainerConfig.from_env({**env, "THRIFTY_MODEL_DIR": str(tmp_path / "c")})
+    started = time.monotonic()
+    with pytest.raises(CredentialsError, match="401"):
+        _fetch(unknown, sha)
+    assert time.monotonic() - started < 20
