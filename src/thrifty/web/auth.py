@@ -12,10 +12,17 @@ and the role check on every write.
   inference with its own gateway token, on capacity that is paid for, so a viewer would borrow a
   credential it does not hold. A write without the role is refused with a 403 page naming the role,
   and audited; every write done is audited with the logged-in token's name.
+- Failed logins: a peer that failed ``LOGIN_FAILURES_ALLOWED`` times within ``LOGIN_WINDOW_S`` is
+  answered 429 with the wait, without its token being checked or audited, until the oldest failure
+  leaves the window. Tokens are 256-bit, so this guards the audit log and the server, not the secret.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -37,6 +44,38 @@ LOOPBACK_ADMIN = Principal(name="loopback", role="admin")
 #: the role every dashboard write needs
 WRITE_ROLE = "deployer"
 router = APIRouter()
+#: failed logins one peer may make within ``LOGIN_WINDOW_S`` seconds before it has to wait
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_WINDOW_S = 300.0
+
+
+class LoginThrottle:
+    """Failed logins per peer over a sliding window (in memory, per dashboard process)."""
+
+    def __init__(self, allowed: int | None = None, window_s: float | None = None) -> None:
+        self.allowed = LOGIN_FAILURES_ALLOWED if allowed is None else allowed
+        self.window_s = LOGIN_WINDOW_S if window_s is None else window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_s(self, peer: str) -> float:
+        """How long ``peer`` must wait before its next try (0: it may try now)."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._failures.get(peer)
+            while failures and now - failures[0] >= self.window_s:
+                failures.popleft()
+            if not failures or len(failures) < self.allowed:
+                return 0.0
+            return self.window_s - (now - failures[0])
+
+    def failed(self, peer: str) -> None:
+        with self._lock:
+            self._failures.setdefault(peer, deque()).append(time.monotonic())
+
+    def succeeded(self, peer: str) -> None:
+        with self._lock:
+            self._failures.pop(peer, None)
 
 
 def loopback_peer(request: Request) -> bool:
@@ -112,6 +151,7 @@ def _answer(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI, local_peer: LocalPeer | None = None) -> None:
     """Make ``app`` answer the gate's refusals as pages; ``local_peer`` decides who is this machine."""
     app.state.dashboard_local_peer = local_peer or loopback_peer
+    app.state.dashboard_login_throttle = LoginThrottle()
     app.add_exception_handler(Refused, _answer)
 
 
@@ -157,7 +197,17 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     """Check the token against the hashed store; a session cookie and the page asked for, or the
-    login page again with the reason (401)."""
+    login page again with the reason (401; 429 after too many failures from this peer)."""
+    peer = request.client.host if request.client else "unknown"
+    throttle: LoginThrottle = request.app.state.dashboard_login_throttle
+    wait_s = throttle.wait_s(peer)
+    if wait_s > 0:
+        busy = AccessError(
+            f"too many failed logins from {peer}: {throttle.allowed} within {throttle.window_s:g} s",
+            hint=f"wait {math.ceil(wait_s)} s, then paste a token made with `thrifty tokens create`",
+            status=429,
+        )
+        return _login_page(request, registry, next, busy, 429)
     try:
         check_csrf(request, csrf_token)
         if not token.strip():
@@ -167,7 +217,10 @@ def login(
         principal, session_id, expires_at = sessions.start(registry, token)
     except ThriftyError as exc:
         _refused_login(request, registry, exc)
+        if isinstance(exc, AccessError):
+            throttle.failed(peer)
         return _login_page(request, registry, next, exc, 401 if isinstance(exc, AccessError) else 400)
+    throttle.succeeded(peer)
     access.audit(registry, principal.name, "dashboard.login", principal.name,
                  after={"role": principal.role, "expires_at": expires_at.isoformat()})  # fmt: skip
     response = RedirectResponse(safe_next(next), status_code=303)

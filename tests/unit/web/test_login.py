@@ -234,3 +234,35 @@ def test_every_dashboard_page_is_behind_the_login(client: Client) -> None:
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next="), path
     assert browser.get("/static/style.css").status_code == 200  # the login page's own style
     assert browser.get("/login").status_code == 200
+
+
+def test_a_peer_that_keeps_failing_must_wait_and_is_not_audited_meanwhile(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After LOGIN_FAILURES_ALLOWED wrong tokens inside the window the login answers 429 with the
+    wait — even for a good token, which is not checked — and writes no audit row per try; once the
+    oldest failure leaves the window a good token logs in, and that success clears the count."""
+    import time
+
+    from thrifty import runtime
+
+    monkeypatch.setattr(auth, "LOGIN_FAILURES_ALLOWED", 3)
+    monkeypatch.setattr(auth, "LOGIN_WINDOW_S", 2.0)
+    good = _token("viewer")
+    browser = client()
+    for _ in range(3):
+        assert _login(browser, "thr_guess").status_code == 401
+    refused = _login(browser, good)
+    assert refused.status_code == 429
+    assert "too many failed logins from 127.0.0.1" in refused.text and re.search(r"wait [12] s", refused.text)
+    assert sessions.SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    entries, _ = access.list_audit(runtime.registry())
+    assert [e.outcome for e in entries if e.action == "dashboard.login"] == ["refused"] * 3
+
+    time.sleep(2.1)
+    assert _login(browser, good).status_code == 303  # the window has passed
+    browser.cookies.clear()  # signed out again, same peer, same dashboard
+    for _ in range(2):  # the success cleared the count: two more failures are not yet a lock-out
+        assert _login(browser, "thr_guess").status_code == 401
+    assert _login(browser, "thr_guess").status_code == 401
+    assert _login(browser, good).status_code == 429
