@@ -195,7 +195,15 @@ def test_bundled_gpu_types_keep_their_priced_apart_variants(
     snapshot: pd.DataFrame, raw_gcp: pd.DataFrame
 ) -> None:
     # a3-megagpu (H100-MEGA rows) and a3-highgpu (H100 rows) are both H100 now, at their own prices
-    zone = next(iter(set(raw_gcp.loc[raw_gcp["instance_type"] == "a3-megagpu-8g", "zone"])))
+    hosts = set(raw_gcp.loc[raw_gcp["instance_type"] == "a3-megagpu-8g", "zone"])
+    gpus = raw_gcp[(raw_gcp["instance_type"] == "") & (raw_gcp["accelerator_name"] == "H100-MEGA")]
+    priced = hosts & set(gpus.loc[gpus["accelerator_count"] == 8, "zone"])
+    # a zone that lists the host but not its GPUs' price is no offer (not a host-only price)
+    unpriced = snapshot[
+        snapshot["zone"].isin(hosts - priced) & (snapshot["instance_type"] == "a3-megagpu-8g")
+    ]
+    assert priced and unpriced.empty
+    zone = sorted(priced)[0]  # sorted: a set's order changes with PYTHONHASHSEED from run to run
     mega = _price(raw_gcp, zone, "a3-megagpu-8g")["ondemand_usd_per_hour"]
     mega += _price(raw_gcp, zone, "", "H100-MEGA", 8)["ondemand_usd_per_hour"]
     row = snapshot[(snapshot["zone"] == zone) & (snapshot["instance_type"] == "a3-megagpu-8g")]
